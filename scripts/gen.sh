@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Regenerates Go, gateway and OpenAPI code from proto/ with the generators
+# pinned in go.mod's tool block. google/api/{annotations,http}.proto come from
+# a pinned Go module (the buf schema registry is out of reach here) and are
+# copied into the git-ignored .gen/googleapis, never committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir=$(go mod download -json github.com/grpc-ecosystem/grpc-gateway@v1.16.0 |
+  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -n "$dir" ] || { echo "gen: could not download grpc-gateway v1.16.0 for googleapis protos" >&2; exit 1; }
+rm -rf .gen/googleapis
+mkdir -p .gen/googleapis/google/api
+cp "$dir/third_party/googleapis/google/api/annotations.proto" \
+   "$dir/third_party/googleapis/google/api/http.proto" .gen/googleapis/google/api/
+chmod -R u+w .gen/googleapis
+
+if [ "${1:-}" = "--deps-only" ]; then exit 0; fi
+
+find proto -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' | xargs -r rm -f
+go tool buf lint
+go tool buf generate
