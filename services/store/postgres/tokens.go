@@ -1,0 +1,176 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keymint/keymint/services/store"
+)
+
+const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepper_id, scopes,
+	created_by, created_at, expires_at, last_used_at, revoked_at`
+
+// errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
+var errNoOrg = errors.New("token filter has no org id")
+
+// CreateToken inserts t; ErrAlreadyExists if its id or digest is taken.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	scopes := t.Scopes
+	if scopes == nil {
+		scopes = []string{} // the column is NOT NULL; nil would encode as NULL
+	}
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO tokens (`+tokenColumns+`)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, scopes,
+		t.CreatedBy, orNow(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.LastUsedAt), nullTime(t.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("create token %s: %w", t.ID, mapErr(err))
+	}
+	return nil
+}
+
+// GetToken returns a token by id.
+func (s *Store) GetToken(ctx context.Context, id string) (store.Token, error) {
+	t, err := scanToken(s.pool.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
+	if err != nil {
+		return store.Token{}, fmt.Errorf("get token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// GetTokenByDigest returns the token whose digest is any of digests.
+func (s *Store) GetTokenByDigest(ctx context.Context, digests [][]byte) (store.Token, error) {
+	if len(digests) == 0 {
+		return store.Token{}, fmt.Errorf("get token by digest: %w", store.ErrNotFound)
+	}
+	t, err := scanToken(s.pool.QueryRow(ctx,
+		`SELECT `+tokenColumns+` FROM tokens WHERE digest = ANY($1) LIMIT 1`, digests))
+	if err != nil {
+		return store.Token{}, fmt.Errorf("get token by digest: %w", err)
+	}
+	return t, nil
+}
+
+// ListTokens returns one page of f's tokens, newest first, ties by id
+// descending. An AfterID that is not a token of f's org (and user) is ErrNotFound.
+func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error) {
+	if f.OrgID == "" {
+		return nil, fmt.Errorf("list tokens: %w", errNoOrg)
+	}
+	var q query
+	where := "org_id = " + q.arg(f.OrgID)
+	if f.UserID != "" {
+		where += " AND user_id = " + q.arg(f.UserID)
+	}
+	if f.AfterID != "" {
+		// The cursor is looked up within the same tenant, so a page token
+		// from another org reveals nothing about that org's tokens.
+		cursor := append(slices.Clone(q.args), f.AfterID)
+		var at time.Time
+		err := s.pool.QueryRow(ctx,
+			`SELECT created_at FROM tokens WHERE `+where+` AND id = $`+strconv.Itoa(len(cursor)),
+			cursor...).Scan(&at)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens after %s: %w", f.AfterID, mapErr(err))
+		}
+		where += fmt.Sprintf(" AND (created_at, id) < (%s, %s)", q.arg(at), q.arg(f.AfterID))
+	}
+	if f.Active {
+		now := f.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		where += " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > " + q.arg(now.UTC()) + ")"
+	}
+	sql := `SELECT ` + tokenColumns + ` FROM tokens WHERE ` + where + ` ORDER BY created_at DESC, id DESC`
+	if f.Limit > 0 {
+		sql += " LIMIT " + q.arg(f.Limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken sets revoked_at to at unless already set, in one statement so
+// concurrent revocations agree on the first time.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
+	t, err := scanToken(s.pool.QueryRow(ctx,
+		`UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1
+		 RETURNING `+tokenColumns, id, orNow(at)))
+	if err != nil {
+		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// TouchTokens raises last_used_at for a batch of tokens in one statement.
+func (s *Store) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error {
+	ids := make([]string, 0, len(lastUsed))
+	ats := make([]time.Time, 0, len(lastUsed))
+	for id, at := range lastUsed {
+		if at.IsZero() {
+			continue
+		}
+		ids = append(ids, id)
+		ats = append(ats, at.UTC())
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// The join skips unknown ids; the extra condition skips rows that would
+	// not change, sparing a dead tuple per already-newer token.
+	_, err := s.pool.Exec(ctx,
+		`UPDATE tokens t SET last_used_at = GREATEST(t.last_used_at, u.at)
+		 FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+		 WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)`,
+		ids, ats)
+	if err != nil {
+		return fmt.Errorf("touch %d tokens: %w", len(ids), err)
+	}
+	return nil
+}
+
+func scanToken(row pgx.Row) (store.Token, error) {
+	var (
+		t                          store.Token
+		expires, lastUsed, revoked *time.Time
+	)
+	err := row.Scan(&t.ID, &t.OrgID, &t.UserID, &t.Name, &t.Description, &t.Hint, &t.Digest,
+		&t.PepperID, &t.Scopes, &t.CreatedBy, &t.CreatedAt, &expires, &lastUsed, &revoked)
+	if err != nil {
+		return store.Token{}, mapErr(err)
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = fromNull(expires), fromNull(lastUsed), fromNull(revoked)
+	return t, nil
+}
+
+// query numbers positional arguments as they are added.
+type query struct{ args []any }
+
+// arg appends v and returns its placeholder.
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}

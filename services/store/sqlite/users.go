@@ -1,0 +1,67 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/keymint/keymint/services/store"
+)
+
+const userColumns = `id, org_id, email, password_hash, admin, created_at`
+
+// CreateUser inserts u; ErrAlreadyExists if its id or email is taken.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.ID, u.OrgID, u.Email, u.PasswordHash, u.Admin, orNow(u.CreatedAt).UnixMicro())
+	if err != nil {
+		return fmt.Errorf("create user %s: %w", u.ID, mapErr(err))
+	}
+	return nil
+}
+
+// GetUser returns a user by id.
+func (s *Store) GetUser(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("get user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// GetUserByEmail returns the user with exactly this email; callers normalize.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = ?`, email))
+	if err != nil {
+		// The email stays out of the message: it is personal data that ends up in logs.
+		return store.User{}, fmt.Errorf("get user by email: %w", err)
+	}
+	return u, nil
+}
+
+// UpdatePasswordHash replaces a user's password hash.
+func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+	if err != nil {
+		return fmt.Errorf("update password hash of user %s: %w", userID, mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update password hash of user %s: %w", userID, err)
+	} else if n == 0 {
+		return fmt.Errorf("update password hash of user %s: %w", userID, store.ErrNotFound)
+	}
+	return nil
+}
+
+func scanUser(row *sql.Row) (store.User, error) {
+	var (
+		u       store.User
+		created sql.NullInt64
+	)
+	if err := row.Scan(&u.ID, &u.OrgID, &u.Email, &u.PasswordHash, &u.Admin, &created); err != nil {
+		return store.User{}, mapErr(err)
+	}
+	u.CreatedAt = fromMicros(created)
+	return u, nil
+}
