@@ -1,0 +1,226 @@
+// Package gateway is keymint's REST facade: grpc-gateway routes for the
+// TokenService (/v1/tokens...), the Upsolver-compatible /api-tokens routes,
+// and the /healthz and /readyz probes. Every API call goes to keymint's gRPC
+// server through a client connection, so REST callers pass through the same
+// interceptors (auth, logging, limits, metrics) as gRPC callers.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// readyTimeout bounds one Config.Ready call, so a hung dependency turns into
+// a 503 rather than a hung probe.
+const readyTimeout = 2 * time.Second
+
+// Config configures the gateway handler.
+type Config struct {
+	// Conn is a client connection to keymint's gRPC port. Required.
+	Conn *grpc.ClientConn
+	// Ready reports whether keymint can serve, for /readyz. Nil means always
+	// ready.
+	Ready func(context.Context) error
+	// MaxBodyBytes limits request bodies; larger ones get a 413. Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives server-side failures (never header values, bodies,
+	// tokens or passwords). Nil discards them.
+	Logger *slog.Logger
+}
+
+// gateway is the handler New returns.
+type gateway struct {
+	routes  *http.ServeMux
+	maxBody int64
+	ready   func(context.Context) error
+	errs    *errorWriter
+	log     *slog.Logger
+}
+
+// New returns the HTTP handler for keymint's REST facade, serving the
+// TokenService's REST routes, the Upsolver-compatible /api-tokens routes,
+// /healthz and /readyz. It makes no calls: cfg.Conn is used per request.
+func New(ctx context.Context, cfg Config) (http.Handler, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("gateway: Config.Conn is required")
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("gateway: Config.MaxBodyBytes is %d, want >= 0", cfg.MaxBodyBytes)
+	}
+	g := &gateway{
+		maxBody: cfg.MaxBodyBytes,
+		ready:   cfg.Ready,
+		log:     cfg.Logger,
+	}
+	if g.maxBody == 0 {
+		g.maxBody = DefaultMaxBodyBytes
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	marshaler := &runtime.JSONPb{
+		// EmitDefaultValues so that {"valid": false} says false rather than
+		// leaving the field out.
+		MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true},
+		// An unknown field is a 400, not silently ignored.
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}
+	g.errs = &errorWriter{log: g.log, marshaler: marshaler}
+
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithIncomingHeaderMatcher(muxHeaderMatcher),
+		runtime.WithOutgoingHeaderMatcher(dropHeaderMatcher),
+		runtime.WithOutgoingTrailerMatcher(dropHeaderMatcher),
+		runtime.WithErrorHandler(g.errs.handle),
+		runtime.WithRoutingErrorHandler(g.errs.routing),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithDisablePathLengthFallback(),
+	)
+	client := keymintv1.NewTokenServiceClient(cfg.Conn)
+	// The client, never RegisterTokenServiceHandlerServer: the in-process
+	// registration would skip the server's interceptors.
+	if err := keymintv1.RegisterTokenServiceHandlerClient(ctx, mux, client); err != nil {
+		return nil, fmt.Errorf("gateway: register TokenService routes: %w", err)
+	}
+
+	up := &upsolverRoutes{client: client, errs: g.errs}
+	g.routes = http.NewServeMux()
+	g.routes.HandleFunc("/healthz", g.healthz)
+	g.routes.HandleFunc("/readyz", g.readyz)
+	g.routes.HandleFunc("/api-tokens", up.collection)
+	g.routes.HandleFunc("/api-tokens/{$}", up.collection)
+	g.routes.HandleFunc("/api-tokens/{id}", up.item)
+	g.routes.Handle("/", mux)
+	return g, nil
+}
+
+// ServeHTTP strips the headers the gateway never forwards, enforces the body
+// limit, then routes.
+func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	r = stripHeaders(r)
+	if !g.limitBody(w, r) {
+		return
+	}
+	g.routes.ServeHTTP(w, r)
+}
+
+// limitBody refuses a body over g.maxBody with a 413 before anything decodes
+// it, and reports whether the request may go on. A declared Content-Length is
+// checked up front; a body of unknown length (chunked) is read ahead through
+// http.MaxBytesReader, which costs at most g.maxBody bytes of buffer, the
+// same as decoding it would.
+func (g *gateway) limitBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > g.maxBody {
+		g.errs.write(w, r, g.tooLarge())
+		return false
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	if r.ContentLength >= 0 {
+		return true
+	}
+	buf, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			g.errs.write(w, r, g.tooLarge())
+		} else {
+			g.errs.write(w, r, status.Error(codes.InvalidArgument, "could not read the request body"))
+		}
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.ContentLength = int64(len(buf))
+	return true
+}
+
+// tooLarge is the error for a body over the limit.
+func (g *gateway) tooLarge() error {
+	return &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusRequestEntityTooLarge,
+		Err:        status.Errorf(codes.ResourceExhausted, "request body is larger than %d bytes", g.maxBody),
+	}
+}
+
+// healthz answers 200 whenever the process can serve HTTP at all.
+func (g *gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, g.errs, http.MethodGet, http.MethodHead) {
+		return
+	}
+	writeJSON(w, http.StatusOK, probeBody{Status: "ok"})
+}
+
+// readyz answers 200 when Config.Ready succeeds within readyTimeout and 503
+// otherwise. The reason goes to the log, never to the caller.
+func (g *gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, g.errs, http.MethodGet, http.MethodHead) {
+		return
+	}
+	if g.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := g.ready(ctx); err != nil {
+			g.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("error", err.Error()))
+			writeJSON(w, http.StatusServiceUnavailable, probeBody{Status: "unavailable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, probeBody{Status: "ok"})
+}
+
+// probeBody is the JSON body of /healthz and /readyz.
+type probeBody struct {
+	Status string `json:"status"`
+}
+
+// allowMethods reports whether r uses one of methods, answering 405 if not.
+func allowMethods(w http.ResponseWriter, r *http.Request, errs *errorWriter, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	for _, m := range methods {
+		w.Header().Add("Allow", m)
+	}
+	errs.write(w, r, routingError(http.StatusMethodNotAllowed))
+	return false
+}
+
+// writeJSON writes v as a JSON response body with the given HTTP status.
+func writeJSON(w http.ResponseWriter, httpStatus int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only the gateway's own plain structs come here; they always marshal.
+		httpStatus = http.StatusInternalServerError
+		body = []byte(`{"code":13,"message":"internal error","details":[]}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(append(body, '\n'))
+}

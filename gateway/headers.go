@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+
+	"google.golang.org/grpc/metadata"
+)
+
+// The only caller-controlled HTTP headers that reach the gRPC server, already
+// in the lower-case form gRPC metadata uses. The server decides what they are
+// worth; the gateway only carries them.
+const (
+	mdAuthorization = "authorization"
+	mdAPIEmail      = "x-api-email"
+	mdAPIPassword   = "x-api-password"
+)
+
+// forwardedHeaders lists the metadata keys headerMatcher can return.
+var forwardedHeaders = [...]string{mdAuthorization, mdAPIEmail, mdAPIPassword}
+
+// strippedHeaders are request headers the gateway drops before grpc-gateway
+// sees them. grpc-gateway reads them itself, outside the header matcher:
+// X-Forwarded-For and X-Forwarded-Host would let a caller choose the
+// client address and host the server logs and limits by (the gateway sets
+// both from the connection instead), Grpc-Timeout would let a caller pick the
+// server's deadline, and TE: trailers would ask for gRPC trailers we never
+// forward.
+var strippedHeaders = [...]string{
+	"X-Forwarded-For",
+	"X-Forwarded-Host",
+	"Grpc-Timeout",
+	"Te",
+	"X-Http-Method-Override",
+}
+
+// headerMatcher is the allow-list of incoming HTTP headers forwarded as gRPC
+// metadata: authorization, x-api-email and x-api-password, matched without
+// regard to ASCII case and returned lower-cased. Everything else, including
+// Grpc-Metadata-* and the permanent headers grpc-gateway would copy as
+// grpcgateway-*, stays at the gateway.
+func headerMatcher(key string) (string, bool) {
+	for _, name := range forwardedHeaders {
+		if asciiEqualFold(key, name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// muxHeaderMatcher is headerMatcher as the runtime.ServeMux needs it.
+// grpc-gateway forwards Authorization on its own, before consulting the
+// matcher, so matching it again would send every value twice.
+func muxHeaderMatcher(key string) (string, bool) {
+	name, ok := headerMatcher(key)
+	if !ok || name == mdAuthorization {
+		return "", false
+	}
+	return name, true
+}
+
+// dropHeaderMatcher forwards nothing. It keeps gRPC response metadata
+// (headers and trailers) from turning into Grpc-Metadata-* / Grpc-Trailer-*
+// response headers: none of it is meant for REST callers.
+func dropHeaderMatcher(string) (string, bool) { return "", false }
+
+// asciiEqualFold reports whether s equals lower (all lower-case ASCII) with
+// ASCII case folded. strings.EqualFold would also fold Unicode look-alikes
+// (U+017F long s matches "s"), which a header allow-list must not.
+func asciiEqualFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripHeaders returns a shallow copy of r without strippedHeaders. The copy
+// keeps the handler from modifying the caller's request.
+func stripHeaders(r *http.Request) *http.Request {
+	r2 := r.Clone(r.Context())
+	for _, h := range strippedHeaders {
+		r2.Header.Del(h)
+	}
+	return r2
+}
+
+// outgoingMetadata is the gRPC metadata the Upsolver routes send: the
+// allow-listed headers plus the x-forwarded-host and x-forwarded-for values
+// grpc-gateway derives from the connection for the native routes, so the
+// server sees the same keys whichever route a call took. r must have passed
+// through stripHeaders.
+func outgoingMetadata(r *http.Request) metadata.MD {
+	md := metadata.MD{}
+	for key, vals := range r.Header {
+		name, ok := headerMatcher(key)
+		if !ok {
+			continue
+		}
+		for _, v := range vals {
+			if validMetadataValue(v) {
+				md.Append(name, v)
+			}
+		}
+	}
+	if r.Host != "" && validMetadataValue(r.Host) {
+		md.Set("x-forwarded-host", r.Host)
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && validMetadataValue(ip) {
+		md.Set("x-forwarded-for", ip)
+	}
+	return md
+}
+
+// validMetadataValue reports whether v is a legal gRPC ASCII metadata value
+// (printable ASCII and space), the same rule grpc-gateway applies.
+func validMetadataValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
