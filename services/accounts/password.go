@@ -1,0 +1,242 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// HashParams are argon2id parameters. Memory is in KiB.
+type HashParams struct {
+	Memory  uint32
+	Time    uint32
+	Threads uint8
+	SaltLen uint32
+	KeyLen  uint32
+}
+
+// DefaultHashParams follow OWASP's argon2id guidance with headroom:
+// 64 MiB, 2 passes, 1 lane, 16-byte salt, 32-byte key.
+var DefaultHashParams = HashParams{Memory: 64 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// Bounds a stored PHC string must respect before it is hashed with; checked
+// before anything is allocated, so a tampered row cannot demand gigabytes.
+const (
+	maxMemoryKiB = 1 << 20 // 1 GiB
+	maxTime      = 16
+	maxThreads   = 16
+	minSaltLen   = 8
+	maxSaltLen   = 64
+	minKeyLen    = 16
+	maxKeyLen    = 64
+	// MaxPasswordLen bounds the input argon2 hashes.
+	MaxPasswordLen = 1024
+	// MinPasswordLen is the shortest password accepted for new accounts.
+	MinPasswordLen = 10
+)
+
+// ErrBusy means every hashing slot stayed taken for the whole wait.
+var ErrBusy = errors.New("password hashing is at capacity")
+
+// errPHC is returned for a PHC string that is not ours or out of bounds.
+var errPHC = errors.New("invalid argon2id PHC string")
+
+// HasherConfig configures a Hasher.
+type HasherConfig struct {
+	Params HashParams
+	// MemoryBudget in bytes bounds concurrent hashing: slots = budget / memory,
+	// at least 1, at most GOMAXPROCS. Zero means 256 MiB.
+	MemoryBudget int64
+	// MaxWait bounds how long a caller waits for a slot. Zero means 2 s.
+	MaxWait time.Duration
+}
+
+// Hasher hashes and verifies argon2id passwords with bounded concurrency, so
+// a sign-in flood cannot eat memory or starve token validation of CPU.
+type Hasher struct {
+	params  HashParams
+	slots   chan struct{}
+	maxWait time.Duration
+}
+
+// NewHasher returns a Hasher.
+func NewHasher(cfg HasherConfig) (*Hasher, error) {
+	p := cfg.Params
+	if p == (HashParams{}) {
+		p = DefaultHashParams
+	}
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	budget := cfg.MemoryBudget
+	if budget == 0 {
+		budget = 256 << 20
+	}
+	n := int(budget / (int64(p.Memory) * 1024))
+	if n > runtime.GOMAXPROCS(0) {
+		n = runtime.GOMAXPROCS(0)
+	}
+	if n < 1 {
+		n = 1
+	}
+	wait := cfg.MaxWait
+	if wait == 0 {
+		wait = 2 * time.Second
+	}
+	return &Hasher{params: p, slots: make(chan struct{}, n), maxWait: wait}, nil
+}
+
+// Slots is how many hashes may run at once.
+func (h *Hasher) Slots() int { return cap(h.slots) }
+
+func (p HashParams) check() error {
+	switch {
+	case p.Threads < 1 || p.Threads > maxThreads:
+		return fmt.Errorf("%w: threads %d out of range", errPHC, p.Threads)
+	case p.Memory < 8*uint32(p.Threads) || p.Memory > maxMemoryKiB:
+		return fmt.Errorf("%w: memory %d KiB out of range", errPHC, p.Memory)
+	case p.Time < 1 || p.Time > maxTime:
+		return fmt.Errorf("%w: time %d out of range", errPHC, p.Time)
+	case p.SaltLen < minSaltLen || p.SaltLen > maxSaltLen:
+		return fmt.Errorf("%w: salt length %d out of range", errPHC, p.SaltLen)
+	case p.KeyLen < minKeyLen || p.KeyLen > maxKeyLen:
+		return fmt.Errorf("%w: key length %d out of range", errPHC, p.KeyLen)
+	}
+	return nil
+}
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(h.maxWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
+
+// Hash returns password's argon2id hash in PHC string form.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if len(password) > MaxPasswordLen {
+		return "", fmt.Errorf("password longer than %d bytes", MaxPasswordLen)
+	}
+	salt := make([]byte, h.params.SaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("password salt: %w", err)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	key := argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
+	return encodePHC(h.params, salt, key), nil
+}
+
+// Verify reports whether password matches the PHC string, comparing in
+// constant time. An over-long password or a malformed or out-of-bounds PHC
+// string is an error, decided before any hashing memory is allocated.
+func (h *Hasher) Verify(ctx context.Context, password, phc string) (bool, error) {
+	p, salt, key, err := decodePHC(phc)
+	if err != nil {
+		return false, err
+	}
+	if len(password) > MaxPasswordLen {
+		return false, nil
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer h.release()
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+// NeedsRehash reports whether phc was made with other parameters than the
+// hasher's, so a sign-in can upgrade it.
+func (h *Hasher) NeedsRehash(phc string) bool {
+	p, _, _, err := decodePHC(phc)
+	return err != nil || p != h.params
+}
+
+// Strict: a non-canonical encoding of the same bytes is refused, so one
+// hash has exactly one PHC string.
+var b64 = base64.RawStdEncoding.Strict()
+
+func encodePHC(p HashParams, salt, key []byte) string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// decodePHC parses $argon2id$v=19$m=M,t=T,p=P$salt$key and checks every
+// parameter against the bounds above.
+func decodePHC(s string) (HashParams, []byte, []byte, error) {
+	var p HashParams
+	if len(s) > 512 {
+		return p, nil, nil, errPHC
+	}
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return p, nil, nil, errPHC
+	}
+	params := strings.Split(parts[3], ",")
+	if len(params) != 3 {
+		return p, nil, nil, errPHC
+	}
+	for i, want := range []string{"m=", "t=", "p="} {
+		v, ok := strings.CutPrefix(params[i], want)
+		if !ok {
+			return p, nil, nil, errPHC
+		}
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || (v != "0" && v[0] == '0') {
+			return p, nil, nil, errPHC
+		}
+		switch i {
+		case 0:
+			p.Memory = uint32(n)
+		case 1:
+			p.Time = uint32(n)
+		case 2:
+			if n > maxThreads {
+				return p, nil, nil, errPHC
+			}
+			p.Threads = uint8(n)
+		}
+	}
+	// Lengths are checked on the encoded form, before decoding allocates.
+	if b64.DecodedLen(len(parts[4])) > maxSaltLen || b64.DecodedLen(len(parts[5])) > maxKeyLen {
+		return p, nil, nil, errPHC
+	}
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil {
+		return p, nil, nil, errPHC
+	}
+	key, err := b64.DecodeString(parts[5])
+	if err != nil {
+		return p, nil, nil, errPHC
+	}
+	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
+	if err := p.check(); err != nil {
+		return p, nil, nil, err
+	}
+	return p, salt, key, nil
+}

@@ -1,0 +1,163 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fastParams keep tests quick; production defaults are exercised by one test.
+var fastParams = HashParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func newTestHasher(t testing.TB, cfg HasherConfig) *Hasher {
+	t.Helper()
+	if cfg.Params == (HashParams{}) {
+		cfg.Params = fastParams
+	}
+	h, err := NewHasher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestHashVerifyRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newTestHasher(t, HasherConfig{})
+	phc, err := h.Hash(ctx, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(phc, "$argon2id$v=19$m=64,t=1,p=1$") {
+		t.Fatalf("unexpected PHC form %q", phc)
+	}
+	if ok, err := h.Verify(ctx, "correct horse battery", phc); !ok || err != nil {
+		t.Fatalf("Verify(right) = %v, %v", ok, err)
+	}
+	if ok, err := h.Verify(ctx, "correct horse batterz", phc); ok || err != nil {
+		t.Fatalf("Verify(wrong) = %v, %v", ok, err)
+	}
+	other, _ := h.Hash(ctx, "correct horse battery")
+	if other == phc {
+		t.Fatal("two hashes of one password are equal: salt is not random")
+	}
+	if h.NeedsRehash(phc) {
+		t.Fatal("fresh hash needs rehash")
+	}
+	strong := newTestHasher(t, HasherConfig{Params: HashParams{Memory: 128, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	if !strong.NeedsRehash(phc) {
+		t.Fatal("weaker hash not flagged for rehash")
+	}
+}
+
+func TestDefaultParams(t *testing.T) {
+	t.Parallel()
+	h := newTestHasher(t, HasherConfig{Params: DefaultHashParams})
+	phc, err := h.Hash(context.Background(), "a password of ours")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(phc, "$argon2id$v=19$m=65536,t=2,p=1$") {
+		t.Fatalf("unexpected PHC %q", phc)
+	}
+}
+
+func TestDecodePHCRejects(t *testing.T) {
+	t.Parallel()
+	salt := "c2FsdHNhbHRzYWx0c2FsdA"
+	key := "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+	cases := []string{
+		"",
+		"$argon2i$v=19$m=64,t=1,p=1$" + salt + "$" + key,
+		"$argon2id$v=16$m=64,t=1,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=4294967295,t=1,p=1$" + salt + "$" + key, // 4 TiB: refused before allocating
+		"$argon2id$v=19$m=2097152,t=1,p=1$" + salt + "$" + key,    // 2 GiB
+		"$argon2id$v=19$m=64,t=0,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=64,t=100,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=64,t=1,p=0$" + salt + "$" + key,
+		"$argon2id$v=19$m=64,t=1,p=255$" + salt + "$" + key,
+		"$argon2id$v=19$m=064,t=1,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$t=1,m=64,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=64,t=1,p=1$" + "c2Fs" + "$" + key,
+		"$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + "a2V5",
+		"$argon2id$v=19$m=64,t=1,p=1$" + strings.Repeat("A", 200) + "$" + key,
+		"$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + key + "$",
+		"$argon2id$v=19$m=64,t=1,p=1$" + salt + "!" + "$" + key,
+	}
+	for _, c := range cases {
+		if _, _, _, err := decodePHC(c); err == nil {
+			t.Errorf("decodePHC accepted %q", c)
+		}
+	}
+	if _, _, _, err := decodePHC("$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + key); err != nil {
+		t.Fatalf("decodePHC refused a good string: %v", err)
+	}
+}
+
+func TestHasherBoundsConcurrency(t *testing.T) {
+	t.Parallel()
+	// Budget for two hashes of 64 KiB: at most two run at once.
+	h := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 50 * time.Millisecond})
+	if h.Slots() > 2 || h.Slots() < 1 {
+		t.Fatalf("slots = %d, want 1..2", h.Slots())
+	}
+	// Hold every slot, then a caller must give up with ErrBusy after MaxWait.
+	for i := 0; i < h.Slots(); i++ {
+		if err := h.acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Hash(context.Background(), "some password"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash with no slot: %v, want ErrBusy", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.Hash(ctx, "some password"); !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash with canceled ctx: %v", err)
+	}
+	for i := 0; i < h.Slots(); i++ {
+		h.release()
+	}
+	// Many concurrent callers with enough wait all succeed, never above slots.
+	h2 := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 10 * time.Second})
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h2.Hash(context.Background(), "concurrent password"); err != nil {
+				t.Error(err)
+			}
+			if n := len(h2.slots); n > h2.Slots() {
+				t.Errorf("%d hashes in flight, cap %d", n, h2.Slots())
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// FuzzDecodePHC: decodePHC never panics, never accepts parameters out of
+// bounds, and what it accepts re-encodes to the same string.
+func FuzzDecodePHC(f *testing.F) {
+	h := newTestHasher(f, HasherConfig{})
+	good, _ := h.Hash(context.Background(), "fuzz seed password")
+	f.Add(good)
+	f.Add("$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5")
+	f.Add("$argon2id$v=19$m=64,t=1,p=1$$")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, salt, key, err := decodePHC(s)
+		if err != nil {
+			return
+		}
+		if p.check() != nil {
+			t.Fatalf("accepted out-of-bounds params %+v", p)
+		}
+		if encodePHC(p, salt, key) != s {
+			t.Fatalf("accepted %q, which re-encodes differently", s)
+		}
+	})
+}

@@ -1,0 +1,39 @@
+package accounts
+
+import "context"
+
+// Method says how a caller proved who it is.
+type Method int
+
+// Ways a caller authenticates.
+const (
+	// ByPassword: x-api-email + x-api-password.
+	ByPassword Method = iota + 1
+	// ByToken: an API token in authorization.
+	ByToken
+)
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	UserID string
+	OrgID  string
+	Email  string
+	Admin  bool
+	Method Method
+	// TokenID and Scopes are set when Method is ByToken.
+	TokenID string
+	Scopes  []string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the caller the request authenticated as, if any.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}

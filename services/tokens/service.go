@@ -1,0 +1,322 @@
+// Package tokens is keymint's TokenService: minting, validating, listing,
+// getting and revoking API tokens, the token format and the pepper key ring.
+package tokens
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/store"
+)
+
+// Store is what tokens needs of store.Store.
+type Store interface {
+	GetUser(ctx context.Context, id string) (store.User, error)
+	CreateToken(ctx context.Context, t store.Token) error
+	GetToken(ctx context.Context, id string) (store.Token, error)
+	GetTokenByDigest(ctx context.Context, digests [][]byte) (store.Token, error)
+	ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error)
+	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// Config configures a Service.
+type Config struct {
+	Store   Store
+	Keyring *Keyring
+	Format  Format
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Usage records last use; nil disables last-used tracking.
+	Usage *UsageRecorder
+}
+
+// Service implements token minting and validation over a Store.
+type Service struct {
+	store  Store
+	keys   *Keyring
+	format Format
+	log    *slog.Logger
+	now    func() time.Time
+	usage  *UsageRecorder
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: cfg.Store, keys: cfg.Keyring, format: cfg.Format, log: cfg.Logger, now: cfg.Now, usage: cfg.Usage}
+}
+
+// Limits on what a caller may put in a token.
+const (
+	maxNameLen        = 200
+	maxDescriptionLen = 2000
+	maxScopes         = 64
+	maxPageSize       = 1000
+	defaultPageSize   = 100
+)
+
+// AdminScope lets a token of an org admin act as an admin (list and revoke
+// the org's tokens). Without it an admin's token acts for its user alone, so
+// a leaked token cannot reach the whole organization.
+const AdminScope = "keymint:admin"
+
+var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:/*-]{1,128}$`)
+
+// MintRequest describes a token to mint.
+type MintRequest struct {
+	Name        string
+	Description string
+	Scopes      []string
+	// ExpiresAt or TTL; zero for neither.
+	ExpiresAt time.Time
+	TTL       time.Duration
+}
+
+// Minted is a new token: its stored form and the secret, returned this once.
+type Minted struct {
+	Token  store.Token
+	Secret string
+}
+
+func requirePrincipal(ctx context.Context) (accounts.Principal, error) {
+	p, ok := accounts.PrincipalFrom(ctx)
+	if !ok {
+		return p, fault.New(fault.Unauthenticated, "credentials required: x-api-email and x-api-password, or authorization")
+	}
+	return p, nil
+}
+
+// NormalizeScopes checks scope syntax and returns them sorted and unique.
+func NormalizeScopes(scopes []string) ([]string, error) {
+	if len(scopes) > maxScopes {
+		return nil, fault.Newf(fault.InvalidArgument, "at most %d scopes", maxScopes)
+	}
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		s = strings.TrimSpace(s)
+		if !scopePattern.MatchString(s) {
+			return nil, fault.New(fault.InvalidArgument, "scope must be 1 to 128 characters of letters, digits and _ . : / * -")
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Mint creates a token for the calling user. Minting needs password
+// credentials: a token cannot mint another token.
+func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
+	p, err := requirePrincipal(ctx)
+	if err != nil {
+		return Minted{}, err
+	}
+	if p.Method != accounts.ByPassword {
+		return Minted{}, fault.New(fault.PermissionDenied, "minting a token needs x-api-email and x-api-password credentials")
+	}
+	name := strings.TrimSpace(req.Name)
+	switch {
+	case name == "":
+		return Minted{}, fault.New(fault.InvalidArgument, "name is required")
+	case utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name):
+		return Minted{}, fault.Newf(fault.InvalidArgument, "name must be at most %d characters of valid UTF-8", maxNameLen)
+	case utf8.RuneCountInString(req.Description) > maxDescriptionLen || !utf8.ValidString(req.Description):
+		return Minted{}, fault.Newf(fault.InvalidArgument, "description must be at most %d characters of valid UTF-8", maxDescriptionLen)
+	}
+	scopes, err := NormalizeScopes(req.Scopes)
+	if err != nil {
+		return Minted{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var expires time.Time
+	switch {
+	case !req.ExpiresAt.IsZero() && req.TTL != 0:
+		return Minted{}, fault.New(fault.InvalidArgument, "set expire_time or ttl, not both")
+	case !req.ExpiresAt.IsZero():
+		if !req.ExpiresAt.After(now) {
+			return Minted{}, fault.New(fault.InvalidArgument, "expire_time must be in the future")
+		}
+		expires = req.ExpiresAt.UTC().Truncate(time.Microsecond)
+	case req.TTL < 0:
+		return Minted{}, fault.New(fault.InvalidArgument, "ttl must be positive")
+	case req.TTL > 0:
+		expires = now.Add(req.TTL)
+	}
+	secret, err := s.format.Generate()
+	if err != nil {
+		return Minted{}, fault.Wrap(fault.Internal, err, "internal error")
+	}
+	t := store.Token{
+		ID:          uuid.NewString(),
+		OrgID:       p.OrgID,
+		UserID:      p.UserID,
+		Name:        name,
+		Description: req.Description,
+		Hint:        s.format.Hint(secret),
+		Digest:      s.keys.Primary(secret),
+		PepperID:    s.keys.PrimaryID(),
+		Scopes:      scopes,
+		CreatedBy:   p.UserID,
+		CreatedAt:   now,
+		ExpiresAt:   expires,
+	}
+	if err := s.store.CreateToken(ctx, t); err != nil {
+		return Minted{}, fault.StoreFailure(err, "create token")
+	}
+	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
+	return Minted{Token: t, Secret: secret}, nil
+}
+
+// Status is a token's state at a given time.
+type Status int
+
+// Token states.
+const (
+	StatusActive Status = iota + 1
+	StatusExpired
+	StatusRevoked
+)
+
+// StatusAt returns t's state at now. Expiry takes effect exactly at ExpiresAt.
+func StatusAt(t store.Token, now time.Time) Status {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return StatusRevoked
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return StatusExpired
+	}
+	return StatusActive
+}
+
+// visible loads a token the caller may see: their own, or any of their org's
+// for an admin. Anything else is NotFound, so ids of others do not leak.
+func (s *Service) visible(ctx context.Context, p accounts.Principal, id string) (store.Token, error) {
+	notFound := fault.New(fault.NotFound, "token not found")
+	if _, err := uuid.Parse(id); err != nil {
+		return store.Token{}, notFound
+	}
+	t, err := s.store.GetToken(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Token{}, notFound
+	}
+	if err != nil {
+		return store.Token{}, fault.StoreFailure(err, "get token")
+	}
+	if t.OrgID != p.OrgID || (t.UserID != p.UserID && !p.Admin) {
+		return store.Token{}, notFound
+	}
+	return t, nil
+}
+
+// Get returns one token's metadata.
+func (s *Service) Get(ctx context.Context, id string) (store.Token, error) {
+	p, err := requirePrincipal(ctx)
+	if err != nil {
+		return store.Token{}, err
+	}
+	return s.visible(ctx, p, id)
+}
+
+// Revoke revokes a token the caller may see. Revoking twice is a no-op.
+func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
+	p, err := requirePrincipal(ctx)
+	if err != nil {
+		return store.Token{}, err
+	}
+	if _, err := s.visible(ctx, p, id); err != nil {
+		return store.Token{}, err
+	}
+	t, err := s.store.RevokeToken(ctx, id, s.now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return store.Token{}, fault.StoreFailure(err, "revoke token")
+	}
+	s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "org_id", t.OrgID, "by_user_id", p.UserID)
+	return t, nil
+}
+
+// ListRequest selects a page of tokens.
+type ListRequest struct {
+	PageSize     int
+	PageToken    string
+	AllUsers     bool
+	ShowInactive bool
+}
+
+// List returns a page of the caller's tokens (the org's for an admin asking
+// for all users) and the token of the next page, empty on the last.
+func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, string, error) {
+	p, err := requirePrincipal(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	f := store.TokenFilter{OrgID: p.OrgID, UserID: p.UserID, Active: !req.ShowInactive, Now: s.now().UTC()}
+	if req.AllUsers {
+		if !p.Admin {
+			return nil, "", fault.New(fault.PermissionDenied, "listing all users' tokens needs an organization admin")
+		}
+		f.UserID = ""
+	}
+	switch {
+	case req.PageSize < 0:
+		return nil, "", fault.New(fault.InvalidArgument, "page_size must not be negative")
+	case req.PageSize == 0:
+		f.Limit = defaultPageSize
+	default:
+		f.Limit = min(req.PageSize, maxPageSize)
+	}
+	if req.PageToken != "" {
+		after, err := base64.RawURLEncoding.DecodeString(req.PageToken)
+		if err != nil || uuid.Validate(string(after)) != nil {
+			return nil, "", fault.New(fault.InvalidArgument, "page_token is not valid")
+		}
+		f.AfterID = string(after)
+	}
+	// One extra row tells whether another page follows.
+	f.Limit++
+	list, err := s.store.ListTokens(ctx, f)
+	if errors.Is(err, store.ErrNotFound) {
+		// The page token names no token this caller can list.
+		return nil, "", fault.New(fault.InvalidArgument, "page_token is not valid")
+	}
+	if err != nil {
+		return nil, "", fault.StoreFailure(err, "list tokens")
+	}
+	next := ""
+	if len(list) == f.Limit {
+		list = list[:f.Limit-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+	}
+	return list, next, nil
+}
+
+// CreatorEmails maps the creators of tokens to their emails, for display.
+// A creator that cannot be read is left out.
+func (s *Service) CreatorEmails(ctx context.Context, list []store.Token) map[string]string {
+	out := map[string]string{}
+	for _, t := range list {
+		if _, done := out[t.CreatedBy]; done || t.CreatedBy == "" {
+			continue
+		}
+		u, err := s.store.GetUser(ctx, t.CreatedBy)
+		if err != nil {
+			continue
+		}
+		out[t.CreatedBy] = u.Email
+	}
+	return out
+}
