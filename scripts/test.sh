@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole Go test suite against throwaway PostgreSQL and Redis instances on
+# free loopback ports (never the machine's own services), then short fuzz runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d /tmp/keymint-test.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+  bash scripts/redis.sh stop "$work/redis" >/dev/null 2>&1 || true
+  bash scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+KEYMINT_TEST_POSTGRES_URL=$(bash scripts/pg.sh start "$work/pg")
+KEYMINT_TEST_REDIS_URL=$(bash scripts/redis.sh start "$work/redis")
+export KEYMINT_TEST_POSTGRES_URL KEYMINT_TEST_REDIS_URL
+# Tests that need these services fail, rather than skip, when they are missing.
+export KEYMINT_TEST_REQUIRE_SERVICES=1
+echo "test: postgres and redis started on loopback" >&2
+
+go test -race -shuffle=on -count=1 -timeout=15m ./...
+
+FUZZTIME=${FUZZTIME:-5s} bash scripts/fuzz.sh

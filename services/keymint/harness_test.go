@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// syncBuffer collects a server's log lines for the no-secrets-in-logs checks.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testServer is a real keymint server on loopback ports.
+type testServer struct {
+	cfg    Config
+	http   string // base URL
+	grpc   string
+	client keymintv1.TokenServiceClient
+	logs   *syncBuffer
+	stop   func()
+}
+
+// testConfig is a serve configuration on ephemeral ports with cheap argon2.
+func testConfig(t *testing.T) Config {
+	return Config{
+		HTTPAddr:        "127.0.0.1:0",
+		GRPCAddr:        "127.0.0.1:0",
+		DataDir:         t.TempDir(),
+		TokenPrefix:     "km",
+		LogFormat:       "json",
+		LogLevel:        "debug",
+		ShutdownTimeout: 5 * time.Second,
+		UsageFlush:      100 * time.Millisecond,
+		Argon2MemoryKiB: 64,
+		Argon2Time:      1,
+		Argon2BudgetMiB: 16,
+	}
+}
+
+func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := newServer(ctx, &cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("newServer: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.run(ctx) }()
+	conn, err := grpc.NewClient(srv.grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{
+		cfg:    cfg,
+		http:   "http://" + srv.httpLis.Addr().String(),
+		grpc:   srv.grpcLis.Addr().String(),
+		client: keymintv1.NewTokenServiceClient(conn),
+		logs:   logs,
+	}
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			conn.Close()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(ts.stop)
+	waitReady(t, ts.http)
+	return ts
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("server never became ready")
+}
+
+// createUser runs `keymint user create` against the server's store.
+func createUser(t *testing.T, cfg Config, email, org, password string, admin bool) {
+	t.Helper()
+	args := []string{"user", "create", "--email", email, "--org", org, "--password-stdin",
+		"--data-dir", cfg.DataDir, "--argon2-memory-kib", "64", "--argon2-time", "1", "--log-format", "text"}
+	if cfg.DatabaseURL != "" {
+		args = append(args, "--database-url", cfg.DatabaseURL)
+	}
+	if admin {
+		args = append(args, "--admin")
+	}
+	var out, errOut bytes.Buffer
+	if err := realMain(context.Background(), args, strings.NewReader(password+"\n"), &out, &errOut); err != nil {
+		t.Fatalf("user create: %v\n%s", err, errOut.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), password) {
+		t.Fatal("user create printed the password")
+	}
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil).
+func do(t *testing.T, method, url string, headers map[string]string, body string, out any) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, b, err)
+		}
+	}
+	return resp.StatusCode, string(b)
+}

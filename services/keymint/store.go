@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/store/postgres"
+	"github.com/keymint/keymint/services/store/sqlite"
+)
+
+// openStore opens (and migrates) PostgreSQL when a database URL is set, else
+// the embedded SQLite file in the data directory.
+func openStore(ctx context.Context, c *Config, log *slog.Logger) (store.Store, error) {
+	if c.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, c.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		log.Info("store: postgres")
+		return s, nil
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(c.DataDir, "keymint.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	log.Info("store: embedded sqlite", "path", path)
+	return s, nil
+}
