@@ -1,0 +1,110 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+)
+
+// Validator answers token validations: keymint's TokenService in process on
+// the central server, or a caching client of it in the sidecar.
+type Validator interface {
+	ValidateToken(ctx context.Context, req *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error)
+}
+
+// Identity headers set for the upstream on allow. Any copy a client sent is
+// overwritten or removed, never appended to.
+const (
+	HeaderTokenID = "x-keymint-token-id"
+	HeaderUserID  = "x-keymint-user-id"
+	HeaderOrgID   = "x-keymint-org-id"
+	HeaderScopes  = "x-keymint-scopes"
+)
+
+// IdentityHeaders lists the identity header names.
+var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes}
+
+// Config configures both adapters.
+type Config struct {
+	Validator Validator
+	Rules     *Rules
+	// StripAuthorization removes the authorization header before the request
+	// reaches the upstream (ext_authz only: forward-auth cannot edit the
+	// original request).
+	StripAuthorization bool
+}
+
+// decision is an allow or a deny with its HTTP status and body.
+type decision struct {
+	allow   bool
+	status  int
+	headers [][2]string // identity headers on allow
+	body    []byte      // JSON on deny
+}
+
+var (
+	bodyMissing     = denyBody("missing_token", "an API token is required")
+	bodyInvalid     = denyBody("invalid_token", "the API token is not valid")
+	bodyScope       = denyBody("insufficient_scope", "the API token lacks a scope this route needs")
+	bodyUnavailable = denyBody("unavailable", "authorization is unavailable, retry shortly")
+)
+
+func denyBody(code, msg string) []byte {
+	b, _ := json.Marshal(map[string]string{"error": code, "message": msg})
+	return b
+}
+
+// wwwAuthenticate is the challenge sent with a 401 or 403 deny.
+func wwwAuthenticate(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return `Bearer realm="keymint", error="invalid_token"`
+	case http.StatusForbidden:
+		return `Bearer realm="keymint", error="insufficient_scope"`
+	}
+	return ""
+}
+
+// tokenFromAuthorization accepts "Bearer TOKEN" or the raw token.
+func tokenFromAuthorization(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return v
+}
+
+// decide validates the token for method + path. It fails closed: a
+// validation error denies with 503, never allows.
+func decide(ctx context.Context, cfg *Config, authorization, method, path string) decision {
+	tok := tokenFromAuthorization(authorization)
+	if tok == "" {
+		return decision{status: http.StatusUnauthorized, body: bodyMissing}
+	}
+	resp, err := cfg.Validator.ValidateToken(ctx, &keymintv1.ValidateTokenRequest{
+		Token:          tok,
+		RequiredScopes: cfg.Rules.Scopes(method, path),
+	})
+	if err != nil {
+		return decision{status: http.StatusServiceUnavailable, body: bodyUnavailable}
+	}
+	if !resp.GetValid() {
+		if resp.GetReason() == keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE {
+			return decision{status: http.StatusForbidden, body: bodyScope}
+		}
+		return decision{status: http.StatusUnauthorized, body: bodyInvalid}
+	}
+	return decision{
+		allow:  true,
+		status: http.StatusOK,
+		headers: [][2]string{
+			{HeaderTokenID, resp.GetTokenId()},
+			{HeaderUserID, resp.GetUserId()},
+			{HeaderOrgID, resp.GetOrganizationId()},
+			{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
+		},
+	}
+}
