@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/keymint
 
-.PHONY: all build run test test-go lint gen gen-check fuzz deps clean
+.PHONY: all build run test test-go lint gen gen-check fuzz deps clean bench
 
 all: build
 
@@ -21,8 +21,8 @@ run: build
 	@echo
 	$(BIN) serve --log-format=text
 
-# deps installs the Debian packages the tests need (PostgreSQL, Redis) when
-# missing; Go tools come pinned from go.mod's tool block.
+# deps installs the Debian packages the tests need (PostgreSQL, Redis, nginx,
+# chromium) when missing; Go tools come pinned from go.mod's tool block.
 deps:
 	@bash scripts/install-deps.sh
 
@@ -43,6 +43,11 @@ gen-check:
 
 fuzz:
 	FUZZTIME=60s bash scripts/fuzz.sh
+
+# bench measures the validation hot path against bare gRPC and net/http
+# servers in the same run (a few minutes; not part of make test).
+bench:
+	bash scripts/bench/run.sh
 
 clean:
 	rm -rf bin .gen

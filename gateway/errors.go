@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -28,6 +32,10 @@ const (
 type errorWriter struct {
 	log       *slog.Logger
 	marshaler runtime.Marshaler
+	// clearSession, when set, drops the session cookie from a request that a
+	// cookie session failed to authenticate, so the browser stops sending a
+	// dead secret.
+	clearSession func(http.ResponseWriter, *http.Request)
 }
 
 // handle is the runtime.ErrorHandlerFunc of the gateway's ServeMux.
@@ -41,6 +49,9 @@ func (e *errorWriter) handle(ctx context.Context, _ *runtime.ServeMux, _ runtime
 			slog.String("route", routeOf(ctx, r)),
 			slog.String("code", status.Code(unwrapHTTPStatus(err)).String()),
 			slog.String("error", err.Error()))
+	}
+	if st.Code() == codes.Unauthenticated && e.clearSession != nil && sessionFrom(r.Context()) != "" {
+		e.clearSession(w, r)
 	}
 	e.writeStatus(w, httpStatus, st)
 }
@@ -77,6 +88,9 @@ func (e *errorWriter) writeStatus(w http.ResponseWriter, httpStatus int, st *sta
 	if st.Code() == codes.Unauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="keymint"`)
 	}
+	if d := retryAfter(st); d > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
+	}
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
 }
@@ -110,7 +124,13 @@ func publicStatus(err error) (int, *status.Status) {
 	case codes.Unknown, codes.Internal, codes.DataLoss:
 		st = status.New(st.Code(), msgInternal)
 	case codes.Unavailable:
-		st = status.New(st.Code(), msgUnavailable)
+		// keymint's server says why it is unavailable (the store, a sign-in
+		// flood) in a safe message that comes with a retry hint; the gRPC
+		// client's own Unavailable (a dial failure) has none and its text
+		// is not for callers.
+		if retryAfter(st) == 0 {
+			st = status.New(st.Code(), msgUnavailable)
+		}
 	case codes.DeadlineExceeded:
 		st = status.New(st.Code(), msgDeadline)
 	case codes.Canceled:
@@ -170,4 +190,16 @@ func routeOf(ctx context.Context, r *http.Request) string {
 		return r.Pattern
 	}
 	return "unmatched"
+}
+
+// retryAfter is the retry hint a status carries (a google.rpc.RetryInfo
+// detail, as keymint's server attaches to ResourceExhausted and Unavailable),
+// or 0. The gateway answers it as Retry-After, in whole seconds rounded up.
+func retryAfter(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return max(ri.GetRetryDelay().AsDuration(), 0)
+		}
+	}
+	return 0
 }

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
@@ -79,11 +81,14 @@ func (f *fakeTokens) callCount() int {
 	return len(f.calls)
 }
 
-// authenticate accepts Bearer testToken, a raw testToken, or the test email
-// and password.
+// authenticate accepts Bearer testToken, a raw testToken, the test email
+// and password, or the session testSession.
 func authenticate(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if a := md.Get("authorization"); len(a) == 1 && (a[0] == "Bearer "+testToken || a[0] == testToken) {
+		return nil
+	}
+	if s := md.Get(mdSession); len(s) == 1 && s[0] == testSession {
 		return nil
 	}
 	e, p := md.Get("x-api-email"), md.Get("x-api-password")
@@ -163,6 +168,8 @@ func (f *fakeTokens) GetToken(ctx context.Context, req *keymintv1.GetTokenReques
 		return nil, status.Error(codes.Internal, leakyError)
 	case "missing":
 		return nil, status.Error(codes.NotFound, "token not found")
+	case "throttled", "storedown":
+		return nil, retryStatus(req.GetId())
 	}
 	return fakeToken(req.GetId(), keymintv1.TokenStatus_TOKEN_STATUS_ACTIVE), nil
 }
@@ -241,4 +248,21 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// retryStatus is what keymint's server answers a throttled sign-in
+// ("throttled") or a call while its store is down ("storedown"): a status
+// with a RetryInfo detail.
+func retryStatus(kind string) error {
+	st := status.New(codes.ResourceExhausted, "too many sign-in attempts; retry later")
+	delay := 20*time.Second + 100*time.Millisecond
+	if kind == "storedown" {
+		st = status.New(codes.Unavailable, "store unavailable, retry shortly")
+		delay = time.Second
+	}
+	st, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
 }

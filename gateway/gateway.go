@@ -1,6 +1,8 @@
 // Package gateway is keymint's REST facade: grpc-gateway routes for the
-// TokenService (/v1/tokens...), the Upsolver-compatible /api-tokens routes,
-// and the /healthz and /readyz probes. Every API call goes to keymint's gRPC
+// TokenService (/v1/tokens...) and AccountService (/v1/user...), the
+// Upsolver-compatible /api-tokens routes, the Semaphore-compatible /api/auth
+// and /api/user/tokens routes with cookie sessions, the token web page, and
+// the /healthz and /readyz probes. Every API call goes to keymint's gRPC
 // server through a client connection, so REST callers pass through the same
 // interceptors (auth, logging, limits, metrics) as gRPC callers.
 package gateway
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/clientip"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
@@ -45,6 +48,20 @@ type Config struct {
 	// Logger receives server-side failures (never header values, bodies,
 	// tokens or passwords). Nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, serves GET /metrics (Prometheus exposition).
+	Metrics http.Handler
+	// Validate, when set, answers POST /v1/tokens:validate in process
+	// instead of through Conn (see ValidateFunc).
+	Validate ValidateFunc
+	// SecureCookies marks the session cookie Secure and names it
+	// __Host-keymint_session on every request, for a gateway behind a proxy
+	// that ends TLS. Requests that arrive over TLS get that cookie anyway.
+	SecureCookies bool
+	// Clients decides a request's client address from the connection and
+	// X-Forwarded-For under the trusted proxies (nil trusts none: the
+	// connection's address is the client). The gateway sends it to the gRPC
+	// server as x-keymint-client-ip, for throttling and the audit log.
+	Clients *clientip.Resolver
 }
 
 // gateway is the handler New returns.
@@ -54,6 +71,10 @@ type gateway struct {
 	ready   func(context.Context) error
 	errs    *errorWriter
 	log     *slog.Logger
+	// secureCookies is Config.SecureCookies.
+	secureCookies bool
+	// validate is the in-process ValidateToken route, or nil.
+	validate *validateRoute
 }
 
 // New returns the HTTP handler for keymint's REST facade, serving the
@@ -70,6 +91,8 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		maxBody: cfg.MaxBodyBytes,
 		ready:   cfg.Ready,
 		log:     cfg.Logger,
+
+		secureCookies: cfg.SecureCookies,
 	}
 	if g.maxBody == 0 {
 		g.maxBody = DefaultMaxBodyBytes
@@ -84,11 +107,14 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		// An unknown field is a 400, not silently ignored.
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}
-	g.errs = &errorWriter{log: g.log, marshaler: marshaler}
+	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie}
 
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(muxHeaderMatcher),
+		runtime.WithMetadata(sessionAnnotator),
+		runtime.WithMetadata(clientAnnotator),
+		runtime.WithMiddlewares(recordRoute),
 		runtime.WithOutgoingHeaderMatcher(dropHeaderMatcher),
 		runtime.WithOutgoingTrailerMatcher(dropHeaderMatcher),
 		runtime.WithErrorHandler(g.errs.handle),
@@ -102,26 +128,60 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err := keymintv1.RegisterTokenServiceHandlerClient(ctx, mux, client); err != nil {
 		return nil, fmt.Errorf("gateway: register TokenService routes: %w", err)
 	}
+	accountsClient := keymintv1.NewAccountServiceClient(cfg.Conn)
+	if err := keymintv1.RegisterAccountServiceHandlerClient(ctx, mux, accountsClient); err != nil {
+		return nil, fmt.Errorf("gateway: register AccountService routes: %w", err)
+	}
 
 	up := &upsolverRoutes{client: client, errs: g.errs}
 	g.routes = http.NewServeMux()
 	g.routes.HandleFunc("/healthz", g.healthz)
+	if cfg.Metrics != nil {
+		g.routes.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Validate != nil {
+		g.validate = &validateRoute{validate: cfg.Validate, marshaler: marshaler, errs: g.errs}
+		g.routes.Handle("POST "+validatePath, g.validate)
+	}
 	g.routes.HandleFunc("/readyz", g.readyz)
 	g.routes.HandleFunc("/api-tokens", up.collection)
 	g.routes.HandleFunc("/api-tokens/{$}", up.collection)
 	g.routes.HandleFunc("/api-tokens/{id}", up.item)
+	sem := &semaphoreRoutes{g: g, tokens: client, accounts: accountsClient, errs: g.errs, now: time.Now}
+	g.routes.HandleFunc(loginPath, sem.login)
+	g.routes.HandleFunc(logoutPath, sem.logout)
+	g.routes.HandleFunc("/api/user/tokens", sem.collection)
+	g.routes.HandleFunc("/api/user/tokens/{id}", sem.item)
+	page := newWebPage(g.errs)
+	g.routes.HandleFunc("/{$}", page.index)
+	g.routes.HandleFunc("/ui/{file}", page.asset)
+	g.routes.HandleFunc("/docs", page.docs)
+	g.routes.HandleFunc("/openapi.json", page.openAPI)
 	g.routes.Handle("/", mux)
-	return g, nil
+	return &accessLog{next: g, routes: g.routes, log: g.log, clients: cfg.Clients}, nil
 }
 
 // ServeHTTP strips the headers the gateway never forwards, enforces the body
-// limit, then routes.
+// limit, takes the session cookie (refusing cross-site state changes), then
+// routes. No response carries CORS headers: other origins get nothing.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", apiCSP)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
 	r = stripHeaders(r)
 	if !g.limitBody(w, r) {
+		return
+	}
+	r, ok := g.withSession(w, r)
+	if !ok {
+		return
+	}
+	// The validation hot path skips the pattern routing (about 1 µs).
+	if g.validate != nil && r.Method == http.MethodPost && r.URL.Path == validatePath {
+		g.validate.ServeHTTP(w, r)
 		return
 	}
 	g.routes.ServeHTTP(w, r)

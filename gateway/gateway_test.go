@@ -104,26 +104,28 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // allowedMetadata is every key the gRPC server may see from a gateway call:
-// the three forwarded headers, the two the gateway derives from the
+// the three forwarded headers, the four the gateway derives from the
 // connection, and what the gRPC transport itself adds.
 var allowedMetadata = []string{
 	"authorization", "x-api-email", "x-api-password",
-	"x-forwarded-for", "x-forwarded-host",
+	"x-forwarded-for", "x-forwarded-host", "x-keymint-client-ip", "x-keymint-user-agent",
 	":authority", "content-type", "user-agent", "grpc-accept-encoding",
 }
 
 // hostileHeaders are headers a caller might use to smuggle metadata in.
 func hostileHeaders() http.Header {
 	return http.Header{
-		"X-Custom":                    {"custom"},
-		"Grpc-Metadata-Foo":           {"bar"},
-		"Grpc-Metadata-Authorization": {"Bearer smuggled"},
-		"Grpc-Metadata-X-Api-Email":   {"smuggled@example.com"},
-		"Grpcgateway-Cookie":          {"smuggled"},
-		"Cookie":                      {"session=abc"},
-		"X-Forwarded-For":             {"203.0.113.66"},
-		"X-Forwarded-Host":            {"evil.example"},
-		"Grpc-Timeout":                {"1n"},
+		"X-Custom":                          {"custom"},
+		"Grpc-Metadata-Foo":                 {"bar"},
+		"Grpc-Metadata-Authorization":       {"Bearer smuggled"},
+		"Grpc-Metadata-X-Api-Email":         {"smuggled@example.com"},
+		"Grpcgateway-Cookie":                {"smuggled"},
+		"Cookie":                            {"session=abc"},
+		"X-Forwarded-For":                   {"203.0.113.66"},
+		"X-Forwarded-Host":                  {"evil.example"},
+		"Grpc-Timeout":                      {"1n"},
+		"X-Keymint-Client-Ip":               {"203.0.113.66"},
+		"Grpc-Metadata-X-Keymint-Client-Ip": {"203.0.113.66"},
 	}
 }
 
@@ -144,6 +146,10 @@ func checkMetadata(t *testing.T, md metadata.MD) {
 	}
 	if got := md.Get("x-forwarded-for"); !slices.Equal(got, []string{"127.0.0.1"}) {
 		t.Errorf("x-forwarded-for = %q, want the connection's address only", got)
+	}
+	// No proxy is trusted: the connection's address is the client.
+	if got := md.Get("x-keymint-client-ip"); !slices.Equal(got, []string{"127.0.0.1"}) {
+		t.Errorf("x-keymint-client-ip = %q, want the connection's address", got)
 	}
 }
 
@@ -338,7 +344,13 @@ func TestRoutingErrorsAreJSON(t *testing.T) {
 		code         int
 	}{
 		{http.MethodGet, "/nope", http.StatusNotFound, 5},
-		{http.MethodGet, "/", http.StatusNotFound, 5},
+		{http.MethodGet, "/ui/nope.js", http.StatusNotFound, 5},
+		{http.MethodGet, "/ui/a/b", http.StatusNotFound, 5},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed, 12},
+		{http.MethodDelete, "/ui/app.js", http.StatusMethodNotAllowed, 12},
+		{http.MethodGet, "/api/user/tokens/a/b", http.StatusNotFound, 5},
+		{http.MethodGet, "/api/auth/login", http.StatusMethodNotAllowed, 12},
+		{http.MethodPut, "/api/user/tokens", http.StatusMethodNotAllowed, 12},
 		{http.MethodGet, "/v1/tokens/a/b", http.StatusNotFound, 5},
 		{http.MethodGet, "/api-tokens/a/b", http.StatusNotFound, 5},
 		{http.MethodPut, "/v1/tokens", http.StatusMethodNotAllowed, 12},

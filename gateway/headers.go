@@ -84,8 +84,20 @@ func asciiEqualFold(s, lower string) bool {
 }
 
 // stripHeaders returns a shallow copy of r without strippedHeaders. The copy
-// keeps the handler from modifying the caller's request.
+// keeps the handler from modifying the caller's request. A request carrying
+// none of them (nearly all) is returned as is: cloning one costs more than a
+// cached validation.
 func stripHeaders(r *http.Request) *http.Request {
+	present := false
+	for _, h := range strippedHeaders {
+		if _, ok := r.Header[h]; ok {
+			present = true
+			break
+		}
+	}
+	if !present {
+		return r
+	}
 	r2 := r.Clone(r.Context())
 	for _, h := range strippedHeaders {
 		r2.Header.Del(h)
@@ -93,11 +105,13 @@ func stripHeaders(r *http.Request) *http.Request {
 	return r2
 }
 
-// outgoingMetadata is the gRPC metadata the Upsolver routes send: the
-// allow-listed headers plus the x-forwarded-host and x-forwarded-for values
-// grpc-gateway derives from the connection for the native routes, so the
-// server sees the same keys whichever route a call took. r must have passed
-// through stripHeaders.
+// outgoingMetadata is the gRPC metadata the Upsolver and Semaphore routes
+// send: the allow-listed headers, the cookie's session (taken by ServeHTTP
+// only when the request carries no credentials of its own), plus the
+// x-forwarded-host and x-forwarded-for values grpc-gateway derives from the
+// connection for the native routes, and the client metadata the native
+// routes get from clientAnnotator, so the server sees the same keys
+// whichever route a call took. r must have passed through stripHeaders.
 func outgoingMetadata(r *http.Request) metadata.MD {
 	md := metadata.MD{}
 	for key, vals := range r.Header {
@@ -111,11 +125,17 @@ func outgoingMetadata(r *http.Request) metadata.MD {
 			}
 		}
 	}
+	if session := sessionFrom(r.Context()); session != "" {
+		md.Set(mdSession, session)
+	}
 	if r.Host != "" && validMetadataValue(r.Host) {
 		md.Set("x-forwarded-host", r.Host)
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && validMetadataValue(ip) {
 		md.Set("x-forwarded-for", ip)
+	}
+	for k, v := range clientMetadata(r.Context()) {
+		md[k] = v
 	}
 	return md
 }

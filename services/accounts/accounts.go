@@ -1,5 +1,6 @@
-// Package accounts holds users, organizations, argon2id passwords and the
-// authentication of callers (email + password, or an API token).
+// Package accounts holds users, organizations, argon2id passwords, web
+// sessions and the authentication of callers (email + password, an API
+// token, or a session).
 package accounts
 
 import (
@@ -12,13 +13,20 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/throttle"
 )
 
 // ErrInvalidCredentials is the one answer to an unknown email or a wrong
 // password, so neither can be told from the other.
 var ErrInvalidCredentials = fault.New(fault.Unauthenticated, "invalid credentials")
+
+// errThrottled is the answer to a sign-in attempt the throttle refused: the
+// same whether the account exists or not, and whichever limit refused it.
+var errThrottled = fault.New(fault.ResourceExhausted, "too many sign-in attempts; retry later")
 
 // Store is what accounts needs of store.Store.
 type Store interface {
@@ -28,6 +36,13 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
 	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	CreateSession(ctx context.Context, s store.Session) error
+	GetSessionByHash(ctx context.Context, hash []byte) (store.Session, error)
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID, exceptID string) (int, error)
+	DeleteExpiredSessions(ctx context.Context, expiredBy, idleSince time.Time) (int, error)
+	ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
 }
 
 // Config configures a Service.
@@ -36,6 +51,20 @@ type Config struct {
 	Hasher *Hasher
 	Logger *slog.Logger
 	Now    func() time.Time
+	// SessionIdle ends a session unused for this long; zero means
+	// DefaultSessionIdle.
+	SessionIdle time.Duration
+	// SessionMax ends a session this long after sign-in, used or not; zero
+	// means DefaultSessionMax.
+	SessionMax time.Duration
+	// Throttle limits password guessing; nil throttles nothing.
+	Throttle *throttle.SignIn
+	// Audit records sign-ins, sign-outs and password changes; nil records
+	// nothing.
+	Audit *audit.Recorder
+	// Clients finds a call's client address, for the throttle (nil trusts no
+	// proxy: the gRPC peer is the client).
+	Clients *clientip.Resolver
 }
 
 // Service manages users and checks their passwords.
@@ -47,6 +76,11 @@ type Service struct {
 	// dummyHash is verified against when the email is unknown, so an unknown
 	// user costs the same hash as a wrong password.
 	dummyHash string
+	// sessions holds the web-session settings and state (session.go).
+	sessions sessionState
+	throttle *throttle.SignIn
+	audit    *audit.Recorder
+	clients  *clientip.Resolver
 }
 
 // New returns a Service; it computes the dummy hash once.
@@ -61,7 +95,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}
-	return &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, dummyHash: dummy}, nil
+	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, dummyHash: dummy,
+		throttle: cfg.Throttle, audit: cfg.Audit, clients: cfg.Clients}
+	s.sessions.idle, s.sessions.max = cfg.SessionIdle, cfg.SessionMax
+	if s.sessions.idle <= 0 {
+		s.sessions.idle = DefaultSessionIdle
+	}
+	if s.sessions.max <= 0 {
+		s.sessions.max = DefaultSessionMax
+	}
+	return s, nil
 }
 
 // NormalizeEmail is the one normalisation used to store and look up emails.
@@ -136,35 +179,70 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (store.User, store
 	return u, org, nil
 }
 
-// Authenticate checks an email and password. Unknown email and wrong
-// password both pay one argon2id hash and return ErrInvalidCredentials.
+// Authenticate checks an email and password. The throttle decides first, so
+// a refused guess costs no hash; an unknown email is throttled the same as a
+// known one. Unknown email and wrong password both pay one argon2id hash,
+// write one audit event and return ErrInvalidCredentials.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (Principal, error) {
 	email = NormalizeEmail(email)
+	att, err := s.beginAttempt(ctx, email)
+	if err != nil {
+		return Principal{}, err
+	}
 	u, err := s.store.GetUserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if _, err := s.hasher.Verify(ctx, password, s.dummyHash); err != nil {
+			att.Refund(ctx)
 			return Principal{}, hashFault(err)
 		}
+		// No account, so no tenant: the event names nobody (the attempted
+		// email is caller-chosen text, perhaps a password typed in the
+		// wrong field) and no organization admin can list it.
+		s.audit.Record(ctx, store.AuditEvent{Action: store.AuditSignInFailure})
 		return Principal{}, ErrInvalidCredentials
 	case err != nil:
+		att.Refund(ctx)
 		return Principal{}, fault.StoreFailure(err, "look up user")
 	}
 	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
-	if err != nil {
-		if errors.Is(err, errPHC) {
-			s.log.ErrorContext(ctx, "stored password hash is invalid", "user_id", u.ID, "err", err.Error())
-			return Principal{}, ErrInvalidCredentials
-		}
+	if err != nil && !errors.Is(err, errPHC) {
+		att.Refund(ctx)
 		return Principal{}, hashFault(err)
 	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "stored password hash is invalid", "user_id", u.ID, "err", err.Error())
+	}
 	if !ok {
+		s.audit.Record(ctx, userEvent(u, store.AuditSignInFailure))
 		return Principal{}, ErrInvalidCredentials
 	}
+	// A success is no guess to count.
+	att.Refund(ctx)
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		s.rehash(ctx, u.ID, password)
 	}
+	s.audit.Record(ctx, userEvent(u, store.AuditSignInSuccess))
 	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, Method: ByPassword}, nil
+}
+
+// beginAttempt asks the throttle to admit a password check on the account
+// (a normalized email) from the call's client address.
+func (s *Service) beginAttempt(ctx context.Context, email string) (*throttle.Attempt, error) {
+	att, err := s.throttle.Begin(ctx, email, s.clients.FromGRPC(ctx).IP)
+	var th *throttle.Throttled
+	switch {
+	case errors.As(err, &th):
+		return nil, errThrottled.Retry(th.RetryAfter)
+	case err != nil:
+		return nil, err
+	}
+	return att, nil
+}
+
+// userEvent is an audit event about u, by u.
+func userEvent(u store.User, action string) store.AuditEvent {
+	return store.AuditEvent{OrgID: u.OrgID, ActorUserID: u.ID, ActorEmail: u.Email, Action: action, TargetID: u.ID}
 }
 
 // rehash upgrades a stored hash to the current parameters; failure only logs,
@@ -191,9 +269,13 @@ func (s *Service) User(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
+// busyRetryAfter is the retry hint of a sign-in turned away for want of a
+// hashing slot: by then it has waited the hasher's MaxWait already.
+const busyRetryAfter = time.Second
+
 func hashFault(err error) error {
 	if errors.Is(err, ErrBusy) {
-		return fault.Wrap(fault.Unavailable, err, "too many sign-ins in progress, retry shortly")
+		return fault.Wrap(fault.Unavailable, err, "too many sign-ins in progress, retry shortly").Retry(busyRetryAfter)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err

@@ -13,6 +13,10 @@ const (
 	HeaderAuthorization = "authorization"
 	HeaderEmail         = "x-api-email"
 	HeaderPassword      = "x-api-password"
+	// HeaderSession carries a web-session secret. The gateway sets it from
+	// the session cookie and never forwards it from an HTTP caller; a gRPC
+	// caller holding a session secret may send it, like a token.
+	HeaderSession = "x-keymint-session"
 )
 
 // TokenAuthenticator resolves an API token to the principal it acts for.
@@ -42,7 +46,8 @@ func TokenFromAuthorization(v string) string {
 }
 
 // Authenticate reads credentials from incoming metadata: email + password,
-// else authorization. Credentials that are present but wrong are an error.
+// else authorization, else a session. Credentials that are present but wrong
+// are an error.
 func (a *Authenticator) Authenticate(ctx context.Context) (context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	email, password := first(md, HeaderEmail), first(md, HeaderPassword)
@@ -55,6 +60,13 @@ func (a *Authenticator) Authenticate(ctx context.Context) (context.Context, erro
 	}
 	if auth := first(md, HeaderAuthorization); auth != "" {
 		p, err := a.Tokens.AuthenticateToken(ctx, TokenFromAuthorization(auth))
+		if err != nil {
+			return ctx, err
+		}
+		return WithPrincipal(ctx, p), nil
+	}
+	if secret := first(md, HeaderSession); secret != "" {
+		p, err := a.Accounts.AuthenticateSession(ctx, secret)
 		if err != nil {
 			return ctx, err
 		}

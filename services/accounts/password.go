@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -66,7 +67,28 @@ type Hasher struct {
 	params  HashParams
 	slots   chan struct{}
 	maxWait time.Duration
+	// Counters for Stats.
+	inUse, peak  atomic.Int64
+	hashes, busy atomic.Int64
 }
+
+// HasherStats describes a Hasher's work so far.
+type HasherStats struct {
+	// Slots is how many hashes may run at once; Peak the most that ever did.
+	// Peak × memory per hash never exceeds the memory budget.
+	Slots, Peak int
+	// Hashes counts argon2 runs; Busy the callers turned away after waiting
+	// MaxWait for a slot.
+	Hashes, Busy int64
+}
+
+// Stats returns the Hasher's counters.
+func (h *Hasher) Stats() HasherStats {
+	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load()}
+}
+
+// MaxWait is how long a caller waits for a hashing slot before ErrBusy.
+func (h *Hasher) MaxWait() time.Duration { return h.maxWait }
 
 // NewHasher returns a Hasher.
 func NewHasher(cfg HasherConfig) (*Hasher, error) {
@@ -117,6 +139,7 @@ func (p HashParams) check() error {
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
+		h.started()
 		return nil
 	default:
 	}
@@ -124,15 +147,32 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case h.slots <- struct{}{}:
+		h.started()
 		return nil
 	case <-t.C:
+		h.busy.Add(1)
 		return ErrBusy
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+// started counts a hash that got a slot.
+func (h *Hasher) started() {
+	h.hashes.Add(1)
+	n := h.inUse.Add(1)
+	for {
+		p := h.peak.Load()
+		if n <= p || h.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (h *Hasher) release() {
+	h.inUse.Add(-1)
+	<-h.slots
+}
 
 // Hash returns password's argon2id hash in PHC string form.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {

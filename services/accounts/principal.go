@@ -11,6 +11,9 @@ const (
 	ByPassword Method = iota + 1
 	// ByToken: an API token in authorization.
 	ByToken
+	// BySession: a signed-in web session (x-keymint-session, which the
+	// gateway fills from the session cookie).
+	BySession
 )
 
 // Principal is the authenticated caller of a request.
@@ -23,6 +26,8 @@ type Principal struct {
 	// TokenID and Scopes are set when Method is ByToken.
 	TokenID string
 	Scopes  []string
+	// SessionID is set when Method is BySession.
+	SessionID string
 }
 
 type principalKey struct{}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error the way a caller should react to it.
@@ -31,6 +32,10 @@ type Error struct {
 	Code   Code
 	Public string
 	Cause  error
+	// RetryAfter, when positive, tells the caller how long to wait before
+	// trying again: a google.rpc.RetryInfo detail over gRPC, a Retry-After
+	// header through the gateway.
+	RetryAfter time.Duration
 }
 
 // Error returns the public message and, when set, the internal cause; it is
@@ -60,6 +65,17 @@ func Wrap(code Code, cause error, public string) *Error {
 	return &Error{Code: code, Public: public, Cause: cause}
 }
 
+// Retry returns a copy of e that tells the caller to retry after d.
+func (e *Error) Retry(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
+	return &c
+}
+
+// StoreRetryAfter is the retry hint of a store failure: a failover or a
+// restart takes seconds, and a caller hammering meanwhile helps nobody.
+const StoreRetryAfter = time.Second
+
 // CodeOf returns the code of the first *Error in err's chain, Internal if none.
 func CodeOf(err error) Code {
 	var fe *Error
@@ -76,5 +92,5 @@ func StoreFailure(err error, what string) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return Wrap(Unavailable, fmt.Errorf("%s: %w", what, err), "store unavailable, retry shortly")
+	return Wrap(Unavailable, fmt.Errorf("%s: %w", what, err), "store unavailable, retry shortly").Retry(StoreRetryAfter)
 }

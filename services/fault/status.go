@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 var grpcCodes = map[Code]codes.Code{
@@ -34,7 +37,13 @@ func Status(err error) *status.Status {
 	}
 	var fe *Error
 	if errors.As(err, &fe) {
-		return status.New(grpcCodes[fe.Code], fe.Public)
+		st := status.New(grpcCodes[fe.Code], fe.Public)
+		if fe.RetryAfter > 0 {
+			if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(fe.RetryAfter)}); err == nil {
+				st = d
+			}
+		}
+		return st
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -76,4 +85,15 @@ func StreamServerInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 		}
 		return st.Err()
 	}
+}
+
+// RetryAfter returns the retry hint a status carries (a google.rpc.RetryInfo
+// detail), or 0.
+func RetryAfter(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }

@@ -8,10 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/sidecar"
+	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/throttle"
+	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -32,6 +38,25 @@ type Config struct {
 	Argon2MemoryKiB uint
 	Argon2Time      uint
 	Argon2BudgetMiB uint
+	SessionIdle     time.Duration
+	SessionMax      time.Duration
+	SecureCookies   bool
+	RoutesFile      string
+	Routes          []string
+	StripAuth       bool
+	// TLS on the gRPC port (serve) and toward the central server (sidecar).
+	ServerTLS         tlsfiles.Files
+	SidecarGRPCAddr   string
+	SidecarHTTPAddr   string
+	CentralAddr       string
+	CentralServerName string
+	CentralTLS        tlsfiles.Files
+	CentralTLSOn      bool
+	SidecarCacheTTL   time.Duration
+	Cache             cacheConfig // validation cache and Redis (cacheconfig.go)
+	Abuse             abuseConfig // trusted proxies, sign-in throttle (abuseconfig.go)
+	// storeHook, set by tests only, wraps the store (to count its calls).
+	storeHook func(store.Store) store.Store
 }
 
 // envName is the environment variable of a flag.
@@ -109,6 +134,83 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		{"argon2-time", func() {
 			num(&c.Argon2Time, "argon2-time", uint(accounts.DefaultHashParams.Time), "argon2id passes per password hash")
 		}},
+		{"routes-file", func() {
+			str(&c.RoutesFile, "routes-file", "", "route rules for ext_authz and forward-auth: YAML routes: [{method, path, scopes}]")
+		}},
+		{"route", func() {
+			if v, ok := os.LookupEnv(envName("routes")); ok {
+				c.Routes = strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '\n' })
+			}
+			fs.Func("route", "a route rule \"[METHOD] /path=scope,scope\"; repeatable (KEYMINT_ROUTES, ';'-separated)", func(v string) error {
+				c.Routes = append(c.Routes, v)
+				return nil
+			})
+		}},
+		{"tls", func() {
+			str(&c.ServerTLS.CertFile, "tls-cert-file", "", "gRPC port TLS certificate (PEM), re-read when it changes")
+			str(&c.ServerTLS.KeyFile, "tls-key-file", "", "gRPC port TLS private key (PEM)")
+			str(&c.ServerTLS.CAFile, "tls-client-ca-file", "", "require client certificates signed by this CA on the gRPC port (mTLS)")
+		}},
+		{"sidecar", func() {
+			str(&c.SidecarGRPCAddr, "sidecar-grpc-addr", "127.0.0.1:9191", "sidecar ext_authz (gRPC) listen address")
+			str(&c.SidecarHTTPAddr, "sidecar-http-addr", "127.0.0.1:9192", "sidecar forward-auth and health (HTTP) listen address")
+			str(&c.CentralAddr, "central-addr", "", "the central keymint's gRPC address (required)")
+			str(&c.CentralServerName, "central-server-name", "", "TLS server name of the central keymint (default: host of central-addr)")
+			str(&c.CentralTLS.CAFile, "central-ca-file", "", "verify the central keymint against this CA (enables TLS)")
+			str(&c.CentralTLS.CertFile, "central-cert-file", "", "client certificate for mTLS to the central keymint")
+			str(&c.CentralTLS.KeyFile, "central-key-file", "", "client key for mTLS to the central keymint")
+			def := os.Getenv(envName("central-tls")) == "true"
+			fs.BoolVar(&c.CentralTLSOn, "central-tls", def, "use TLS to the central keymint with the system roots ("+envName("central-tls")+")")
+			dur(&c.SidecarCacheTTL, "sidecar-cache-ttl", 30*time.Second, "how long the sidecar reuses an answer while the revocation stream is down")
+		}},
+		{"strip-authorization", func() {
+			def := os.Getenv(envName("strip-authorization")) == "true"
+			fs.BoolVar(&c.StripAuth, "strip-authorization", def, "ext_authz: remove the authorization header before the upstream sees it ("+envName("strip-authorization")+")")
+		}},
+		{"session-idle", func() {
+			dur(&c.SessionIdle, "session-idle", accounts.DefaultSessionIdle, "web sessions unused this long end")
+		}},
+		{"session-max", func() {
+			dur(&c.SessionMax, "session-max", accounts.DefaultSessionMax, "web sessions end this long after sign-in")
+		}},
+		{"secure-cookies", func() {
+			def := false
+			if v, ok := os.LookupEnv(envName("secure-cookies")); ok {
+				def, _ = strconv.ParseBool(v)
+			}
+			fs.BoolVar(&c.SecureCookies, "secure-cookies", def,
+				"session cookie Secure and named __Host-keymint_session even over plain HTTP, for TLS ended by a proxy ("+envName("secure-cookies")+")")
+		}},
+		{"redis-url", func() {
+			str(&c.Cache.RedisURL, "redis-url", "", "Redis for the shared validation cache and revocation across replicas: redis://, rediss://, redis+sentinel://, redis+cluster://; empty: L1 only")
+		}},
+		{"redis-timeout", func() {
+			dur(&c.Cache.RedisTimeout, "redis-timeout", 50*time.Millisecond, "bound on each Redis call on the validation path")
+		}},
+		{"cache-l1-size", func() {
+			num(&c.Cache.L1Size, "cache-l1-size", cache.DefaultL1Size, "in-process validation cache size in tokens; 0 turns it off")
+		}},
+		{"cache-l1-ttl", func() {
+			dur(&c.Cache.L1TTL, "cache-l1-ttl", cache.DefaultL1TTL, "how long a replica answers from its in-process cache; bounds revocation staleness without Redis")
+		}},
+		{"cache-negative-ttl", func() {
+			dur(&c.Cache.NegativeTTL, "cache-negative-ttl", cache.DefaultNegativeTTL, "how long an unknown token is remembered (in-process only)")
+		}},
+		{"cache-redis-ttl", func() {
+			dur(&c.Cache.RedisTTL, "cache-redis-ttl", cache.DefaultRemoteTTL, "how long a token stays in Redis")
+		}},
+		{"trusted-proxies", func() {
+			str(&c.Abuse.TrustedProxies, "trusted-proxies", "", "CIDR ranges of proxies whose X-Forwarded-For (and gateways whose client address) keymint believes, comma-separated; empty trusts none")
+		}},
+		{"signin-limits", func() {
+			str(&c.Abuse.AccountLimit, "signin-account-limit", throttle.DefaultAccountLimit.String(),
+				"failed sign-ins per account: BURST/INTERVAL (that many at once, then one per interval, slowing further after 4×BURST), or off")
+			str(&c.Abuse.IPLimit, "signin-ip-limit", throttle.DefaultIPLimit.String(),
+				"failed sign-ins per client address (IPv6: per /64): BURST/INTERVAL, or off")
+		}},
+		{"argon2-max-wait", func() {
+			dur(&c.Abuse.Argon2MaxWait, "argon2-max-wait", 2*time.Second, "how long a sign-in waits for a password-hashing slot before a 503")
+		}},
 		{"argon2-budget-mib", func() {
 			num(&c.Argon2BudgetMiB, "argon2-budget-mib", 256, "memory all concurrent password hashes may use together, MiB")
 		}},
@@ -146,7 +248,7 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"shutdown-timeout", c.ShutdownTimeout}, {"usage-flush", c.UsageFlush}} {
+	}{{"shutdown-timeout", c.ShutdownTimeout}, {"usage-flush", c.UsageFlush}, {"session-idle", c.SessionIdle}, {"session-max", c.SessionMax}} {
 		if set[d.name] && d.v <= 0 {
 			problems = append(problems, fmt.Sprintf("%s: want a positive duration such as 5s", d.name))
 		}
@@ -163,6 +265,25 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 			problems = append(problems, "argon2 parameters: "+err.Error())
 		}
 	}
+	if set["central-addr"] && c.CentralAddr == "" {
+		problems = append(problems, "central-addr is required: the central keymint's gRPC address")
+	}
+	if set["sidecar-cache-ttl"] && c.SidecarCacheTTL <= 0 {
+		problems = append(problems, "sidecar-cache-ttl: want a positive duration such as 30s")
+	}
+	if set["tls-cert-file"] && (c.ServerTLS.CertFile == "") != (c.ServerTLS.KeyFile == "") {
+		problems = append(problems, "tls-cert-file and tls-key-file go together")
+	}
+	if set["tls-cert-file"] && c.ServerTLS.CAFile != "" && c.ServerTLS.CertFile == "" {
+		problems = append(problems, "tls-client-ca-file needs tls-cert-file and tls-key-file")
+	}
+	if set["route"] {
+		if _, err := c.routeRules(); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	problems = append(problems, c.Cache.problems(set)...)
+	problems = append(problems, c.Abuse.problems(set)...)
 	if len(problems) == 0 {
 		return nil
 	}
@@ -228,4 +349,25 @@ func (c *Config) loadKeyring(log *slog.Logger) (*tokens.Keyring, error) {
 		return nil, fmt.Errorf("read pepper file: %w", err)
 	}
 	return tokens.ParseKeyring(string(b))
+}
+
+// routeRules builds the ext_authz / forward-auth route rules from the rules
+// file and the --route flags (flags last, so they are listed after the file).
+func (c *Config) routeRules() (*sidecar.Rules, error) {
+	var rules []sidecar.Rule
+	if c.RoutesFile != "" {
+		rs, err := sidecar.LoadRules(c.RoutesFile)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, rs.List()...)
+	}
+	for _, v := range c.Routes {
+		r, err := sidecar.ParseRule(v)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, r)
+	}
+	return sidecar.NewRules(rules)
 }

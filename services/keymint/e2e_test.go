@@ -194,7 +194,7 @@ func dumpSQL(t *testing.T, driver, dsn string) string {
 	}
 	defer db.Close()
 	var b strings.Builder
-	for _, table := range []string{"organizations", "users", "tokens"} {
+	for _, table := range []string{"organizations", "users", "tokens", "sessions"} {
 		rows, err := db.Query("SELECT * FROM " + table)
 		if err != nil {
 			t.Fatal(err)

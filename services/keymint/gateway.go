@@ -21,7 +21,7 @@ func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	bindFlags(fs, &c, "http-addr", "grpc-endpoint", "log-format", "log-level", "shutdown-timeout")
+	bindFlags(fs, &c, "http-addr", "grpc-endpoint", "log-format", "log-level", "shutdown-timeout", "secure-cookies", "trusted-proxies")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -29,6 +29,10 @@ func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := c.logger(stderr)
+	clients, err := c.Abuse.clients()
+	if err != nil {
+		return err
+	}
 	conn, err := grpc.NewClient(c.GRPCEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", c.GRPCEndpoint, err)
@@ -45,7 +49,7 @@ func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	}
-	gw, err := gateway.New(ctx, gateway.Config{Conn: conn, Ready: ready, Logger: log})
+	gw, err := gateway.New(ctx, gateway.Config{Conn: conn, Ready: ready, Logger: log, SecureCookies: c.SecureCookies, Clients: clients})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/cache"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -43,10 +44,14 @@ type testServer struct {
 	client keymintv1.TokenServiceClient
 	logs   *syncBuffer
 	stop   func()
+	// srv is the server itself, for tests that look inside (its hasher).
+	srv *server
+	// conn is the client connection client uses, for other services.
+	conn *grpc.ClientConn
 }
 
 // testConfig is a serve configuration on ephemeral ports with cheap argon2.
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	return Config{
 		HTTPAddr:        "127.0.0.1:0",
 		GRPCAddr:        "127.0.0.1:0",
@@ -59,10 +64,11 @@ func testConfig(t *testing.T) Config {
 		Argon2MemoryKiB: 64,
 		Argon2Time:      1,
 		Argon2BudgetMiB: 16,
+		Cache:           cacheConfig{L1Size: cache.DefaultL1Size, RedisTimeout: 50 * time.Millisecond},
 	}
 }
 
-func startServer(t *testing.T, cfg Config) *testServer {
+func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -84,6 +90,8 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		grpc:   srv.grpcLis.Addr().String(),
 		client: keymintv1.NewTokenServiceClient(conn),
 		logs:   logs,
+		srv:    srv,
+		conn:   conn,
 	}
 	var once sync.Once
 	ts.stop = func() {
@@ -100,7 +108,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	return ts
 }
 
-func waitReady(t *testing.T, base string) {
+func waitReady(t testing.TB, base string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -117,7 +125,7 @@ func waitReady(t *testing.T, base string) {
 }
 
 // createUser runs `keymint user create` against the server's store.
-func createUser(t *testing.T, cfg Config, email, org, password string, admin bool) {
+func createUser(t testing.TB, cfg Config, email, org, password string, admin bool) {
 	t.Helper()
 	args := []string{"user", "create", "--email", email, "--org", org, "--password-stdin",
 		"--data-dir", cfg.DataDir, "--argon2-memory-kib", "64", "--argon2-time", "1", "--log-format", "text"}

@@ -19,6 +19,7 @@ const usage = `keymint mints one-time-revealed API tokens and validates them.
 Usage:
   keymint serve      [flags]   gRPC API and REST gateway (the default setup)
   keymint gateway    [flags]   REST gateway only, in front of a keymint gRPC server
+  keymint sidecar    [flags]   ext_authz + forward-auth next to a resource service
   keymint migrate    [flags]   apply database migrations and exit
   keymint user create --email E --org NAME [--admin] --password-stdin [flags]
 
@@ -48,6 +49,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runServe(ctx, args[1:], stderr)
 	case "gateway":
 		return runGateway(ctx, args[1:], stderr)
+	case "sidecar":
+		return runSidecar(ctx, args[1:], stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "user":

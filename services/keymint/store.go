@@ -6,11 +6,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/postgres"
 	"github.com/keymint/keymint/services/store/sqlite"
 )
+
+// storeCallTimeout bounds every PostgreSQL call on the client side, matching
+// the server-side statement_timeout keymint sets: the store's queries take
+// milliseconds, and a server that stopped answering must cost a caller
+// seconds, not the whole RPC deadline.
+const storeCallTimeout = 5 * time.Second
 
 // openStore opens (and migrates) PostgreSQL when a database URL is set, else
 // the embedded SQLite file in the data directory.
@@ -21,7 +28,7 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (store.Store, e
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
 		log.Info("store: postgres")
-		return s, nil
+		return store.WithTimeout(s, storeCallTimeout), nil
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)

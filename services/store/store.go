@@ -1,6 +1,7 @@
-// Package store defines keymint's persistence contract: organizations, users
-// and tokens. PostgreSQL (store/postgres) is the production source of truth;
-// SQLite (store/sqlite) is the embedded default. Both pass store/storetest.
+// Package store defines keymint's persistence contract: organizations, users,
+// tokens, web sessions and the audit log. PostgreSQL (store/postgres) is the production
+// source of truth; SQLite (store/sqlite) is the embedded default. Both pass
+// store/storetest.
 package store
 
 import (
@@ -78,6 +79,68 @@ type TokenFilter struct {
 	AfterID string
 }
 
+// Session is a signed-in web session. Its secret is 256 random bits held
+// only by the browser (in a cookie); the store keeps Hash, the SHA-256 of it.
+type Session struct {
+	ID     string
+	UserID string
+	// Hash is SHA-256(secret): for a 256-bit random secret a fast hash is
+	// enough, and it lets a lookup go straight to the row.
+	Hash      []byte
+	CreatedAt time.Time
+	// LastSeenAt is raised lazily (at most about once a minute) for the idle
+	// expiry.
+	LastSeenAt time.Time
+	// ExpiresAt is the absolute expiry, fixed at sign-in.
+	ExpiresAt time.Time
+}
+
+// Audit actions: what an AuditEvent records.
+const (
+	AuditSignInSuccess  = "sign_in.success"
+	AuditSignInFailure  = "sign_in.failure"
+	AuditSignOut        = "sign_out"
+	AuditTokenMint      = "token.mint"
+	AuditTokenRevoke    = "token.revoke"
+	AuditPasswordChange = "password.change"
+)
+
+// AuditEvent is one security-relevant action. It never holds a secret:
+// tokens appear by id, passwords and session secrets not at all.
+type AuditEvent struct {
+	ID string
+	// OrgID is the organization the event belongs to. Empty for a sign-in
+	// failure naming no known account: such events belong to no tenant, so
+	// no organization admin can list them.
+	OrgID string
+	// ActorUserID and ActorEmail are who acted: the authenticated caller, or
+	// for a sign-in the account the attempt named. Empty when unknown.
+	ActorUserID string
+	ActorEmail  string
+	// Action is one of the Audit* constants.
+	Action string
+	// TargetID is what was acted on: a token id, or the user id of a sign-in
+	// or password change.
+	TargetID string
+	// ClientIP and UserAgent describe the caller's end of the request, as
+	// far as keymint can tell (see services/clientip).
+	ClientIP  string
+	UserAgent string
+	CreatedAt time.Time
+}
+
+// AuditFilter selects audit events for ListAuditEvents.
+type AuditFilter struct {
+	// OrgID is required: the events of one organization (the empty string
+	// selects the org-less events, for operators only).
+	OrgID string
+	// Limit bounds the page (0: no bound); AfterID continues after an event
+	// id from an earlier page, and is ErrNotFound unless it names an event of
+	// OrgID. Events come newest first (created_at, then id, descending).
+	Limit   int
+	AfterID string
+}
+
 // Store is the persistence contract. Every method takes a context and is safe
 // for concurrent use. Times are stored with at least microsecond precision,
 // in UTC.
@@ -114,6 +177,29 @@ type Store interface {
 	// TouchTokens records last use times in one batch; a time never moves
 	// last_used_at backwards, and unknown ids are skipped.
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
+
+	// CreateSession inserts a session; ErrAlreadyExists on a duplicate id or
+	// hash. Zero CreatedAt and LastSeenAt are set to now.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSessionByHash returns the session whose hash is hash, expired or not.
+	GetSessionByHash(ctx context.Context, hash []byte) (Session, error)
+	// TouchSession raises last_seen_at to at; it never moves it backwards.
+	// ErrNotFound if the session is gone.
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// DeleteSession deletes one session; ErrNotFound if it is gone already.
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions deletes every session of a user except exceptID
+	// (empty: all of them) and returns how many it deleted.
+	DeleteUserSessions(ctx context.Context, userID, exceptID string) (int, error)
+	// DeleteExpiredSessions deletes sessions whose expires_at <= expiredBy or
+	// whose last_seen_at <= idleSince, and returns how many it deleted.
+	DeleteExpiredSessions(ctx context.Context, expiredBy, idleSince time.Time) (int, error)
+
+	// AppendAuditEvent records an event; ErrAlreadyExists on a duplicate id.
+	// A zero CreatedAt is set to now.
+	AppendAuditEvent(ctx context.Context, e AuditEvent) error
+	// ListAuditEvents returns one page of the events f selects.
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error

@@ -47,7 +47,7 @@ func NewKeyring(peppers []Pepper) (*Keyring, error) {
 			return nil, fmt.Errorf("pepper %q: key is %d bytes, need at least %d", p.ID, len(p.Key), MinPepperLen)
 		}
 		key := p.Key
-		k.pools[i].New = func() any { return hmac.New(sha256.New, key) }
+		k.pools[i].New = func() any { return &hmacState{h: hmac.New(sha256.New, key)} }
 	}
 	return k, nil
 }
@@ -94,14 +94,53 @@ func GeneratePepperFile(id string) (string, error) {
 // PrimaryID is the id of the pepper new tokens are hashed with.
 func (k *Keyring) PrimaryID() string { return k.peppers[0].ID }
 
-// Digest returns HMAC-SHA-256 of secret under the i-th pepper, appended to dst.
+// hmacState is one pepper's reusable HMAC with scratch space, so digesting a
+// token on the validation hot path allocates nothing: the secret is copied
+// into in rather than converted to a []byte, and the sum lands in out.
+type hmacState struct {
+	h   hash.Hash
+	in  [128]byte
+	out [sha256.Size]byte
+}
+
+// digestArray returns HMAC-SHA-256 of secret under the i-th pepper.
+func (k *Keyring) digestArray(i int, secret string) [sha256.Size]byte {
+	st := k.pools[i].Get().(*hmacState)
+	st.h.Reset()
+	if len(secret) <= len(st.in) {
+		n := copy(st.in[:], secret)
+		st.h.Write(st.in[:n])
+		clear(st.in[:n]) // no copy of a secret lingers in the pool
+	} else {
+		st.h.Write([]byte(secret))
+	}
+	sum := st.h.Sum(st.out[:0])
+	var out [sha256.Size]byte
+	copy(out[:], sum)
+	k.pools[i].Put(st)
+	return out
+}
+
+// digest returns HMAC-SHA-256 of secret under the i-th pepper, appended to dst.
 func (k *Keyring) digest(dst []byte, i int, secret string) []byte {
-	h := k.pools[i].Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(secret))
-	dst = h.Sum(dst)
-	k.pools[i].Put(h)
-	return dst
+	d := k.digestArray(i, secret)
+	return append(dst, d[:]...)
+}
+
+// Len is the number of peppers in the ring.
+func (k *Keyring) Len() int { return len(k.peppers) }
+
+// PrimaryArray returns the digest under the primary pepper without
+// allocating: the validation cache's first key.
+func (k *Keyring) PrimaryArray(secret string) [sha256.Size]byte { return k.digestArray(0, secret) }
+
+// AllArrays returns the digest under every pepper, primary first.
+func (k *Keyring) AllArrays(secret string) [][sha256.Size]byte {
+	out := make([][sha256.Size]byte, len(k.peppers))
+	for i := range k.peppers {
+		out[i] = k.digestArray(i, secret)
+	}
+	return out
 }
 
 // Primary returns the digest under the primary pepper: the store and cache key.

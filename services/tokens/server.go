@@ -94,9 +94,20 @@ func (s *Server) GetToken(ctx context.Context, req *keymintv1.GetTokenRequest) (
 	return s.toProto(t, s.svc.CreatorEmails(ctx, []store.Token{t})), nil
 }
 
-// RevokeToken revokes a token.
+// RevokeToken revokes a token, named by its id or by its secret.
 func (s *Server) RevokeToken(ctx context.Context, req *keymintv1.RevokeTokenRequest) (*keymintv1.Token, error) {
-	t, err := s.svc.Revoke(ctx, req.GetId())
+	var (
+		t   store.Token
+		err error
+	)
+	switch {
+	case req.GetId() != "" && req.GetToken() != "":
+		return nil, fault.New(fault.InvalidArgument, "set id or token, not both")
+	case req.GetToken() != "":
+		t, err = s.svc.RevokeBySecret(ctx, req.GetToken())
+	default:
+		t, err = s.svc.Revoke(ctx, req.GetId())
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -39,6 +40,12 @@ type Config struct {
 	Now     func() time.Time
 	// Usage records last use; nil disables last-used tracking.
 	Usage *UsageRecorder
+	// Cache is the validation cache; nil validates from the store every time.
+	Cache Cache
+	// Revocations hears every revoke for WatchRevocations; nil disables it.
+	Revocations *RevocationHub
+	// Audit records mints and revocations; nil records nothing.
+	Audit *audit.Recorder
 }
 
 // Service implements token minting and validation over a Store.
@@ -49,6 +56,9 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	usage  *UsageRecorder
+	cache  Cache
+	hub    *RevocationHub
+	audit  *audit.Recorder
 }
 
 // New returns a Service.
@@ -59,7 +69,8 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: cfg.Store, keys: cfg.Keyring, format: cfg.Format, log: cfg.Logger, now: cfg.Now, usage: cfg.Usage}
+	return &Service{store: cfg.Store, keys: cfg.Keyring, format: cfg.Format, log: cfg.Logger, now: cfg.Now, usage: cfg.Usage, cache: cfg.Cache,
+		hub: cfg.Revocations, audit: cfg.Audit}
 }
 
 // Limits on what a caller may put in a token.
@@ -120,14 +131,14 @@ func NormalizeScopes(scopes []string) ([]string, error) {
 }
 
 // Mint creates a token for the calling user. Minting needs password
-// credentials: a token cannot mint another token.
+// credentials or a signed-in session: a token cannot mint another token.
 func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	p, err := requirePrincipal(ctx)
 	if err != nil {
 		return Minted{}, err
 	}
-	if p.Method != accounts.ByPassword {
-		return Minted{}, fault.New(fault.PermissionDenied, "minting a token needs x-api-email and x-api-password credentials")
+	if p.Method != accounts.ByPassword && p.Method != accounts.BySession {
+		return Minted{}, fault.New(fault.PermissionDenied, "minting a token needs x-api-email and x-api-password credentials or a signed-in session; a token cannot mint another token")
 	}
 	name := strings.TrimSpace(req.Name)
 	switch {
@@ -179,6 +190,8 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 		return Minted{}, fault.StoreFailure(err, "create token")
 	}
 	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
+	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
+		Action: store.AuditTokenMint, TargetID: t.ID})
 	return Minted{Token: t, Secret: secret}, nil
 }
 
@@ -245,7 +258,14 @@ func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
 	if err != nil {
 		return store.Token{}, fault.StoreFailure(err, "revoke token")
 	}
+	// After the commit: a lookup that starts now reads the revocation.
+	s.invalidate(ctx, t)
+	if s.hub != nil {
+		s.hub.Publish(Revocation{TokenID: t.ID, At: t.RevokedAt})
+	}
 	s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "org_id", t.OrgID, "by_user_id", p.UserID)
+	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
+		Action: store.AuditTokenRevoke, TargetID: t.ID})
 	return t, nil
 }
 

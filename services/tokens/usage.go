@@ -14,14 +14,26 @@ type Toucher interface {
 
 // UsageRecorder keeps last_used_at without a store write per validation:
 // uses are coalesced in memory and flushed in one batch every interval and on
-// shutdown.
+// shutdown. Record sits on the validation hot path, so the pending uses are
+// sharded by token id (concurrent validations of different tokens rarely
+// share a lock), and a use within usageResolution of the one already pending
+// is not recorded again: last_used_at is accurate to about a second.
 type UsageRecorder struct {
 	store    Toucher
 	interval time.Duration
 	log      *slog.Logger
+	shards   [usageShards]usageShard
+}
 
+const (
+	usageShards     = 16
+	usageResolution = time.Second
+)
+
+type usageShard struct {
 	mu      sync.Mutex
 	pending map[string]time.Time
+	_       [48]byte // keep shards on separate cache lines
 }
 
 // NewUsageRecorder returns a recorder flushing every interval (default 5 s).
@@ -32,32 +44,65 @@ func NewUsageRecorder(store Toucher, interval time.Duration, log *slog.Logger) *
 	if log == nil {
 		log = slog.Default()
 	}
-	return &UsageRecorder{store: store, interval: interval, log: log, pending: map[string]time.Time{}}
+	u := &UsageRecorder{store: store, interval: interval, log: log}
+	for i := range u.shards {
+		u.shards[i].pending = map[string]time.Time{}
+	}
+	return u
+}
+
+func (u *UsageRecorder) shard(id string) *usageShard {
+	// FNV-1a: cheap, allocation-free, good enough to spread uuids.
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return &u.shards[h%usageShards]
 }
 
 // Record notes that token id was used at t.
 func (u *UsageRecorder) Record(id string, t time.Time) {
-	u.mu.Lock()
-	if t.After(u.pending[id]) {
-		u.pending[id] = t
+	sh := u.shard(id)
+	sh.mu.Lock()
+	if prev, ok := sh.pending[id]; !ok || t.Sub(prev) >= usageResolution {
+		sh.pending[id] = t
 	}
-	u.mu.Unlock()
+	sh.mu.Unlock()
+}
+
+// merge puts back uses a failed flush could not write, keeping the later time.
+func (u *UsageRecorder) merge(id string, t time.Time) {
+	sh := u.shard(id)
+	sh.mu.Lock()
+	if t.After(sh.pending[id]) {
+		sh.pending[id] = t
+	}
+	sh.mu.Unlock()
 }
 
 // Flush writes the pending uses in one batch. On failure they are merged
 // back, so the next flush retries them.
 func (u *UsageRecorder) Flush(ctx context.Context) error {
-	u.mu.Lock()
-	batch := u.pending
-	u.pending = make(map[string]time.Time, len(batch))
-	u.mu.Unlock()
+	batch := map[string]time.Time{}
+	for i := range u.shards {
+		sh := &u.shards[i]
+		sh.mu.Lock()
+		if len(sh.pending) > 0 {
+			for id, t := range sh.pending {
+				batch[id] = t
+			}
+			sh.pending = make(map[string]time.Time, len(sh.pending))
+		}
+		sh.mu.Unlock()
+	}
 	if len(batch) == 0 {
 		return nil
 	}
 	err := u.store.TouchTokens(ctx, batch)
 	if err != nil {
 		for id, t := range batch {
-			u.Record(id, t)
+			u.merge(id, t)
 		}
 	}
 	return err

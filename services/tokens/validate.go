@@ -22,7 +22,10 @@ const (
 	ReasonInsufficientScope
 )
 
-// Result is a validation's answer. Token is set when the token exists.
+// Result is a validation's answer. Token is set when the token exists, with
+// the fields validation answers from: id, owner, org, scopes, expiry,
+// revocation, digest and pepper id (the others are zero: the cache does not
+// hold them).
 type Result struct {
 	Valid  bool
 	Reason Reason
@@ -31,22 +34,21 @@ type Result struct {
 
 // Validate checks a token and, when required is not empty, that it holds
 // every required scope. A malformed token is refused before any lookup. An
-// error means the answer is unknown (store unreachable), never "valid".
+// error means the answer is unknown (store unreachable and the token not
+// cached), never "valid". Scopes, expiry and revocation are checked on every
+// call, cached or not.
 func (s *Service) Validate(ctx context.Context, secret string, required []string) (Result, error) {
 	if s.format.Check(secret) != nil {
 		return Result{Reason: ReasonMalformed}, nil
 	}
-	t, err := s.store.GetTokenByDigest(ctx, s.keys.All(secret))
-	if errors.Is(err, store.ErrNotFound) {
-		return Result{Reason: ReasonNotFound}, nil
-	}
+	e, primary, err := s.lookup(ctx, secret)
 	if err != nil {
-		return Result{}, fault.StoreFailure(err, "look up token")
+		return Result{}, err
 	}
-	if !s.keys.Matches(t.PepperID, t.Digest, secret) {
-		// A digest matched under some pepper but not the one recorded: refuse.
+	if e.Negative || !s.matches(e, primary, secret) {
 		return Result{Reason: ReasonNotFound}, nil
 	}
+	t := tokenOf(e)
 	now := s.now()
 	switch StatusAt(t, now) {
 	case StatusRevoked:

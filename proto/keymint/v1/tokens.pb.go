@@ -737,8 +737,13 @@ func (x *GetTokenRequest) GetId() string {
 }
 
 type RevokeTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Alternative to id: the token's secret itself, for callers that kept only
+	// the secret (Semaphore's DELETE /api/user/tokens/{token}). Set one of the
+	// two. A secret of a token the caller may not see answers NotFound, like an
+	// unknown one.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,6 +783,111 @@ func (x *RevokeTokenRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *RevokeTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type WatchRevocationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRevocationsRequest) Reset() {
+	*x = WatchRevocationsRequest{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRevocationsRequest) ProtoMessage() {}
+
+func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
+func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{9}
+}
+
+// RevocationEvent is one revoked token, or the subscription confirmation.
+type RevocationEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first message only: the stream is live from here on.
+	Subscribed    bool                   `protobuf:"varint,1,opt,name=subscribed,proto3" json:"subscribed,omitempty"`
+	TokenId       string                 `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationEvent) Reset() {
+	*x = RevocationEvent{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationEvent) ProtoMessage() {}
+
+func (x *RevocationEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationEvent.ProtoReflect.Descriptor instead.
+func (*RevocationEvent) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RevocationEvent) GetSubscribed() bool {
+	if x != nil {
+		return x.Subscribed
+	}
+	return false
+}
+
+func (x *RevocationEvent) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *RevocationEvent) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
 }
 
 var File_keymint_v1_tokens_proto protoreflect.FileDescriptor
@@ -845,14 +955,23 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x11.keymint.v1.TokenR\x06tokens\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"!\n" +
 	"\x0fGetTokenRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"$\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*x\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\x19\n" +
+	"\x17WatchRevocationsRequest\"\x89\x01\n" +
+	"\x0fRevocationEvent\x12\x1e\n" +
+	"\n" +
+	"subscribed\x18\x01 \x01(\bR\n" +
+	"subscribed\x12\x19\n" +
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12;\n" +
+	"\vrevoke_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime*x\n" +
 	"\vTokenStatus\x12\x1c\n" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14TOKEN_STATUS_EXPIRED\x10\x02\x12\x18\n" +
-	"\x14TOKEN_STATUS_REVOKED\x10\x032\x99\x04\n" +
+	"\x14TOKEN_STATUS_REVOKED\x10\x032\xf1\x04\n" +
 	"\fTokenService\x12e\n" +
 	"\vCreateToken\x12\x1e.keymint.v1.CreateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/tokens\x12t\n" +
@@ -860,7 +979,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"ListTokens\x12\x1d.keymint.v1.ListTokensRequest\x1a\x1e.keymint.v1.ListTokensResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/tokens\x12S\n" +
-	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12v\n" +
+	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12V\n" +
+	"\x10WatchRevocations\x12#.keymint.v1.WatchRevocationsRequest\x1a\x1b.keymint.v1.RevocationEvent0\x01\x12v\n" +
 	"\vRevokeToken\x12\x1e.keymint.v1.RevokeTokenRequest\x1a\x11.keymint.v1.Token\"4\x82\xd3\xe4\x93\x02.:\x01*Z\x11*\x0f/v1/tokens/{id}\"\x16/v1/tokens/{id}:revokeB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
 
 var (
@@ -876,7 +996,7 @@ func file_keymint_v1_tokens_proto_rawDescGZIP() []byte {
 }
 
 var file_keymint_v1_tokens_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_keymint_v1_tokens_proto_goTypes = []any{
 	(TokenStatus)(0),                  // 0: keymint.v1.TokenStatus
 	(ValidateTokenResponse_Reason)(0), // 1: keymint.v1.ValidateTokenResponse.Reason
@@ -889,36 +1009,41 @@ var file_keymint_v1_tokens_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),        // 8: keymint.v1.ListTokensResponse
 	(*GetTokenRequest)(nil),           // 9: keymint.v1.GetTokenRequest
 	(*RevokeTokenRequest)(nil),        // 10: keymint.v1.RevokeTokenRequest
-	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 12: google.protobuf.Duration
+	(*WatchRevocationsRequest)(nil),   // 11: keymint.v1.WatchRevocationsRequest
+	(*RevocationEvent)(nil),           // 12: keymint.v1.RevocationEvent
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 14: google.protobuf.Duration
 }
 var file_keymint_v1_tokens_proto_depIdxs = []int32{
-	11, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	11, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	11, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	13, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	13, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	13, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: keymint.v1.Token.status:type_name -> keymint.v1.TokenStatus
-	11, // 5: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 6: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	13, // 5: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 6: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
 	2,  // 7: keymint.v1.CreateTokenResponse.token:type_name -> keymint.v1.Token
 	1,  // 8: keymint.v1.ValidateTokenResponse.reason:type_name -> keymint.v1.ValidateTokenResponse.Reason
-	11, // 9: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 9: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 10: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
-	3,  // 11: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
-	5,  // 12: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
-	7,  // 13: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
-	9,  // 14: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
-	10, // 15: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
-	4,  // 16: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
-	6,  // 17: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
-	8,  // 18: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
-	2,  // 19: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
-	2,  // 20: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 11: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
+	3,  // 12: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
+	5,  // 13: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
+	7,  // 14: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
+	9,  // 15: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
+	11, // 16: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
+	10, // 17: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
+	4,  // 18: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
+	6,  // 19: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
+	8,  // 20: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
+	2,  // 21: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
+	12, // 22: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
+	2,  // 23: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_tokens_proto_init() }
@@ -932,7 +1057,7 @@ func file_keymint_v1_tokens_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_tokens_proto_rawDesc), len(file_keymint_v1_tokens_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

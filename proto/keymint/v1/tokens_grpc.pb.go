@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_CreateToken_FullMethodName   = "/keymint.v1.TokenService/CreateToken"
-	TokenService_ValidateToken_FullMethodName = "/keymint.v1.TokenService/ValidateToken"
-	TokenService_ListTokens_FullMethodName    = "/keymint.v1.TokenService/ListTokens"
-	TokenService_GetToken_FullMethodName      = "/keymint.v1.TokenService/GetToken"
-	TokenService_RevokeToken_FullMethodName   = "/keymint.v1.TokenService/RevokeToken"
+	TokenService_CreateToken_FullMethodName      = "/keymint.v1.TokenService/CreateToken"
+	TokenService_ValidateToken_FullMethodName    = "/keymint.v1.TokenService/ValidateToken"
+	TokenService_ListTokens_FullMethodName       = "/keymint.v1.TokenService/ListTokens"
+	TokenService_GetToken_FullMethodName         = "/keymint.v1.TokenService/GetToken"
+	TokenService_WatchRevocations_FullMethodName = "/keymint.v1.TokenService/WatchRevocations"
+	TokenService_RevokeToken_FullMethodName      = "/keymint.v1.TokenService/RevokeToken"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -44,6 +45,13 @@ type TokenServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
+	// WatchRevocations streams the ids of tokens revoked from now on, on any
+	// replica, so caching validators (the Go client library, sidecars) drop
+	// them within a second instead of waiting for a cache TTL. The first message
+	// has `subscribed` set: a client clears its cache then, since revocations
+	// sent while it was disconnected are lost. Like ValidateToken it needs no
+	// credentials; it carries token ids only, never secrets.
+	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RevocationEvent], error)
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op
 	// that returns it unchanged.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*Token, error)
@@ -97,6 +105,25 @@ func (c *tokenServiceClient) GetToken(ctx context.Context, in *GetTokenRequest, 
 	return out, nil
 }
 
+func (c *tokenServiceClient) WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RevocationEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TokenService_ServiceDesc.Streams[0], TokenService_WatchRevocations_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRevocationsRequest, RevocationEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TokenService_WatchRevocationsClient = grpc.ServerStreamingClient[RevocationEvent]
+
 func (c *tokenServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*Token, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Token)
@@ -125,6 +152,13 @@ type TokenServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)
+	// WatchRevocations streams the ids of tokens revoked from now on, on any
+	// replica, so caching validators (the Go client library, sidecars) drop
+	// them within a second instead of waiting for a cache TTL. The first message
+	// has `subscribed` set: a client clears its cache then, since revocations
+	// sent while it was disconnected are lost. Like ValidateToken it needs no
+	// credentials; it carries token ids only, never secrets.
+	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[RevocationEvent]) error
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op
 	// that returns it unchanged.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*Token, error)
@@ -149,6 +183,9 @@ func (UnimplementedTokenServiceServer) ListTokens(context.Context, *ListTokensRe
 }
 func (UnimplementedTokenServiceServer) GetToken(context.Context, *GetTokenRequest) (*Token, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetToken not implemented")
+}
+func (UnimplementedTokenServiceServer) WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[RevocationEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchRevocations not implemented")
 }
 func (UnimplementedTokenServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*Token, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
@@ -246,6 +283,17 @@ func _TokenService_GetToken_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_WatchRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRevocationsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TokenServiceServer).WatchRevocations(m, &grpc.GenericServerStream[WatchRevocationsRequest, RevocationEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TokenService_WatchRevocationsServer = grpc.ServerStreamingServer[RevocationEvent]
+
 func _TokenService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RevokeTokenRequest)
 	if err := dec(in); err != nil {
@@ -292,6 +340,12 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _TokenService_RevokeToken_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRevocations",
+			Handler:       _TokenService_WatchRevocations_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "keymint/v1/tokens.proto",
 }

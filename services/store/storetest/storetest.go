@@ -45,6 +45,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListTokensBadCursor", testListTokensBadCursor},
 		{"RevokeToken", testRevokeToken},
 		{"TouchTokens", testTouchTokens},
+		{"SessionRoundTrip", testSessionRoundTrip},
+		{"TouchSession", testTouchSession},
+		{"DeleteSession", testDeleteSession},
+		{"DeleteUserSessions", testDeleteUserSessions},
+		{"DeleteExpiredSessions", testDeleteExpiredSessions},
+		{"AuditRoundTrip", testAuditRoundTrip},
+		{"AuditPaging", testAuditPaging},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+)
+
+// ValidateFunc answers ValidateToken in process. keymint serve passes its
+// gRPC handler wrapped in the server's own interceptor chain, so a REST
+// validation passes the same interceptors (metrics, logging, limits, error
+// mapping) as a gRPC one, without the loopback gRPC hop: that hop costs more
+// than the validation itself, several times over (see README, Performance).
+type ValidateFunc func(ctx context.Context, req *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error)
+
+// validatePath is ValidateToken's REST route (the proto's http rule).
+const validatePath = "/v1/tokens:validate"
+
+// validateRoute serves POST /v1/tokens:validate through a ValidateFunc with
+// the same decoding, encoding and error answers as the generated route.
+//
+// It is the REST hot path, so the usual request and answer shapes are read
+// and written by hand (decodeValidateFast, appendValidateFast): reflection
+// based protojson costs more than the validation. Anything outside those
+// shapes goes through the marshaler exactly as the generated route does, so
+// the answers are the same JSON values either way (TestValidateFastMatchesProtojson).
+type validateRoute struct {
+	validate  ValidateFunc
+	marshaler runtime.Marshaler
+	errs      *errorWriter
+}
+
+var (
+	bufPool         = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	jsonContentType = []string{"application/json"}
+)
+
+func (v *validateRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			bufPool.Put(buf)
+		}
+	}()
+	buf.Reset()
+	// limitBody has bounded the body already.
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		v.errs.write(w, r, status.Error(codes.InvalidArgument, "could not read the request body"))
+		return
+	}
+	body := buf.Bytes()
+	req := &keymintv1.ValidateTokenRequest{}
+	// The generated route treats an empty body as an empty message.
+	if len(bytes.TrimSpace(body)) > 0 && !decodeValidateFast(body, req) {
+		if err := v.marshaler.Unmarshal(body, req); err != nil {
+			v.errs.write(w, r, status.Errorf(codes.InvalidArgument, "%v", err))
+			return
+		}
+	}
+	resp, err := v.validate(r.Context(), req)
+	if err != nil {
+		v.errs.write(w, r, err)
+		return
+	}
+	buf.Reset()
+	out, ok := appendValidateFast(buf.AvailableBuffer(), resp)
+	if !ok {
+		if out, err = v.marshaler.Marshal(resp); err != nil {
+			v.errs.write(w, r, status.Error(codes.Internal, "internal error"))
+			return
+		}
+	}
+	w.Header()["Content-Type"] = jsonContentType
+	_, _ = w.Write(out)
+}
+
+// decodeValidateFast reads the usual ValidateTokenRequest bodies: an object
+// with "token" and perhaps "requiredScopes" (or "required_scopes"), whose
+// strings are printable ASCII without escapes. It reports false for anything
+// else (null, escapes, unknown or repeated fields, bad syntax...), which the
+// caller then hands to protojson: false means "not simple", never "invalid".
+func decodeValidateFast(b []byte, req *keymintv1.ValidateTokenRequest) bool {
+	p := jsonScanner{b: b}
+	if !p.byte('{') {
+		return false
+	}
+	var haveToken, haveScopes bool
+	if p.peek() == '}' {
+		p.i++
+		return p.end()
+	}
+	for {
+		key, ok := p.str()
+		if !ok || !p.byte(':') {
+			return false
+		}
+		switch string(key) {
+		case "token":
+			v, ok := p.str()
+			if !ok || haveToken {
+				return false
+			}
+			req.Token, haveToken = string(v), true
+		case "requiredScopes", "required_scopes":
+			if haveScopes || !p.byte('[') {
+				return false
+			}
+			haveScopes = true
+			if p.peek() == ']' {
+				p.i++
+				break
+			}
+			for {
+				v, ok := p.str()
+				if !ok {
+					return false
+				}
+				req.RequiredScopes = append(req.RequiredScopes, string(v))
+				if p.byte(']') {
+					break
+				}
+				if !p.byte(',') {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+		if p.byte('}') {
+			return p.end()
+		}
+		if !p.byte(',') {
+			return false
+		}
+	}
+}
+
+// jsonScanner is the little JSON reader decodeValidateFast needs.
+type jsonScanner struct {
+	b []byte
+	i int
+}
+
+func (p *jsonScanner) ws() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *jsonScanner) peek() byte {
+	p.ws()
+	if p.i < len(p.b) {
+		return p.b[p.i]
+	}
+	return 0
+}
+
+// byte consumes c (after whitespace) if it comes next.
+func (p *jsonScanner) byte(c byte) bool {
+	if p.peek() == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string of printable ASCII without escapes.
+func (p *jsonScanner) str() ([]byte, bool) {
+	if !p.byte('"') {
+		return nil, false
+	}
+	start := p.i
+	for ; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			p.i++
+			return p.b[start : p.i-1], true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// end reports whether only whitespace is left.
+func (p *jsonScanner) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+// appendValidateFast appends r as the gateway's marshaler would write it
+// (protojson with EmitDefaultValues: every scalar, an unset expireTime left
+// out), and reports false when r holds anything it does not handle: a string
+// needing escapes, an unknown reason, an invalid timestamp.
+func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte, bool) {
+	reason, ok := keymintv1.ValidateTokenResponse_Reason_name[int32(r.GetReason())]
+	if !ok {
+		return dst, false
+	}
+	dst = append(dst, `{"valid":`...)
+	dst = strconv.AppendBool(dst, r.GetValid())
+	dst = append(dst, `,"reason":"`...)
+	dst = append(dst, reason...)
+	dst = append(dst, '"')
+	for _, f := range [...]struct{ name, v string }{
+		{`,"tokenId":`, r.GetTokenId()}, {`,"userId":`, r.GetUserId()}, {`,"organizationId":`, r.GetOrganizationId()},
+	} {
+		dst = append(dst, f.name...)
+		if dst, ok = appendPlainString(dst, f.v); !ok {
+			return dst, false
+		}
+	}
+	dst = append(dst, `,"scopes":[`...)
+	for i, s := range r.GetScopes() {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, ok = appendPlainString(dst, s); !ok {
+			return dst, false
+		}
+	}
+	dst = append(dst, ']')
+	if ts := r.GetExpireTime(); ts != nil {
+		if ts.CheckValid() != nil {
+			return dst, false
+		}
+		// protojson's form: RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits.
+		dst = append(dst, `,"expireTime":"`...)
+		t := time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
+		n := len(dst)
+		dst = t.AppendFormat(dst, "2006-01-02T15:04:05.000000000")
+		for range 2 {
+			if bytes.HasSuffix(dst[n:], []byte("000")) {
+				dst = dst[:len(dst)-3]
+			}
+		}
+		if bytes.HasSuffix(dst[n:], []byte(".000")) {
+			dst = dst[:len(dst)-4]
+		}
+		dst = append(dst, `Z"`...)
+	}
+	return append(dst, '}'), true
+}
+
+// appendPlainString appends s quoted if it is printable ASCII needing no
+// escape, and reports whether it was.
+func appendPlainString(dst []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return dst, false
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), true
+}

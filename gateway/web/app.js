@@ -1,0 +1,445 @@
+// keymint token page. Plain JavaScript over keymint's JSON routes: sign-in
+// and sign-out (/api/auth/...), the signed-in user (/v1/user), tokens
+// (/v1/tokens). The session lives in an HttpOnly cookie this script cannot
+// read; every call carries X-Keymint-CSRF, which no other site can send.
+// A new token's secret exists only in the reveal dialog, and only until the
+// dialog closes: nothing stores it, so a reload can never show it again.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  // api calls keymint and returns the parsed JSON answer (null for 204). A
+  // refusal becomes an ApiError with the server's message, never raw JSON.
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json', 'X-Keymint-CSRF': '1' };
+    const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, 'keymint could not be reached. Check your connection and try again.');
+    }
+    if (resp.status === 204) return null;
+    let data = null;
+    const text = await resp.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = null; }
+    }
+    if (!resp.ok) {
+      let msg = data && typeof data.message === 'string' && data.message ? data.message : '';
+      if (!msg) msg = 'The request failed (HTTP ' + resp.status + ').';
+      msg = msg.charAt(0).toUpperCase() + msg.slice(1);
+      if (!/[.!?]$/.test(msg)) msg += '.';
+      throw new ApiError(resp.status, msg);
+    }
+    return data;
+  }
+
+  // --- messages -----------------------------------------------------------
+
+  function showAlert(msg, target) {
+    const el = target || $('alert');
+    el.textContent = msg;
+    el.hidden = false;
+    if (!target) hideNotice();
+  }
+  function hideAlert(target) {
+    const el = target || $('alert');
+    el.hidden = true;
+    el.textContent = '';
+  }
+  function showNotice(msg) {
+    hideAlert();
+    $('notice').textContent = msg;
+    $('notice').hidden = false;
+  }
+  function hideNotice() {
+    $('notice').hidden = true;
+    $('notice').textContent = '';
+  }
+
+  // fail reports err in the page (or a dialog's alert). An ended session
+  // sends the person back to sign-in with a word on why.
+  function fail(err, target) {
+    if (err instanceof ApiError && err.status === 401 && signedIn) {
+      closeAllDialogs();
+      showSignIn('Your session has ended. Sign in again to continue.');
+      return;
+    }
+    showAlert(err && err.message ? err.message : 'Something went wrong.', target);
+  }
+
+  // busy disables a button while its call runs.
+  async function busy(button, fn) {
+    button.disabled = true;
+    try {
+      return await fn();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- formatting ---------------------------------------------------------
+
+  const dayFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+  const clockFmt = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+  const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'long' });
+
+  // when renders a time as a day with the clock time under it (a <time>
+  // element whose title has the full date), or none when unset.
+  function when(iso, none) {
+    const d = iso ? new Date(iso) : null;
+    if (!d || isNaN(d)) return none;
+    const t = el('time', { dateTime: d.toISOString(), title: fullFmt.format(d) },
+      dayFmt.format(d), el('span', { className: 'clock', textContent: clockFmt.format(d) }));
+    return t;
+  }
+
+  const statuses = {
+    TOKEN_STATUS_ACTIVE: ['active', 'Active'],
+    TOKEN_STATUS_REVOKED: ['revoked', 'Revoked'],
+    TOKEN_STATUS_EXPIRED: ['expired', 'Expired'],
+  };
+
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    Object.assign(e, props || {});
+    for (const c of children) {
+      if (c !== null && c !== undefined) e.append(c);
+    }
+    return e;
+  }
+
+  // --- views --------------------------------------------------------------
+
+  let signedIn = false;
+
+  function showSignIn(message) {
+    signedIn = false;
+    $('account').hidden = true;
+    $('tokens-view').hidden = true;
+    $('signin-view').hidden = false;
+    $('token-rows').replaceChildren();
+    if (message) showAlert(message); else hideAlert();
+    hideNotice();
+    $('signin-password').value = '';
+    $('signin-email').focus();
+  }
+
+  async function showTokens(user) {
+    signedIn = true;
+    $('who').textContent = user.email;
+    $('account').hidden = false;
+    $('signin-view').hidden = true;
+    $('tokens-view').hidden = false;
+    await loadTokens();
+  }
+
+  async function start() {
+    try {
+      const user = await api('GET', '/v1/user');
+      await showTokens(user);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        showSignIn();
+      } else {
+        showSignIn();
+        fail(err);
+      }
+    }
+  }
+
+  // --- tokens -------------------------------------------------------------
+
+  async function fetchTokens() {
+    const inactive = $('show-inactive').checked;
+    let all = [];
+    let page = '';
+    for (let i = 0; i < 20; i++) {
+      const q = new URLSearchParams({ pageSize: '1000', showInactive: String(inactive) });
+      if (page) q.set('pageToken', page);
+      const resp = await api('GET', '/v1/tokens?' + q.toString());
+      all = all.concat(resp.tokens || []);
+      if (!resp.nextPageToken || resp.nextPageToken === page) break;
+      page = resp.nextPageToken;
+    }
+    return all;
+  }
+
+  async function loadTokens() {
+    try {
+      renderTokens(await fetchTokens());
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  function cell(label, cls, ...content) {
+    const td = el('td', { className: cls || '' }, ...content);
+    td.dataset.label = label;
+    return td;
+  }
+
+  function renderTokens(tokens) {
+    const rows = tokens.map((t) => {
+      const [cls, label] = statuses[t.status] || ['expired', 'Unknown'];
+      const scopes = (t.scopes || []).length
+        ? (t.scopes || []).map((s) => el('code', { className: 'scope', textContent: s }))
+        : [el('span', { className: 'none', textContent: 'none' })];
+      const tr = el('tr', { className: cls === 'active' ? '' : 'inactive' },
+        cell('Name', 'name', t.name),
+        cell('Description', 'desc', t.description || null),
+        cell('Hint', '', el('code', { textContent: t.hint + '…' })),
+        cell('Scopes', '', el('span', {}, ...scopes)),
+        cell('Created', 'time', when(t.createTime, '')),
+        cell('Last used', 'time', when(t.lastUsedTime, 'never')),
+        cell('Expires', 'time', when(t.expireTime, 'never')),
+        cell('Status', '', el('span', { className: 'badge ' + cls, textContent: label })),
+        cell('', 'act', cls === 'active'
+          ? el('button', {
+            type: 'button',
+            className: 'secondary small',
+            textContent: 'Revoke',
+            onclick: () => askRevoke(t),
+          })
+          : null));
+      tr.dataset.tokenId = t.id;
+      const btn = tr.querySelector('button');
+      if (btn) btn.setAttribute('aria-label', 'Revoke token ' + t.name);
+      return tr;
+    });
+    $('token-rows').replaceChildren(...rows);
+    $('empty').hidden = tokens.length > 0;
+    $('token-table').hidden = tokens.length === 0;
+  }
+
+  // --- dialogs ------------------------------------------------------------
+
+  let returnFocus = null;
+
+  function openDialog(d, focusAfter) {
+    returnFocus = focusAfter || document.activeElement;
+    d.showModal();
+  }
+
+  function closeAllDialogs() {
+    for (const d of document.querySelectorAll('dialog[open]')) d.close();
+  }
+
+  for (const d of document.querySelectorAll('dialog')) {
+    d.addEventListener('close', () => {
+      if (returnFocus && document.contains(returnFocus) && !returnFocus.closest('[hidden]')) {
+        returnFocus.focus();
+      }
+    });
+    for (const b of d.querySelectorAll('[data-close]')) {
+      b.addEventListener('click', () => d.close());
+    }
+  }
+
+  // Generate.
+  $('generate').addEventListener('click', () => {
+    $('generate-form').reset();
+    hideAlert($('generate-error'));
+    openDialog($('generate-dialog'), $('generate'));
+    $('gen-name').focus();
+  });
+
+  $('generate-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const errBox = $('generate-error');
+    hideAlert(errBox);
+    const name = $('gen-name').value.trim();
+    if (!name) {
+      showAlert('Give the token a name, so you can tell it apart later.', errBox);
+      $('gen-name').focus();
+      return;
+    }
+    const body = {
+      name,
+      description: $('gen-description').value.trim(),
+      scopes: $('gen-scopes').value.split(/[\s,]+/).filter(Boolean),
+    };
+    const secs = $('gen-expiry').value;
+    if (secs) body.ttl = secs + 's';
+    try {
+      const resp = await busy($('generate-submit'), () => api('POST', '/v1/tokens', body));
+      $('generate-dialog').close();
+      reveal(resp.token, resp.secret);
+      loadTokens();
+    } catch (err) {
+      fail(err, errBox);
+    }
+  });
+
+  // Reveal: the one place a secret is ever shown.
+  let revealed = null;
+
+  function reveal(token, secret) {
+    revealed = { name: token.name, secret };
+    $('reveal-name').textContent = token.name;
+    $('reveal-secret').value = secret;
+    $('copy-status').textContent = '';
+    openDialog($('reveal-dialog'), $('generate'));
+    $('reveal-secret').focus();
+    $('reveal-secret').select();
+  }
+
+  // forgetSecret drops the secret from the page: the dialog was the only
+  // place it was. It runs as the dialog closes, by any means.
+  function forgetSecret() {
+    revealed = null;
+    $('reveal-secret').value = '';
+    $('copy-status').textContent = '';
+  }
+  $('reveal-dialog').addEventListener('cancel', forgetSecret);
+  $('reveal-dialog').addEventListener('close', () => {
+    forgetSecret();
+    loadTokens();
+  });
+  $('reveal-done').addEventListener('click', () => {
+    forgetSecret();
+    $('reveal-dialog').close();
+  });
+
+  $('copy-secret').addEventListener('click', async () => {
+    if (!revealed) return;
+    const status = $('copy-status');
+    try {
+      await navigator.clipboard.writeText(revealed.secret);
+      status.textContent = 'Copied to the clipboard.';
+    } catch (e) {
+      // No clipboard API (plain HTTP on another host): select it instead.
+      const input = $('reveal-secret');
+      input.focus();
+      input.select();
+      let ok = false;
+      try { ok = document.execCommand('copy'); } catch (e2) { ok = false; }
+      status.textContent = ok ? 'Copied to the clipboard.' : 'Selected: press Ctrl+C (or ⌘C) to copy.';
+    }
+  });
+
+  $('download-secret').addEventListener('click', () => {
+    if (!revealed) return;
+    const safe = revealed.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'token';
+    const url = URL.createObjectURL(new Blob([revealed.secret + '\n'], { type: 'text/plain' }));
+    const a = el('a', { href: url, download: 'keymint-token-' + safe + '.txt' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    $('copy-status').textContent = 'Downloaded keymint-token-' + safe + '.txt.';
+  });
+
+  // Revoke, after a confirmation.
+  let revoking = null;
+
+  function askRevoke(token) {
+    revoking = token;
+    $('revoke-name').textContent = token.name;
+    openDialog($('revoke-dialog'), $('generate'));
+  }
+
+  $('revoke-confirm').addEventListener('click', async () => {
+    const t = revoking;
+    if (!t) return;
+    try {
+      await busy($('revoke-confirm'), () => api('DELETE', '/v1/tokens/' + encodeURIComponent(t.id)));
+      revoking = null;
+      $('revoke-dialog').close();
+      showNotice('Token "' + t.name + '" is revoked.');
+      await loadTokens();
+    } catch (err) {
+      $('revoke-dialog').close();
+      fail(err);
+    }
+  });
+
+  $('show-inactive').addEventListener('change', loadTokens);
+
+  // Sign in and out.
+  $('signin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    hideAlert();
+    const email = $('signin-email').value.trim();
+    const password = $('signin-password').value;
+    if (!email || !password) {
+      showAlert('Enter your email and password.');
+      (email ? $('signin-password') : $('signin-email')).focus();
+      return;
+    }
+    try {
+      await busy($('signin-submit'), () => api('POST', '/api/auth/login', { auth: email, password }));
+      $('signin-password').value = '';
+      const user = await api('GET', '/v1/user');
+      await showTokens(user);
+      $('main').focus();
+    } catch (err) {
+      $('signin-password').value = '';
+      if (err instanceof ApiError && err.status === 401) {
+        showAlert('That email and password do not match an account.');
+      } else {
+        fail(err);
+      }
+      $('signin-password').focus();
+    }
+  });
+
+  $('sign-out').addEventListener('click', async () => {
+    try {
+      await api('POST', '/api/auth/logout');
+    } catch (err) {
+      // The cookie is cleared by the answer whatever happened; sign-in shows.
+    }
+    closeAllDialogs();
+    showSignIn();
+    showNotice('You are signed out.');
+  });
+
+  // Change password.
+  $('change-password').addEventListener('click', () => {
+    $('password-form').reset();
+    hideAlert($('password-error'));
+    openDialog($('password-dialog'), $('change-password'));
+    $('pw-current').focus();
+  });
+
+  $('password-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const errBox = $('password-error');
+    hideAlert(errBox);
+    const current = $('pw-current').value;
+    const next = $('pw-new').value;
+    if (!current || !next) {
+      showAlert('Enter your current and your new password.', errBox);
+      return;
+    }
+    if (next !== $('pw-confirm').value) {
+      showAlert('The two new passwords differ.', errBox);
+      $('pw-confirm').focus();
+      return;
+    }
+    try {
+      await busy($('password-submit'), () => api('PUT', '/v1/user/password', { currentPassword: current, newPassword: next }));
+      $('password-form').reset();
+      $('password-dialog').close();
+      showNotice('Your password is changed, and your other sessions are signed out.');
+    } catch (err) {
+      fail(err, errBox);
+    }
+  });
+
+  start();
+})();

@@ -1,0 +1,492 @@
+// Command load is keymint's benchmark load generator and its baselines: the
+// same closed-loop client drives keymint and a bare server answering the
+// same request with the same bytes, so their ratio is keymint's own cost.
+//
+//	load mint       -http URL -email E -password P -n N -out FILE
+//	load grpc-echo  -listen ADDR -from GRPCADDR -tokens FILE
+//	load http-echo  -listen ADDR -from URL -tokens FILE
+//	load grpc       -addr ADDR -tokens FILE [-c 50] [-d 10s] [-warmup 2s] [-pid PID] -name NAME
+//	load http       -url URL -tokens FILE [...]
+//	load report     FILE
+//
+// scripts/bench/run.sh (make bench) strings them together.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|report ...")
+		os.Exit(2)
+	}
+	var err error
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "mint":
+		err = runMint(args)
+	case "grpc-echo":
+		err = runGRPCEcho(args)
+	case "http-echo":
+		err = runHTTPEcho(args)
+	case "grpc", "http":
+		err = runLoad(os.Args[1], args)
+	case "report":
+		err = runReport(args)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func readTokens(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	toks := strings.Fields(string(b))
+	if len(toks) == 0 {
+		return nil, fmt.Errorf("%s holds no tokens", path)
+	}
+	return toks, nil
+}
+
+// runMint mints n tokens through keymint's REST API and writes them to out.
+func runMint(args []string) error {
+	fs := flag.NewFlagSet("mint", flag.ExitOnError)
+	base := fs.String("http", "http://127.0.0.1:8080", "keymint REST base URL")
+	email := fs.String("email", "", "user email")
+	password := fs.String("password", "", "user password")
+	n := fs.Int("n", 100, "tokens to mint")
+	out := fs.String("out", "", "file to write the tokens to, one a line")
+	_ = fs.Parse(args)
+	var buf bytes.Buffer
+	for i := range *n {
+		body := fmt.Sprintf(`{"name":"bench-%d","scopes":["read","write"]}`, i)
+		req, _ := http.NewRequest("POST", *base+"/v1/tokens", strings.NewReader(body))
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("x-api-email", *email)
+		req.Header.Set("x-api-password", *password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		var r struct {
+			Secret string `json:"secret"`
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil || r.Secret == "" {
+			return fmt.Errorf("mint: HTTP %d: %s", resp.StatusCode, b)
+		}
+		buf.WriteString(r.Secret + "\n")
+	}
+	return os.WriteFile(*out, buf.Bytes(), 0o600)
+}
+
+// echoServer answers ValidateToken with a canned copy of keymint's answer:
+// the same bytes on the wire, none of keymint's work, no interceptors.
+type echoServer struct {
+	keymintv1.UnimplementedTokenServiceServer
+	resp *keymintv1.ValidateTokenResponse
+}
+
+func (e *echoServer) ValidateToken(ctx context.Context, req *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error) {
+	return e.resp, nil
+}
+
+func runGRPCEcho(args []string) error {
+	fs := flag.NewFlagSet("grpc-echo", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	from := fs.String("from", "", "keymint gRPC address to copy the answer from")
+	tokens := fs.String("tokens", "", "token file")
+	workers := fs.Uint("workers", 64, "gRPC stream workers, as keymint serve has (0: a goroutine per call, grpc-go's default)")
+	_ = fs.Parse(args)
+	toks, err := readTokens(*tokens)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(*from, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	resp, err := keymintv1.NewTokenServiceClient(conn).ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: toks[0]})
+	conn.Close()
+	if err != nil {
+		return fmt.Errorf("copy answer: %w", err)
+	}
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	var opts []grpc.ServerOption
+	if *workers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(*workers)))
+	}
+	s := grpc.NewServer(opts...)
+	keymintv1.RegisterTokenServiceServer(s, &echoServer{resp: resp})
+	fmt.Println(lis.Addr().String())
+	return s.Serve(lis)
+}
+
+func runHTTPEcho(args []string) error {
+	fs := flag.NewFlagSet("http-echo", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	from := fs.String("from", "", "keymint validate URL to copy the answer from")
+	tokens := fs.String("tokens", "", "token file")
+	bodyOnly := fs.Bool("body-only", false, "answer with keymint's body and only a Content-Type header, not all of keymint's headers")
+	_ = fs.Parse(args)
+	toks, err := readTokens(*tokens)
+	if err != nil {
+		return err
+	}
+	resp, err := http.Post(*from, "application/json", strings.NewReader(`{"token":"`+toks[0]+`"}`))
+	if err != nil {
+		return err
+	}
+	canned, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("copy answer: HTTP %d: %s", resp.StatusCode, canned)
+	}
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	// The same answer bytes as keymint's (its security headers included),
+	// so the comparison is of the work behind them; net/http adds Date and
+	// Content-Length itself.
+	headers := http.Header{"Content-Type": {"application/json"}}
+	if !*bodyOnly {
+		headers = resp.Header.Clone()
+		headers.Del("Date")
+		headers.Del("Content-Length")
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		out := w.Header()
+		for k, v := range headers {
+			out[k] = v
+		}
+		_, _ = w.Write(canned)
+	})
+	fmt.Println(lis.Addr().String())
+	return (&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}).Serve(lis)
+}
+
+// Result is one measured run.
+type Result struct {
+	Name        string  `json:"name"`
+	Calls       int64   `json:"calls"`
+	Errors      int64   `json:"errors"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"rps"`
+	P50us       float64 `json:"p50_us"`
+	P99us       float64 `json:"p99_us"`
+	Concurrency int     `json:"concurrency"`
+	ServerCPU   float64 `json:"server_cpu,omitempty"` // cores used by the server process
+	RSSStartMB  float64 `json:"rss_start_mb,omitempty"`
+	RSSMaxMB    float64 `json:"rss_max_mb,omitempty"`
+	RSSEndMB    float64 `json:"rss_end_mb,omitempty"`
+	FirstError  string  `json:"first_error,omitempty"`
+}
+
+func runLoad(kind string, args []string) error {
+	fs := flag.NewFlagSet(kind, flag.ExitOnError)
+	name := fs.String("name", kind, "name of this run in the report")
+	addr := fs.String("addr", "127.0.0.1:9090", "gRPC address")
+	url := fs.String("url", "http://127.0.0.1:8080/v1/tokens:validate", "REST validate URL")
+	tokens := fs.String("tokens", "", "token file")
+	conc := fs.Int("c", 50, "calls in flight")
+	conns := fs.Int("conns", 1, "gRPC connections the calls in flight are spread over")
+	dur := fs.Duration("d", 10*time.Second, "measured duration")
+	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up (it also fills the cache)")
+	pid := fs.Int("pid", 0, "server process to sample CPU and RSS of")
+	out := fs.String("out", "", "append the JSON result to this file")
+	_ = fs.Parse(args)
+	toks, err := readTokens(*tokens)
+	if err != nil {
+		return err
+	}
+
+	var measuring, stop atomic.Bool
+	var recs []*recorder
+	var runs []func() error
+	newRec := func() *recorder {
+		r := &recorder{measuring: &measuring, stop: &stop, lats: make([]int64, 0, 1<<16)}
+		recs = append(recs, r)
+		return r
+	}
+	switch kind {
+	case "grpc":
+		n := max(1, min(*conns, *conc))
+		for i := range n {
+			inflight := *conc / n
+			if i < *conc%n {
+				inflight++
+			}
+			c, err := dialH2(*addr, toks, newRec())
+			if err != nil {
+				return err
+			}
+			runs = append(runs, func() error { return c.run(inflight) })
+		}
+	case "http":
+		hostPath := strings.TrimPrefix(*url, "http://")
+		host, path, _ := strings.Cut(hostPath, "/")
+		for i := range *conc {
+			c, err := dialHTTP1(host, "/"+path, toks, newRec())
+			if err != nil {
+				return err
+			}
+			runs = append(runs, func() error { return c.run(i) })
+		}
+	}
+	errc := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() { errc <- run() }()
+	}
+
+	time.Sleep(*warmup)
+	cpu0 := procCPU(*pid)
+	rss := &rssSampler{pid: *pid}
+	rss.sample()
+	measuring.Store(true)
+	t0 := time.Now()
+	done := time.After(*dur)
+	tick := time.NewTicker(time.Second)
+	var runErr error
+sampling:
+	for {
+		select {
+		case <-tick.C:
+			rss.sample()
+		case <-done:
+			break sampling
+		case runErr = <-errc:
+			break sampling
+		}
+	}
+	tick.Stop()
+	measuring.Store(false)
+	elapsed := time.Since(t0)
+	cpu1 := procCPU(*pid)
+	rss.sample()
+	stop.Store(true)
+	if runErr != nil {
+		return fmt.Errorf("load: %w", runErr)
+	}
+	for range runs {
+		if err := <-errc; err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+	}
+
+	var all []int64
+	var calls, errs int64
+	var firstErr string
+	for _, r := range recs {
+		all = append(all, r.lats...)
+		calls += r.calls.Load()
+		errs += r.errs.Load()
+		if v, ok := r.firstErr.Load().(string); ok && firstErr == "" {
+			firstErr = v
+		}
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(p*float64(len(all)-1))]) / 1e3
+	}
+	r := Result{
+		Name: *name, Calls: calls, Errors: errs, Seconds: elapsed.Seconds(),
+		RPS:   float64(calls-errs) / elapsed.Seconds(),
+		P50us: pct(0.50), P99us: pct(0.99), Concurrency: *conc, FirstError: firstErr,
+	}
+	if *pid != 0 && cpu1 >= cpu0 && cpu0 >= 0 {
+		r.ServerCPU = (cpu1 - cpu0) / elapsed.Seconds()
+		r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB = rss.first, rss.max, rss.last
+	}
+	line, _ := json.Marshal(r)
+	fmt.Println(string(line))
+	if *out != "" {
+		f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.Write(append(line, '\n')); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// procCPU returns the CPU seconds (user + system) pid has used, or -1.
+func procCPU(pid int) float64 {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th fields of the whole line.
+	s := string(b)
+	s = s[strings.LastIndexByte(s, ')')+2:]
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// rssSampler tracks a process's resident set size from /proc/PID/status.
+type rssSampler struct {
+	pid              int
+	first, max, last float64
+	n                int
+}
+
+func (r *rssSampler) sample() {
+	if r.pid == 0 {
+		return
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", r.pid))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			mb := kb / 1024
+			if r.n == 0 {
+				r.first = mb
+			}
+			r.n++
+			r.max = max(r.max, mb)
+			r.last = mb
+		}
+	}
+}
+
+// runReport prints the results of one bench run: per run name the median
+// round (by calls/s), and the ratios that matter as the median of the
+// per-round ratios (the i-th result of one name against the i-th of the other).
+func runReport(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: load report FILE")
+	}
+	b, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	byName := map[string][]Result{}
+	var order []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r Result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return err
+		}
+		if _, ok := byName[r.Name]; !ok {
+			order = append(order, r.Name)
+		}
+		byName[r.Name] = append(byName[r.Name], r)
+	}
+	median := func(rs []Result) Result {
+		s := slices.Clone(rs)
+		slices.SortFunc(s, func(a, b Result) int { return int(a.RPS - b.RPS) })
+		return s[len(s)/2]
+	}
+	fmt.Printf("%-22s %6s %9s %8s %8s %6s %9s %9s %s\n", "run (median round)", "rounds", "calls/s", "p50 µs", "p99 µs", "errors", "srv cores", "µs CPU/call", "RSS MB start/max/end")
+	for _, n := range order {
+		r := median(byName[n])
+		rss, cpuPerCall := "", ""
+		if r.RSSMaxMB > 0 {
+			rss = fmt.Sprintf("%.0f/%.0f/%.0f", r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB)
+		}
+		if r.RPS > 0 && r.ServerCPU > 0 {
+			cpuPerCall = fmt.Sprintf("%.1f", r.ServerCPU/r.RPS*1e6)
+		}
+		fmt.Printf("%-22s %6d %9.0f %8.0f %8.0f %6d %9.2f %9s %s\n", n, len(byName[n]), r.RPS, r.P50us, r.P99us, r.Errors, r.ServerCPU, cpuPerCall, rss)
+	}
+	ratio := func(label, a, b string, target float64) {
+		as, bs := byName[a], byName[b]
+		var qs, cs []float64
+		for i := range min(len(as), len(bs)) {
+			if as[i].RPS > 0 {
+				qs = append(qs, bs[i].RPS/as[i].RPS)
+			}
+			if as[i].RPS > 0 && bs[i].RPS > 0 && as[i].ServerCPU > 0 && bs[i].ServerCPU > 0 {
+				cs = append(cs, (as[i].ServerCPU/as[i].RPS)/(bs[i].ServerCPU/bs[i].RPS))
+			}
+		}
+		if len(qs) == 0 {
+			return
+		}
+		slices.Sort(qs)
+		slices.Sort(cs)
+		q := qs[len(qs)/2]
+		verdict := "meets"
+		if q < target {
+			verdict = "BELOW"
+		}
+		fmt.Printf("ratio %-38s %.3f (rounds %s; target >= %.2f: %s)", label, q, fmtList(qs), target, verdict)
+		if len(cs) > 0 {
+			fmt.Printf("; CPU per call ratio %.3f", cs[len(cs)/2])
+		}
+		fmt.Println()
+	}
+	fmt.Println()
+	ratio("gRPC ValidateToken (L1) / bare gRPC", "grpc-echo", "grpc-keymint-l1", 0.85)
+	ratio("REST validate (L1) / bare net/http", "http-echo", "rest-keymint-l1", 0.70)
+	if a, b := byName["http-echo-body-only"], byName["rest-keymint-l1"]; len(a) > 0 && len(b) > 0 && a[0].RPS > 0 {
+		fmt.Printf("      REST validate (L1) / net/http sending the body alone: %.3f (one round, for reference)\n", median(b).RPS/a[0].RPS)
+	}
+	if rs, ok := byName["grpc-keymint-l1-long"]; ok && rs[0].RSSMaxMB > 0 {
+		r := rs[0]
+		fmt.Printf("RSS over the %.0f s run: start %.0f MB, max %.0f MB, end %.0f MB (growth %.0f MB; target <= 50)\n",
+			r.Seconds, r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB, r.RSSMaxMB-r.RSSStartMB)
+	}
+	return nil
+}
+
+func fmtList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# make bench: keymint's validation hot path against the machine's limit.
+#
+# In one run, with the same load program and concurrency, the server pinned
+# to one core and the load to another (when taskset is present):
+#   grpc-echo / grpc-keymint-l1     bare gRPC vs ValidateToken on cached tokens
+#   http-echo / rest-keymint-l1     bare net/http vs POST /v1/tokens:validate
+#   grpc-keymint-l1-long            the same for BENCH_LONG (60 s), RSS sampled
+#   grpc-keymint-l2                 L1 off: every call reads Redis
+#   grpc-keymint-store              no cache: every call reads the store
+#
+# Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
+# store), BENCH_ROUNDS (3), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
+# BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1). Postgres and Redis
+# are throwaway instances from scripts/pg.sh and scripts/redis.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${BENCH_DURATION:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
+LONG=${BENCH_LONG:-60s}
+CONC=${BENCH_CONCURRENCY:-50}
+NTOKENS=${BENCH_TOKENS:-100}
+CONNS=${BENCH_CONNS:-1}
+STORE=${BENCH_STORE:-sqlite}
+
+log() { echo "bench: $*" >&2; }
+
+work=$(mktemp -d /tmp/keymint-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bash scripts/redis.sh stop "$work/redis" >/dev/null 2>&1 || true
+  bash scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+SRV=() LOAD=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  SRV=(taskset -c 0) LOAD=(taskset -c 1)
+  log "server on CPU 0, load on CPU 1"
+else
+  log "taskset missing or one CPU: server and load share the machine"
+fi
+
+log "building"
+go build -trimpath -o "$work/keymint" ./services/keymint
+go build -trimpath -o "$work/load" ./scripts/bench/load
+
+REDIS_URL=$(bash scripts/redis.sh start "$work/redis")
+export KEYMINT_DATA_DIR="$work/data"
+if [ "$STORE" = postgres ]; then
+  admin=$(bash scripts/pg.sh start "$work/pg")
+  psql -q "$admin" -c 'CREATE DATABASE keymint_bench' >/dev/null
+  export KEYMINT_DATABASE_URL=${admin%/postgres*}/keymint_bench?sslmode=disable
+  export KEYMINT_PEPPER="1:$(head -c 32 /dev/urandom | base64)"
+fi
+# Cheap password hashing: the bench mints through the password API.
+export KEYMINT_ARGON2_MEMORY_KIB=64 KEYMINT_ARGON2_TIME=1
+export KEYMINT_LOG_LEVEL=warn KEYMINT_LOG_FORMAT=text
+# keymint serve runs with its own GOGC default (400) unless GOGC is set here;
+# the baselines with Go's (100).
+
+"$work/keymint" migrate >/dev/null 2>&1 || true
+printf '%s\n' 'bench-password' | "$work/keymint" user create --email bench@example.com --org bench --password-stdin >/dev/null
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+# start_keymint NAME ARGS...: starts keymint serve pinned to the server CPU;
+# sets KM_PID, KM_GRPC, KM_HTTP.
+start_keymint() {
+  local name=$1; shift
+  KM_GRPC=127.0.0.1:$(free_port) KM_HTTP=127.0.0.1:$(free_port)
+  "${SRV[@]}" "$work/keymint" serve --grpc-addr "$KM_GRPC" --http-addr "$KM_HTTP" "$@" 2>"$work/$name.log" &
+  KM_PID=$!
+  pids+=("$KM_PID")
+  for _ in $(seq 1 100); do
+    curl -fs "http://$KM_HTTP/readyz" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  cat "$work/$name.log" >&2
+  echo "keymint ($name) did not become ready" >&2
+  exit 1
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# start_echo KIND ARGS...: starts a bare baseline server; sets ECHO_PID, ECHO_ADDR.
+start_echo() {
+  local kind=$1; shift
+  "${SRV[@]}" "$work/load" "$kind" "$@" >"$work/$kind.addr" 2>"$work/$kind.log" &
+  ECHO_PID=$!
+  pids+=("$ECHO_PID")
+  for _ in $(seq 1 100); do
+    ECHO_ADDR=$(head -n1 "$work/$kind.addr" 2>/dev/null || true)
+    [ -n "$ECHO_ADDR" ] && return
+    sleep 0.1
+  done
+  cat "$work/$kind.log" >&2
+  exit 1
+}
+
+results=$work/results.jsonl
+load() { "${LOAD[@]}" "$work/load" "$@" -tokens "$work/tokens" -c "$CONC" -out "$results" >/dev/null; }
+
+log "keymint with L1 (and Redis), store $STORE"
+start_keymint l1 --redis-url "$REDIS_URL"
+L1_PID=$KM_PID L1_GRPC=$KM_GRPC L1_HTTP=$KM_HTTP
+"$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens"
+
+# The baselines answer with a copy of keymint's own answer (for HTTP, its
+# headers too: http-echo-body-only, for reference, sends the body alone). grpc-echo has
+# keymint's transport options (stream workers) and none of its work;
+# grpc-echo-default is grpc-go's defaults, for reference. They idle on the
+# server CPU while the others are measured.
+start_echo grpc-echo -from "$L1_GRPC" -tokens "$work/tokens"
+GRPC_ECHO_PID=$ECHO_PID GRPC_ECHO=$ECHO_ADDR
+start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/tokens"
+HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
+
+# Rounds alternate baseline and keymint, so a neighbour's burst of CPU use
+# hits both; the report takes the median of the per-round ratios.
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round/$ROUNDS: gRPC echo, gRPC keymint, HTTP echo, REST keymint ($DURATION each)"
+  load grpc -name grpc-echo -addr "$GRPC_ECHO" -conns "$CONNS" -d "$DURATION" -pid "$GRPC_ECHO_PID"
+  load grpc -name grpc-keymint-l1 -addr "$L1_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$L1_PID"
+  load http -name http-echo -url "http://$HTTP_ECHO/v1/tokens:validate" -d "$DURATION" -pid "$HTTP_ECHO_PID"
+  load http -name rest-keymint-l1 -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
+done
+stop_pid "$GRPC_ECHO_PID"
+stop_pid "$HTTP_ECHO_PID"
+start_echo grpc-echo -from "$L1_GRPC" -tokens "$work/tokens" -workers 0
+log "grpc: bare echo with grpc-go defaults"
+load grpc -name grpc-echo-default -addr "$ECHO_ADDR" -conns "$CONNS" -d "$DURATION" -pid "$ECHO_PID"
+stop_pid "$ECHO_PID"
+start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/tokens" -body-only
+log "rest: bare net/http answering keymint's body without its headers"
+load http -name http-echo-body-only -url "http://$ECHO_ADDR/v1/tokens:validate" -d "$DURATION" -pid "$ECHO_PID"
+stop_pid "$ECHO_PID"
+KM_PID=$L1_PID KM_GRPC=$L1_GRPC
+
+log "grpc: keymint ValidateToken for $LONG, RSS sampled"
+load grpc -name grpc-keymint-l1-long -addr "$KM_GRPC" -conns "$CONNS" -d "$LONG" -pid "$KM_PID"
+stop_pid "$KM_PID"
+
+log "grpc: keymint with L1 off, Redis L2"
+start_keymint l2 --redis-url "$REDIS_URL" --cache-l1-size 0
+load grpc -name grpc-keymint-l2 -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+stop_pid "$KM_PID"
+
+log "grpc: keymint with no cache ($STORE)"
+start_keymint store --cache-l1-size 0
+load grpc -name grpc-keymint-store -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+stop_pid "$KM_PID"
+
+echo
+echo "keymint bench: store=$STORE concurrency=$CONC tokens=$NTOKENS grpc-conns=$CONNS rounds=$ROUNDS duration=$DURATION cpus=$(nproc) pinned=$([ ${#SRV[@]} -gt 0 ] && echo yes || echo no)"
+"$work/load" report "$results"

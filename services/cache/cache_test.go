@@ -1,0 +1,297 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func key(b byte) Key {
+	var k Key
+	k[0] = b
+	return k
+}
+
+func newCache(t *testing.T, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// countingLoader returns e and counts its calls.
+func countingLoader(n *atomic.Int64, e *Entry) Loader {
+	return func(ctx context.Context) (*Entry, error) {
+		n.Add(1)
+		return e, nil
+	}
+}
+
+func TestGetLoadsOnceThenHitsL1(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	k := key(1)
+	var loads atomic.Int64
+	want := &Entry{Key: k, TokenID: "t1", Scopes: []string{"a"}}
+	for range 3 {
+		e, err := c.Get(context.Background(), []Key{k}, countingLoader(&loads, want))
+		if err != nil || e != want {
+			t.Fatalf("Get = %v, %v", e, err)
+		}
+	}
+	if loads.Load() != 1 {
+		t.Fatalf("loaded %d times, want 1", loads.Load())
+	}
+	if c.Peek(k) != want {
+		t.Fatal("Peek missed a cached entry")
+	}
+}
+
+func TestNegativeEntriesAreCachedAndErrorsAreNot(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	neg := key(2)
+	var loads atomic.Int64
+	for range 2 {
+		e, err := c.Get(context.Background(), []Key{neg}, countingLoader(&loads, &Entry{Key: neg, Negative: true}))
+		if err != nil || !e.Negative {
+			t.Fatalf("Get = %v, %v", e, err)
+		}
+	}
+	if loads.Load() != 1 {
+		t.Fatalf("negative entry loaded %d times, want 1", loads.Load())
+	}
+
+	bad := key(3)
+	boom := errors.New("store down")
+	fails := 0
+	for range 2 {
+		_, err := c.Get(context.Background(), []Key{bad}, func(ctx context.Context) (*Entry, error) {
+			fails++
+			return nil, boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v, want the store's", err)
+		}
+	}
+	if fails != 2 || c.Peek(bad) != nil {
+		t.Fatalf("an error was cached (loads %d)", fails)
+	}
+}
+
+// A token stored under an older pepper's digest is found by any of its keys.
+func TestGetFindsEntryUnderLaterKey(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	primary, old := key(4), key(5)
+	stored := &Entry{Key: old, TokenID: "t"}
+	var loads atomic.Int64
+	if _, err := c.Get(context.Background(), []Key{primary, old}, countingLoader(&loads, stored)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Peek(old) != stored || c.Peek(primary) != nil {
+		t.Fatal("entry not cached under the stored digest alone")
+	}
+	e, err := c.Get(context.Background(), []Key{primary, old}, countingLoader(&loads, stored))
+	if err != nil || e != stored || loads.Load() != 1 {
+		t.Fatalf("second Get = %v, %v after %d loads", e, err, loads.Load())
+	}
+}
+
+// 1,000 concurrent misses of one token make one load, whenever each arrives.
+func TestConcurrentMissesShareOneLoad(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	k := key(6)
+	var loads atomic.Int64
+	release := make(chan struct{})
+	load := func(ctx context.Context) (*Entry, error) {
+		loads.Add(1)
+		<-release
+		return &Entry{Key: k, TokenID: "t"}, nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if e, err := c.Get(context.Background(), []Key{k}, load); err != nil || e.TokenID != "t" {
+				errs <- errors.Join(err, errors.New("wrong entry"))
+			}
+		}()
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("%d loads, want 1", n)
+	}
+}
+
+// The caller whose Get started the load gives up; those sharing it do not fail.
+func TestCanceledCallerDoesNotFailOthers(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	k := key(7)
+	started, release := make(chan struct{}), make(chan struct{})
+	var loads atomic.Int64
+	load := func(ctx context.Context) (*Entry, error) {
+		loads.Add(1)
+		close(started)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &Entry{Key: k, TokenID: "t"}, nil
+	}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	errA := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctxA, []Key{k}, load)
+		errA <- err
+	}()
+	<-started
+	resB := make(chan error, 1)
+	go func() {
+		e, err := c.Get(context.Background(), []Key{k}, load)
+		if err == nil && e.TokenID != "t" {
+			err = errors.New("wrong entry")
+		}
+		resB <- err
+	}()
+	cancelA()
+	if err := <-errA; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled caller got %v", err)
+	}
+	close(release)
+	if err := <-resB; err != nil {
+		t.Fatalf("other caller failed: %v", err)
+	}
+	if loads.Load() != 1 || c.Peek(k) == nil {
+		t.Fatalf("loads %d, cached %v", loads.Load(), c.Peek(k) != nil)
+	}
+}
+
+// A load that read the store before an invalidation must not cache its
+// answer after it.
+func TestInvalidationDuringLoadLeavesNoEntry(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"invalidate", "drop", "flush"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			c := newCache(t, Config{})
+			k := key(8)
+			read, release := make(chan struct{}), make(chan struct{})
+			load := func(ctx context.Context) (*Entry, error) {
+				e := &Entry{Key: k, TokenID: "t"} // read before the revocation
+				close(read)
+				<-release
+				return e, nil
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Get(context.Background(), []Key{k}, load)
+				done <- err
+			}()
+			<-read
+			switch how {
+			case "invalidate":
+				if err := c.Invalidate(context.Background(), k); err != nil {
+					t.Fatal(err)
+				}
+			case "drop":
+				c.Drop(k)
+			case "flush":
+				c.Flush()
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if c.Peek(k) != nil {
+				t.Fatal("a load that began before the invalidation cached its answer")
+			}
+			var loads atomic.Int64
+			revoked := &Entry{Key: k, TokenID: "t", RevokedAt: time.Now()}
+			if e, _ := c.Get(context.Background(), []Key{k}, countingLoader(&loads, revoked)); e != revoked || loads.Load() != 1 {
+				t.Fatal("the next lookup did not load afresh")
+			}
+		})
+	}
+}
+
+func TestL1Off(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{L1Size: -1})
+	k := key(9)
+	var loads atomic.Int64
+	for range 3 {
+		if _, err := c.Get(context.Background(), []Key{k}, countingLoader(&loads, &Entry{Key: k})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if loads.Load() != 3 || c.Peek(k) != nil {
+		t.Fatalf("with L1 off: %d loads, Peek %v", loads.Load(), c.Peek(k))
+	}
+}
+
+func TestTTL(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	base, neg := 5*time.Second, time.Second
+	for _, tc := range []struct {
+		name string
+		e    Entry
+		want time.Duration
+	}{
+		{"no expiry", Entry{}, base},
+		{"expires later", Entry{ExpiresAt: now.Add(time.Hour)}, base},
+		{"expires sooner than base", Entry{ExpiresAt: now.Add(2 * time.Second)}, 2 * time.Second},
+		{"expired keeps its answer", Entry{ExpiresAt: now.Add(-time.Second)}, base},
+		{"revoked keeps its answer", Entry{ExpiresAt: now.Add(time.Second), RevokedAt: now}, base},
+		{"negative", Entry{Negative: true}, neg},
+	} {
+		if got := tc.e.ttl(now, base, neg); got != tc.want {
+			t.Errorf("%s: ttl %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	c := newCache(t, Config{Registerer: reg})
+	k := key(10)
+	var loads atomic.Int64
+	for range 2 {
+		if e, _ := c.Get(context.Background(), []Key{k}, countingLoader(&loads, &Entry{Key: k})); e == nil {
+			t.Fatal("no entry")
+		}
+	}
+	if err := c.Invalidate(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]prometheus.Counter{"l1 hit": c.m.l1Hit, "l1 miss": c.m.l1Miss, "store hit": c.m.storeHit, "sent": c.m.sent} {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.GetCounter().GetValue(); got != 1 {
+			t.Errorf("%s = %v, want 1", name, got)
+		}
+	}
+}

@@ -1,0 +1,373 @@
+// Package rediscache is the cache's shared L2 on Redis (go-redis
+// UniversalClient: one node, Sentinel or Cluster) and its invalidation
+// channel across replicas.
+//
+// Layout, under a prefix (default "keymint:"):
+//
+//	PREFIX t:{HEX}     an entry (cache.Entry's versioned encoding), PX TTL
+//	PREFIX t:{HEX}:x   a tombstone left by an invalidation, PX TombstoneTTL
+//	PREFIX invalidate  the pub/sub channel: 0x01 then the 32-byte key
+//
+// HEX is the token's HMAC digest in hex, in a hash tag so an entry and its
+// tombstone share a Cluster slot: a fill checks the tombstone and writes the
+// entry in one script, atomically.
+//
+// Failure. Every call is bounded by Timeout. After a failed call the Remote
+// skips Redis for Backoff, so a dead or hung Redis costs one timeout per
+// Backoff rather than one per validation; the store answers meanwhile.
+// Invalidations that fail are retried until no entry written before them can
+// still be alive.
+package rediscache
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keymint/keymint/services/cache"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultPrefix       = "keymint:"
+	DefaultTimeout      = 50 * time.Millisecond
+	DefaultBackoff      = time.Second
+	DefaultTombstoneTTL = time.Minute
+)
+
+// ErrSkipped means Redis was not asked: it failed within the last Backoff.
+var ErrSkipped = errors.New("redis skipped after a recent failure")
+
+// messageV1 starts every invalidation message.
+const messageV1 = 1
+
+// Config configures a Remote.
+type Config struct {
+	Client redis.UniversalClient
+	// Prefix namespaces keys and the channel, so replicas of one keymint
+	// share them and other applications (or tests) on the Redis do not.
+	Prefix string
+	// Timeout bounds each Redis call on the validation path.
+	Timeout time.Duration
+	// Backoff is how long Redis is skipped after a failure.
+	Backoff time.Duration
+	// TombstoneTTL is how long an invalidated key refuses live fills. It
+	// must exceed the cache's LoadTimeout: a load that read the store before
+	// the invalidation may try to fill until then.
+	TombstoneTTL time.Duration
+	// RetryFor is how long a failed invalidation is retried: at least the
+	// entries' RemoteTTL (after that no entry written before it survives).
+	// Zero means 10 minutes.
+	RetryFor time.Duration
+	Logger   *slog.Logger
+}
+
+// Remote implements cache.Remote on Redis.
+type Remote struct {
+	client    redis.UniversalClient
+	prefix    string
+	channel   string
+	timeout   time.Duration
+	backoff   time.Duration
+	tombstone time.Duration
+	retryFor  time.Duration
+	log       *slog.Logger
+	// skipUntil is when Redis may be tried again, in UnixNano; 0 when healthy.
+	skipUntil atomic.Int64
+
+	mu      sync.Mutex
+	pending map[cache.Key]time.Time // failed invalidations, by first failure
+}
+
+// New returns a Remote on cfg.Client.
+func New(cfg Config) (*Remote, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("rediscache: Config.Client is required")
+	}
+	r := &Remote{
+		client:    cfg.Client,
+		prefix:    cfg.Prefix,
+		timeout:   cfg.Timeout,
+		backoff:   cfg.Backoff,
+		tombstone: cfg.TombstoneTTL,
+		retryFor:  cfg.RetryFor,
+		log:       cfg.Logger,
+		pending:   map[cache.Key]time.Time{},
+	}
+	if r.prefix == "" {
+		r.prefix = DefaultPrefix
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultTimeout
+	}
+	if r.backoff <= 0 {
+		r.backoff = DefaultBackoff
+	}
+	if r.tombstone <= 0 {
+		r.tombstone = DefaultTombstoneTTL
+	}
+	if r.retryFor <= 0 {
+		r.retryFor = 10 * time.Minute
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.channel = r.prefix + "invalidate"
+	return r, nil
+}
+
+func (r *Remote) entryKey(k cache.Key) string {
+	b := make([]byte, 0, len(r.prefix)+4+2*cache.KeySize)
+	b = append(b, r.prefix...)
+	b = append(b, "t:{"...)
+	b = hex.AppendEncode(b, k[:])
+	b = append(b, '}')
+	return string(b)
+}
+
+func (r *Remote) tombstoneKey(k cache.Key) string { return r.entryKey(k) + ":x" }
+
+// skipping reports whether Redis failed within the last Backoff.
+func (r *Remote) skipping() bool {
+	until := r.skipUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+// result records a call's outcome for the backoff and returns err.
+func (r *Remote) result(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		if r.skipUntil.Load() != 0 {
+			r.skipUntil.Store(0)
+			r.log.Info("redis reachable again")
+		}
+		return err
+	}
+	if r.skipUntil.Swap(time.Now().Add(r.backoff).UnixNano()) == 0 {
+		r.log.Warn("redis failed; validating from the store meanwhile", "err", err.Error(), "retry_in", r.backoff.String())
+	}
+	return err
+}
+
+// Get returns the entry stored under the first of keys that has one.
+func (r *Remote) Get(ctx context.Context, keys []cache.Key) (*cache.Entry, error) {
+	if r.skipping() {
+		return nil, ErrSkipped
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var vals []string
+	if len(keys) == 1 {
+		v, err := r.client.Get(ctx, r.entryKey(keys[0])).Result()
+		if err := r.result(err); err != nil {
+			if errors.Is(err, redis.Nil) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("redis get: %w", err)
+		}
+		vals = []string{v}
+	} else {
+		// One GET per key in a pipeline, not MGET: in a Cluster the keys
+		// live in different slots.
+		cmds := make([]*redis.StringCmd, len(keys))
+		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.Get(ctx, r.entryKey(k))
+			}
+			return nil
+		})
+		if err := r.result(err); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("redis get: %w", err)
+		}
+		for _, c := range cmds {
+			if v, err := c.Result(); err == nil {
+				vals = append(vals, v)
+			}
+		}
+	}
+	for _, v := range vals {
+		e := new(cache.Entry)
+		if err := e.UnmarshalBinary([]byte(v)); err != nil {
+			// Written by a later, incompatible keymint, or garbage: a miss.
+			r.log.Debug("rediscache: undecodable entry", "err", err.Error())
+			continue
+		}
+		if !contains(keys, e.Key) {
+			// Stored under another key: never answer for the wrong token.
+			continue
+		}
+		return e, nil
+	}
+	return nil, nil
+}
+
+func contains(keys []cache.Key, k cache.Key) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// fillScript stores an entry unless it is live and its key was invalidated
+// recently (the tombstone exists): such a fill comes from a load that read
+// the store before the invalidation.
+var fillScript = redis.NewScript(`
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// Fill stores e for ttl unless a tombstone refuses it.
+func (r *Remote) Fill(ctx context.Context, e *cache.Entry, ttl time.Duration) error {
+	if r.skipping() {
+		return ErrSkipped
+	}
+	if ttl < time.Millisecond {
+		return nil
+	}
+	v, err := e.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	live := "0"
+	if e.Live(time.Now()) {
+		live = "1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err = fillScript.Run(ctx, r.client, []string{r.entryKey(e.Key), r.tombstoneKey(e.Key)},
+		v, ttl.Milliseconds(), live).Err()
+	if err := r.result(err); err != nil {
+		return fmt.Errorf("redis fill: %w", err)
+	}
+	return nil
+}
+
+// Invalidate leaves a tombstone, deletes the entry (one transaction) and
+// publishes the key to every replica. It is tried even while Redis is being
+// skipped; on failure it is queued and retried by Run.
+func (r *Remote) Invalidate(ctx context.Context, key cache.Key) error {
+	err := r.invalidate(ctx, key)
+	if err != nil {
+		r.mu.Lock()
+		if _, ok := r.pending[key]; !ok {
+			r.pending[key] = time.Now()
+		}
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *Remote) invalidate(ctx context.Context, key cache.Key) error {
+	// Revocations are rare and matter: a longer bound than lookups get.
+	ctx, cancel := context.WithTimeout(ctx, 10*r.timeout)
+	defer cancel()
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, r.tombstoneKey(key), "1", r.tombstone)
+		p.Del(ctx, r.entryKey(key))
+		return nil
+	})
+	if err == nil {
+		msg := make([]byte, 0, 1+cache.KeySize)
+		msg = append(append(msg, messageV1), key[:]...)
+		err = r.client.Publish(ctx, r.channel, msg).Err()
+	}
+	if err := r.result(err); err != nil {
+		return fmt.Errorf("redis invalidate: %w", err)
+	}
+	return nil
+}
+
+// Local is the replica's L1, which invalidation messages are applied to.
+type Local interface {
+	// Drop removes one key.
+	Drop(key cache.Key)
+	// Flush removes every key.
+	Flush()
+}
+
+// Run subscribes to the invalidation channel and applies it to local until
+// ctx ends: each message drops its key, and each (re)subscription flushes
+// local entirely, since messages published while the subscription was down
+// are lost. It also retries failed invalidations.
+func (r *Remote) Run(ctx context.Context, local Local) {
+	ps := r.client.Subscribe(ctx, r.channel)
+	defer ps.Close()
+	// The health check pings the subscription connection, so a Redis that
+	// vanished without closing it is noticed within about a second.
+	ch := ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(1024),
+		redis.WithChannelHealthCheckInterval(time.Second),
+		redis.WithChannelPingTimeout(time.Second),
+	)
+	retry := time.NewTicker(r.backoff)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					local.Flush()
+					r.log.Info("redis invalidation channel subscribed; L1 flushed", "channel", r.channel)
+				}
+			case *redis.Message:
+				p := m.Payload
+				if len(p) != 1+cache.KeySize || p[0] != messageV1 {
+					r.log.Warn("rediscache: ignoring malformed invalidation message")
+					continue
+				}
+				var k cache.Key
+				copy(k[:], p[1:])
+				local.Drop(k)
+			}
+		case <-retry.C:
+			r.retryPending(ctx)
+		}
+	}
+}
+
+// retryPending retries failed invalidations, dropping those older than
+// RetryFor: no entry written before them can be alive any more.
+func (r *Remote) retryPending(ctx context.Context) {
+	r.mu.Lock()
+	keys := make(map[cache.Key]time.Time, len(r.pending))
+	for k, t := range r.pending {
+		keys[k] = t
+	}
+	r.mu.Unlock()
+	for k, first := range keys {
+		err := r.invalidate(ctx, k)
+		if err != nil && time.Since(first) < r.retryFor {
+			continue
+		}
+		if err != nil {
+			r.log.Warn("rediscache: giving up on an invalidation", "err", err.Error())
+		}
+		r.mu.Lock()
+		delete(r.pending, k)
+		r.mu.Unlock()
+	}
+}
+
+// PendingInvalidations is how many failed invalidations await a retry.
+func (r *Remote) PendingInvalidations() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// hungStore answers nothing until the caller's context ends, like a server
+// that stopped mid-call.
+type hungStore struct{}
+
+func hang[T any](ctx context.Context) (T, error) {
+	<-ctx.Done()
+	var zero T
+	return zero, ctx.Err()
+}
+
+func hangErr(ctx context.Context) error { _, err := hang[struct{}](ctx); return err }
+
+func (hungStore) EnsureOrg(ctx context.Context, _ string) (Org, error) { return hang[Org](ctx) }
+func (hungStore) GetOrg(ctx context.Context, _ string) (Org, error)    { return hang[Org](ctx) }
+func (hungStore) CreateUser(ctx context.Context, _ User) error         { return hangErr(ctx) }
+func (hungStore) GetUser(ctx context.Context, _ string) (User, error)  { return hang[User](ctx) }
+func (hungStore) GetUserByEmail(ctx context.Context, _ string) (User, error) {
+	return hang[User](ctx)
+}
+func (hungStore) UpdatePasswordHash(ctx context.Context, _, _ string) error { return hangErr(ctx) }
+func (hungStore) CreateToken(ctx context.Context, _ Token) error            { return hangErr(ctx) }
+func (hungStore) GetToken(ctx context.Context, _ string) (Token, error)     { return hang[Token](ctx) }
+func (hungStore) GetTokenByDigest(ctx context.Context, _ [][]byte) (Token, error) {
+	return hang[Token](ctx)
+}
+func (hungStore) ListTokens(ctx context.Context, _ TokenFilter) ([]Token, error) {
+	return hang[[]Token](ctx)
+}
+func (hungStore) RevokeToken(ctx context.Context, _ string, _ time.Time) (Token, error) {
+	return hang[Token](ctx)
+}
+func (hungStore) TouchTokens(ctx context.Context, _ map[string]time.Time) error { return hangErr(ctx) }
+func (hungStore) CreateSession(ctx context.Context, _ Session) error            { return hangErr(ctx) }
+func (hungStore) GetSessionByHash(ctx context.Context, _ []byte) (Session, error) {
+	return hang[Session](ctx)
+}
+func (hungStore) TouchSession(ctx context.Context, _ string, _ time.Time) error { return hangErr(ctx) }
+func (hungStore) DeleteSession(ctx context.Context, _ string) error             { return hangErr(ctx) }
+func (hungStore) DeleteUserSessions(ctx context.Context, _, _ string) (int, error) {
+	return hang[int](ctx)
+}
+func (hungStore) DeleteExpiredSessions(ctx context.Context, _, _ time.Time) (int, error) {
+	return hang[int](ctx)
+}
+func (hungStore) AppendAuditEvent(ctx context.Context, _ AuditEvent) error { return hangErr(ctx) }
+func (hungStore) ListAuditEvents(ctx context.Context, _ AuditFilter) ([]AuditEvent, error) {
+	return hang[[]AuditEvent](ctx)
+}
+func (hungStore) Ping(ctx context.Context) error { return hangErr(ctx) }
+func (hungStore) Close() error                   { return nil }
+
+// Every method of the Store interface, called with a context that never
+// ends, returns DeadlineExceeded once the timeout passes.
+func TestWithTimeoutBoundsEveryCall(t *testing.T) {
+	t.Parallel()
+	s := WithTimeout(hungStore{}, 10*time.Millisecond)
+	v := reflect.ValueOf(s)
+	typ := reflect.TypeFor[Store]()
+	ctxType := reflect.TypeFor[context.Context]()
+	for i := range typ.NumMethod() {
+		m := typ.Method(i)
+		if m.Name == "Close" {
+			continue
+		}
+		t.Run(m.Name, func(t *testing.T) {
+			t.Parallel()
+			fn := v.MethodByName(m.Name)
+			args := make([]reflect.Value, fn.Type().NumIn())
+			for j := range args {
+				args[j] = reflect.Zero(fn.Type().In(j))
+			}
+			if fn.Type().NumIn() == 0 || fn.Type().In(0) != ctxType {
+				t.Fatalf("%s takes no context first", m.Name)
+			}
+			args[0] = reflect.ValueOf(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				out := fn.Call(args)
+				err, _ := out[len(out)-1].Interface().(error)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("%s = %v, want DeadlineExceeded", m.Name, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s did not return: not bounded", m.Name)
+			}
+		})
+	}
+}

@@ -1,0 +1,133 @@
+package tokens
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+
+	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/store"
+)
+
+// Cache is what validation needs of the validation cache (*cache.Cache).
+//
+// Keying. An entry is cached under the digest the store holds for the token:
+// its HMAC under the pepper it was minted with. Revoke has no secret, only
+// the stored token, so this is the one key it can always name, and the
+// invalidation reaches every level whatever pepper is primary. Validation
+// knows the secret, not the pepper: it tries the digest under the primary
+// pepper first (every token minted since the last rotation: one HMAC, one L1
+// probe), then, on a miss, the digests under the older peppers too.
+// A negative entry (unknown token) sits under the primary digest, the first
+// probed; nothing ever needs to invalidate it.
+type Cache interface {
+	// Peek is the L1 probe: no I/O, no allocation.
+	Peek(key cache.Key) *cache.Entry
+	// Get looks every level up for keys, loading from the store on a miss.
+	Get(ctx context.Context, keys []cache.Key, load cache.Loader) (*cache.Entry, error)
+	// Invalidate drops key everywhere, on every replica.
+	Invalidate(ctx context.Context, key cache.Key) error
+}
+
+// lookup finds the token of secret: L1 by its primary digest, else every
+// level by all its digests, else the store. It also returns the primary
+// digest, which matches needs.
+func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cache.Key, error) {
+	primary := cache.Key(s.keys.PrimaryArray(secret))
+	if s.cache != nil {
+		if e := s.cache.Peek(primary); e != nil {
+			return e, primary, nil
+		}
+	}
+	all := s.keys.AllArrays(secret)
+	keys := make([]cache.Key, len(all))
+	for i, d := range all {
+		keys[i] = d
+	}
+	load := func(ctx context.Context) (*cache.Entry, error) {
+		t, err := s.store.GetTokenByDigest(ctx, s.keys.All(secret))
+		if errors.Is(err, store.ErrNotFound) {
+			return &cache.Entry{Key: primary, Negative: true}, nil
+		}
+		if err != nil {
+			return nil, fault.StoreFailure(err, "look up token")
+		}
+		if len(t.Digest) != cache.KeySize {
+			return nil, fault.Wrap(fault.Internal, fmt.Errorf("token %s: digest is %d bytes", t.ID, len(t.Digest)), "internal error")
+		}
+		return entryOf(t), nil
+	}
+	var e *cache.Entry
+	var err error
+	if s.cache == nil {
+		e, err = load(ctx)
+	} else {
+		e, err = s.cache.Get(ctx, keys, load)
+	}
+	if err != nil {
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			return nil, primary, err
+		}
+		return nil, primary, fault.StoreFailure(err, "look up token")
+	}
+	return e, primary, nil
+}
+
+// matches reports, in constant time, whether e is secret's token: its stored
+// digest is the secret's under the pepper it names (primary is the secret's
+// digest under the primary pepper). A cache hit found it by that digest
+// already; this also refuses a digest that matched under some pepper but not
+// the one recorded, and guards values read back from Redis.
+func (s *Service) matches(e *cache.Entry, primary cache.Key, secret string) bool {
+	if e.PepperID == s.keys.PrimaryID() {
+		return hmac.Equal(primary[:], e.Key[:])
+	}
+	return s.keys.Matches(e.PepperID, e.Key[:], secret)
+}
+
+// entryOf is the cache entry of a stored token.
+func entryOf(t store.Token) *cache.Entry {
+	e := &cache.Entry{
+		TokenID:   t.ID,
+		UserID:    t.UserID,
+		OrgID:     t.OrgID,
+		PepperID:  t.PepperID,
+		Scopes:    t.Scopes,
+		ExpiresAt: t.ExpiresAt,
+		RevokedAt: t.RevokedAt,
+	}
+	copy(e.Key[:], t.Digest)
+	return e
+}
+
+// tokenOf is the part of a stored token an entry holds: what validation
+// answers with.
+func tokenOf(e *cache.Entry) store.Token {
+	return store.Token{
+		ID:        e.TokenID,
+		OrgID:     e.OrgID,
+		UserID:    e.UserID,
+		Digest:    e.Key[:],
+		PepperID:  e.PepperID,
+		Scopes:    e.Scopes,
+		ExpiresAt: e.ExpiresAt,
+		RevokedAt: e.RevokedAt,
+	}
+}
+
+// invalidate drops a revoked token from the cache everywhere. The store has
+// committed the revocation already; a failure here is logged, not returned:
+// the revocation stands, and stale copies age out within the cache's TTLs.
+func (s *Service) invalidate(ctx context.Context, t store.Token) {
+	if s.cache == nil || len(t.Digest) != cache.KeySize {
+		return
+	}
+	var k cache.Key
+	copy(k[:], t.Digest)
+	if err := s.cache.Invalidate(ctx, k); err != nil {
+		s.log.WarnContext(ctx, "cache invalidation failed; retrying in the background", "token_id", t.ID, "err", err.Error())
+	}
+}

@@ -1,0 +1,57 @@
+package tokens
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+type touchRecorder struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func (r *touchRecorder) TouchTokens(_ context.Context, m map[string]time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, t := range m {
+		if t.After(r.seen[id]) {
+			r.seen[id] = t
+		}
+	}
+	return nil
+}
+
+// Records and flushes race freely; every token's use reaches the store, to
+// within usageResolution.
+func TestUsageRecorderConcurrent(t *testing.T) {
+	t.Parallel()
+	st := &touchRecorder{seen: map[string]time.Time{}}
+	u := NewUsageRecorder(st, time.Hour, nil)
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ids := []string{"a", "b", "c", "d", "e"}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				u.Record(ids[(w+i)%len(ids)], base.Add(time.Duration(i)*time.Millisecond))
+				if i%500 == 0 {
+					_ = u.Flush(context.Background())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := u.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last := base.Add(1999 * time.Millisecond)
+	for _, id := range ids {
+		if got := st.seen[id]; last.Sub(got) > usageResolution {
+			t.Errorf("%s: last use %v, want within %v of %v", id, got, usageResolution, last)
+		}
+	}
+}
