@@ -105,7 +105,7 @@ func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.status = http.StatusOK
 	}
 	level := slog.LevelInfo
-	if hot && sw.status < 300 {
+	if (hot || quietPaths[r.URL.Path]) && sw.status < 300 {
 		level = slog.LevelDebug
 	}
 	if !a.log.Enabled(r.Context(), level) {
@@ -124,6 +124,10 @@ func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("client_ip", clientip.String(ri.client)),
 	)
 }
+
+// quietPaths are polled by machines (probes, Prometheus): their successes
+// are logged at debug level only.
+var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // routePattern is the pattern of the gateway's own routes that answers r, or
 // "unmatched" (the catch-all, which grpc-gateway then failed to route). Never

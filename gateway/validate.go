@@ -85,7 +85,8 @@ func (v *validateRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeValidateFast reads the usual ValidateTokenRequest bodies: an object
-// with "token" and perhaps "requiredScopes" (or "required_scopes"), whose
+// with "token" and perhaps "requiredScopes" (or "required_scopes") and
+// "clientIp" (or "client_ip"), whose
 // strings are printable ASCII without escapes. It reports false for anything
 // else (null, escapes, unknown or repeated fields, bad syntax...), which the
 // caller then hands to protojson: false means "not simple", never "invalid".
@@ -94,7 +95,7 @@ func decodeValidateFast(b []byte, req *keymintv1.ValidateTokenRequest) bool {
 	if !p.byte('{') {
 		return false
 	}
-	var haveToken, haveScopes bool
+	var haveToken, haveScopes, haveIP bool
 	if p.peek() == '}' {
 		p.i++
 		return p.end()
@@ -111,6 +112,12 @@ func decodeValidateFast(b []byte, req *keymintv1.ValidateTokenRequest) bool {
 				return false
 			}
 			req.Token, haveToken = string(v), true
+		case "clientIp", "client_ip":
+			v, ok := p.str()
+			if !ok || haveIP {
+				return false
+			}
+			req.ClientIp, haveIP = string(v), true
 		case "requiredScopes", "required_scopes":
 			if haveScopes || !p.byte('[') {
 				return false
@@ -199,12 +206,13 @@ func (p *jsonScanner) end() bool {
 }
 
 // appendValidateFast appends r as the gateway's marshaler would write it
-// (protojson with EmitDefaultValues: every scalar, an unset expireTime left
-// out), and reports false when r holds anything it does not handle: a string
-// needing escapes, an unknown reason, an invalid timestamp.
+// (protojson with EmitDefaultValues: every scalar and list, unset messages
+// and optional fields left out), and reports false when r holds anything it
+// does not handle: a string needing escapes, an unknown reason, an invalid
+// timestamp or duration, metadata.
 func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte, bool) {
 	reason, ok := keymintv1.ValidateTokenResponse_Reason_name[int32(r.GetReason())]
-	if !ok {
+	if !ok || r.GetMetadata() != nil {
 		return dst, false
 	}
 	dst = append(dst, `{"valid":`...)
@@ -214,6 +222,7 @@ func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte,
 	dst = append(dst, '"')
 	for _, f := range [...]struct{ name, v string }{
 		{`,"tokenId":`, r.GetTokenId()}, {`,"userId":`, r.GetUserId()}, {`,"organizationId":`, r.GetOrganizationId()},
+		{`,"externalId":`, r.GetExternalId()},
 	} {
 		dst = append(dst, f.name...)
 		if dst, ok = appendPlainString(dst, f.v); !ok {
@@ -229,7 +238,41 @@ func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte,
 			return dst, false
 		}
 	}
-	dst = append(dst, ']')
+	dst = append(dst, `],"allowedCidrs":[`...)
+	for i, s := range r.GetAllowedCidrs() {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, ok = appendPlainString(dst, s); !ok {
+			return dst, false
+		}
+	}
+	dst = append(dst, `],"noStore":`...)
+	dst = strconv.AppendBool(dst, r.GetNoStore())
+	if r.RemainingUses != nil {
+		// protojson writes 64-bit integers as strings.
+		dst = append(dst, `,"remainingUses":"`...)
+		dst = strconv.AppendInt(dst, r.GetRemainingUses(), 10)
+		dst = append(dst, '"')
+	}
+	if d := r.GetRetryAfter(); d != nil {
+		if d.CheckValid() != nil || d.GetSeconds() < 0 || d.GetNanos() < 0 {
+			return dst, false
+		}
+		// protojson's form: seconds with 0, 3, 6 or 9 fractional digits, then "s".
+		dst = append(dst, `,"retryAfter":"`...)
+		dst = strconv.AppendInt(dst, d.GetSeconds(), 10)
+		if n := d.GetNanos(); n != 0 {
+			var buf [10]byte
+			frac := strconv.AppendInt(buf[:0], int64(n)+1e9, 10)[1:] // 9 digits, leading zeros kept
+			for len(frac) > 3 && string(frac[len(frac)-3:]) == "000" {
+				frac = frac[:len(frac)-3]
+			}
+			dst = append(dst, '.')
+			dst = append(dst, frac...)
+		}
+		dst = append(dst, `s"`...)
+	}
 	if ts := r.GetExpireTime(); ts != nil {
 		if ts.CheckValid() != nil {
 			return dst, false

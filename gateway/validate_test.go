@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
@@ -23,10 +25,12 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 		`{"required_scopes":[],"token":"x"}`,
 		`{}`,
 		"{\n\t\"token\": \"km_x\"\r\n}",
+		`{"token":"km_abc","clientIp":"10.1.2.3"}`,
+		`{"client_ip":"2001:db8::1","token":"km_abc","requiredScopes":["a"]}`,
 	}
 	stepAside := []string{
 		`{"token":"km_\u0061"}`, `{"token":null}`, `{"token":"a","token":"b"}`, `{"bogus":1}`,
-		`{"token":"a",}`, `{"token":"a"} x`, `{"requiredScopes":["a"],"required_scopes":["b"]}`,
+		`{"token":"a",}`, `{"clientIp":"a","client_ip":"b"}`, `{"clientIp":1}`, `{"token":"a"} x`, `{"requiredScopes":["a"],"required_scopes":["b"]}`,
 		`{"token":"é"}`, `[]`, `{"token":1}`, `{"requiredScopes":"a"}`, `{"Token":"a"}`,
 	}
 	for _, body := range accepted {
@@ -59,6 +63,15 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 		{ExpireTime: timestamppb.New(time.Date(2031, 1, 1, 0, 0, 0, 1, time.UTC))},
 		{Reason: keymintv1.ValidateTokenResponse_REVOKED, TokenId: "t"},
 		{Reason: keymintv1.ValidateTokenResponse_MALFORMED},
+		{Valid: true, TokenId: "t", ExternalId: "user-42", AllowedCidrs: []string{"10.0.0.0/8", "2001:db8::/32"},
+			RemainingUses: proto.Int64(7), NoStore: true},
+		{Valid: true, RemainingUses: proto.Int64(0)},
+		{Reason: keymintv1.ValidateTokenResponse_RATE_LIMITED, RetryAfter: durationpb.New(1500 * time.Millisecond), NoStore: true},
+		{Reason: keymintv1.ValidateTokenResponse_RATE_LIMITED, RetryAfter: durationpb.New(2 * time.Second)},
+		{Reason: keymintv1.ValidateTokenResponse_RATE_LIMITED, RetryAfter: durationpb.New(time.Nanosecond)},
+		{Reason: keymintv1.ValidateTokenResponse_RATE_LIMITED, RetryAfter: durationpb.New(1234567 * time.Microsecond)},
+		{Reason: keymintv1.ValidateTokenResponse_IP_NOT_ALLOWED, NoStore: true},
+		{Reason: keymintv1.ValidateTokenResponse_USAGE_EXHAUSTED},
 	} {
 		fast, ok := appendValidateFast(nil, resp)
 		if !ok {
@@ -81,6 +94,8 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 	for _, resp := range []*keymintv1.ValidateTokenResponse{
 		{TokenId: `quote"`}, {Scopes: []string{"é"}}, {Reason: 99},
 		{ExpireTime: &timestamppb.Timestamp{Seconds: -1e12}},
+		{Valid: true, Metadata: &structpb.Struct{}}, {ExternalId: "é"}, {AllowedCidrs: []string{`"`}},
+		{RetryAfter: &durationpb.Duration{Seconds: -1}},
 	} {
 		if _, ok := appendValidateFast(nil, resp); ok {
 			t.Errorf("%v: fast path took it", resp)

@@ -113,6 +113,35 @@
     TOKEN_STATUS_EXPIRED: ['expired', 'Expired'],
   };
 
+  // status is a token's badge: a rotated token is "Rotating" while its old
+  // secret still works (the grace period), "Rotated" after.
+  function status(t) {
+    if (t.rotatedToId && t.status === 'TOKEN_STATUS_ACTIVE') return ['rotating', 'Rotating'];
+    if (t.rotatedToId && t.status === 'TOKEN_STATUS_EXPIRED') return ['expired', 'Rotated'];
+    return statuses[t.status] || ['expired', 'Unknown'];
+  }
+
+  const periodNames = { 1: 'second', 60: 'minute', 3600: 'hour', 86400: 'day' };
+
+  // limits lists a token's remaining uses, rate limit and allowed IPs, or
+  // "none".
+  function limits(t) {
+    const out = [];
+    if (t.remainingUses !== undefined) {
+      const n = Number(t.remainingUses);
+      out.push(el('span', { textContent: n + (n === 1 ? ' use left' : ' uses left') }));
+    }
+    if (t.rateLimit) {
+      const secs = parseFloat(t.rateLimit.period);
+      const per = periodNames[secs] || (secs + ' s');
+      out.push(el('span', { textContent: t.rateLimit.limit + ' per ' + per }));
+    }
+    if ((t.allowedCidrs || []).length) {
+      out.push(el('span', {}, 'from ', ...t.allowedCidrs.map((c) => el('code', { className: 'scope', textContent: c }))));
+    }
+    return out.length ? out : [el('span', { className: 'none', textContent: 'none' })];
+  }
+
   function el(tag, props, ...children) {
     const e = document.createElement(tag);
     Object.assign(e, props || {});
@@ -194,11 +223,12 @@
 
   function renderTokens(tokens) {
     const rows = tokens.map((t) => {
-      const [cls, label] = statuses[t.status] || ['expired', 'Unknown'];
+      const [cls, label] = status(t);
+      const usable = t.status === 'TOKEN_STATUS_ACTIVE';
       const scopes = (t.scopes || []).length
         ? (t.scopes || []).map((s) => el('code', { className: 'scope', textContent: s }))
         : [el('span', { className: 'none', textContent: 'none' })];
-      const tr = el('tr', { className: cls === 'active' ? '' : 'inactive' },
+      const tr = el('tr', { className: usable ? '' : 'inactive' },
         cell('Name', 'name', t.name),
         cell('Description', 'desc', t.description || null),
         cell('Hint', '', el('code', { textContent: t.hint + '…' })),
@@ -206,21 +236,31 @@
         cell('Created', 'time', when(t.createTime, '')),
         cell('Last used', 'time', when(t.lastUsedTime, 'never')),
         cell('Expires', 'time', when(t.expireTime, 'never')),
+        cell('Limits', 'limits', el('div', {}, ...limits(t))),
         cell('Status', '', el('span', { className: 'badge ' + cls, textContent: label })),
-        cell('', 'act', cls === 'active'
-          ? el('button', {
+        cell('', 'act',
+          usable ? el('button', {
             type: 'button',
             className: 'secondary small',
             textContent: 'Revoke',
             onclick: () => askRevoke(t),
-          })
-          : null));
+          }) : null,
+          usable && !t.rotatedToId ? el('button', {
+            type: 'button',
+            className: 'secondary small rotate',
+            textContent: 'Rotate',
+            onclick: () => askRotate(t),
+          }) : null));
       tr.dataset.tokenId = t.id;
-      const btn = tr.querySelector('button');
-      if (btn) btn.setAttribute('aria-label', 'Revoke token ' + t.name);
+      for (const btn of tr.querySelectorAll('button')) {
+        btn.setAttribute('aria-label', btn.textContent + ' token ' + t.name);
+      }
       return tr;
     });
     $('token-rows').replaceChildren(...rows);
+    // The Limits column shows only when some token has limits.
+    const limited = tokens.some((t) => t.remainingUses !== undefined || t.rateLimit || (t.allowedCidrs || []).length);
+    $('token-table').classList.toggle('no-limits', !limited);
     $('empty').hidden = tokens.length > 0;
     $('token-table').hidden = tokens.length === 0;
   }
@@ -274,6 +314,12 @@
     };
     const secs = $('gen-expiry').value;
     if (secs) body.ttl = secs + 's';
+    const cidrs = $('gen-cidrs').value.split(/[\s,]+/).filter(Boolean);
+    if (cidrs.length) body.allowedCidrs = cidrs;
+    const uses = $('gen-uses').value.trim();
+    if (uses) body.remainingUses = uses;
+    const rate = $('gen-rate').value.trim();
+    if (rate) body.rateLimit = { limit: rate, period: $('gen-rate-period').value + 's' };
     try {
       const resp = await busy($('generate-submit'), () => api('POST', '/v1/tokens', body));
       $('generate-dialog').close();
@@ -287,8 +333,9 @@
   // Reveal: the one place a secret is ever shown.
   let revealed = null;
 
-  function reveal(token, secret) {
+  function reveal(token, secret, title) {
     revealed = { name: token.name, secret };
+    $('reveal-title').textContent = title || 'Your new token';
     $('reveal-name').textContent = token.name;
     $('reveal-secret').value = secret;
     $('copy-status').textContent = '';
@@ -364,6 +411,36 @@
     } catch (err) {
       $('revoke-dialog').close();
       fail(err);
+    }
+  });
+
+  // Rotate: a new secret, revealed once; the old one lives for the grace
+  // period chosen.
+  let rotating = null;
+
+  function askRotate(token) {
+    rotating = token;
+    $('rotate-form').reset();
+    hideAlert($('rotate-error'));
+    $('rotate-name').textContent = token.name;
+    openDialog($('rotate-dialog'), $('generate'));
+    $('rotate-grace').focus();
+  }
+
+  $('rotate-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const t = rotating;
+    if (!t) return;
+    const errBox = $('rotate-error');
+    hideAlert(errBox);
+    try {
+      const resp = await busy($('rotate-confirm'), () => api('POST', '/v1/tokens/' + encodeURIComponent(t.id) + ':rotate',
+        { gracePeriod: $('rotate-grace').value + 's' }));
+      rotating = null;
+      $('rotate-dialog').close();
+      reveal(resp.token, resp.secret, 'Your rotated token');
+    } catch (err) {
+      fail(err, errBox);
     }
   });
 

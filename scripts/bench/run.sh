@@ -6,18 +6,23 @@
 #   grpc-echo / grpc-keymint-l1     bare gRPC vs ValidateToken on cached tokens
 #   http-echo / rest-keymint-l1     bare net/http vs POST /v1/tokens:validate
 #   grpc-keymint-l1-long            the same for BENCH_LONG (60 s), RSS sampled
+#   grpc-echo-features / grpc-keymint-features, http-echo-features /
+#   rest-keymint-features           the same on tokens with scopes, an expiry
+#                                   and a CIDR allow-list (validated with client_ip)
+#   grpc-keymint-uses, -rate        tokens with a usage limit or a rate limit:
+#                                   every call also takes a use / an event in Redis
 #   grpc-keymint-l2                 L1 off: every call reads Redis
 #   grpc-keymint-store              no cache: every call reads the store
 #
 # Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
-# store), BENCH_ROUNDS (3), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
+# store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
 # BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1). Postgres and Redis
 # are throwaway instances from scripts/pg.sh and scripts/redis.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${BENCH_DURATION:-5s}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 LONG=${BENCH_LONG:-60s}
 CONC=${BENCH_CONCURRENCY:-50}
 NTOKENS=${BENCH_TOKENS:-100}
@@ -44,6 +49,13 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   log "server on CPU 0, load on CPU 1"
 else
   log "taskset missing or one CPU: server and load share the machine"
+fi
+# As root, the measured processes run at a higher priority than anything
+# else on the machine (BENCH_NICE, default -10; 0 to leave it), so a
+# neighbour's burst of CPU use disturbs a round less.
+NICE=${BENCH_NICE:--10}
+if [ "$(id -u)" -eq 0 ] && [ "$NICE" != 0 ]; then
+  SRV=(nice -n "$NICE" "${SRV[@]}") LOAD=(nice -n "$NICE" "${LOAD[@]}")
 fi
 
 log "building"
@@ -140,6 +152,39 @@ log "rest: bare net/http answering keymint's body without its headers"
 load http -name http-echo-body-only -url "http://$ECHO_ADDR/v1/tokens:validate" -d "$DURATION" -pid "$ECHO_PID"
 stop_pid "$ECHO_PID"
 KM_PID=$L1_PID KM_GRPC=$L1_GRPC
+
+# Every lifecycle check on the token: scopes, an expiry, a CIDR allow-list
+# (validated from an address inside it). Baselines copy that answer.
+FEATURE_IP=10.1.2.3
+"$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
+  -ttl 7776000s -cidrs 10.0.0.0/8,192.168.0.0/16 -out "$work/tokens-features"
+start_echo grpc-echo -from "$L1_GRPC" -tokens "$work/tokens-features" -client-ip "$FEATURE_IP"
+GRPC_ECHO_PID=$ECHO_PID GRPC_ECHO=$ECHO_ADDR
+start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/tokens-features" -client-ip "$FEATURE_IP"
+HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
+loadf() { "${LOAD[@]}" "$work/load" "$@" -tokens "$work/tokens-features" -client-ip "$FEATURE_IP" -c "$CONC" -out "$results" >/dev/null; }
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round/$ROUNDS with scopes+expiry+allow-list: gRPC echo, gRPC keymint, HTTP echo, REST keymint ($DURATION each)"
+  loadf grpc -name grpc-echo-features -addr "$GRPC_ECHO" -conns "$CONNS" -d "$DURATION" -pid "$GRPC_ECHO_PID"
+  loadf grpc -name grpc-keymint-features -addr "$L1_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$L1_PID"
+  loadf http -name http-echo-features -url "http://$HTTP_ECHO/v1/tokens:validate" -d "$DURATION" -pid "$HTTP_ECHO_PID"
+  loadf http -name rest-keymint-features -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
+done
+stop_pid "$GRPC_ECHO_PID"
+stop_pid "$HTTP_ECHO_PID"
+
+# Usage- and rate-limited tokens cannot be answered from the cache alone:
+# each call takes a use (a Lua script on a Redis counter leased from the
+# store) or a GCRA event (redis_rate). Measured apart, for reference.
+"$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
+  -uses 1000000000000 -out "$work/tokens-uses"
+"$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
+  -rate 1000000/1s -out "$work/tokens-rate"
+log "grpc: usage-limited tokens, then rate-limited tokens ($DURATION each)"
+"${LOAD[@]}" "$work/load" grpc -name grpc-keymint-uses -tokens "$work/tokens-uses" -addr "$L1_GRPC" -conns "$CONNS" \
+  -c "$CONC" -d "$DURATION" -pid "$L1_PID" -out "$results" >/dev/null
+"${LOAD[@]}" "$work/load" grpc -name grpc-keymint-rate -tokens "$work/tokens-rate" -addr "$L1_GRPC" -conns "$CONNS" \
+  -c "$CONC" -d "$DURATION" -pid "$L1_PID" -out "$results" >/dev/null
 
 log "grpc: keymint ValidateToken for $LONG, RSS sampled"
 load grpc -name grpc-keymint-l1-long -addr "$KM_GRPC" -conns "$CONNS" -d "$LONG" -pid "$KM_PID"

@@ -36,6 +36,8 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
 	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	UpdateUserScopes(ctx context.Context, userID string, scopes []string) error
+	UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPolicy) (store.Org, error)
 	CreateSession(ctx context.Context, s store.Session) error
 	GetSessionByHash(ctx context.Context, hash []byte) (store.Session, error)
 	TouchSession(ctx context.Context, id string, at time.Time) error
@@ -138,6 +140,9 @@ type NewUser struct {
 	OrgName  string
 	Password string
 	Admin    bool
+	// Scopes the user may put in tokens; empty: every scope of the
+	// organization. Each must be defined in the organization's policy.
+	Scopes []string
 }
 
 // CreateUser creates a user in the named organization, creating the
@@ -162,12 +167,17 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (store.User, store
 	if err != nil {
 		return store.User{}, store.Org{}, fault.StoreFailure(err, "create organization")
 	}
+	scopes, err := s.checkUserScopes(ctx, org.ID, nu.Scopes)
+	if err != nil {
+		return store.User{}, store.Org{}, err
+	}
 	u := store.User{
 		ID:           uuid.NewString(),
 		OrgID:        org.ID,
 		Email:        email,
 		PasswordHash: hash,
 		Admin:        nu.Admin,
+		Scopes:       scopes,
 		CreatedAt:    s.now().UTC(),
 	}
 	if err := s.store.CreateUser(ctx, u); err != nil {
@@ -223,7 +233,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (Pri
 		s.rehash(ctx, u.ID, password)
 	}
 	s.audit.Record(ctx, userEvent(u, store.AuditSignInSuccess))
-	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, Method: ByPassword}, nil
+	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: ByPassword}, nil
 }
 
 // beginAttempt asks the throttle to admit a password check on the account

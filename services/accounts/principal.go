@@ -22,7 +22,10 @@ type Principal struct {
 	OrgID  string
 	Email  string
 	Admin  bool
-	Method Method
+	// HeldScopes are the scopes the user may put in tokens (empty: every
+	// scope of the organization), as read when the call authenticated.
+	HeldScopes []string
+	Method     Method
 	// TokenID and Scopes are set when Method is ByToken.
 	TokenID string
 	Scopes  []string

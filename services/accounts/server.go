@@ -64,7 +64,7 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ *keymintv1.GetCurrentUser
 	if !ok {
 		return nil, fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}
-	out := &keymintv1.User{Id: p.UserID, Email: p.Email, OrganizationId: p.OrgID, Admin: p.Admin}
+	out := &keymintv1.User{Id: p.UserID, Email: p.Email, OrganizationId: p.OrgID, Admin: p.Admin, Scopes: p.HeldScopes}
 	org, err := s.svc.store.GetOrg(ctx, p.OrgID)
 	switch {
 	case err == nil:

@@ -155,7 +155,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (Princ
 			s.log.WarnContext(ctx, "touch session failed", "user_id", ss.UserID, "err", err.Error())
 		}
 	}
-	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, Method: BySession, SessionID: ss.ID}, nil
+	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: BySession, SessionID: ss.ID}, nil
 }
 
 // Logout ends the caller's session. A caller that did not authenticate with a

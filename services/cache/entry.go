@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -37,6 +38,21 @@ type Entry struct {
 	// Zero ExpiresAt and RevokedAt mean "not set".
 	ExpiresAt time.Time
 	RevokedAt time.Time
+	// ExternalID and Metadata are returned with a valid answer. Metadata
+	// is a google.protobuf.Struct in protobuf wire form; nil for none.
+	ExternalID string
+	Metadata   []byte
+	// AllowedCIDRs, when set, are the only ranges the token may be used
+	// from.
+	AllowedCIDRs []netip.Prefix
+	// UsagePool names the token whose counter this token's uses draw from;
+	// empty for unlimited uses. RemainingUses is that counter as loaded (a
+	// hint for sizing leases: the live count is never cached).
+	UsagePool     string
+	RemainingUses int64
+	// RateLimit uses per RatePeriod; zero for no rate limit.
+	RateLimit  int64
+	RatePeriod time.Duration
 }
 
 // Live reports whether e is a token neither revoked nor expired at now.
@@ -77,6 +93,15 @@ const (
 	fieldScope     = 7 // repeated
 	fieldExpiresAt = 8 // unix microseconds
 	fieldRevokedAt = 9 // unix microseconds
+	// Token lifecycle fields. An older reader skips them: roll every
+	// replica out before minting tokens that use them.
+	fieldExternalID    = 10
+	fieldMetadata      = 11 // google.protobuf.Struct, wire form
+	fieldCIDR          = 12 // repeated, netip.Prefix text form
+	fieldUsagePool     = 13
+	fieldRemainingUses = 14 // zigzag
+	fieldRateLimit     = 15
+	fieldRatePeriod    = 16 // microseconds
 )
 
 // ErrBadEncoding means a cached value could not be decoded.
@@ -84,7 +109,8 @@ var ErrBadEncoding = errors.New("cache: bad entry encoding")
 
 // MarshalBinary encodes e in the versioned Redis value format.
 func (e *Entry) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 64+len(e.TokenID)+len(e.UserID)+len(e.OrgID)+16*len(e.Scopes))
+	b := make([]byte, 0, 64+len(e.TokenID)+len(e.UserID)+len(e.OrgID)+16*len(e.Scopes)+len(e.ExternalID)+
+		len(e.Metadata)+len(e.UsagePool)+24*len(e.AllowedCIDRs))
 	b = append(b, encodingV1)
 	b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
 	b = protowire.AppendBytes(b, e.Key[:])
@@ -95,7 +121,8 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	for _, f := range []struct {
 		num protowire.Number
 		v   string
-	}{{fieldTokenID, e.TokenID}, {fieldUserID, e.UserID}, {fieldOrgID, e.OrgID}, {fieldPepperID, e.PepperID}} {
+	}{{fieldTokenID, e.TokenID}, {fieldUserID, e.UserID}, {fieldOrgID, e.OrgID}, {fieldPepperID, e.PepperID},
+		{fieldExternalID, e.ExternalID}, {fieldUsagePool, e.UsagePool}} {
 		if f.v != "" {
 			b = protowire.AppendTag(b, f.num, protowire.BytesType)
 			b = protowire.AppendString(b, f.v)
@@ -112,6 +139,23 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 		if !f.v.IsZero() {
 			b = protowire.AppendTag(b, f.num, protowire.VarintType)
 			b = protowire.AppendVarint(b, protowire.EncodeZigZag(f.v.UnixMicro()))
+		}
+	}
+	if len(e.Metadata) > 0 {
+		b = protowire.AppendTag(b, fieldMetadata, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.Metadata)
+	}
+	for _, p := range e.AllowedCIDRs {
+		b = protowire.AppendTag(b, fieldCIDR, protowire.BytesType)
+		b = protowire.AppendString(b, p.String())
+	}
+	for _, f := range []struct {
+		num protowire.Number
+		v   int64
+	}{{fieldRemainingUses, e.RemainingUses}, {fieldRateLimit, e.RateLimit}, {fieldRatePeriod, e.RatePeriod.Microseconds()}} {
+		if f.v != 0 {
+			b = protowire.AppendTag(b, f.num, protowire.VarintType)
+			b = protowire.AppendVarint(b, protowire.EncodeZigZag(f.v))
 		}
 	}
 	return b, nil
@@ -132,7 +176,8 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 		}
 		b = b[n:]
 		switch {
-		case typ == protowire.BytesType && num >= fieldKey && num <= fieldScope && num != fieldNegative:
+		case typ == protowire.BytesType && (num >= fieldKey && num <= fieldScope && num != fieldNegative ||
+			num == fieldExternalID || num == fieldMetadata || num == fieldCIDR || num == fieldUsagePool):
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
@@ -155,6 +200,32 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 				e.PepperID = string(v)
 			case fieldScope:
 				e.Scopes = append(e.Scopes, string(v))
+			case fieldExternalID:
+				e.ExternalID = string(v)
+			case fieldMetadata:
+				e.Metadata = append([]byte(nil), v...)
+			case fieldCIDR:
+				p, err := netip.ParsePrefix(string(v))
+				if err != nil {
+					return fmt.Errorf("%w: allowed cidr: %v", ErrBadEncoding, err)
+				}
+				e.AllowedCIDRs = append(e.AllowedCIDRs, p)
+			case fieldUsagePool:
+				e.UsagePool = string(v)
+			}
+		case typ == protowire.VarintType && (num == fieldRemainingUses || num == fieldRateLimit || num == fieldRatePeriod):
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
+			}
+			b = b[n:]
+			switch x := protowire.DecodeZigZag(v); num {
+			case fieldRemainingUses:
+				e.RemainingUses = x
+			case fieldRateLimit:
+				e.RateLimit = x
+			case fieldRatePeriod:
+				e.RatePeriod = time.Duration(x) * time.Microsecond
 			}
 		case typ == protowire.VarintType && (num == fieldNegative || num == fieldExpiresAt || num == fieldRevokedAt):
 			v, n := protowire.ConsumeVarint(b)

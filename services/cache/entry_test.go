@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ func TestEntryRoundTrip(t *testing.T) {
 			ExpiresAt: time.UnixMicro(1_900_000_000_123_456).UTC(), RevokedAt: time.UnixMicro(1_800_000_000_000_001).UTC()},
 		{Key: key(2), Negative: true},
 		{Key: key(3), TokenID: "t", ExpiresAt: time.UnixMicro(-5).UTC()},
+		{Key: key(7), TokenID: "t", ExternalID: "user-42", Metadata: []byte{0x0a, 0x01, 'x'},
+			AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
+			UsagePool:    "p", RemainingUses: 10, RateLimit: 5, RatePeriod: time.Minute},
 	} {
 		b, err := e.MarshalBinary()
 		if err != nil {

@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Identity is who a validated token belongs to.
@@ -15,6 +18,32 @@ type Identity struct {
 	Scopes []string
 	// ExpiresAt is zero for a token that does not expire.
 	ExpiresAt time.Time
+	// ExternalID and Metadata are what the token's creator attached to it.
+	ExternalID string
+	Metadata   *structpb.Struct
+	// AllowedCIDRs, when set, are the only ranges the token may be used
+	// from.
+	AllowedCIDRs []netip.Prefix
+	// RemainingUses, for a token with a usage limit, is how many uses were
+	// left after this one; nil for unlimited.
+	RemainingUses *int64
+}
+
+// AllowsIP reports whether the token may be used from ip: always without
+// allowed CIDRs, never from an unknown address with them.
+func (id *Identity) AllowsIP(ip netip.Addr) bool {
+	if len(id.AllowedCIDRs) == 0 {
+		return true
+	}
+	if !ip.IsValid() {
+		return false
+	}
+	for _, p := range id.AllowedCIDRs {
+		if p.IsValid() && p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // HasScopes reports whether the identity holds every scope in want.

@@ -2,11 +2,13 @@ package client
 
 import (
 	"context"
+	"net/netip"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -21,14 +23,23 @@ func (v *Validator) authorize(ctx context.Context, method string, scopes MethodS
 			token = TokenFromAuthorization(vals[0])
 		}
 	}
-	res, err := v.Validate(ctx, token, scopes[method]...)
+	var ip netip.Addr
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	res, err := v.ValidateFrom(ctx, token, ip, scopes[method]...)
 	switch {
 	case err != nil:
 		return nil, status.Error(codes.Unavailable, "authorization unavailable")
 	case res.Valid:
 		return WithIdentity(ctx, res.Identity), nil
-	case res.Reason == keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE:
+	case res.Reason == keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE,
+		res.Reason == keymintv1.ValidateTokenResponse_IP_NOT_ALLOWED:
 		return nil, status.Error(codes.PermissionDenied, "permission denied")
+	case res.Reason == keymintv1.ValidateTokenResponse_RATE_LIMITED:
+		return nil, status.Error(codes.ResourceExhausted, "rate limited")
 	}
 	return nil, status.Error(codes.Unauthenticated, "unauthenticated")
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +17,9 @@ import (
 	"github.com/maypok86/otter/v2"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -29,6 +35,8 @@ type Result struct {
 	Valid    bool
 	Reason   Reason
 	Identity *Identity // set when Valid
+	// RetryAfter is set when Reason is RATE_LIMITED.
+	RetryAfter time.Duration
 }
 
 // ValidatorConfig configures a Validator. Set Target or Conn.
@@ -51,18 +59,27 @@ type ValidatorConfig struct {
 	Timeout time.Duration
 	// Logger receives stream state changes; never a token. Default discards.
 	Logger *slog.Logger
+	// ClientIP tells Middleware the address a request came from, checked
+	// against a token's allowed CIDRs. Default: the connection's address
+	// (behind a proxy, pass one that reads its forwarded header).
+	ClientIP func(*http.Request) netip.Addr
 }
 
 type cacheKey [sha256.Size]byte
 
-// entry is a cached answer. Valid entries hold the token's scopes so a
-// required scope is checked on every hit: an answer for one scope never
-// authorizes another.
+// entry is a cached answer. Valid entries hold the token's scopes and
+// allowed CIDRs, so a required scope and the client address are checked on
+// every hit: an answer for one scope or address never authorizes another.
 type entry struct {
-	valid    bool
-	reason   Reason
-	identity *Identity
-	until    time.Time // reuse ends here: TTL, capped at the token's expiry
+	valid      bool
+	reason     Reason
+	identity   *Identity
+	retryAfter time.Duration
+	until      time.Time // reuse ends here: TTL, capped at the token's expiry
+	// noStore marks a token with a usage or rate limit: every use must
+	// reach keymint, so a cached noStore entry only says "ask keymint,
+	// without coalescing".
+	noStore bool
 }
 
 // Validator validates tokens with an in-process cache in front of keymint,
@@ -160,74 +177,152 @@ func (v *Validator) Subscribed() bool { return v.subscribed.Load() }
 
 // Validate checks token for the required scopes: from the cache when it can,
 // else by asking keymint. An error (ErrUnavailable) means no answer: refuse.
+// A token with allowed CIDRs is refused (IP_NOT_ALLOWED): use ValidateFrom
+// to pass the client's address.
 func (v *Validator) Validate(ctx context.Context, token string, scopes ...string) (Result, error) {
+	return v.ValidateFrom(ctx, token, netip.Addr{}, scopes...)
+}
+
+// ValidateFrom is Validate for a token presented from clientIP (the zero
+// Addr when unknown), checked against the token's allowed CIDRs. Tokens with
+// a usage or rate limit are never answered from the cache: every use is
+// counted by keymint.
+func (v *Validator) ValidateFrom(ctx context.Context, token string, clientIP netip.Addr, scopes ...string) (Result, error) {
 	if token == "" {
 		return Result{Reason: keymintv1.ValidateTokenResponse_MALFORMED}, nil
 	}
+	clientIP = clientIP.Unmap()
 	key := cacheKey(sha256Sum(token))
 	now := time.Now()
 	e, ok := v.cache.GetIfPresent(key)
-	if !ok || !now.Before(e.until) {
-		var err error
-		if e, err = v.load(ctx, key, token); err != nil {
-			return Result{}, err
+	if ok && now.Before(e.until) {
+		if e.noStore {
+			return v.direct(ctx, token, clientIP, scopes)
 		}
+		return e.answer(now, clientIP, scopes), nil
 	}
-	return e.answer(now, scopes), nil
+	e, led, err := v.load(ctx, key, token, clientIP, scopes)
+	if err != nil {
+		return Result{}, err
+	}
+	if e.noStore && !led {
+		// The shared answer counted one use, the leader's: ask for ours.
+		return v.direct(ctx, token, clientIP, scopes)
+	}
+	return e.answer(now, clientIP, scopes), nil
 }
 
-func (e *entry) answer(now time.Time, scopes []string) Result {
+func (e *entry) answer(now time.Time, clientIP netip.Addr, scopes []string) Result {
 	switch {
 	case !e.valid:
-		return Result{Reason: e.reason}
+		return Result{Reason: e.reason, RetryAfter: e.retryAfter}
 	case !e.identity.ExpiresAt.IsZero() && !now.Before(e.identity.ExpiresAt):
 		return Result{Reason: keymintv1.ValidateTokenResponse_EXPIRED}
+	case !e.identity.AllowsIP(clientIP):
+		return Result{Reason: keymintv1.ValidateTokenResponse_IP_NOT_ALLOWED}
 	case !e.identity.HasScopes(scopes...):
 		return Result{Reason: keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE}
 	}
 	return Result{Valid: true, Identity: e.identity}
 }
 
-// load asks keymint once for all concurrent callers of one token. The call
-// runs on a context detached from any one caller, so a caller giving up does
-// not fail the others.
-func (v *Validator) load(ctx context.Context, key cacheKey, token string) (*entry, error) {
-	ch := v.flight.DoChan(string(key[:]), func() (any, error) {
+// load asks keymint once for all concurrent callers of one token, address
+// and scope set, and reports whether this caller's call was the one made
+// (led). The call runs on a context detached from any one caller, so a
+// caller giving up does not fail the others.
+func (v *Validator) load(ctx context.Context, key cacheKey, token string, clientIP netip.Addr, scopes []string) (*entry, bool, error) {
+	// The answer may depend on the address (IP_NOT_ALLOWED) and the scopes
+	// (keymint checks them before counting a use), so only callers sharing
+	// both share a call.
+	fk := string(key[:]) + "\x00" + ipString(clientIP) + "\x00" + strings.Join(scopes, " ")
+	led := false
+	ch := v.flight.DoChan(fk, func() (any, error) {
+		led = true
 		gen := v.gen.Load()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.Timeout)
 		defer cancel()
-		// Scopes are checked here, on the cached answer, not by keymint.
-		resp, err := v.api.ValidateToken(cctx, &keymintv1.ValidateTokenRequest{Token: token})
+		resp, err := v.api.ValidateToken(cctx, &keymintv1.ValidateTokenRequest{
+			Token: token, RequiredScopes: scopes, ClientIp: ipString(clientIP),
+		})
 		if err != nil {
 			return nil, err
 		}
-		e := v.entryFrom(resp)
-		if v.gen.Load() == gen {
+		e, cacheable := v.entryFrom(resp)
+		if cacheable && v.gen.Load() == gen {
 			v.store(key, e)
 		}
 		return e, nil
 	})
 	select {
 	case r := <-ch:
+		// led was written before fn returned, which happened before the
+		// result was sent.
 		if r.Err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, r.Err)
+			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, r.Err)
 		}
-		return r.Val.(*entry), nil
+		return r.Val.(*entry), led, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 }
 
-func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) *entry {
+// direct asks keymint about this one use, uncoalesced and uncached: for a
+// token with a usage or rate limit.
+func (v *Validator) direct(ctx context.Context, token string, clientIP netip.Addr, scopes []string) (Result, error) {
+	cctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
+	resp, err := v.api.ValidateToken(cctx, &keymintv1.ValidateTokenRequest{
+		Token: token, RequiredScopes: scopes, ClientIp: ipString(clientIP),
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	e, _ := v.entryFrom(resp)
+	return e.answer(time.Now(), clientIP, scopes), nil
+}
+
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// entryFrom turns keymint's answer into an entry, and says whether it may be
+// cached: a refusal that depends on the scopes asked (INSUFFICIENT_SCOPE) or
+// on the address (IP_NOT_ALLOWED) may not; an answer keymint marks no_store
+// is cached only as a marker that sends later calls straight to keymint.
+func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) (*entry, bool) {
 	now := time.Now()
 	if !resp.GetValid() {
-		return &entry{reason: resp.GetReason(), until: now.Add(v.cfg.NegativeTTL)}
+		e := &entry{reason: resp.GetReason(), until: now.Add(v.cfg.NegativeTTL), noStore: resp.GetNoStore(),
+			retryAfter: resp.GetRetryAfter().AsDuration()}
+		switch resp.GetReason() {
+		case keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE, keymintv1.ValidateTokenResponse_IP_NOT_ALLOWED:
+			return e, false
+		}
+		if e.noStore {
+			e.until = now.Add(v.cfg.TTL)
+		}
+		return e, true
 	}
 	id := &Identity{
 		TokenID:        resp.GetTokenId(),
 		UserID:         resp.GetUserId(),
 		OrganizationID: resp.GetOrganizationId(),
 		Scopes:         sortedCopy(resp.GetScopes()),
+		ExternalID:     resp.GetExternalId(),
+		Metadata:       resp.GetMetadata(),
+		RemainingUses:  resp.RemainingUses,
+	}
+	for _, c := range resp.GetAllowedCidrs() {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			// An allow-list this client cannot read must not turn into
+			// "anywhere": keep a prefix that matches nothing.
+			p = netip.Prefix{}
+		}
+		id.AllowedCIDRs = append(id.AllowedCIDRs, p)
 	}
 	until := now.Add(v.cfg.TTL)
 	if resp.GetExpireTime() != nil {
@@ -236,7 +331,7 @@ func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) *entry {
 			until = id.ExpiresAt
 		}
 	}
-	return &entry{valid: true, identity: id, until: until}
+	return &entry{valid: true, identity: id, until: until, noStore: resp.GetNoStore()}, true
 }
 
 func (v *Validator) store(key cacheKey, e *entry) {
@@ -273,12 +368,23 @@ func (v *Validator) clear() {
 // stand in for keymint's TokenService (the sidecar's ext_authz and
 // forward-auth adapters take either).
 func (v *Validator) ValidateToken(ctx context.Context, req *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error) {
-	r, err := v.Validate(ctx, req.GetToken(), req.GetRequiredScopes()...)
+	var ip netip.Addr
+	if c := req.GetClientIp(); c != "" {
+		var err error
+		if ip, err = netip.ParseAddr(c); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "client_ip is not an IP address")
+		}
+	}
+	r, err := v.ValidateFrom(ctx, req.GetToken(), ip, req.GetRequiredScopes()...)
 	if err != nil {
 		return nil, err
 	}
 	if !r.Valid {
-		return &keymintv1.ValidateTokenResponse{Reason: r.Reason}, nil
+		resp := &keymintv1.ValidateTokenResponse{Reason: r.Reason}
+		if r.RetryAfter > 0 {
+			resp.RetryAfter = durationpb.New(r.RetryAfter)
+		}
+		return resp, nil
 	}
 	resp := &keymintv1.ValidateTokenResponse{
 		Valid:          true,
@@ -286,6 +392,12 @@ func (v *Validator) ValidateToken(ctx context.Context, req *keymintv1.ValidateTo
 		UserId:         r.Identity.UserID,
 		OrganizationId: r.Identity.OrganizationID,
 		Scopes:         r.Identity.Scopes,
+		ExternalId:     r.Identity.ExternalID,
+		Metadata:       r.Identity.Metadata,
+		RemainingUses:  r.Identity.RemainingUses,
+	}
+	for _, p := range r.Identity.AllowedCIDRs {
+		resp.AllowedCidrs = append(resp.AllowedCidrs, p.String())
 	}
 	if !r.Identity.ExpiresAt.IsZero() {
 		resp.ExpireTime = timestamppb.New(r.Identity.ExpiresAt)

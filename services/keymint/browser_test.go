@@ -260,6 +260,11 @@ func TestBrowserTokenPage(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#generate")),
 		chromedp.WaitVisible(chromedp.CSS("#generate-dialog[open]")),
 		chromedp.SendKeys(chromedp.CSS("#gen-name"), "phone token"),
+		// Limits, under their disclosure.
+		chromedp.Click(chromedp.CSS("#gen-limits summary")),
+		chromedp.SendKeys(chromedp.CSS("#gen-cidrs"), "10.0.0.0/8"),
+		chromedp.SendKeys(chromedp.CSS("#gen-uses"), "5"),
+		chromedp.SendKeys(chromedp.CSS("#gen-rate"), "10"),
 		chromedp.Click(chromedp.CSS("#generate-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#reveal-dialog[open]")))
 	phoneSecret, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#reveal-secret")))
@@ -270,6 +275,37 @@ func TestBrowserTokenPage(t *testing.T) {
 	// Escape closes the dialog, as for any modal, and forgets the secret too.
 	act("escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.CSS("#reveal-dialog")))
 	waitForgotten(t, eval, phoneSecret, "after Escape")
+	waitText(t, ctx, "#token-rows", "5 uses left")
+	if rows := text("#token-rows"); !strings.Contains(rows, "10 per minute") || !strings.Contains(rows, "10.0.0.0/8") {
+		t.Fatalf("the limited token's row lacks its limits: %q", rows)
+	}
+
+	// Rotate in the page: the new secret shows once in the reveal dialog,
+	// and the old one keeps working through the grace period.
+	act("rotate", desktop, chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button.rotate`)),
+		chromedp.Click(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button.rotate`)),
+		chromedp.WaitVisible(chromedp.CSS("#rotate-dialog[open]")),
+		chromedp.SetValue(chromedp.CSS("#rotate-grace"), "3600"),
+		chromedp.Click(chromedp.CSS("#rotate-confirm")),
+		chromedp.WaitVisible(chromedp.CSS("#reveal-dialog[open]")))
+	rotated, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#reveal-secret")))
+	if err != nil || !strings.HasPrefix(rotated, "km_") || rotated == secret {
+		t.Fatalf("rotation reveals %d characters (%v)", len(rotated), err)
+	}
+	if title := text("#reveal-title"); !strings.Contains(title, "rotated") {
+		t.Fatalf("reveal dialog after a rotation is titled %q", title)
+	}
+	if v := validate(t, srv, rotated); v["valid"] != true || v["tokenId"] == tokenID {
+		t.Fatalf("the rotated secret: %v", v)
+	}
+	if v := validate(t, srv, secret); v["valid"] != true {
+		t.Fatalf("the old secret in its grace period: %v", v)
+	}
+	act("close the rotation's reveal dialog", chromedp.Click(chromedp.CSS("#reveal-done")),
+		chromedp.WaitNotVisible(chromedp.CSS("#reveal-dialog")))
+	waitForgotten(t, eval, rotated, "after closing the rotation's dialog")
+	waitText(t, ctx, `tr[data-token-id="`+tokenID+`"]`, "Rotating")
 
 	// Revoke in the page, after the confirmation.
 	act("revoke", desktop, chromedp.Reload(),

@@ -17,6 +17,18 @@ import (
 	"github.com/keymint/keymint/services/store/postgres/pgtest"
 )
 
+// mintToken mints one token through the gRPC API with password credentials
+// and returns its secret.
+func mintToken(t testing.TB, srv *testServer, email, password string, scopes ...string) string {
+	t.Helper()
+	ctx := metadata.NewOutgoingContext(context.Background(), metadata.Pairs("x-api-email", email, "x-api-password", password))
+	r, err := srv.client.CreateToken(ctx, &keymintv1.CreateTokenRequest{Name: "t", Scopes: scopes})
+	if err != nil {
+		t.Fatalf("CreateToken: %v", err)
+	}
+	return r.GetSecret()
+}
+
 // Two keymint servers sharing one PostgreSQL and one Redis: a token revoked
 // through A is refused by B within a second, although B had it cached.
 func TestRevocationReachesOtherReplica(t *testing.T) {

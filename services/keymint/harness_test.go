@@ -68,7 +68,9 @@ func testConfig(t testing.TB) Config {
 	}
 }
 
-func startServer(t testing.TB, cfg Config) *testServer {
+// startServer runs a server on cfg until t ends; before, if given, sees the
+// server after it is built and before it serves (to register test services).
+func startServer(t testing.TB, cfg Config, before ...func(*server)) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -77,6 +79,9 @@ func startServer(t testing.TB, cfg Config) *testServer {
 	if err != nil {
 		cancel()
 		t.Fatalf("newServer: %v", err)
+	}
+	for _, b := range before {
+		b(srv)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.run(ctx) }()

@@ -30,7 +30,8 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	bindFlags(fs, &c, "sidecar", "routes-file", "route", "strip-authorization", "log-format", "log-level", "shutdown-timeout")
+	bindFlags(fs, &c, "sidecar", "routes-file", "route", "strip-authorization", "log-format", "log-level", "shutdown-timeout",
+		"trusted-proxies")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +58,13 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer v.Close()
 
-	cfg := sidecar.Config{Validator: v, Rules: rules, StripAuthorization: c.StripAuth}
+	// Forward-auth believes X-Forwarded-For from these proxies (nginx,
+	// Traefik) when it checks a token's allowed CIDRs.
+	clients, err := c.Abuse.clients()
+	if err != nil {
+		return err
+	}
+	cfg := sidecar.Config{Validator: v, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxGRPCMessage), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))
 	authv3.RegisterAuthorizationServer(gs, sidecar.NewAuthzServer(cfg))
 	gl, err := net.Listen("tcp", c.SidecarGRPCAddr)

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -66,7 +66,7 @@ func TestSidecar(t *testing.T) {
 
 	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sctx, stop := context.WithCancel(context.Background())
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- realMain(sctx, []string{"sidecar",
@@ -74,7 +74,7 @@ func TestSidecar(t *testing.T) {
 			"--central-addr", central.grpc, "--central-server-name", "keymint.test",
 			"--central-ca-file", caFile, "--central-cert-file", cliCert, "--central-key-file", cliKey,
 			"--route", "GET /reports=reports:read", "--strip-authorization",
-		}, nil, &logs, &logs)
+		}, nil, logs, logs)
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -132,7 +132,7 @@ func TestSidecar(t *testing.T) {
 		t.Fatalf("ext_authz allowed an unknown token with central down: %v %v", resp, err)
 	}
 	for _, s := range []string{good.Secret, noScope.Secret, unseen.Secret, pw} {
-		if bytes.Contains(logs.Bytes(), []byte(s)) {
+		if strings.Contains(logs.String(), s) {
 			t.Fatal("sidecar log holds a secret")
 		}
 	}

@@ -17,13 +17,14 @@ import (
 // shell history and process listings.
 func runUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var c Config
-	var email, org string
+	var email, org, scopes string
 	var admin, passwordStdin bool
 	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&email, "email", "", "the user's email (required)")
 	fs.StringVar(&org, "org", "", "organization name, created if missing (required)")
 	fs.BoolVar(&admin, "admin", false, "make the user an organization admin")
+	fs.StringVar(&scopes, "scopes", "", "comma-separated scopes the user may put in tokens (default: every scope of the organization)")
 	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input (required)")
 	bindFlags(fs, &c, append(storeFlags, "argon2-memory-kib", "argon2-time")...)
 	if err := fs.Parse(args); err != nil {
@@ -65,7 +66,13 @@ func runUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	if err != nil {
 		return err
 	}
-	u, o, err := svc.CreateUser(ctx, accounts.NewUser{Email: email, OrgName: org, Password: password, Admin: admin})
+	var held []string
+	for _, sc := range strings.Split(scopes, ",") {
+		if sc = strings.TrimSpace(sc); sc != "" {
+			held = append(held, sc)
+		}
+	}
+	u, o, err := svc.CreateUser(ctx, accounts.NewUser{Email: email, OrgName: org, Password: password, Admin: admin, Scopes: held})
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,13 @@ package sidecar
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/clientip"
 )
 
 // Validator answers token validations: keymint's TokenService in process on
@@ -18,14 +21,15 @@ type Validator interface {
 // Identity headers set for the upstream on allow. Any copy a client sent is
 // overwritten or removed, never appended to.
 const (
-	HeaderTokenID = "x-keymint-token-id"
-	HeaderUserID  = "x-keymint-user-id"
-	HeaderOrgID   = "x-keymint-org-id"
-	HeaderScopes  = "x-keymint-scopes"
+	HeaderTokenID    = "x-keymint-token-id"
+	HeaderUserID     = "x-keymint-user-id"
+	HeaderOrgID      = "x-keymint-org-id"
+	HeaderScopes     = "x-keymint-scopes"
+	HeaderExternalID = "x-keymint-external-id"
 )
 
 // IdentityHeaders lists the identity header names.
-var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes}
+var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes, HeaderExternalID}
 
 // Config configures both adapters.
 type Config struct {
@@ -35,6 +39,12 @@ type Config struct {
 	// reaches the upstream (ext_authz only: forward-auth cannot edit the
 	// original request).
 	StripAuthorization bool
+	// Clients finds forward-auth's client address: the proxy's connection,
+	// then X-Forwarded-For as far as trusted proxies wrote it (nil trusts
+	// none). A token with allowed CIDRs is checked against it. ext_authz
+	// takes the downstream address Envoy reports instead (Envoy applies its
+	// own trusted-hop rules).
+	Clients *clientip.Resolver
 }
 
 // decision is an allow or a deny with its HTTP status and body.
@@ -43,13 +53,17 @@ type decision struct {
 	status  int
 	headers [][2]string // identity headers on allow
 	body    []byte      // JSON on deny
+	// retryAfter is set on a 429: whole seconds, rounded up.
+	retryAfter string
 }
 
 var (
-	bodyMissing     = denyBody("missing_token", "an API token is required")
-	bodyInvalid     = denyBody("invalid_token", "the API token is not valid")
-	bodyScope       = denyBody("insufficient_scope", "the API token lacks a scope this route needs")
-	bodyUnavailable = denyBody("unavailable", "authorization is unavailable, retry shortly")
+	bodyMissing      = denyBody("missing_token", "an API token is required")
+	bodyInvalid      = denyBody("invalid_token", "the API token is not valid")
+	bodyScope        = denyBody("insufficient_scope", "the API token lacks a scope this route needs")
+	bodyUnavailable  = denyBody("unavailable", "authorization is unavailable, retry shortly")
+	bodyRateLimited  = denyBody("rate_limited", "the API token's rate limit is spent; retry later")
+	bodyIPNotAllowed = denyBody("ip_not_allowed", "the API token may not be used from this address")
 )
 
 func denyBody(code, msg string) []byte {
@@ -79,7 +93,8 @@ func tokenFromAuthorization(v string) string {
 
 // decide validates the token for method + path. It fails closed: a
 // validation error denies with 503, never allows.
-func decide(ctx context.Context, cfg *Config, authorization, method, path string) decision {
+// clientIP is the caller's address (empty when unknown).
+func decide(ctx context.Context, cfg *Config, authorization, method, path, clientIP string) decision {
 	tok := tokenFromAuthorization(authorization)
 	if tok == "" {
 		return decision{status: http.StatusUnauthorized, body: bodyMissing}
@@ -87,13 +102,21 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path string
 	resp, err := cfg.Validator.ValidateToken(ctx, &keymintv1.ValidateTokenRequest{
 		Token:          tok,
 		RequiredScopes: cfg.Rules.Scopes(method, path),
+		ClientIp:       clientIP,
 	})
 	if err != nil {
 		return decision{status: http.StatusServiceUnavailable, body: bodyUnavailable}
 	}
 	if !resp.GetValid() {
-		if resp.GetReason() == keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE {
+		switch resp.GetReason() {
+		case keymintv1.ValidateTokenResponse_INSUFFICIENT_SCOPE:
 			return decision{status: http.StatusForbidden, body: bodyScope}
+		case keymintv1.ValidateTokenResponse_IP_NOT_ALLOWED:
+			return decision{status: http.StatusForbidden, body: bodyIPNotAllowed}
+		case keymintv1.ValidateTokenResponse_RATE_LIMITED:
+			secs := int64(math.Ceil(resp.GetRetryAfter().AsDuration().Seconds()))
+			return decision{status: http.StatusTooManyRequests, body: bodyRateLimited,
+				retryAfter: strconv.FormatInt(max(secs, 1), 10)}
 		}
 		return decision{status: http.StatusUnauthorized, body: bodyInvalid}
 	}
@@ -105,6 +128,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path string
 			{HeaderUserID, resp.GetUserId()},
 			{HeaderOrgID, resp.GetOrganizationId()},
 			{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
+			{HeaderExternalID, resp.GetExternalId()},
 		},
 	}
 }

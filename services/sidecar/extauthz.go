@@ -25,7 +25,10 @@ func NewAuthzServer(cfg Config) *AuthzServer { return &AuthzServer{cfg: cfg} }
 func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	auth := header(httpReq, "authorization")
-	d := decide(ctx, &s.cfg, auth, httpReq.GetMethod(), httpReq.GetPath())
+	// The downstream address as Envoy determined it (its own
+	// use_remote_address / xff_num_trusted_hops rules applied).
+	ip := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
+	d := decide(ctx, &s.cfg, auth, httpReq.GetMethod(), httpReq.GetPath(), ip)
 	if d.allow {
 		ok := &authv3.OkHttpResponse{}
 		for _, h := range d.headers {
@@ -52,6 +55,8 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 	switch d.status {
 	case http.StatusForbidden:
 		code = codes.PermissionDenied
+	case http.StatusTooManyRequests:
+		code = codes.ResourceExhausted
 	case http.StatusServiceUnavailable:
 		code = codes.Unavailable
 	}
@@ -62,6 +67,12 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 	if c := wwwAuthenticate(d.status); c != "" {
 		headers = append(headers, &corev3.HeaderValueOption{
 			Header:       &corev3.HeaderValue{Key: "www-authenticate", Value: c},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	if d.retryAfter != "" {
+		headers = append(headers, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: "retry-after", Value: d.retryAfter},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
 	}

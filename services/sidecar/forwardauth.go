@@ -1,6 +1,10 @@
 package sidecar
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/keymint/keymint/services/clientip"
+)
 
 // ForwardAuthPath is where both the central server and the sidecar serve
 // forward-auth.
@@ -28,7 +32,8 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
-	d := decide(r.Context(), &f.cfg, r.Header.Get("Authorization"), method, uri)
+	ip := clientip.String(f.cfg.Clients.FromHTTP(r.RemoteAddr, r.Header.Values("X-Forwarded-For")))
+	d := decide(r.Context(), &f.cfg, r.Header.Get("Authorization"), method, uri, ip)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if d.allow {
@@ -41,6 +46,9 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	if c := wwwAuthenticate(d.status); c != "" {
 		h.Set("WWW-Authenticate", c)
+	}
+	if d.retryAfter != "" {
+		h.Set("Retry-After", d.retryAfter)
 	}
 	w.WriteHeader(d.status)
 	_, _ = w.Write(d.body)

@@ -17,6 +17,10 @@ var (
 	// ErrAlreadyExists means a unique key (org name, user email, token id or
 	// digest) is taken.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrConflict means the row is not in the state a change needs: a token
+	// to rotate is revoked or rotated already, a token to take uses from has
+	// no usage limit.
+	ErrConflict = errors.New("conflict")
 )
 
 // Org is an organization: the tenant boundary.
@@ -24,6 +28,21 @@ type Org struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	Policy    OrgPolicy
+}
+
+// OrgPolicy is an organization's rules for the tokens its users mint. Zero
+// values mean "no rule".
+type OrgPolicy struct {
+	// AllowedScopes are the scopes that exist in the organization (sorted,
+	// unique); empty: any syntactically valid scope.
+	AllowedScopes []string
+	// MaxTokenLifetime caps how long after minting a token may expire.
+	MaxTokenLifetime time.Duration
+	// DefaultTokenLifetime is the lifetime of a token minted without one.
+	DefaultTokenLifetime time.Duration
+	// MaxRotationGrace caps a rotation's grace period.
+	MaxRotationGrace time.Duration
 }
 
 // User is a person or service account that signs in with email + password.
@@ -36,7 +55,10 @@ type User struct {
 	// PasswordHash is an argon2id PHC string.
 	PasswordHash string
 	Admin        bool
-	CreatedAt    time.Time
+	// Scopes are the scopes the user may put in tokens (sorted, unique);
+	// empty: every scope of the organization.
+	Scopes    []string
+	CreatedAt time.Time
 }
 
 // Token is a token's stored form: its metadata and the HMAC digest of its
@@ -60,6 +82,26 @@ type Token struct {
 	ExpiresAt  time.Time
 	LastUsedAt time.Time
 	RevokedAt  time.Time
+	// ExternalID is the caller's own id for what the token stands for.
+	ExternalID string
+	// Metadata is a JSON object (protojson of a google.protobuf.Struct);
+	// nil for none.
+	Metadata []byte
+	// AllowedCIDRs are the ranges the token may be used from (canonical
+	// prefixes); empty: anywhere.
+	AllowedCIDRs []string
+	// UsagePool is the id of the token whose counter this token's uses draw
+	// from: its own id, or for a successor made by rotation the first token
+	// of the chain, so a rotation never adds uses. Empty: unlimited uses.
+	UsagePool string
+	// RemainingUses is the counter on the pool's own row (UsagePool == ID):
+	// the uses not yet taken from the store. Zero on other rows.
+	RemainingUses int64
+	// RateLimit uses per RatePeriod; zero: no rate limit.
+	RateLimit  int64
+	RatePeriod time.Duration
+	// RotatedToID names the successor of a rotated token.
+	RotatedToID string
 }
 
 // TokenFilter selects tokens for ListTokens. OrgID is always required; an
@@ -103,6 +145,13 @@ const (
 	AuditTokenMint      = "token.mint"
 	AuditTokenRevoke    = "token.revoke"
 	AuditPasswordChange = "password.change"
+	// AuditTokenRotate: a token was rotated; the target is the old token.
+	AuditTokenRotate = "token.rotate"
+	// AuditTokenLeakRevoke: a token reported as leaked was revoked; the
+	// actor is "leak-report", with the reporter's address.
+	AuditTokenLeakRevoke  = "token.leak_revoke"
+	AuditOrgPolicyUpdate  = "org.policy_update"
+	AuditUserScopesUpdate = "user.scopes_update"
 )
 
 // AuditEvent is one security-relevant action. It never holds a secret:
@@ -160,6 +209,12 @@ type Store interface {
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	// UpdatePasswordHash replaces a user's password hash.
 	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	// UpdateUserScopes replaces the scopes a user holds; ErrNotFound if the
+	// user is gone.
+	UpdateUserScopes(ctx context.Context, userID string, scopes []string) error
+	// UpdateOrgPolicy replaces an organization's policy and returns the
+	// organization; ErrNotFound if it is gone.
+	UpdateOrgPolicy(ctx context.Context, orgID string, p OrgPolicy) (Org, error)
 
 	// CreateToken inserts a token; ErrAlreadyExists on a duplicate id or
 	// digest. A zero CreatedAt is set to now.
@@ -177,6 +232,17 @@ type Store interface {
 	// TouchTokens records last use times in one batch; a time never moves
 	// last_used_at backwards, and unknown ids are skipped.
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
+	// RotateToken, in one transaction, inserts successor and marks token id
+	// rotated to it: rotated_to_id = successor.ID and expires_at lowered to
+	// graceEnd (never raised). It returns the rotated token as stored
+	// afterwards. ErrNotFound if id is unknown; ErrConflict (and nothing
+	// changes) if it is revoked or rotated already; ErrAlreadyExists if the
+	// successor's id or digest is taken.
+	RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error)
+	// TakeTokenUses takes up to n uses from the counter of token id (a
+	// usage pool) atomically: taken is min(n, what was left), left is what
+	// remains. ErrNotFound if id is unknown; ErrConflict if it has no counter.
+	TakeTokenUses(ctx context.Context, id string, n int64) (taken, left int64, err error)
 
 	// CreateSession inserts a session; ErrAlreadyExists on a duplicate id or
 	// hash. Zero CreatedAt and LastSeenAt are set to now.

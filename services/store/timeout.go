@@ -60,6 +60,30 @@ func (t *timeoutStore) UpdatePasswordHash(ctx context.Context, userID, hash stri
 	return t.s.UpdatePasswordHash(ctx, userID, hash)
 }
 
+func (t *timeoutStore) UpdateUserScopes(ctx context.Context, userID string, scopes []string) error {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.UpdateUserScopes(ctx, userID, scopes)
+}
+
+func (t *timeoutStore) UpdateOrgPolicy(ctx context.Context, orgID string, p OrgPolicy) (Org, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.UpdateOrgPolicy(ctx, orgID, p)
+}
+
+func (t *timeoutStore) RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.RotateToken(ctx, id, successor, graceEnd)
+}
+
+func (t *timeoutStore) TakeTokenUses(ctx context.Context, id string, n int64) (int64, int64, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.TakeTokenUses(ctx, id, n)
+}
+
 func (t *timeoutStore) CreateToken(ctx context.Context, tok Token) error {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()

@@ -56,6 +56,18 @@ func (hungStore) AppendAuditEvent(ctx context.Context, _ AuditEvent) error { ret
 func (hungStore) ListAuditEvents(ctx context.Context, _ AuditFilter) ([]AuditEvent, error) {
 	return hang[[]AuditEvent](ctx)
 }
+func (hungStore) UpdateUserScopes(ctx context.Context, _ string, _ []string) error {
+	return hangErr(ctx)
+}
+func (hungStore) UpdateOrgPolicy(ctx context.Context, _ string, _ OrgPolicy) (Org, error) {
+	return hang[Org](ctx)
+}
+func (hungStore) RotateToken(ctx context.Context, _ string, _ Token, _ time.Time) (Token, error) {
+	return hang[Token](ctx)
+}
+func (hungStore) TakeTokenUses(ctx context.Context, _ string, _ int64) (int64, int64, error) {
+	return 0, 0, hangErr(ctx)
+}
 func (hungStore) Ping(ctx context.Context) error { return hangErr(ctx) }
 func (hungStore) Close() error                   { return nil }
 

@@ -165,6 +165,8 @@ type Redis struct {
 
 // RedisConfig configures a Redis limiter.
 type RedisConfig struct {
+	// Client must bound calls by their context (ContextTimeoutEnabled, as
+	// rediscache.NewClient sets it), or Timeout cannot hold.
 	Client redis.UniversalClient
 	// Prefix namespaces the keys (redis_rate adds "rate:" in front).
 	Prefix string

@@ -137,7 +137,9 @@ func (s *SignIn) Begin(ctx context.Context, normalizedEmail string, ip netip.Add
 			}
 			if !ok {
 				s.throttled.WithLabelValues(scopeName[scope]).Inc()
-				return &Throttled{RetryAfter: max(retry, time.Second)}
+				// Whole seconds, as Retry-After says it: finer would only
+				// tell callers about the limiter's state.
+				return &Throttled{RetryAfter: max(retry.Round(time.Second), time.Second)}
 			}
 			a.taken = append(a.taken, taken{k, l})
 		}

@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,7 @@ func newRedisLimiter(t *testing.T, url string) *Redis {
 	}
 	opt.MaxRetries = -1
 	opt.DialTimeout = 200 * time.Millisecond
+	opt.ContextTimeoutEnabled = true
 	client := redis.NewClient(opt)
 	t.Cleanup(func() { client.Close() })
 	local, err := NewLocal(0, nil)
@@ -324,5 +326,59 @@ func TestKeys(t *testing.T) {
 	if IPKey(netip.MustParseAddr("::ffff:192.0.2.1")) != "192.0.2.1" || IPKey(netip.Addr{}) != "" ||
 		IPKey(netip.MustParseAddr("2001:db8::1")) != "2001:db8::/64" {
 		t.Fatal("IPKey")
+	}
+}
+
+// A Redis that accepts connections and never answers (a frozen host) costs a
+// sign-in at most the limiter's timeout, then the in-process count takes
+// over until the backoff ends.
+func TestRedisHungTimesOut(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		var held []net.Conn // open, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	// keymint's client (rediscache.NewClient) bounds calls by their context.
+	client := redis.NewClient(&redis.Options{Addr: lis.Addr().String(), MaxRetries: -1, ContextTimeoutEnabled: true})
+	defer client.Close()
+	local, _ := NewLocal(0, nil)
+	r, err := NewRedis(RedisConfig{Client: client, Fallback: local, Timeout: 50 * time.Millisecond, Backoff: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := Limit{Burst: 2, Interval: time.Hour}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 3 {
+			ok, _, err := r.Take(context.Background(), "k", lim)
+			if err != nil || ok != (i < 2) {
+				t.Errorf("take %d with Redis hung = %v, %v", i, ok, err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a hung Redis held a take: no timeout")
+	}
+	if !r.skipping() {
+		t.Fatal("after a timeout the limiter still asks Redis")
 	}
 }

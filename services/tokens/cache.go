@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -31,9 +35,9 @@ type Cache interface {
 	Invalidate(ctx context.Context, key cache.Key) error
 }
 
-// lookup finds the token of secret: L1 by its primary digest, else every
-// level by all its digests, else the store. It also returns the primary
-// digest, which matches needs.
+// lookup finds the token of secret: L1 by its primary digest, else (if
+// secret is well formed, or ErrMalformed) every level by all its digests,
+// else the store. It also returns the primary digest, which matches needs.
 func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cache.Key, error) {
 	primary := cache.Key(s.keys.PrimaryArray(secret))
 	if s.cache != nil {
@@ -41,13 +45,18 @@ func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cach
 			return e, primary, nil
 		}
 	}
+	if err := s.format.Check(secret); err != nil {
+		return nil, primary, err
+	}
 	all := s.keys.AllArrays(secret)
 	keys := make([]cache.Key, len(all))
+	digests := make([][]byte, len(all))
 	for i, d := range all {
 		keys[i] = d
+		digests[i] = keys[i][:]
 	}
 	load := func(ctx context.Context) (*cache.Entry, error) {
-		t, err := s.store.GetTokenByDigest(ctx, s.keys.All(secret))
+		t, err := s.store.GetTokenByDigest(ctx, digests)
 		if errors.Is(err, store.ErrNotFound) {
 			return &cache.Entry{Key: primary, Negative: true}, nil
 		}
@@ -57,7 +66,11 @@ func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cach
 		if len(t.Digest) != cache.KeySize {
 			return nil, fault.Wrap(fault.Internal, fmt.Errorf("token %s: digest is %d bytes", t.ID, len(t.Digest)), "internal error")
 		}
-		return entryOf(t), nil
+		e, err := entryOf(t)
+		if err != nil {
+			return nil, fault.Wrap(fault.Internal, err, "internal error")
+		}
+		return e, nil
 	}
 	var e *cache.Entry
 	var err error
@@ -88,19 +101,40 @@ func (s *Service) matches(e *cache.Entry, primary cache.Key, secret string) bool
 	return s.keys.Matches(e.PepperID, e.Key[:], secret)
 }
 
-// entryOf is the cache entry of a stored token.
-func entryOf(t store.Token) *cache.Entry {
+// entryOf is the cache entry of a stored token. The allowed CIDRs are
+// parsed and the metadata encoded here, once per load, not per validation.
+func entryOf(t store.Token) (*cache.Entry, error) {
 	e := &cache.Entry{
-		TokenID:   t.ID,
-		UserID:    t.UserID,
-		OrgID:     t.OrgID,
-		PepperID:  t.PepperID,
-		Scopes:    t.Scopes,
-		ExpiresAt: t.ExpiresAt,
-		RevokedAt: t.RevokedAt,
+		TokenID:       t.ID,
+		UserID:        t.UserID,
+		OrgID:         t.OrgID,
+		PepperID:      t.PepperID,
+		Scopes:        t.Scopes,
+		ExpiresAt:     t.ExpiresAt,
+		RevokedAt:     t.RevokedAt,
+		ExternalID:    t.ExternalID,
+		UsagePool:     t.UsagePool,
+		RemainingUses: t.RemainingUses,
+		RateLimit:     t.RateLimit,
+		RatePeriod:    t.RatePeriod,
 	}
 	copy(e.Key[:], t.Digest)
-	return e
+	var err error
+	if e.AllowedCIDRs, err = ParseCIDRs(t.AllowedCIDRs); err != nil {
+		// Never "anywhere" for a list that cannot be read.
+		return nil, fmt.Errorf("token %s: allowed cidrs: %w", t.ID, err)
+	}
+	if len(t.Metadata) > 0 {
+		m := &structpb.Struct{}
+		if err := protojson.Unmarshal(t.Metadata, m); err != nil {
+			return nil, fmt.Errorf("token %s: metadata: %w", t.ID, err)
+		}
+		opts := proto.MarshalOptions{Deterministic: true}
+		if e.Metadata, err = opts.Marshal(m); err != nil {
+			return nil, fmt.Errorf("token %s: metadata: %w", t.ID, err)
+		}
+	}
+	return e, nil
 }
 
 // tokenOf is the part of a stored token an entry holds: what validation

@@ -2,12 +2,17 @@ package tokens
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -24,6 +29,10 @@ func NewServer(svc *Service) *Server { return &Server{svc: svc} }
 // CreateToken mints a token and reveals its secret once.
 func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequest) (*keymintv1.CreateTokenResponse, error) {
 	mr := MintRequest{Name: req.GetName(), Description: req.GetDescription(), Scopes: req.GetScopes()}
+	var err error
+	if mr.Limits, err = limitsOf(req); err != nil {
+		return nil, err
+	}
 	if req.ExpireTime != nil {
 		if err := req.ExpireTime.CheckValid(); err != nil {
 			return nil, fault.New(fault.InvalidArgument, "expire_time is not a valid timestamp")
@@ -42,29 +51,110 @@ func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequ
 	}
 	p, _ := accounts.PrincipalFrom(ctx)
 	return &keymintv1.CreateTokenResponse{
-		Token:  s.toProto(m.Token, map[string]string{m.Token.CreatedBy: p.Email}),
+		Token:  s.toProto(m.Token, map[string]string{m.Token.CreatedBy: p.Email}, s.svc.UsesLeft(ctx, []store.Token{m.Token})),
 		Secret: m.Secret,
 	}, nil
 }
 
+// limitsOf reads a CreateTokenRequest's optional restrictions.
+func limitsOf(req *keymintv1.CreateTokenRequest) (Limits, error) {
+	l := Limits{
+		ExternalID:    req.GetExternalId(),
+		Metadata:      req.GetMetadata(),
+		AllowedCIDRs:  req.GetAllowedCidrs(),
+		RemainingUses: req.RemainingUses,
+	}
+	if rl := req.GetRateLimit(); rl != nil {
+		if err := rl.GetPeriod().CheckValid(); err != nil {
+			return l, fault.New(fault.InvalidArgument, "rate_limit.period must be a valid duration")
+		}
+		l.RateLimit, l.RatePeriod = rl.GetLimit(), rl.GetPeriod().AsDuration()
+	}
+	return l, nil
+}
+
+// RotateToken mints a token's successor and starts the old one's grace period.
+func (s *Server) RotateToken(ctx context.Context, req *keymintv1.RotateTokenRequest) (*keymintv1.CreateTokenResponse, error) {
+	var grace time.Duration
+	if g := req.GetGracePeriod(); g != nil {
+		if err := g.CheckValid(); err != nil {
+			return nil, fault.New(fault.InvalidArgument, "grace_period is not a valid duration")
+		}
+		grace = g.AsDuration()
+	}
+	r, err := s.svc.Rotate(ctx, req.GetId(), grace)
+	if err != nil {
+		return nil, err
+	}
+	both := []store.Token{r.Token, r.Previous}
+	emails, left := s.svc.CreatorEmails(ctx, both), s.svc.UsesLeft(ctx, both)
+	return &keymintv1.CreateTokenResponse{
+		Token:    s.toProto(r.Token, emails, left),
+		Secret:   r.Secret,
+		Previous: s.toProto(r.Previous, emails, left),
+	}, nil
+}
+
+// ReportLeakedTokens revokes the valid ones among tokens found in public.
+func (s *Server) ReportLeakedTokens(ctx context.Context, req *keymintv1.ReportLeakedTokensRequest) (*keymintv1.ReportLeakedTokensResponse, error) {
+	n, err := s.svc.ReportLeaked(ctx, req.GetTokens())
+	if err != nil {
+		return nil, err
+	}
+	return &keymintv1.ReportLeakedTokensResponse{Received: int32(n)}, nil
+}
+
 // ValidateToken answers whether a token is good for the required scopes.
 func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error) {
-	r, err := s.svc.Validate(ctx, req.GetToken(), req.GetRequiredScopes())
+	var ip netip.Addr
+	if c := req.GetClientIp(); c != "" {
+		var err error
+		if ip, err = netip.ParseAddr(c); err != nil {
+			return nil, errBadClientIP
+		}
+	}
+	r, err := s.svc.ValidateFrom(ctx, req.GetToken(), req.GetRequiredScopes(), ip)
 	if err != nil {
 		return nil, err
 	}
 	if !r.Valid {
-		return &keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_Reason(r.Reason)}, nil
+		resp := &keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_Reason(r.Reason), NoStore: r.NoStore()}
+		if r.RetryAfter > 0 {
+			resp.RetryAfter = durationpb.New(r.RetryAfter)
+		}
+		return resp, nil
 	}
-	return &keymintv1.ValidateTokenResponse{
+	resp := &keymintv1.ValidateTokenResponse{
 		Valid:          true,
 		TokenId:        r.Token.ID,
 		UserId:         r.Token.UserID,
 		OrganizationId: r.Token.OrgID,
 		Scopes:         r.Token.Scopes,
 		ExpireTime:     timestamp(r.Token.ExpiresAt),
-	}, nil
+		NoStore:        r.NoStore(),
+	}
+	if e := r.Entry; e != nil {
+		resp.ExternalId = e.ExternalID
+		if len(e.Metadata) > 0 {
+			m := &structpb.Struct{}
+			if proto.Unmarshal(e.Metadata, m) == nil {
+				resp.Metadata = m
+			}
+		}
+		if len(e.AllowedCIDRs) > 0 {
+			resp.AllowedCidrs = make([]string, len(e.AllowedCIDRs))
+			for i, p := range e.AllowedCIDRs {
+				resp.AllowedCidrs[i] = p.String()
+			}
+		}
+		if e.UsagePool != "" {
+			resp.RemainingUses = &r.Remaining
+		}
+	}
+	return resp, nil
 }
+
+var errBadClientIP = fault.New(fault.InvalidArgument, "client_ip is not an IP address")
 
 // ListTokens lists the caller's tokens.
 func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensRequest) (*keymintv1.ListTokensResponse, error) {
@@ -77,10 +167,10 @@ func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensReques
 	if err != nil {
 		return nil, err
 	}
-	emails := s.svc.CreatorEmails(ctx, list)
+	emails, left := s.svc.CreatorEmails(ctx, list), s.svc.UsesLeft(ctx, list)
 	out := &keymintv1.ListTokensResponse{Tokens: make([]*keymintv1.Token, len(list)), NextPageToken: next}
 	for i, t := range list {
-		out.Tokens[i] = s.toProto(t, emails)
+		out.Tokens[i] = s.toProto(t, emails, left)
 	}
 	return out, nil
 }
@@ -91,7 +181,7 @@ func (s *Server) GetToken(ctx context.Context, req *keymintv1.GetTokenRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return s.toProto(t, s.svc.CreatorEmails(ctx, []store.Token{t})), nil
+	return s.toProto(t, s.svc.CreatorEmails(ctx, []store.Token{t}), s.svc.UsesLeft(ctx, []store.Token{t})), nil
 }
 
 // RevokeToken revokes a token, named by its id or by its secret.
@@ -111,11 +201,13 @@ func (s *Server) RevokeToken(ctx context.Context, req *keymintv1.RevokeTokenRequ
 	if err != nil {
 		return nil, err
 	}
-	return s.toProto(t, s.svc.CreatorEmails(ctx, []store.Token{t})), nil
+	return s.toProto(t, s.svc.CreatorEmails(ctx, []store.Token{t}), s.svc.UsesLeft(ctx, []store.Token{t})), nil
 }
 
-func (s *Server) toProto(t store.Token, emails map[string]string) *keymintv1.Token {
-	return &keymintv1.Token{
+// toProto is a token's API form; emails maps creators to emails and left
+// usage pools to the uses they have left.
+func (s *Server) toProto(t store.Token, emails map[string]string, left map[string]int64) *keymintv1.Token {
+	out := &keymintv1.Token{
 		Id:             t.ID,
 		OrganizationId: t.OrgID,
 		UserId:         t.UserID,
@@ -130,7 +222,33 @@ func (s *Server) toProto(t store.Token, emails map[string]string) *keymintv1.Tok
 		CreatedBy:      t.CreatedBy,
 		CreatedByEmail: emails[t.CreatedBy],
 		Status:         keymintv1.TokenStatus(StatusAt(t, s.svc.now())),
+		ExternalId:     t.ExternalID,
+		Metadata:       metadataProto(t.Metadata),
+		AllowedCidrs:   t.AllowedCIDRs,
+		RotatedToId:    t.RotatedToID,
 	}
+	if t.UsagePool != "" {
+		if n, ok := left[t.UsagePool]; ok {
+			out.RemainingUses = &n
+		}
+	}
+	if t.RateLimit > 0 {
+		out.RateLimit = &keymintv1.RateLimit{Limit: t.RateLimit, Period: durationpb.New(t.RatePeriod)}
+	}
+	return out
+}
+
+// metadataProto decodes stored metadata; nil for none (or, never expected,
+// an undecodable value: metadata is data, not a reason to fail a call).
+func metadataProto(b []byte) *structpb.Struct {
+	if len(b) == 0 {
+		return nil
+	}
+	m := &structpb.Struct{}
+	if err := protojson.Unmarshal(b, m); err != nil {
+		return nil
+	}
+	return m
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp {

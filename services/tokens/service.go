@@ -7,17 +7,18 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"regexp"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/throttle"
 )
 
 // Store is what tokens needs of store.Store.
@@ -29,6 +30,18 @@ type Store interface {
 	ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error)
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
+	GetOrg(ctx context.Context, id string) (store.Org, error)
+	RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error)
+	TakeTokenUses(ctx context.Context, id string, n int64) (taken, left int64, err error)
+}
+
+// UsageCounter takes uses of usage-limited tokens (quota.Counter).
+type UsageCounter interface {
+	// Take takes one use of pool's counter: ok false when none is left,
+	// left what remains after it; hint is the last known count.
+	Take(ctx context.Context, pool string, hint int64) (ok bool, left int64, err error)
+	// Leased returns the uses held outside the store per pool, for display.
+	Leased(ctx context.Context, pools []string) map[string]int64
 }
 
 // Config configures a Service.
@@ -46,6 +59,18 @@ type Config struct {
 	Revocations *RevocationHub
 	// Audit records mints and revocations; nil records nothing.
 	Audit *audit.Recorder
+	// Uses counts down usage-limited tokens; nil counts in the store.
+	Uses UsageCounter
+	// Rates limits rate-limited tokens and leak reports; nil limits in
+	// process.
+	Rates throttle.Limiter
+	// Clients finds a call's client address (a token used as a credential
+	// is checked against its allowed CIDRs with it; leak reports are rate
+	// limited by it). Nil trusts no proxy.
+	Clients *clientip.Resolver
+	// LeakReportLimit bounds leak reports per client address; zero is
+	// DefaultLeakReportLimit.
+	LeakReportLimit throttle.Limit
 }
 
 // Service implements token minting and validation over a Store.
@@ -59,6 +84,13 @@ type Service struct {
 	cache  Cache
 	hub    *RevocationHub
 	audit  *audit.Recorder
+	uses   UsageCounter
+	rates  throttle.Limiter
+	// clients resolves client addresses; leakLimit bounds leak reports.
+	clients   *clientip.Resolver
+	leakLimit throttle.Limit
+	// background tracks work that outlives its call (leak revocations).
+	background sync.WaitGroup
 }
 
 // New returns a Service.
@@ -69,9 +101,28 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: cfg.Store, keys: cfg.Keyring, format: cfg.Format, log: cfg.Logger, now: cfg.Now, usage: cfg.Usage, cache: cfg.Cache,
-		hub: cfg.Revocations, audit: cfg.Audit}
+	s := &Service{store: cfg.Store, keys: cfg.Keyring, format: cfg.Format, log: cfg.Logger, now: cfg.Now, usage: cfg.Usage, cache: cfg.Cache,
+		hub: cfg.Revocations, audit: cfg.Audit, uses: cfg.Uses, rates: cfg.Rates, clients: cfg.Clients, leakLimit: cfg.LeakReportLimit}
+	if s.uses == nil {
+		s.uses = storeUses{cfg.Store}
+	}
+	if s.rates == nil {
+		// NewLocal fails only on an invalid otter configuration.
+		local, err := throttle.NewLocal(0, nil)
+		if err != nil {
+			panic(err)
+		}
+		s.rates = local
+	}
+	if s.leakLimit.Burst == 0 {
+		s.leakLimit = DefaultLeakReportLimit
+	}
+	return s
 }
+
+// Wait waits for background work (revocations of reported leaks) to end;
+// call it at shutdown before closing the store.
+func (s *Service) Wait() { s.background.Wait() }
 
 // Limits on what a caller may put in a token.
 const (
@@ -85,18 +136,17 @@ const (
 // AdminScope lets a token of an org admin act as an admin (list and revoke
 // the org's tokens). Without it an admin's token acts for its user alone, so
 // a leaked token cannot reach the whole organization.
-const AdminScope = "keymint:admin"
-
-var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:/*-]{1,128}$`)
+const AdminScope = accounts.AdminScope
 
 // MintRequest describes a token to mint.
 type MintRequest struct {
 	Name        string
 	Description string
 	Scopes      []string
-	// ExpiresAt or TTL; zero for neither.
+	// ExpiresAt or TTL; zero for neither (the org's default lifetime).
 	ExpiresAt time.Time
 	TTL       time.Duration
+	Limits
 }
 
 // Minted is a new token: its stored form and the secret, returned this once.
@@ -115,19 +165,7 @@ func requirePrincipal(ctx context.Context) (accounts.Principal, error) {
 
 // NormalizeScopes checks scope syntax and returns them sorted and unique.
 func NormalizeScopes(scopes []string) ([]string, error) {
-	if len(scopes) > maxScopes {
-		return nil, fault.Newf(fault.InvalidArgument, "at most %d scopes", maxScopes)
-	}
-	out := make([]string, 0, len(scopes))
-	for _, s := range scopes {
-		s = strings.TrimSpace(s)
-		if !scopePattern.MatchString(s) {
-			return nil, fault.New(fault.InvalidArgument, "scope must be 1 to 128 characters of letters, digits and _ . : / * -")
-		}
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return accounts.NormalizeScopes(scopes, maxScopes)
 }
 
 // Mint creates a token for the calling user. Minting needs password
@@ -153,6 +191,22 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, err
 	}
+	lim, err := req.Limits.normalize()
+	if err != nil {
+		return Minted{}, err
+	}
+	org, err := s.store.GetOrg(ctx, p.OrgID)
+	if err != nil {
+		return Minted{}, fault.StoreFailure(err, "get organization")
+	}
+	// An undefined scope is a typo or a guess (400); a defined one the
+	// creator lacks is an escalation (403).
+	if err := accounts.CheckScopesDefined(org.Policy, scopes); err != nil {
+		return Minted{}, err
+	}
+	if err := accounts.CheckScopesHeld(p.HeldScopes, scopes); err != nil {
+		return Minted{}, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	var expires time.Time
 	switch {
@@ -167,6 +221,9 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 		return Minted{}, fault.New(fault.InvalidArgument, "ttl must be positive")
 	case req.TTL > 0:
 		expires = now.Add(req.TTL)
+	}
+	if expires, err = applyLifetimePolicy(org.Policy, now, expires); err != nil {
+		return Minted{}, err
 	}
 	secret, err := s.format.Generate()
 	if err != nil {
@@ -186,6 +243,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 		CreatedAt:   now,
 		ExpiresAt:   expires,
 	}
+	lim.apply(&t)
 	if err := s.store.CreateToken(ctx, t); err != nil {
 		return Minted{}, fault.StoreFailure(err, "create token")
 	}

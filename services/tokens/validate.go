@@ -3,10 +3,14 @@ package tokens
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"time"
 
 	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/throttle"
 )
 
 // Reason says why a token was refused.
@@ -20,6 +24,9 @@ const (
 	ReasonExpired
 	ReasonRevoked
 	ReasonInsufficientScope
+	ReasonRateLimited
+	ReasonUsageExhausted
+	ReasonIPNotAllowed
 )
 
 // Result is a validation's answer. Token is set when the token exists, with
@@ -30,18 +37,52 @@ type Result struct {
 	Valid  bool
 	Reason Reason
 	Token  store.Token
+	// Entry is the record the answer came from (external id, metadata,
+	// allowed CIDRs, limits); nil for an unknown or malformed token.
+	Entry *cache.Entry
+	// Remaining is the uses left after this one, for a valid token with a
+	// usage limit (Entry.UsagePool set).
+	Remaining int64
+	// RetryAfter is when a rate-limited token may be used again.
+	RetryAfter time.Duration
 }
 
-// Validate checks a token and, when required is not empty, that it holds
-// every required scope. A malformed token is refused before any lookup. An
-// error means the answer is unknown (store unreachable and the token not
-// cached), never "valid". Scopes, expiry and revocation are checked on every
-// call, cached or not.
+// NoStore reports whether a caching validator must not reuse r: every use
+// of a token with a usage or rate limit must reach keymint, and a refusal
+// for the client's address says nothing about another address.
+func (r *Result) NoStore() bool {
+	switch r.Reason {
+	case ReasonIPNotAllowed, ReasonRateLimited:
+		return true
+	}
+	return r.Valid && r.Entry != nil && (r.Entry.UsagePool != "" || r.Entry.RateLimit > 0)
+}
+
+// Validate is ValidateFrom with no client address: a token with allowed
+// CIDRs is refused.
 func (s *Service) Validate(ctx context.Context, secret string, required []string) (Result, error) {
-	if s.format.Check(secret) != nil {
+	return s.ValidateFrom(ctx, secret, required, netip.Addr{})
+}
+
+// ValidateFrom checks a token presented from clientIP and, when required is
+// not empty, that it holds every required scope. A malformed token is
+// refused before any lookup. An error means the answer is unknown (store
+// unreachable and the token not cached, or a usage counter unreachable),
+// never "valid". Expiry, revocation, allowed CIDRs and scopes are checked on
+// cached data on every call; then a rate limit takes one event, and a usage
+// limit one use, in that order, so a refused call costs neither (and a
+// rate-limited one no use).
+func (s *Service) ValidateFrom(ctx context.Context, secret string, required []string, clientIP netip.Addr) (Result, error) {
+	// The length is checked first, so that nothing longer is ever hashed;
+	// the full format check (alphabet, checksum) runs in lookup only when L1
+	// has no entry: an entry exists only for a secret that passed it.
+	if len(secret) != s.format.Len() {
 		return Result{Reason: ReasonMalformed}, nil
 	}
 	e, primary, err := s.lookup(ctx, secret)
+	if errors.Is(err, ErrMalformed) {
+		return Result{Reason: ReasonMalformed}, nil
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -52,17 +93,76 @@ func (s *Service) Validate(ctx context.Context, secret string, required []string
 	now := s.now()
 	switch StatusAt(t, now) {
 	case StatusRevoked:
-		return Result{Reason: ReasonRevoked, Token: t}, nil
+		return Result{Reason: ReasonRevoked, Token: t, Entry: e}, nil
 	case StatusExpired:
-		return Result{Reason: ReasonExpired, Token: t}, nil
+		return Result{Reason: ReasonExpired, Token: t, Entry: e}, nil
+	}
+	if len(e.AllowedCIDRs) > 0 && !allowsIP(e.AllowedCIDRs, clientIP) {
+		return Result{Reason: ReasonIPNotAllowed, Token: t, Entry: e}, nil
 	}
 	if !hasScopes(t.Scopes, required) {
-		return Result{Reason: ReasonInsufficientScope, Token: t}, nil
+		return Result{Reason: ReasonInsufficientScope, Token: t, Entry: e}, nil
+	}
+	r := Result{Valid: true, Token: t, Entry: e}
+	if e.RateLimit > 0 || e.UsagePool != "" {
+		if err := s.takeLimits(ctx, e, &r); err != nil || !r.Valid {
+			return r, err
+		}
 	}
 	if s.usage != nil {
 		s.usage.Record(t.ID, now)
 	}
-	return Result{Valid: true, Token: t}, nil
+	return r, nil
+}
+
+// allowsIP reports whether ip is inside one of cidrs; an unknown address
+// is inside none.
+func allowsIP(cidrs []netip.Prefix, ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range cidrs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// takeLimits takes one event of e's rate limit, then one use of its usage
+// limit, and turns r into the refusal of the first that is spent. These
+// cannot be answered from the cache: the rate limit lives in Redis (or the
+// process), the counter in Redis or the store (services/quota).
+func (s *Service) takeLimits(ctx context.Context, e *cache.Entry, r *Result) error {
+	if e.RateLimit > 0 {
+		lim := throttle.Limit{Burst: int(e.RateLimit), Interval: e.RatePeriod / time.Duration(e.RateLimit)}
+		ok, retry, err := s.rates.Take(ctx, "t:"+e.TokenID, lim)
+		if err != nil {
+			r.Valid = false
+			return err
+		}
+		if !ok {
+			r.Valid, r.Reason, r.RetryAfter = false, ReasonRateLimited, max(retry, time.Millisecond)
+			return nil
+		}
+	}
+	if e.UsagePool != "" {
+		ok, left, err := s.uses.Take(ctx, e.UsagePool, e.RemainingUses)
+		if err != nil {
+			r.Valid = false
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return fault.Wrap(fault.Unavailable, err, "usage counter unavailable, retry shortly").Retry(time.Second)
+		}
+		if !ok {
+			r.Valid, r.Reason = false, ReasonUsageExhausted
+			return nil
+		}
+		r.Remaining = left
+	}
+	return nil
 }
 
 // hasScopes reports whether have (sorted) holds every scope in want.
@@ -88,7 +188,9 @@ var errInvalidToken = fault.New(fault.Unauthenticated, "invalid token")
 
 // AuthenticateToken resolves a token used as a credential to its principal.
 func (s *Service) AuthenticateToken(ctx context.Context, secret string) (accounts.Principal, error) {
-	r, err := s.Validate(ctx, secret, nil)
+	// A token used as a credential is checked like any use: its allowed
+	// CIDRs against the caller's address, its rate and usage limits.
+	r, err := s.ValidateFrom(ctx, secret, nil, s.clients.FromGRPC(ctx).IP)
 	if err != nil {
 		return accounts.Principal{}, err
 	}
@@ -103,12 +205,13 @@ func (s *Service) AuthenticateToken(ctx context.Context, secret string) (account
 		return accounts.Principal{}, fault.StoreFailure(err, "get token owner")
 	}
 	return accounts.Principal{
-		UserID:  u.ID,
-		OrgID:   u.OrgID,
-		Email:   u.Email,
-		Admin:   u.Admin && hasScopes(r.Token.Scopes, []string{AdminScope}),
-		Method:  accounts.ByToken,
-		TokenID: r.Token.ID,
-		Scopes:  r.Token.Scopes,
+		UserID:     u.ID,
+		OrgID:      u.OrgID,
+		Email:      u.Email,
+		Admin:      u.Admin && hasScopes(r.Token.Scopes, []string{AdminScope}),
+		HeldScopes: u.Scopes,
+		Method:     accounts.ByToken,
+		TokenID:    r.Token.ID,
+		Scopes:     r.Token.Scopes,
 	}, nil
 }

@@ -10,6 +10,8 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -352,7 +354,10 @@ type User struct {
 	OrganizationId   string                 `protobuf:"bytes,3,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
 	OrganizationName string                 `protobuf:"bytes,4,opt,name=organization_name,json=organizationName,proto3" json:"organization_name,omitempty"`
 	// An organization admin.
-	Admin         bool `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
+	Admin bool `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
+	// The scopes the user may put in tokens; empty: every scope of the
+	// organization.
+	Scopes        []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +427,242 @@ func (x *User) GetAdmin() bool {
 	return false
 }
 
+func (x *User) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type GetOrgPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOrgPolicyRequest) Reset() {
+	*x = GetOrgPolicyRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOrgPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOrgPolicyRequest) ProtoMessage() {}
+
+func (x *GetOrgPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOrgPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetOrgPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{8}
+}
+
+// OrgPolicy is an organization's rules for its tokens.
+type OrgPolicy struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// The scopes that exist in the organization; empty: any syntactically
+	// valid scope. keymint:admin always exists.
+	AllowedScopes []string `protobuf:"bytes,2,rep,name=allowed_scopes,json=allowedScopes,proto3" json:"allowed_scopes,omitempty"`
+	// Unset: tokens may live forever. Set: every token expires within this
+	// long of its minting (a token minted without an expiry gets
+	// default_token_lifetime, or this).
+	MaxTokenLifetime *durationpb.Duration `protobuf:"bytes,3,opt,name=max_token_lifetime,json=maxTokenLifetime,proto3" json:"max_token_lifetime,omitempty"`
+	// Unset: a token minted without an expiry does not expire (unless
+	// max_token_lifetime is set).
+	DefaultTokenLifetime *durationpb.Duration `protobuf:"bytes,4,opt,name=default_token_lifetime,json=defaultTokenLifetime,proto3" json:"default_token_lifetime,omitempty"`
+	// The longest grace period RotateToken grants; unset: 30 days.
+	MaxRotationGrace *durationpb.Duration `protobuf:"bytes,5,opt,name=max_rotation_grace,json=maxRotationGrace,proto3" json:"max_rotation_grace,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *OrgPolicy) Reset() {
+	*x = OrgPolicy{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgPolicy) ProtoMessage() {}
+
+func (x *OrgPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgPolicy.ProtoReflect.Descriptor instead.
+func (*OrgPolicy) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *OrgPolicy) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *OrgPolicy) GetAllowedScopes() []string {
+	if x != nil {
+		return x.AllowedScopes
+	}
+	return nil
+}
+
+func (x *OrgPolicy) GetMaxTokenLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.MaxTokenLifetime
+	}
+	return nil
+}
+
+func (x *OrgPolicy) GetDefaultTokenLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.DefaultTokenLifetime
+	}
+	return nil
+}
+
+func (x *OrgPolicy) GetMaxRotationGrace() *durationpb.Duration {
+	if x != nil {
+		return x.MaxRotationGrace
+	}
+	return nil
+}
+
+type UpdateOrgPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organization_id is ignored: the caller's organization is updated.
+	Policy *OrgPolicy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The fields to change (allowed_scopes, max_token_lifetime,
+	// default_token_lifetime, max_rotation_grace); empty: all of them. Over
+	// REST, PATCH fills it from the fields the body names.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateOrgPolicyRequest) Reset() {
+	*x = UpdateOrgPolicyRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateOrgPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateOrgPolicyRequest) ProtoMessage() {}
+
+func (x *UpdateOrgPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateOrgPolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateOrgPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateOrgPolicyRequest) GetPolicy() *OrgPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *UpdateOrgPolicyRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateUserScopesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Scopes        []string               `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserScopesRequest) Reset() {
+	*x = UpdateUserScopesRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserScopesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserScopesRequest) ProtoMessage() {}
+
+func (x *UpdateUserScopesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserScopesRequest.ProtoReflect.Descriptor instead.
+func (*UpdateUserScopesRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateUserScopesRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpdateUserScopesRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many events (default 100, at most 1000).
@@ -434,7 +675,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +687,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +700,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{8}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -487,7 +728,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +740,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +753,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{9}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -554,7 +795,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +807,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +820,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{10}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -650,7 +891,7 @@ var File_keymint_v1_accounts_proto protoreflect.FileDescriptor
 const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"\x19keymint/v1/accounts.proto\x12\n" +
-	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
 	"\fLoginRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x8a\x01\n" +
@@ -666,13 +907,28 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x0eended_sessions\x18\x01 \x01(\x05R\rendedSessions\"\x17\n" +
-	"\x15GetCurrentUserRequest\"\x98\x01\n" +
+	"\x15GetCurrentUserRequest\"\xb0\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
 	"\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12+\n" +
 	"\x11organization_name\x18\x04 \x01(\tR\x10organizationName\x12\x14\n" +
-	"\x05admin\x18\x05 \x01(\bR\x05admin\"T\n" +
+	"\x05admin\x18\x05 \x01(\bR\x05admin\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\"\x15\n" +
+	"\x13GetOrgPolicyRequest\"\xbe\x02\n" +
+	"\tOrgPolicy\x12'\n" +
+	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12%\n" +
+	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12G\n" +
+	"\x12max_token_lifetime\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x10maxTokenLifetime\x12O\n" +
+	"\x16default_token_lifetime\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x14defaultTokenLifetime\x12G\n" +
+	"\x12max_rotation_grace\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10maxRotationGrace\"\x84\x01\n" +
+	"\x16UpdateOrgPolicyRequest\x12-\n" +
+	"\x06policy\x18\x01 \x01(\v2\x15.keymint.v1.OrgPolicyR\x06policy\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"J\n" +
+	"\x17UpdateUserScopesRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\"T\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -693,14 +949,17 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\b \x01(\tR\tuserAgent\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime2\xd5\x03\n" +
+	"createTime2\x95\x06\n" +
 	"\x0eAccountService\x12<\n" +
 	"\x05Login\x12\x18.keymint.v1.LoginRequest\x1a\x19.keymint.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.keymint.v1.LogoutRequest\x1a\x1a.keymint.v1.LogoutResponse\x12u\n" +
 	"\x0eChangePassword\x12!.keymint.v1.ChangePasswordRequest\x1a\".keymint.v1.ChangePasswordResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\x1a\x11/v1/user/password\x12W\n" +
 	"\x0eGetCurrentUser\x12!.keymint.v1.GetCurrentUserRequest\x1a\x10.keymint.v1.User\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/user\x12t\n" +
-	"\x0fListAuditEvents\x12\".keymint.v1.ListAuditEventsRequest\x1a#.keymint.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
+	"\x0fListAuditEvents\x12\".keymint.v1.ListAuditEventsRequest\x1a#.keymint.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-events\x12^\n" +
+	"\fGetOrgPolicy\x12\x1f.keymint.v1.GetOrgPolicyRequest\x1a\x15.keymint.v1.OrgPolicy\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/org/policy\x12l\n" +
+	"\x0fUpdateOrgPolicy\x12\".keymint.v1.UpdateOrgPolicyRequest\x1a\x15.keymint.v1.OrgPolicy\"\x1e\x82\xd3\xe4\x93\x02\x18:\x06policy2\x0e/v1/org/policy\x12p\n" +
+	"\x10UpdateUserScopes\x12#.keymint.v1.UpdateUserScopesRequest\x1a\x10.keymint.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\x1a\x1a/v1/users/{user_id}/scopesB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
 
 var (
 	file_keymint_v1_accounts_proto_rawDescOnce sync.Once
@@ -714,7 +973,7 @@ func file_keymint_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_keymint_v1_accounts_proto_rawDescData
 }
 
-var file_keymint_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_keymint_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_keymint_v1_accounts_proto_goTypes = []any{
 	(*LoginRequest)(nil),            // 0: keymint.v1.LoginRequest
 	(*LoginResponse)(nil),           // 1: keymint.v1.LoginResponse
@@ -724,30 +983,47 @@ var file_keymint_v1_accounts_proto_goTypes = []any{
 	(*ChangePasswordResponse)(nil),  // 5: keymint.v1.ChangePasswordResponse
 	(*GetCurrentUserRequest)(nil),   // 6: keymint.v1.GetCurrentUserRequest
 	(*User)(nil),                    // 7: keymint.v1.User
-	(*ListAuditEventsRequest)(nil),  // 8: keymint.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 9: keymint.v1.ListAuditEventsResponse
-	(*AuditEvent)(nil),              // 10: keymint.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
+	(*GetOrgPolicyRequest)(nil),     // 8: keymint.v1.GetOrgPolicyRequest
+	(*OrgPolicy)(nil),               // 9: keymint.v1.OrgPolicy
+	(*UpdateOrgPolicyRequest)(nil),  // 10: keymint.v1.UpdateOrgPolicyRequest
+	(*UpdateUserScopesRequest)(nil), // 11: keymint.v1.UpdateUserScopesRequest
+	(*ListAuditEventsRequest)(nil),  // 12: keymint.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil), // 13: keymint.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),              // 14: keymint.v1.AuditEvent
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 16: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),   // 17: google.protobuf.FieldMask
 }
 var file_keymint_v1_accounts_proto_depIdxs = []int32{
-	11, // 0: keymint.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 1: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
-	11, // 2: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 3: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
-	2,  // 4: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
-	4,  // 5: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
-	6,  // 6: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
-	8,  // 7: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
-	1,  // 8: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
-	3,  // 9: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
-	5,  // 10: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
-	7,  // 11: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
-	9,  // 12: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	15, // 0: keymint.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 1: keymint.v1.OrgPolicy.max_token_lifetime:type_name -> google.protobuf.Duration
+	16, // 2: keymint.v1.OrgPolicy.default_token_lifetime:type_name -> google.protobuf.Duration
+	16, // 3: keymint.v1.OrgPolicy.max_rotation_grace:type_name -> google.protobuf.Duration
+	9,  // 4: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
+	17, // 5: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	14, // 6: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
+	15, // 7: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 8: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
+	2,  // 9: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
+	4,  // 10: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
+	6,  // 11: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
+	12, // 12: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
+	8,  // 13: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
+	10, // 14: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
+	11, // 15: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
+	1,  // 16: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
+	3,  // 17: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
+	5,  // 18: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
+	7,  // 19: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
+	13, // 20: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
+	9,  // 21: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	9,  // 22: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	7,  // 23: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
+	16, // [16:24] is the sub-list for method output_type
+	8,  // [8:16] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_accounts_proto_init() }
@@ -761,7 +1037,7 @@ func file_keymint_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_accounts_proto_rawDesc), len(file_keymint_v1_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_Login_FullMethodName           = "/keymint.v1.AccountService/Login"
-	AccountService_Logout_FullMethodName          = "/keymint.v1.AccountService/Logout"
-	AccountService_ChangePassword_FullMethodName  = "/keymint.v1.AccountService/ChangePassword"
-	AccountService_GetCurrentUser_FullMethodName  = "/keymint.v1.AccountService/GetCurrentUser"
-	AccountService_ListAuditEvents_FullMethodName = "/keymint.v1.AccountService/ListAuditEvents"
+	AccountService_Login_FullMethodName            = "/keymint.v1.AccountService/Login"
+	AccountService_Logout_FullMethodName           = "/keymint.v1.AccountService/Logout"
+	AccountService_ChangePassword_FullMethodName   = "/keymint.v1.AccountService/ChangePassword"
+	AccountService_GetCurrentUser_FullMethodName   = "/keymint.v1.AccountService/GetCurrentUser"
+	AccountService_ListAuditEvents_FullMethodName  = "/keymint.v1.AccountService/ListAuditEvents"
+	AccountService_GetOrgPolicy_FullMethodName     = "/keymint.v1.AccountService/GetOrgPolicy"
+	AccountService_UpdateOrgPolicy_FullMethodName  = "/keymint.v1.AccountService/UpdateOrgPolicy"
+	AccountService_UpdateUserScopes_FullMethodName = "/keymint.v1.AccountService/UpdateUserScopes"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -57,6 +60,19 @@ type AccountServiceClient interface {
 	// the keymint:admin scope); others get PermissionDenied. No event ever
 	// holds a secret.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// GetOrgPolicy returns the caller's organization's token policy. Any
+	// member may read it (the web page shows the scopes on offer).
+	GetOrgPolicy(ctx context.Context, in *GetOrgPolicyRequest, opts ...grpc.CallOption) (*OrgPolicy, error)
+	// UpdateOrgPolicy changes the caller's organization's token policy.
+	// Organization admins only (a token needs keymint:admin). It applies to
+	// tokens minted or rotated from now on; existing tokens keep their scopes
+	// and expiry.
+	UpdateOrgPolicy(ctx context.Context, in *UpdateOrgPolicyRequest, opts ...grpc.CallOption) (*OrgPolicy, error)
+	// UpdateUserScopes sets the scopes a user of the caller's organization
+	// holds, and so may put in the tokens they mint (empty: every scope of
+	// the organization). Organization admins only. Tokens minted already keep
+	// their scopes.
+	UpdateUserScopes(ctx context.Context, in *UpdateUserScopesRequest, opts ...grpc.CallOption) (*User, error)
 }
 
 type accountServiceClient struct {
@@ -117,6 +133,36 @@ func (c *accountServiceClient) ListAuditEvents(ctx context.Context, in *ListAudi
 	return out, nil
 }
 
+func (c *accountServiceClient) GetOrgPolicy(ctx context.Context, in *GetOrgPolicyRequest, opts ...grpc.CallOption) (*OrgPolicy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OrgPolicy)
+	err := c.cc.Invoke(ctx, AccountService_GetOrgPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) UpdateOrgPolicy(ctx context.Context, in *UpdateOrgPolicyRequest, opts ...grpc.CallOption) (*OrgPolicy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OrgPolicy)
+	err := c.cc.Invoke(ctx, AccountService_UpdateOrgPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) UpdateUserScopes(ctx context.Context, in *UpdateUserScopesRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AccountService_UpdateUserScopes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -148,6 +194,19 @@ type AccountServiceServer interface {
 	// the keymint:admin scope); others get PermissionDenied. No event ever
 	// holds a secret.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// GetOrgPolicy returns the caller's organization's token policy. Any
+	// member may read it (the web page shows the scopes on offer).
+	GetOrgPolicy(context.Context, *GetOrgPolicyRequest) (*OrgPolicy, error)
+	// UpdateOrgPolicy changes the caller's organization's token policy.
+	// Organization admins only (a token needs keymint:admin). It applies to
+	// tokens minted or rotated from now on; existing tokens keep their scopes
+	// and expiry.
+	UpdateOrgPolicy(context.Context, *UpdateOrgPolicyRequest) (*OrgPolicy, error)
+	// UpdateUserScopes sets the scopes a user of the caller's organization
+	// holds, and so may put in the tokens they mint (empty: every scope of
+	// the organization). Organization admins only. Tokens minted already keep
+	// their scopes.
+	UpdateUserScopes(context.Context, *UpdateUserScopesRequest) (*User, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -172,6 +231,15 @@ func (UnimplementedAccountServiceServer) GetCurrentUser(context.Context, *GetCur
 }
 func (UnimplementedAccountServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAccountServiceServer) GetOrgPolicy(context.Context, *GetOrgPolicyRequest) (*OrgPolicy, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOrgPolicy not implemented")
+}
+func (UnimplementedAccountServiceServer) UpdateOrgPolicy(context.Context, *UpdateOrgPolicyRequest) (*OrgPolicy, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateOrgPolicy not implemented")
+}
+func (UnimplementedAccountServiceServer) UpdateUserScopes(context.Context, *UpdateUserScopesRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateUserScopes not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -284,6 +352,60 @@ func _AccountService_ListAuditEvents_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetOrgPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOrgPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetOrgPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetOrgPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetOrgPolicy(ctx, req.(*GetOrgPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_UpdateOrgPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateOrgPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UpdateOrgPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UpdateOrgPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UpdateOrgPolicy(ctx, req.(*UpdateOrgPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_UpdateUserScopes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateUserScopesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UpdateUserScopes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UpdateUserScopes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UpdateUserScopes(ctx, req.(*UpdateUserScopesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -310,6 +432,18 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AccountService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "GetOrgPolicy",
+			Handler:    _AccountService_GetOrgPolicy_Handler,
+		},
+		{
+			MethodName: "UpdateOrgPolicy",
+			Handler:    _AccountService_UpdateOrgPolicy_Handler,
+		},
+		{
+			MethodName: "UpdateUserScopes",
+			Handler:    _AccountService_UpdateUserScopes_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

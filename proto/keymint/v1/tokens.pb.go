@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -87,6 +88,12 @@ const (
 	ValidateTokenResponse_EXPIRED            ValidateTokenResponse_Reason = 3
 	ValidateTokenResponse_REVOKED            ValidateTokenResponse_Reason = 4
 	ValidateTokenResponse_INSUFFICIENT_SCOPE ValidateTokenResponse_Reason = 5
+	// The token's rate limit is spent for now: retry after retry_after.
+	ValidateTokenResponse_RATE_LIMITED ValidateTokenResponse_Reason = 6
+	// The token has no uses left.
+	ValidateTokenResponse_USAGE_EXHAUSTED ValidateTokenResponse_Reason = 7
+	// client_ip is missing or outside the token's allowed_cidrs.
+	ValidateTokenResponse_IP_NOT_ALLOWED ValidateTokenResponse_Reason = 8
 )
 
 // Enum value maps for ValidateTokenResponse_Reason.
@@ -98,6 +105,9 @@ var (
 		3: "EXPIRED",
 		4: "REVOKED",
 		5: "INSUFFICIENT_SCOPE",
+		6: "RATE_LIMITED",
+		7: "USAGE_EXHAUSTED",
+		8: "IP_NOT_ALLOWED",
 	}
 	ValidateTokenResponse_Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED": 0,
@@ -106,6 +116,9 @@ var (
 		"EXPIRED":            3,
 		"REVOKED":            4,
 		"INSUFFICIENT_SCOPE": 5,
+		"RATE_LIMITED":       6,
+		"USAGE_EXHAUSTED":    7,
+		"IP_NOT_ALLOWED":     8,
 	}
 )
 
@@ -133,7 +146,7 @@ func (x ValidateTokenResponse_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ValidateTokenResponse_Reason.Descriptor instead.
 func (ValidateTokenResponse_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{4, 0}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{8, 0}
 }
 
 // Token is a token's metadata. The secret is never part of it.
@@ -159,8 +172,22 @@ type Token struct {
 	// Email of the user who minted it, for display.
 	CreatedByEmail string      `protobuf:"bytes,13,opt,name=created_by_email,json=createdByEmail,proto3" json:"created_by_email,omitempty"`
 	Status         TokenStatus `protobuf:"varint,14,opt,name=status,proto3,enum=keymint.v1.TokenStatus" json:"status,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The caller's own id for whatever the token stands for (a user of
+	// theirs), returned by ValidateToken.
+	ExternalId string `protobuf:"bytes,15,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// Free-form JSON returned by ValidateToken (at most 4 KiB serialized).
+	Metadata *structpb.Struct `protobuf:"bytes,16,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// When set, the token is valid only from these addresses (CIDR ranges).
+	AllowedCidrs []string `protobuf:"bytes,17,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	// Uses left; unset: unlimited. A rotated token and its successors share
+	// one counter.
+	RemainingUses *int64 `protobuf:"varint,18,opt,name=remaining_uses,json=remainingUses,proto3,oneof" json:"remaining_uses,omitempty"`
+	// Unset: no rate limit.
+	RateLimit *RateLimit `protobuf:"bytes,19,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// Set on a rotated token: the id of its successor.
+	RotatedToId   string `protobuf:"bytes,20,opt,name=rotated_to_id,json=rotatedToId,proto3" json:"rotated_to_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Token) Reset() {
@@ -291,21 +318,131 @@ func (x *Token) GetStatus() TokenStatus {
 	return TokenStatus_TOKEN_STATUS_UNSPECIFIED
 }
 
+func (x *Token) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *Token) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Token) GetAllowedCidrs() []string {
+	if x != nil {
+		return x.AllowedCidrs
+	}
+	return nil
+}
+
+func (x *Token) GetRemainingUses() int64 {
+	if x != nil && x.RemainingUses != nil {
+		return *x.RemainingUses
+	}
+	return 0
+}
+
+func (x *Token) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *Token) GetRotatedToId() string {
+	if x != nil {
+		return x.RotatedToId
+	}
+	return ""
+}
+
+// RateLimit lets a token be used at most limit times per period (GCRA: the
+// whole limit at once, then evenly spread).
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1,000,000.
+	Limit int64 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// 1 s to 24 h.
+	Period        *durationpb.Duration `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RateLimit) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
 type CreateTokenRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	Scopes      []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	// At most one of expire_time and ttl.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	Ttl           *durationpb.Duration   `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// At most one of expire_time and ttl. Neither: the org's default
+	// lifetime (if any). The org's max_token_lifetime caps both.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	Ttl        *durationpb.Duration   `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// At most 256 characters.
+	ExternalId string `protobuf:"bytes,6,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// At most 4 KiB serialized.
+	Metadata *structpb.Struct `protobuf:"bytes,7,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// CIDR ranges (or single addresses) the token may be used from; at most
+	// 64. Empty: anywhere.
+	AllowedCidrs []string `protobuf:"bytes,8,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	// How many times the token may be validated successfully; unset:
+	// unlimited.
+	RemainingUses *int64     `protobuf:"varint,9,opt,name=remaining_uses,json=remainingUses,proto3,oneof" json:"remaining_uses,omitempty"`
+	RateLimit     *RateLimit `protobuf:"bytes,10,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[1]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +454,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[1]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +467,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{1}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -368,18 +505,56 @@ func (x *CreateTokenRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *CreateTokenRequest) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetAllowedCidrs() []string {
+	if x != nil {
+		return x.AllowedCidrs
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetRemainingUses() int64 {
+	if x != nil && x.RemainingUses != nil {
+		return *x.RemainingUses
+	}
+	return 0
+}
+
+func (x *CreateTokenRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// The secret, shown this once.
-	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// RotateToken only: the rotated token as it is now (its shortened expiry
+	// and rotated_to_id).
+	Previous      *Token `protobuf:"bytes,3,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[2]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +566,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[2]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +579,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{2}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateTokenResponse) GetToken() *Token {
@@ -421,18 +596,174 @@ func (x *CreateTokenResponse) GetSecret() string {
 	return ""
 }
 
+func (x *CreateTokenResponse) GetPrevious() *Token {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+type RotateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the old secret keeps working; unset or 0: not at all. Capped
+	// by the org's max_rotation_grace.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenRequest) Reset() {
+	*x = RotateTokenRequest{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenRequest) ProtoMessage() {}
+
+func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RotateTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+type ReportLeakedTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 100 raw tokens.
+	Tokens        []string `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLeakedTokensRequest) Reset() {
+	*x = ReportLeakedTokensRequest{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLeakedTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLeakedTokensRequest) ProtoMessage() {}
+
+func (x *ReportLeakedTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLeakedTokensRequest.ProtoReflect.Descriptor instead.
+func (*ReportLeakedTokensRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReportLeakedTokensRequest) GetTokens() []string {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// ReportLeakedTokensResponse says how many tokens were received, never what
+// became of them.
+type ReportLeakedTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Received      int32                  `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLeakedTokensResponse) Reset() {
+	*x = ReportLeakedTokensResponse{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLeakedTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLeakedTokensResponse) ProtoMessage() {}
+
+func (x *ReportLeakedTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLeakedTokensResponse.ProtoReflect.Descriptor instead.
+func (*ReportLeakedTokensResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReportLeakedTokensResponse) GetReceived() int32 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
 type ValidateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// Every one of these must be among the token's scopes.
 	RequiredScopes []string `protobuf:"bytes,2,rep,name=required_scopes,json=requiredScopes,proto3" json:"required_scopes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The address the token was presented from, as the validating service
+	// determined it. A token with allowed_cidrs is refused (IP_NOT_ALLOWED)
+	// when this is empty or outside them.
+	ClientIp      string `protobuf:"bytes,3,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidateTokenRequest) Reset() {
 	*x = ValidateTokenRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[3]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +775,7 @@ func (x *ValidateTokenRequest) String() string {
 func (*ValidateTokenRequest) ProtoMessage() {}
 
 func (x *ValidateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[3]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +788,7 @@ func (x *ValidateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateTokenRequest.ProtoReflect.Descriptor instead.
 func (*ValidateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{3}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ValidateTokenRequest) GetToken() string {
@@ -474,6 +805,13 @@ func (x *ValidateTokenRequest) GetRequiredScopes() []string {
 	return nil
 }
 
+func (x *ValidateTokenRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
 // ValidateTokenResponse.Reason says why a token was refused.
 type ValidateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -486,13 +824,27 @@ type ValidateTokenResponse struct {
 	OrganizationId string                 `protobuf:"bytes,5,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
 	Scopes         []string               `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	ExpireTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The token's metadata and external id (valid answers only).
+	Metadata   *structpb.Struct `protobuf:"bytes,8,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	ExternalId string           `protobuf:"bytes,9,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// Uses left after this one, for a token with a usage limit.
+	RemainingUses *int64 `protobuf:"varint,10,opt,name=remaining_uses,json=remainingUses,proto3,oneof" json:"remaining_uses,omitempty"`
+	// RATE_LIMITED only: when the next use may succeed.
+	RetryAfter *durationpb.Duration `protobuf:"bytes,11,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// Do not reuse this answer: the token has a usage or rate limit, so every
+	// use must reach keymint (or the answer depended on client_ip). Caching
+	// validators (the Go client, the sidecar) honour it.
+	NoStore bool `protobuf:"varint,12,opt,name=no_store,json=noStore,proto3" json:"no_store,omitempty"`
+	// The token's allowed CIDR ranges (valid answers only), so a caching
+	// validator can check later client addresses itself.
+	AllowedCidrs  []string `protobuf:"bytes,13,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidateTokenResponse) Reset() {
 	*x = ValidateTokenResponse{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[4]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +856,7 @@ func (x *ValidateTokenResponse) String() string {
 func (*ValidateTokenResponse) ProtoMessage() {}
 
 func (x *ValidateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[4]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +869,7 @@ func (x *ValidateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateTokenResponse.ProtoReflect.Descriptor instead.
 func (*ValidateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{4}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ValidateTokenResponse) GetValid() bool {
@@ -569,6 +921,48 @@ func (x *ValidateTokenResponse) GetExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ValidateTokenResponse) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *ValidateTokenResponse) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *ValidateTokenResponse) GetRemainingUses() int64 {
+	if x != nil && x.RemainingUses != nil {
+		return *x.RemainingUses
+	}
+	return 0
+}
+
+func (x *ValidateTokenResponse) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
+func (x *ValidateTokenResponse) GetNoStore() bool {
+	if x != nil {
+		return x.NoStore
+	}
+	return false
+}
+
+func (x *ValidateTokenResponse) GetAllowedCidrs() []string {
+	if x != nil {
+		return x.AllowedCidrs
+	}
+	return nil
+}
+
 type ListTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Default 100, at most 1000.
@@ -584,7 +978,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[5]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +990,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[5]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +1003,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{5}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTokensRequest) GetPageSize() int32 {
@@ -650,7 +1044,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[6]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +1056,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[6]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1069,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{6}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -701,7 +1095,7 @@ type GetTokenRequest struct {
 
 func (x *GetTokenRequest) Reset() {
 	*x = GetTokenRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[7]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1107,7 @@ func (x *GetTokenRequest) String() string {
 func (*GetTokenRequest) ProtoMessage() {}
 
 func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[7]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1120,7 @@ func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetTokenRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{7}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTokenRequest) GetId() string {
@@ -750,7 +1144,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[8]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +1156,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[8]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +1169,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{8}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -800,7 +1194,7 @@ type WatchRevocationsRequest struct {
 
 func (x *WatchRevocationsRequest) Reset() {
 	*x = WatchRevocationsRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[9]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1206,7 @@ func (x *WatchRevocationsRequest) String() string {
 func (*WatchRevocationsRequest) ProtoMessage() {}
 
 func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[9]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1219,7 @@ func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{9}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{13}
 }
 
 // RevocationEvent is one revoked token, or the subscription confirmation.
@@ -841,7 +1235,7 @@ type RevocationEvent struct {
 
 func (x *RevocationEvent) Reset() {
 	*x = RevocationEvent{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[10]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1247,7 @@ func (x *RevocationEvent) String() string {
 func (*RevocationEvent) ProtoMessage() {}
 
 func (x *RevocationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[10]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1260,7 @@ func (x *RevocationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationEvent.ProtoReflect.Descriptor instead.
 func (*RevocationEvent) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{10}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevocationEvent) GetSubscribed() bool {
@@ -895,7 +1289,7 @@ var File_keymint_v1_tokens_proto protoreflect.FileDescriptor
 const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"\x17keymint/v1/tokens.proto\x12\n" +
-	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x04\n" +
+	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x06\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x17\n" +
@@ -915,20 +1309,50 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\f \x01(\tR\tcreatedBy\x12(\n" +
 	"\x10created_by_email\x18\r \x01(\tR\x0ecreatedByEmail\x12/\n" +
-	"\x06status\x18\x0e \x01(\x0e2\x17.keymint.v1.TokenStatusR\x06status\"\xcc\x01\n" +
+	"\x06status\x18\x0e \x01(\x0e2\x17.keymint.v1.TokenStatusR\x06status\x12\x1f\n" +
+	"\vexternal_id\x18\x0f \x01(\tR\n" +
+	"externalId\x123\n" +
+	"\bmetadata\x18\x10 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12#\n" +
+	"\rallowed_cidrs\x18\x11 \x03(\tR\fallowedCidrs\x12*\n" +
+	"\x0eremaining_uses\x18\x12 \x01(\x03H\x00R\rremainingUses\x88\x01\x01\x124\n" +
+	"\n" +
+	"rate_limit\x18\x13 \x01(\v2\x15.keymint.v1.RateLimitR\trateLimit\x12\"\n" +
+	"\rrotated_to_id\x18\x14 \x01(\tR\vrotatedToIdB\x11\n" +
+	"\x0f_remaining_uses\"T\n" +
+	"\tRateLimit\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x03R\x05limit\x121\n" +
+	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period\"\xbc\x03\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12+\n" +
-	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"V\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1f\n" +
+	"\vexternal_id\x18\x06 \x01(\tR\n" +
+	"externalId\x123\n" +
+	"\bmetadata\x18\a \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12#\n" +
+	"\rallowed_cidrs\x18\b \x03(\tR\fallowedCidrs\x12*\n" +
+	"\x0eremaining_uses\x18\t \x01(\x03H\x00R\rremainingUses\x88\x01\x01\x124\n" +
+	"\n" +
+	"rate_limit\x18\n" +
+	" \x01(\v2\x15.keymint.v1.RateLimitR\trateLimitB\x11\n" +
+	"\x0f_remaining_uses\"\x85\x01\n" +
 	"\x13CreateTokenResponse\x12'\n" +
 	"\x05token\x18\x01 \x01(\v2\x11.keymint.v1.TokenR\x05token\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"U\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12-\n" +
+	"\bprevious\x18\x03 \x01(\v2\x11.keymint.v1.TokenR\bprevious\"b\n" +
+	"\x12RotateTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"3\n" +
+	"\x19ReportLeakedTokensRequest\x12\x16\n" +
+	"\x06tokens\x18\x01 \x03(\tR\x06tokens\"8\n" +
+	"\x1aReportLeakedTokensResponse\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x05R\breceived\"r\n" +
 	"\x14ValidateTokenRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12'\n" +
-	"\x0frequired_scopes\x18\x02 \x03(\tR\x0erequiredScopes\"\x93\x03\n" +
+	"\x0frequired_scopes\x18\x02 \x03(\tR\x0erequiredScopes\x12\x1b\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xe0\x05\n" +
 	"\x15ValidateTokenResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12@\n" +
 	"\x06reason\x18\x02 \x01(\x0e2(.keymint.v1.ValidateTokenResponse.ReasonR\x06reason\x12\x19\n" +
@@ -937,14 +1361,27 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x0forganization_id\x18\x05 \x01(\tR\x0eorganizationId\x12\x16\n" +
 	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12;\n" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"p\n" +
+	"expireTime\x123\n" +
+	"\bmetadata\x18\b \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12\x1f\n" +
+	"\vexternal_id\x18\t \x01(\tR\n" +
+	"externalId\x12*\n" +
+	"\x0eremaining_uses\x18\n" +
+	" \x01(\x03H\x00R\rremainingUses\x88\x01\x01\x12:\n" +
+	"\vretry_after\x18\v \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\x12\x19\n" +
+	"\bno_store\x18\f \x01(\bR\anoStore\x12#\n" +
+	"\rallowed_cidrs\x18\r \x03(\tR\fallowedCidrs\"\xab\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMALFORMED\x10\x01\x12\r\n" +
 	"\tNOT_FOUND\x10\x02\x12\v\n" +
 	"\aEXPIRED\x10\x03\x12\v\n" +
 	"\aREVOKED\x10\x04\x12\x16\n" +
-	"\x12INSUFFICIENT_SCOPE\x10\x05\"\x91\x01\n" +
+	"\x12INSUFFICIENT_SCOPE\x10\x05\x12\x10\n" +
+	"\fRATE_LIMITED\x10\x06\x12\x13\n" +
+	"\x0fUSAGE_EXHAUSTED\x10\a\x12\x12\n" +
+	"\x0eIP_NOT_ALLOWED\x10\bB\x11\n" +
+	"\x0f_remaining_uses\"\x91\x01\n" +
 	"\x11ListTokensRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -971,7 +1408,7 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14TOKEN_STATUS_EXPIRED\x10\x02\x12\x18\n" +
-	"\x14TOKEN_STATUS_REVOKED\x10\x032\xf1\x04\n" +
+	"\x14TOKEN_STATUS_REVOKED\x10\x032\xed\x06\n" +
 	"\fTokenService\x12e\n" +
 	"\vCreateToken\x12\x1e.keymint.v1.CreateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/tokens\x12t\n" +
@@ -981,7 +1418,9 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"/v1/tokens\x12S\n" +
 	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12V\n" +
 	"\x10WatchRevocations\x12#.keymint.v1.WatchRevocationsRequest\x1a\x1b.keymint.v1.RevocationEvent0\x01\x12v\n" +
-	"\vRevokeToken\x12\x1e.keymint.v1.RevokeTokenRequest\x1a\x11.keymint.v1.Token\"4\x82\xd3\xe4\x93\x02.:\x01*Z\x11*\x0f/v1/tokens/{id}\"\x16/v1/tokens/{id}:revokeB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
+	"\vRevokeToken\x12\x1e.keymint.v1.RevokeTokenRequest\x1a\x11.keymint.v1.Token\"4\x82\xd3\xe4\x93\x02.:\x01*Z\x11*\x0f/v1/tokens/{id}\"\x16/v1/tokens/{id}:revoke\x12q\n" +
+	"\vRotateToken\x12\x1e.keymint.v1.RotateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens/{id}:rotate\x12\x86\x01\n" +
+	"\x12ReportLeakedTokens\x12%.keymint.v1.ReportLeakedTokensRequest\x1a&.keymint.v1.ReportLeakedTokensResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens:report-leakB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
 
 var (
 	file_keymint_v1_tokens_proto_rawDescOnce sync.Once
@@ -996,54 +1435,72 @@ func file_keymint_v1_tokens_proto_rawDescGZIP() []byte {
 }
 
 var file_keymint_v1_tokens_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_keymint_v1_tokens_proto_goTypes = []any{
-	(TokenStatus)(0),                  // 0: keymint.v1.TokenStatus
-	(ValidateTokenResponse_Reason)(0), // 1: keymint.v1.ValidateTokenResponse.Reason
-	(*Token)(nil),                     // 2: keymint.v1.Token
-	(*CreateTokenRequest)(nil),        // 3: keymint.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),       // 4: keymint.v1.CreateTokenResponse
-	(*ValidateTokenRequest)(nil),      // 5: keymint.v1.ValidateTokenRequest
-	(*ValidateTokenResponse)(nil),     // 6: keymint.v1.ValidateTokenResponse
-	(*ListTokensRequest)(nil),         // 7: keymint.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),        // 8: keymint.v1.ListTokensResponse
-	(*GetTokenRequest)(nil),           // 9: keymint.v1.GetTokenRequest
-	(*RevokeTokenRequest)(nil),        // 10: keymint.v1.RevokeTokenRequest
-	(*WatchRevocationsRequest)(nil),   // 11: keymint.v1.WatchRevocationsRequest
-	(*RevocationEvent)(nil),           // 12: keymint.v1.RevocationEvent
-	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 14: google.protobuf.Duration
+	(TokenStatus)(0),                   // 0: keymint.v1.TokenStatus
+	(ValidateTokenResponse_Reason)(0),  // 1: keymint.v1.ValidateTokenResponse.Reason
+	(*Token)(nil),                      // 2: keymint.v1.Token
+	(*RateLimit)(nil),                  // 3: keymint.v1.RateLimit
+	(*CreateTokenRequest)(nil),         // 4: keymint.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 5: keymint.v1.CreateTokenResponse
+	(*RotateTokenRequest)(nil),         // 6: keymint.v1.RotateTokenRequest
+	(*ReportLeakedTokensRequest)(nil),  // 7: keymint.v1.ReportLeakedTokensRequest
+	(*ReportLeakedTokensResponse)(nil), // 8: keymint.v1.ReportLeakedTokensResponse
+	(*ValidateTokenRequest)(nil),       // 9: keymint.v1.ValidateTokenRequest
+	(*ValidateTokenResponse)(nil),      // 10: keymint.v1.ValidateTokenResponse
+	(*ListTokensRequest)(nil),          // 11: keymint.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 12: keymint.v1.ListTokensResponse
+	(*GetTokenRequest)(nil),            // 13: keymint.v1.GetTokenRequest
+	(*RevokeTokenRequest)(nil),         // 14: keymint.v1.RevokeTokenRequest
+	(*WatchRevocationsRequest)(nil),    // 15: keymint.v1.WatchRevocationsRequest
+	(*RevocationEvent)(nil),            // 16: keymint.v1.RevocationEvent
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),            // 18: google.protobuf.Struct
+	(*durationpb.Duration)(nil),        // 19: google.protobuf.Duration
 }
 var file_keymint_v1_tokens_proto_depIdxs = []int32{
-	13, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	13, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	13, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	13, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	17, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	17, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: keymint.v1.Token.status:type_name -> keymint.v1.TokenStatus
-	13, // 5: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
-	14, // 6: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	2,  // 7: keymint.v1.CreateTokenResponse.token:type_name -> keymint.v1.Token
-	1,  // 8: keymint.v1.ValidateTokenResponse.reason:type_name -> keymint.v1.ValidateTokenResponse.Reason
-	13, // 9: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 10: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
-	13, // 11: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
-	3,  // 12: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
-	5,  // 13: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
-	7,  // 14: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
-	9,  // 15: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
-	11, // 16: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
-	10, // 17: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
-	4,  // 18: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
-	6,  // 19: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
-	8,  // 20: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
-	2,  // 21: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
-	12, // 22: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
-	2,  // 23: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	18, // 5: keymint.v1.Token.metadata:type_name -> google.protobuf.Struct
+	3,  // 6: keymint.v1.Token.rate_limit:type_name -> keymint.v1.RateLimit
+	19, // 7: keymint.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	17, // 8: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 9: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	18, // 10: keymint.v1.CreateTokenRequest.metadata:type_name -> google.protobuf.Struct
+	3,  // 11: keymint.v1.CreateTokenRequest.rate_limit:type_name -> keymint.v1.RateLimit
+	2,  // 12: keymint.v1.CreateTokenResponse.token:type_name -> keymint.v1.Token
+	2,  // 13: keymint.v1.CreateTokenResponse.previous:type_name -> keymint.v1.Token
+	19, // 14: keymint.v1.RotateTokenRequest.grace_period:type_name -> google.protobuf.Duration
+	1,  // 15: keymint.v1.ValidateTokenResponse.reason:type_name -> keymint.v1.ValidateTokenResponse.Reason
+	17, // 16: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 17: keymint.v1.ValidateTokenResponse.metadata:type_name -> google.protobuf.Struct
+	19, // 18: keymint.v1.ValidateTokenResponse.retry_after:type_name -> google.protobuf.Duration
+	2,  // 19: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
+	17, // 20: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
+	4,  // 21: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
+	9,  // 22: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
+	11, // 23: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
+	13, // 24: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
+	15, // 25: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
+	14, // 26: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
+	6,  // 27: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
+	7,  // 28: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
+	5,  // 29: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
+	10, // 30: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
+	12, // 31: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
+	2,  // 32: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
+	16, // 33: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
+	2,  // 34: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
+	5,  // 35: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
+	8,  // 36: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
+	29, // [29:37] is the sub-list for method output_type
+	21, // [21:29] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_tokens_proto_init() }
@@ -1051,13 +1508,16 @@ func file_keymint_v1_tokens_proto_init() {
 	if File_keymint_v1_tokens_proto != nil {
 		return
 	}
+	file_keymint_v1_tokens_proto_msgTypes[0].OneofWrappers = []any{}
+	file_keymint_v1_tokens_proto_msgTypes[2].OneofWrappers = []any{}
+	file_keymint_v1_tokens_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_tokens_proto_rawDesc), len(file_keymint_v1_tokens_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_CreateToken_FullMethodName      = "/keymint.v1.TokenService/CreateToken"
-	TokenService_ValidateToken_FullMethodName    = "/keymint.v1.TokenService/ValidateToken"
-	TokenService_ListTokens_FullMethodName       = "/keymint.v1.TokenService/ListTokens"
-	TokenService_GetToken_FullMethodName         = "/keymint.v1.TokenService/GetToken"
-	TokenService_WatchRevocations_FullMethodName = "/keymint.v1.TokenService/WatchRevocations"
-	TokenService_RevokeToken_FullMethodName      = "/keymint.v1.TokenService/RevokeToken"
+	TokenService_CreateToken_FullMethodName        = "/keymint.v1.TokenService/CreateToken"
+	TokenService_ValidateToken_FullMethodName      = "/keymint.v1.TokenService/ValidateToken"
+	TokenService_ListTokens_FullMethodName         = "/keymint.v1.TokenService/ListTokens"
+	TokenService_GetToken_FullMethodName           = "/keymint.v1.TokenService/GetToken"
+	TokenService_WatchRevocations_FullMethodName   = "/keymint.v1.TokenService/WatchRevocations"
+	TokenService_RevokeToken_FullMethodName        = "/keymint.v1.TokenService/RevokeToken"
+	TokenService_RotateToken_FullMethodName        = "/keymint.v1.TokenService/RotateToken"
+	TokenService_ReportLeakedTokens_FullMethodName = "/keymint.v1.TokenService/ReportLeakedTokens"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -45,8 +47,8 @@ type TokenServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
-	// WatchRevocations streams the ids of tokens revoked from now on, on any
-	// replica, so caching validators (the Go client library, sidecars) drop
+	// WatchRevocations streams the ids of tokens revoked (or rotated, which
+	// shortens their expiry) from now on, on any replica, so caching validators (the Go client library, sidecars) drop
 	// them within a second instead of waiting for a cache TTL. The first message
 	// has `subscribed` set: a client clears its cache then, since revocations
 	// sent while it was disconnected are lost. Like ValidateToken it needs no
@@ -55,6 +57,21 @@ type TokenServiceClient interface {
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op
 	// that returns it unchanged.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*Token, error)
+	// RotateToken mints a successor of a token: the same name, description,
+	// scopes, metadata, external id, limits and allowed CIDRs, and the
+	// original's expiry (rotation does not extend a token's life). The new
+	// secret is revealed once. The old token stays valid for grace_period
+	// (capped by the org's max_rotation_grace, 0: it ends at once), then is
+	// refused as EXPIRED; its rotated_to_id names the successor. A rotated
+	// token cannot be rotated again. Like CreateToken it needs email +
+	// password credentials or a session: a token cannot mint a token.
+	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
+	// ReportLeakedTokens takes raw tokens found in public (a paste, a public
+	// repository) and revokes at once each one that is still valid, recording
+	// an audit event for it. It needs no credentials, is rate limited per
+	// client address, and answers the same whatever the tokens were: it never
+	// says whether a token existed.
+	ReportLeakedTokens(ctx context.Context, in *ReportLeakedTokensRequest, opts ...grpc.CallOption) (*ReportLeakedTokensResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -134,6 +151,26 @@ func (c *tokenServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenReq
 	return out, nil
 }
 
+func (c *tokenServiceClient) RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_RotateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) ReportLeakedTokens(ctx context.Context, in *ReportLeakedTokensRequest, opts ...grpc.CallOption) (*ReportLeakedTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportLeakedTokensResponse)
+	err := c.cc.Invoke(ctx, TokenService_ReportLeakedTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -152,8 +189,8 @@ type TokenServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)
-	// WatchRevocations streams the ids of tokens revoked from now on, on any
-	// replica, so caching validators (the Go client library, sidecars) drop
+	// WatchRevocations streams the ids of tokens revoked (or rotated, which
+	// shortens their expiry) from now on, on any replica, so caching validators (the Go client library, sidecars) drop
 	// them within a second instead of waiting for a cache TTL. The first message
 	// has `subscribed` set: a client clears its cache then, since revocations
 	// sent while it was disconnected are lost. Like ValidateToken it needs no
@@ -162,6 +199,21 @@ type TokenServiceServer interface {
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op
 	// that returns it unchanged.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*Token, error)
+	// RotateToken mints a successor of a token: the same name, description,
+	// scopes, metadata, external id, limits and allowed CIDRs, and the
+	// original's expiry (rotation does not extend a token's life). The new
+	// secret is revealed once. The old token stays valid for grace_period
+	// (capped by the org's max_rotation_grace, 0: it ends at once), then is
+	// refused as EXPIRED; its rotated_to_id names the successor. A rotated
+	// token cannot be rotated again. Like CreateToken it needs email +
+	// password credentials or a session: a token cannot mint a token.
+	RotateToken(context.Context, *RotateTokenRequest) (*CreateTokenResponse, error)
+	// ReportLeakedTokens takes raw tokens found in public (a paste, a public
+	// repository) and revokes at once each one that is still valid, recording
+	// an audit event for it. It needs no credentials, is rate limited per
+	// client address, and answers the same whatever the tokens were: it never
+	// says whether a token existed.
+	ReportLeakedTokens(context.Context, *ReportLeakedTokensRequest) (*ReportLeakedTokensResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -189,6 +241,12 @@ func (UnimplementedTokenServiceServer) WatchRevocations(*WatchRevocationsRequest
 }
 func (UnimplementedTokenServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*Token, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedTokenServiceServer) RotateToken(context.Context, *RotateTokenRequest) (*CreateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateToken not implemented")
+}
+func (UnimplementedTokenServiceServer) ReportLeakedTokens(context.Context, *ReportLeakedTokensRequest) (*ReportLeakedTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportLeakedTokens not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -312,6 +370,42 @@ func _TokenService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_RotateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RotateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RotateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RotateToken(ctx, req.(*RotateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_ReportLeakedTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportLeakedTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ReportLeakedTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ReportLeakedTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ReportLeakedTokens(ctx, req.(*ReportLeakedTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -338,6 +432,14 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeToken",
 			Handler:    _TokenService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "RotateToken",
+			Handler:    _TokenService_RotateToken_Handler,
+		},
+		{
+			MethodName: "ReportLeakedTokens",
+			Handler:    _TokenService_ReportLeakedTokens_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -64,6 +64,14 @@ func main() {
 	}
 }
 
+// validateBody is a REST ValidateToken body.
+func validateBody(token, clientIP string) string {
+	if clientIP == "" {
+		return `{"token":"` + token + `"}`
+	}
+	return `{"token":"` + token + `","clientIp":"` + clientIP + `"}`
+}
+
 func readTokens(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -84,10 +92,29 @@ func runMint(args []string) error {
 	password := fs.String("password", "", "user password")
 	n := fs.Int("n", 100, "tokens to mint")
 	out := fs.String("out", "", "file to write the tokens to, one a line")
+	ttl := fs.String("ttl", "", "token lifetime, such as 7776000s (empty: none)")
+	cidrs := fs.String("cidrs", "", "comma-separated allowed CIDRs (empty: anywhere)")
+	uses := fs.Int64("uses", 0, "usage limit (0: none)")
+	rate := fs.String("rate", "", "rate limit LIMIT/PERIOD such as 1000000/1s (empty: none)")
 	_ = fs.Parse(args)
+	extra := ""
+	if *ttl != "" {
+		extra += fmt.Sprintf(`,"ttl":%q`, *ttl)
+	}
+	if *cidrs != "" {
+		b, _ := json.Marshal(strings.Split(*cidrs, ","))
+		extra += `,"allowedCidrs":` + string(b)
+	}
+	if *uses > 0 {
+		extra += fmt.Sprintf(`,"remainingUses":"%d"`, *uses)
+	}
+	if *rate != "" {
+		limit, period, _ := strings.Cut(*rate, "/")
+		extra += fmt.Sprintf(`,"rateLimit":{"limit":%q,"period":%q}`, limit, period)
+	}
 	var buf bytes.Buffer
 	for i := range *n {
-		body := fmt.Sprintf(`{"name":"bench-%d","scopes":["read","write"]}`, i)
+		body := fmt.Sprintf(`{"name":"bench-%d","scopes":["read","write"]%s}`, i, extra)
 		req, _ := http.NewRequest("POST", *base+"/v1/tokens", strings.NewReader(body))
 		req.Header.Set("content-type", "application/json")
 		req.Header.Set("x-api-email", *email)
@@ -126,6 +153,7 @@ func runGRPCEcho(args []string) error {
 	from := fs.String("from", "", "keymint gRPC address to copy the answer from")
 	tokens := fs.String("tokens", "", "token file")
 	workers := fs.Uint("workers", 64, "gRPC stream workers, as keymint serve has (0: a goroutine per call, grpc-go's default)")
+	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
@@ -135,7 +163,7 @@ func runGRPCEcho(args []string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := keymintv1.NewTokenServiceClient(conn).ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: toks[0]})
+	resp, err := keymintv1.NewTokenServiceClient(conn).ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: toks[0], ClientIp: *clientIP})
 	conn.Close()
 	if err != nil {
 		return fmt.Errorf("copy answer: %w", err)
@@ -160,12 +188,13 @@ func runHTTPEcho(args []string) error {
 	from := fs.String("from", "", "keymint validate URL to copy the answer from")
 	tokens := fs.String("tokens", "", "token file")
 	bodyOnly := fs.Bool("body-only", false, "answer with keymint's body and only a Content-Type header, not all of keymint's headers")
+	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
 		return err
 	}
-	resp, err := http.Post(*from, "application/json", strings.NewReader(`{"token":"`+toks[0]+`"}`))
+	resp, err := http.Post(*from, "application/json", strings.NewReader(validateBody(toks[0], *clientIP)))
 	if err != nil {
 		return err
 	}
@@ -228,6 +257,7 @@ func runLoad(kind string, args []string) error {
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up (it also fills the cache)")
 	pid := fs.Int("pid", 0, "server process to sample CPU and RSS of")
 	out := fs.String("out", "", "append the JSON result to this file")
+	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
@@ -250,7 +280,7 @@ func runLoad(kind string, args []string) error {
 			if i < *conc%n {
 				inflight++
 			}
-			c, err := dialH2(*addr, toks, newRec())
+			c, err := dialH2(*addr, toks, *clientIP, newRec())
 			if err != nil {
 				return err
 			}
@@ -260,7 +290,7 @@ func runLoad(kind string, args []string) error {
 		hostPath := strings.TrimPrefix(*url, "http://")
 		host, path, _ := strings.Cut(hostPath, "/")
 		for i := range *conc {
-			c, err := dialHTTP1(host, "/"+path, toks, newRec())
+			c, err := dialHTTP1(host, "/"+path, toks, *clientIP, newRec())
 			if err != nil {
 				return err
 			}
@@ -472,6 +502,13 @@ func runReport(args []string) error {
 	fmt.Println()
 	ratio("gRPC ValidateToken (L1) / bare gRPC", "grpc-echo", "grpc-keymint-l1", 0.85)
 	ratio("REST validate (L1) / bare net/http", "http-echo", "rest-keymint-l1", 0.70)
+	ratio("gRPC, scopes+expiry+allow-list / bare", "grpc-echo-features", "grpc-keymint-features", 0.85)
+	ratio("REST, scopes+expiry+allow-list / bare", "http-echo-features", "rest-keymint-features", 0.70)
+	for _, n := range []string{"grpc-keymint-uses", "grpc-keymint-rate"} {
+		if a, b := byName["grpc-echo-features"], byName[n]; len(a) > 0 && len(b) > 0 && median(a).RPS > 0 {
+			fmt.Printf("      %s / bare gRPC: %.3f (every call also reaches Redis; for reference)\n", n, median(b).RPS/median(a).RPS)
+		}
+	}
 	if a, b := byName["http-echo-body-only"], byName["rest-keymint-l1"]; len(a) > 0 && len(b) > 0 && a[0].RPS > 0 {
 		fmt.Printf("      REST validate (L1) / net/http sending the body alone: %.3f (one round, for reference)\n", median(b).RPS/a[0].RPS)
 	}

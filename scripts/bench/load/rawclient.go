@@ -79,7 +79,7 @@ type h2Call struct {
 	valid bool
 }
 
-func dialH2(addr string, tokens []string, rec *recorder) (*h2Conn, error) {
+func dialH2(addr string, tokens []string, clientIP string, rec *recorder) (*h2Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func dialH2(addr string, tokens []string, rec *recorder) (*h2Conn, error) {
 	c.firstHeaders = encode()
 	c.headers = encode()
 	for _, t := range tokens {
-		msg, err := proto.Marshal(&keymintv1.ValidateTokenRequest{Token: t})
+		msg, err := proto.Marshal(&keymintv1.ValidateTokenRequest{Token: t, ClientIp: clientIP})
 		if err != nil {
 			return nil, err
 		}
@@ -265,14 +265,14 @@ type http1Conn struct {
 
 var validJSON = []byte(`"valid":true`)
 
-func dialHTTP1(addr, path string, tokens []string, rec *recorder) (*http1Conn, error) {
+func dialHTTP1(addr, path string, tokens []string, clientIP string, rec *recorder) (*http1Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &http1Conn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), rec: rec}
 	for _, t := range tokens {
-		body := `{"token":"` + t + `"}`
+		body := validateBody(t, clientIP)
 		c.reqs = append(c.reqs, []byte("POST "+path+" HTTP/1.1\r\nHost: "+addr+
 			"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
 	}

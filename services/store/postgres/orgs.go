@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keymint/keymint/services/store"
 )
@@ -22,26 +23,52 @@ func (s *Store) EnsureOrg(ctx context.Context, name string) (store.Org, error) {
 	if err != nil {
 		return store.Org{}, fmt.Errorf("ensure org %q: %w", name, mapErr(err))
 	}
-	var o store.Org
-	err = s.pool.QueryRow(ctx,
-		`SELECT id, name, created_at FROM organizations WHERE name = $1`, name,
-	).Scan(&o.ID, &o.Name, &o.CreatedAt)
+	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE name = $1`, name))
 	if err != nil {
-		return store.Org{}, fmt.Errorf("ensure org %q: %w", name, mapErr(err))
+		return store.Org{}, fmt.Errorf("ensure org %q: %w", name, err)
+	}
+	return o, nil
+}
+
+const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us`
+
+func scanOrg(row pgx.Row) (store.Org, error) {
+	var (
+		o                   store.Org
+		maxLife, defLife, g int64
+	)
+	if err := row.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.Policy.AllowedScopes, &maxLife, &defLife, &g); err != nil {
+		return store.Org{}, mapErr(err)
 	}
 	o.CreatedAt = o.CreatedAt.UTC()
+	if len(o.Policy.AllowedScopes) == 0 {
+		o.Policy.AllowedScopes = nil
+	}
+	o.Policy.MaxTokenLifetime = time.Duration(maxLife) * time.Microsecond
+	o.Policy.DefaultTokenLifetime = time.Duration(defLife) * time.Microsecond
+	o.Policy.MaxRotationGrace = time.Duration(g) * time.Microsecond
+	return o, nil
+}
+
+// UpdateOrgPolicy replaces an organization's policy.
+func (s *Store) UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPolicy) (store.Org, error) {
+	o, err := scanOrg(s.pool.QueryRow(ctx,
+		`UPDATE organizations SET allowed_scopes = $2, max_token_lifetime_us = $3,
+		        default_token_lifetime_us = $4, max_rotation_grace_us = $5
+		 WHERE id = $1 RETURNING `+orgColumns,
+		orgID, nonNil(p.AllowedScopes), p.MaxTokenLifetime.Microseconds(), p.DefaultTokenLifetime.Microseconds(),
+		p.MaxRotationGrace.Microseconds()))
+	if err != nil {
+		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
+	}
 	return o, nil
 }
 
 // GetOrg returns an organization by id.
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
-	var o store.Org
-	err := s.pool.QueryRow(ctx,
-		`SELECT id, name, created_at FROM organizations WHERE id = $1`, id,
-	).Scan(&o.ID, &o.Name, &o.CreatedAt)
+	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = $1`, id))
 	if err != nil {
-		return store.Org{}, fmt.Errorf("get org %s: %w", id, mapErr(err))
+		return store.Org{}, fmt.Errorf("get org %s: %w", id, err)
 	}
-	o.CreatedAt = o.CreatedAt.UTC()
 	return o, nil
 }

@@ -9,31 +9,132 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keymint/keymint/services/store"
 )
 
 const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepper_id, scopes,
-	created_by, created_at, expires_at, last_used_at, revoked_at`
+	created_by, created_at, expires_at, last_used_at, revoked_at,
+	external_id, metadata, allowed_cidrs, usage_pool, remaining_uses, rate_limit, rate_period_us, rotated_to_id`
 
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
 
 // CreateToken inserts t; ErrAlreadyExists if its id or digest is taken.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	scopes := t.Scopes
-	if scopes == nil {
-		scopes = []string{} // the column is NOT NULL; nil would encode as NULL
-	}
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO tokens (`+tokenColumns+`)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, scopes,
-		t.CreatedBy, orNow(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.LastUsedAt), nullTime(t.RevokedAt))
-	if err != nil {
-		return fmt.Errorf("create token %s: %w", t.ID, mapErr(err))
+	if err := createToken(ctx, s.pool, t); err != nil {
+		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
 	return nil
+}
+
+// execer is the Exec of a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func createToken(ctx context.Context, db execer, t store.Token) error {
+	var remaining *int64
+	if t.UsagePool != "" && t.UsagePool == t.ID {
+		remaining = &t.RemainingUses
+	}
+	_, err := db.Exec(ctx,
+		`INSERT INTO tokens (`+tokenColumns+`)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+		         $15, $16, $17, $18, $19, $20, $21, $22)`,
+		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, nonNil(t.Scopes),
+		t.CreatedBy, orNow(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.LastUsedAt), nullTime(t.RevokedAt),
+		t.ExternalID, string(t.Metadata), nonNil(t.AllowedCIDRs), t.UsagePool, remaining, t.RateLimit,
+		t.RatePeriod.Microseconds(), t.RotatedToID)
+	return mapErr(err)
+}
+
+// nonNil keeps a NOT NULL array column from getting NULL for a nil slice.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// RotateToken inserts successor and marks id rotated to it, in one
+// transaction. The row lock the UPDATE takes makes concurrent rotations of
+// one token queue; the second finds rotated_to_id set and gets ErrConflict.
+func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	t, err := scanToken(tx.QueryRow(ctx,
+		`UPDATE tokens SET rotated_to_id = $2,
+		        expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END
+		 WHERE id = $1 AND revoked_at IS NULL AND rotated_to_id = ''
+		 RETURNING `+tokenColumns, id, successor.ID, graceEnd.UTC()))
+	if errors.Is(err, store.ErrNotFound) {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tokens WHERE id = $1)`, id).Scan(&exists); err != nil {
+			return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))
+		}
+		if exists {
+			err = store.ErrConflict
+		}
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
+	}
+	if err := createToken(ctx, tx, successor); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))
+	}
+	return t, nil
+}
+
+// TakeTokenUses takes up to n uses from id's counter. One statement when n
+// is 1 (the per-use path without Redis); otherwise the row is locked, read
+// and written in a transaction, since RETURNING shows only the new value.
+func (s *Store) TakeTokenUses(ctx context.Context, id string, n int64) (int64, int64, error) {
+	if n < 1 {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: n must be positive", n, id)
+	}
+	if n == 1 {
+		var left int64
+		err := s.pool.QueryRow(ctx,
+			`UPDATE tokens SET remaining_uses = remaining_uses - 1 WHERE id = $1 AND remaining_uses > 0
+			 RETURNING remaining_uses`, id).Scan(&left)
+		if err == nil {
+			return 1, left, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return 0, 0, fmt.Errorf("take a use of token %s: %w", id, mapErr(err))
+		}
+		// Spent, unlimited or unknown: the general path tells which.
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var have *int64
+	if err := tx.QueryRow(ctx, `SELECT remaining_uses FROM tokens WHERE id = $1 FOR UPDATE`, id).Scan(&have); err != nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, mapErr(err))
+	}
+	if have == nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, store.ErrConflict)
+	}
+	taken := min(n, max(*have, 0))
+	if taken > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET remaining_uses = $2 WHERE id = $1`, id, *have-taken); err != nil {
+			return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, mapErr(err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, mapErr(err))
+	}
+	return taken, *have - taken, nil
 }
 
 // GetToken returns a token by id.
@@ -155,12 +256,26 @@ func scanToken(row pgx.Row) (store.Token, error) {
 	var (
 		t                          store.Token
 		expires, lastUsed, revoked *time.Time
+		metadata                   string
+		remaining                  *int64
+		periodMicros               int64
 	)
 	err := row.Scan(&t.ID, &t.OrgID, &t.UserID, &t.Name, &t.Description, &t.Hint, &t.Digest,
-		&t.PepperID, &t.Scopes, &t.CreatedBy, &t.CreatedAt, &expires, &lastUsed, &revoked)
+		&t.PepperID, &t.Scopes, &t.CreatedBy, &t.CreatedAt, &expires, &lastUsed, &revoked,
+		&t.ExternalID, &metadata, &t.AllowedCIDRs, &t.UsagePool, &remaining, &t.RateLimit, &periodMicros, &t.RotatedToID)
 	if err != nil {
 		return store.Token{}, mapErr(err)
 	}
+	if metadata != "" {
+		t.Metadata = []byte(metadata)
+	}
+	if remaining != nil {
+		t.RemainingUses = *remaining
+	}
+	if len(t.AllowedCIDRs) == 0 {
+		t.AllowedCIDRs = nil
+	}
+	t.RatePeriod = time.Duration(periodMicros) * time.Microsecond
 	t.CreatedAt = t.CreatedAt.UTC()
 	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = fromNull(expires), fromNull(lastUsed), fromNull(revoked)
 	return t, nil

@@ -9,13 +9,13 @@ import (
 	"github.com/keymint/keymint/services/store"
 )
 
-const userColumns = `id, org_id, email, password_hash, admin, created_at`
+const userColumns = `id, org_id, email, password_hash, admin, created_at, scopes`
 
 // CreateUser inserts u; ErrAlreadyExists if its id or email is taken.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	_, err := s.pool.Exec(ctx,
-		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		u.ID, u.OrgID, u.Email, u.PasswordHash, u.Admin, orNow(u.CreatedAt))
+		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		u.ID, u.OrgID, u.Email, u.PasswordHash, u.Admin, orNow(u.CreatedAt), nonNil(u.Scopes))
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, mapErr(err))
 	}
@@ -53,10 +53,25 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string) err
 	return nil
 }
 
+// UpdateUserScopes replaces the scopes a user holds.
+func (s *Store) UpdateUserScopes(ctx context.Context, userID string, scopes []string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET scopes = $2 WHERE id = $1`, userID, nonNil(scopes))
+	if err != nil {
+		return fmt.Errorf("update scopes of user %s: %w", userID, mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update scopes of user %s: %w", userID, store.ErrNotFound)
+	}
+	return nil
+}
+
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
-	if err := row.Scan(&u.ID, &u.OrgID, &u.Email, &u.PasswordHash, &u.Admin, &u.CreatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.OrgID, &u.Email, &u.PasswordHash, &u.Admin, &u.CreatedAt, &u.Scopes); err != nil {
 		return store.User{}, mapErr(err)
+	}
+	if len(u.Scopes) == 0 {
+		u.Scopes = nil
 	}
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, nil

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -22,7 +23,7 @@ func (s *Store) EnsureOrg(ctx context.Context, name string) (store.Org, error) {
 	if err != nil {
 		return store.Org{}, fmt.Errorf("ensure org %q: %w", name, mapErr(err))
 	}
-	o, err := scanOrg(s.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM organizations WHERE name = ?`, name))
+	o, err := scanOrg(s.r.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE name = ?`, name))
 	if err != nil {
 		return store.Org{}, fmt.Errorf("ensure org %q: %w", name, err)
 	}
@@ -31,21 +32,51 @@ func (s *Store) EnsureOrg(ctx context.Context, name string) (store.Org, error) {
 
 // GetOrg returns an organization by id.
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
-	o, err := scanOrg(s.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM organizations WHERE id = ?`, id))
+	o, err := scanOrg(s.r.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = ?`, id))
 	if err != nil {
 		return store.Org{}, fmt.Errorf("get org %s: %w", id, err)
 	}
 	return o, nil
 }
 
+const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us`
+
 func scanOrg(row *sql.Row) (store.Org, error) {
 	var (
-		o       store.Org
-		created sql.NullInt64
+		o                   store.Org
+		created             sql.NullInt64
+		scopes              string
+		maxLife, defLife, g int64
 	)
-	if err := row.Scan(&o.ID, &o.Name, &created); err != nil {
+	if err := row.Scan(&o.ID, &o.Name, &created, &scopes, &maxLife, &defLife, &g); err != nil {
 		return store.Org{}, mapErr(err)
 	}
 	o.CreatedAt = fromMicros(created)
+	if err := json.Unmarshal([]byte(scopes), &o.Policy.AllowedScopes); err != nil {
+		return store.Org{}, fmt.Errorf("decode allowed scopes of org %s: %w", o.ID, err)
+	}
+	if len(o.Policy.AllowedScopes) == 0 {
+		o.Policy.AllowedScopes = nil
+	}
+	o.Policy.MaxTokenLifetime = time.Duration(maxLife) * time.Microsecond
+	o.Policy.DefaultTokenLifetime = time.Duration(defLife) * time.Microsecond
+	o.Policy.MaxRotationGrace = time.Duration(g) * time.Microsecond
+	return o, nil
+}
+
+// UpdateOrgPolicy replaces an organization's policy.
+func (s *Store) UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPolicy) (store.Org, error) {
+	sc, err := jsonList(p.AllowedScopes)
+	if err != nil {
+		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
+	}
+	o, err := scanOrg(s.w.QueryRowContext(ctx,
+		`UPDATE organizations SET allowed_scopes = ?, max_token_lifetime_us = ?,
+		        default_token_lifetime_us = ?, max_rotation_grace_us = ?
+		 WHERE id = ? RETURNING `+orgColumns,
+		sc, p.MaxTokenLifetime.Microseconds(), p.DefaultTokenLifetime.Microseconds(), p.MaxRotationGrace.Microseconds(), orgID))
+	if err != nil {
+		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
+	}
 	return o, nil
 }

@@ -14,29 +14,120 @@ import (
 )
 
 const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepper_id, scopes,
-	created_by, created_at, expires_at, last_used_at, revoked_at`
+	created_by, created_at, expires_at, last_used_at, revoked_at,
+	external_id, metadata, allowed_cidrs, usage_pool, remaining_uses, rate_limit, rate_period_us, rotated_to_id`
 
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
 
 // CreateToken inserts t; ErrAlreadyExists if its id or digest is taken.
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	scopes := t.Scopes
-	if scopes == nil {
-		scopes = []string{} // "[]", not "null"
-	}
-	sc, err := json.Marshal(scopes)
-	if err != nil {
+	if err := createToken(ctx, s.w, t); err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx,
-		`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, string(sc),
-		t.CreatedBy, orNow(t.CreatedAt).UnixMicro(), micros(t.ExpiresAt), micros(t.LastUsedAt), micros(t.RevokedAt))
-	if err != nil {
-		return fmt.Errorf("create token %s: %w", t.ID, mapErr(err))
-	}
 	return nil
+}
+
+// execer is the ExecContext of a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func createToken(ctx context.Context, db execer, t store.Token) error {
+	sc, err := jsonList(t.Scopes)
+	if err != nil {
+		return err
+	}
+	cidrs, err := jsonList(t.AllowedCIDRs)
+	if err != nil {
+		return err
+	}
+	var remaining sql.NullInt64
+	if t.UsagePool != "" && t.UsagePool == t.ID {
+		remaining = sql.NullInt64{Int64: t.RemainingUses, Valid: true}
+	}
+	_, err = db.ExecContext(ctx,
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, sc,
+		t.CreatedBy, orNow(t.CreatedAt).UnixMicro(), micros(t.ExpiresAt), micros(t.LastUsedAt), micros(t.RevokedAt),
+		t.ExternalID, string(t.Metadata), cidrs, t.UsagePool, remaining, t.RateLimit, t.RatePeriod.Microseconds(), t.RotatedToID)
+	return mapErr(err)
+}
+
+// jsonList encodes a list column: "[]", never "null", for an empty list.
+func jsonList(l []string) (string, error) {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
+}
+
+// RotateToken inserts successor and marks id rotated to it, in one
+// transaction (the write connection's BEGIN IMMEDIATE holds the write lock
+// throughout, so concurrent rotations of one token queue).
+func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	end := graceEnd.UnixMicro()
+	t, err := scanToken(tx.QueryRowContext(ctx,
+		`UPDATE tokens SET rotated_to_id = ?2,
+		        expires_at = CASE WHEN expires_at IS NULL OR expires_at > ?3 THEN ?3 ELSE expires_at END
+		 WHERE id = ?1 AND revoked_at IS NULL AND rotated_to_id = ''
+		 RETURNING `+tokenColumns, id, successor.ID, end))
+	if errors.Is(err, store.ErrNotFound) {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tokens WHERE id = ?`, id).Scan(&n); err != nil {
+			return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))
+		}
+		if n > 0 {
+			err = store.ErrConflict
+		}
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
+	}
+	if err := createToken(ctx, tx, successor); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))
+	}
+	return t, nil
+}
+
+// TakeTokenUses takes up to n uses from id's counter in one transaction
+// (SQLite has one writer, so the read and the write cannot interleave with
+// another taker's).
+func (s *Store) TakeTokenUses(ctx context.Context, id string, n int64) (int64, int64, error) {
+	if n < 1 {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: n must be positive", n, id)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var have sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT remaining_uses FROM tokens WHERE id = ?`, id).Scan(&have); err != nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, mapErr(err))
+	}
+	if !have.Valid {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, store.ErrConflict)
+	}
+	taken := min(n, max(have.Int64, 0))
+	if taken > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET remaining_uses = ? WHERE id = ?`, have.Int64-taken, id); err != nil {
+			return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, mapErr(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("take %d uses of token %s: %w", n, id, mapErr(err))
+	}
+	return taken, have.Int64 - taken, nil
 }
 
 // GetToken returns a token by id.
@@ -170,17 +261,31 @@ type scanner interface {
 func scanToken(row scanner) (store.Token, error) {
 	var (
 		t                                   store.Token
-		scopes                              string
+		scopes, cidrs, metadata             string
 		created, expires, lastUsed, revoked sql.NullInt64
+		remaining                           sql.NullInt64
+		periodMicros                        int64
 	)
 	err := row.Scan(&t.ID, &t.OrgID, &t.UserID, &t.Name, &t.Description, &t.Hint, &t.Digest,
-		&t.PepperID, &scopes, &t.CreatedBy, &created, &expires, &lastUsed, &revoked)
+		&t.PepperID, &scopes, &t.CreatedBy, &created, &expires, &lastUsed, &revoked,
+		&t.ExternalID, &metadata, &cidrs, &t.UsagePool, &remaining, &t.RateLimit, &periodMicros, &t.RotatedToID)
 	if err != nil {
 		return store.Token{}, mapErr(err)
 	}
 	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
 		return store.Token{}, fmt.Errorf("decode scopes of token %s: %w", t.ID, err)
 	}
+	if err := json.Unmarshal([]byte(cidrs), &t.AllowedCIDRs); err != nil {
+		return store.Token{}, fmt.Errorf("decode allowed cidrs of token %s: %w", t.ID, err)
+	}
+	if len(t.AllowedCIDRs) == 0 {
+		t.AllowedCIDRs = nil
+	}
+	if metadata != "" {
+		t.Metadata = []byte(metadata)
+	}
+	t.RemainingUses = remaining.Int64
+	t.RatePeriod = time.Duration(periodMicros) * time.Microsecond
 	t.CreatedAt = fromMicros(created)
 	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = fromMicros(expires), fromMicros(lastUsed), fromMicros(revoked)
 	return t, nil

@@ -3,18 +3,23 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/keymint/keymint/services/store"
 )
 
-const userColumns = `id, org_id, email, password_hash, admin, created_at`
+const userColumns = `id, org_id, email, password_hash, admin, created_at, scopes`
 
 // CreateUser inserts u; ErrAlreadyExists if its id or email is taken.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	_, err := s.w.ExecContext(ctx,
-		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.ID, u.OrgID, u.Email, u.PasswordHash, u.Admin, orNow(u.CreatedAt).UnixMicro())
+	sc, err := jsonList(u.Scopes)
+	if err != nil {
+		return fmt.Errorf("create user %s: %w", u.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx,
+		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.OrgID, u.Email, u.PasswordHash, u.Admin, orNow(u.CreatedAt).UnixMicro(), sc)
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.ID, mapErr(err))
 	}
@@ -54,13 +59,38 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string) err
 	return nil
 }
 
+// UpdateUserScopes replaces the scopes a user holds.
+func (s *Store) UpdateUserScopes(ctx context.Context, userID string, scopes []string) error {
+	sc, err := jsonList(scopes)
+	if err != nil {
+		return fmt.Errorf("update scopes of user %s: %w", userID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET scopes = ? WHERE id = ?`, sc, userID)
+	if err != nil {
+		return fmt.Errorf("update scopes of user %s: %w", userID, mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update scopes of user %s: %w", userID, err)
+	} else if n == 0 {
+		return fmt.Errorf("update scopes of user %s: %w", userID, store.ErrNotFound)
+	}
+	return nil
+}
+
 func scanUser(row *sql.Row) (store.User, error) {
 	var (
 		u       store.User
 		created sql.NullInt64
+		scopes  string
 	)
-	if err := row.Scan(&u.ID, &u.OrgID, &u.Email, &u.PasswordHash, &u.Admin, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.OrgID, &u.Email, &u.PasswordHash, &u.Admin, &created, &scopes); err != nil {
 		return store.User{}, mapErr(err)
+	}
+	if err := json.Unmarshal([]byte(scopes), &u.Scopes); err != nil {
+		return store.User{}, fmt.Errorf("decode scopes of user %s: %w", u.ID, err)
+	}
+	if len(u.Scopes) == 0 {
+		u.Scopes = nil
 	}
 	u.CreatedAt = fromMicros(created)
 	return u, nil

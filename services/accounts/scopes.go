@@ -1,0 +1,70 @@
+package accounts
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/store"
+)
+
+// AdminScope lets a token of an org admin act as an admin. It always exists
+// in every organization: what it grants is governed by the user's admin
+// flag, not by the org's scope list or the user's held scopes.
+const AdminScope = "keymint:admin"
+
+// MaxScopes bounds a token's, a user's and an org's scope lists.
+const MaxScopes = 64
+
+// maxOrgScopes bounds an organization's list of defined scopes.
+const maxOrgScopes = 1000
+
+var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:/*-]{1,128}$`)
+
+// NormalizeScopes checks scope syntax and returns the scopes trimmed,
+// sorted and unique; at most max of them.
+func NormalizeScopes(scopes []string, max int) ([]string, error) {
+	if len(scopes) > max {
+		return nil, fault.Newf(fault.InvalidArgument, "at most %d scopes", max)
+	}
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		s = strings.TrimSpace(s)
+		if !scopePattern.MatchString(s) {
+			return nil, fault.New(fault.InvalidArgument, "scope must be 1 to 128 characters of letters, digits and _ . : / * -")
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// CheckScopesDefined refuses (InvalidArgument) a scope the organization has
+// not defined, when it defines any. scopes and the policy's list are sorted.
+func CheckScopesDefined(p store.OrgPolicy, scopes []string) error {
+	if len(p.AllowedScopes) == 0 {
+		return nil
+	}
+	for _, s := range scopes {
+		if _, ok := slices.BinarySearch(p.AllowedScopes, s); !ok && s != AdminScope {
+			return fault.Newf(fault.InvalidArgument, "scope %q is not defined in this organization (an org admin defines scopes in the org policy)", s)
+		}
+	}
+	return nil
+}
+
+// CheckScopesHeld refuses (PermissionDenied) a scope the user does not hold,
+// when the user's scopes are restricted: nobody mints a token that can do
+// more than they can.
+func CheckScopesHeld(held, scopes []string) error {
+	if len(held) == 0 {
+		return nil
+	}
+	for _, s := range scopes {
+		if _, ok := slices.BinarySearch(held, s); !ok && s != AdminScope {
+			return fault.Newf(fault.PermissionDenied, "you do not hold scope %q, so no token of yours can", s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// Bad abuse settings are reported together, one line each, before anything
+// starts.
+func TestAbuseFlagsValidated(t *testing.T) {
+	t.Parallel()
+	err := runServe(context.Background(), []string{
+		"--data-dir", t.TempDir(),
+		"--trusted-proxies", "10.0.0.0/8, proxy.example",
+		"--signin-account-limit", "5",
+		"--signin-ip-limit", "lots/1s",
+		"--argon2-max-wait", "0s",
+	}, io.Discard)
+	if err == nil {
+		t.Fatal("serve started with invalid abuse settings")
+	}
+	for _, want := range []string{"trusted-proxies", "signin-account-limit", "signin-ip-limit", "argon2-max-wait"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	var c Config
+	c.Abuse.AccountLimit, c.Abuse.IPLimit = "off", "3/1m"
+	th, err := c.Abuse.signInThrottle(nil, 0, nil, discardLogger())
+	if err != nil || th == nil {
+		t.Fatalf("valid limits refused: %v", err)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

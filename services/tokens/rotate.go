@@ -1,0 +1,98 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/store"
+)
+
+// Rotated is a rotation's outcome: the successor with its secret (revealed
+// this once), and the old token as it is now.
+type Rotated struct {
+	Minted
+	Previous store.Token
+}
+
+// Rotate mints a successor of token id with the same name, description,
+// scopes, metadata, external id, limits, allowed CIDRs and expiry (the
+// original's: a rotation never extends a token's life), sharing its usage
+// counter, and lets the old secret live for grace more (capped by the org's
+// max_rotation_grace), never past its own expiry. Like Mint it needs
+// password credentials or a session.
+func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (Rotated, error) {
+	p, err := requirePrincipal(ctx)
+	if err != nil {
+		return Rotated{}, err
+	}
+	if p.Method != accounts.ByPassword && p.Method != accounts.BySession {
+		return Rotated{}, fault.New(fault.PermissionDenied, "rotating a token needs x-api-email and x-api-password credentials or a signed-in session; a token cannot mint another token")
+	}
+	if grace < 0 {
+		return Rotated{}, fault.New(fault.InvalidArgument, "grace_period must not be negative")
+	}
+	old, err := s.visible(ctx, p, id)
+	if err != nil {
+		return Rotated{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	switch {
+	case old.RotatedToID != "":
+		return Rotated{}, fault.New(fault.FailedPrecondition, "the token was rotated already; rotate its successor")
+	case StatusAt(old, now) != StatusActive:
+		return Rotated{}, fault.New(fault.FailedPrecondition, "only an active token can be rotated")
+	}
+	org, err := s.store.GetOrg(ctx, old.OrgID)
+	if err != nil {
+		return Rotated{}, fault.StoreFailure(err, "get organization")
+	}
+	limit := org.Policy.MaxRotationGrace
+	if limit <= 0 {
+		limit = accounts.DefaultMaxRotationGrace
+	}
+	grace = min(grace, limit).Truncate(time.Microsecond)
+
+	secret, err := s.format.Generate()
+	if err != nil {
+		return Rotated{}, fault.Wrap(fault.Internal, err, "internal error")
+	}
+	next := old
+	next.ID = uuid.NewString()
+	next.Hint = s.format.Hint(secret)
+	next.Digest = s.keys.Primary(secret)
+	next.PepperID = s.keys.PrimaryID()
+	next.CreatedBy = p.UserID
+	next.CreatedAt = now
+	next.LastUsedAt = time.Time{}
+	next.RevokedAt = time.Time{}
+	next.RotatedToID = ""
+	// The counter stays with the chain's first token: a rotation adds no use.
+	next.RemainingUses = 0
+	prev, err := s.store.RotateToken(ctx, old.ID, next, now.Add(grace))
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return Rotated{}, fault.New(fault.FailedPrecondition, "the token was rotated or revoked meanwhile")
+	case errors.Is(err, store.ErrNotFound):
+		return Rotated{}, fault.New(fault.NotFound, "token not found")
+	case err != nil:
+		return Rotated{}, fault.StoreFailure(err, "rotate token")
+	}
+	// The old token's cached expiry is stale now: drop it everywhere, and
+	// tell watching validators (the client library, sidecars) to forget it.
+	s.invalidate(ctx, prev)
+	if s.hub != nil {
+		s.hub.Publish(Revocation{TokenID: prev.ID, At: now})
+	}
+	s.log.InfoContext(ctx, "token rotated", "token_id", prev.ID, "successor_id", next.ID, "org_id", prev.OrgID,
+		"by_user_id", p.UserID, "grace", grace.String())
+	s.audit.Record(ctx, store.AuditEvent{OrgID: prev.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
+		Action: store.AuditTokenRotate, TargetID: prev.ID})
+	s.audit.Record(ctx, store.AuditEvent{OrgID: next.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
+		Action: store.AuditTokenMint, TargetID: next.ID})
+	return Rotated{Minted: Minted{Token: next, Secret: secret}, Previous: prev}, nil
+}
