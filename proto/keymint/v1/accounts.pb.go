@@ -778,8 +778,9 @@ type AuditEvent struct {
 	// Who acted: the caller, or for a sign-in the account the attempt named.
 	ActorUserId string `protobuf:"bytes,3,opt,name=actor_user_id,json=actorUserId,proto3" json:"actor_user_id,omitempty"`
 	ActorEmail  string `protobuf:"bytes,4,opt,name=actor_email,json=actorEmail,proto3" json:"actor_email,omitempty"`
-	// sign_in.success, sign_in.failure, sign_out, token.mint, token.revoke or
-	// password.change.
+	// sign_in.success, sign_in.failure, sign_out, token.mint, token.revoke,
+	// token.rotate, token.leak_revoke (actor_email "leak-report"),
+	// org.policy_update, user.scopes_update or password.change.
 	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	// What was acted on: a token id, or the user id of a sign-in or password
 	// change.
