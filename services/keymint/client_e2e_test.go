@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/cache/redistest"
 	"github.com/keymint/keymint/services/client"
+	"github.com/keymint/keymint/services/store/postgres/pgtest"
 	"github.com/keymint/keymint/services/store/sqlite"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -202,4 +205,51 @@ type identityHealth struct {
 func (h *identityHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	*h.seen, _ = client.IdentityFrom(ctx)
 	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// TestWatchRevocationsAcrossReplicas: a Go client validator following
+// replica B's revocation stream drops a token revoked through replica A
+// within a second (the replicas share PostgreSQL and Redis).
+func TestWatchRevocationsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	base := testConfig(t)
+	base.DatabaseURL = pgtest.NewDatabase(t)
+	base.Pepper = "1:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	base.Cache.RedisURL = rs.URL()
+	const email, password = "watch@example.com", "a long test password"
+	createUser(t, base, email, "acme", password, false)
+	cfgA, cfgB := base, base
+	cfgA.DataDir, cfgB.DataDir = t.TempDir(), t.TempDir()
+	a, b := startServer(t, cfgA), startServer(t, cfgB)
+
+	v, err := client.NewValidator(context.Background(), client.ValidatorConfig{Target: b.grpc, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	waitFor(t, "validator subscribed to B", v.Subscribed)
+	secret := mintToken(t, a, email, password)
+	res, err := v.Validate(context.Background(), secret)
+	if err != nil || !res.Valid {
+		t.Fatalf("before the revoke: %+v %v", res, err)
+	}
+	creds := metadata.NewOutgoingContext(context.Background(), metadata.Pairs("x-api-email", email, "x-api-password", password))
+	if _, err := a.client.RevokeToken(creds, &keymintv1.RevokeTokenRequest{Id: res.Identity.TokenID}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		res, err := v.Validate(context.Background(), secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Valid {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the validator on B still allows a token revoked through A after 1 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

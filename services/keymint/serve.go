@@ -19,6 +19,7 @@ import (
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
@@ -110,13 +111,16 @@ type server struct {
 	tokens *tokens.Service
 	// revocations feeds WatchRevocations streams; closed first at shutdown.
 	revocations *tokens.RevocationHub
-	grpcLis     net.Listener
-	gatewayLis  *bufconn.Listener
-	httpLis     net.Listener
-	http        *http.Server
-	conn        *grpc.ClientConn
-	cache       *validationCache
-	registry    *prometheus.Registry
+	// revocationFeed carries revocations between replicas over Redis; nil
+	// without Redis.
+	revocationFeed *rediscache.RevocationFeed
+	grpcLis        net.Listener
+	gatewayLis     *bufconn.Listener
+	httpLis        net.Listener
+	http           *http.Server
+	conn           *grpc.ClientConn
+	cache          *validationCache
+	registry       *prometheus.Registry
 	// hasher bounds password hashing; kept for its Stats.
 	hasher   *accounts.Hasher
 	stopOnce sync.Once
@@ -176,6 +180,14 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	}
 	s.usage = tokens.NewUsageRecorder(st, c.UsageFlush, log)
 	s.revocations = tokens.NewRevocationHub()
+	if s.cache.client != nil {
+		// With Redis, a revoke on any replica reaches the WatchRevocations
+		// streams of every replica.
+		s.revocationFeed = rediscache.NewRevocationFeed(s.cache.client, "", c.Cache.RedisTimeout, log)
+		s.revocations.SetRelay(func(r tokens.Revocation) error {
+			return s.revocationFeed.Publish(context.Background(), r.TokenID, r.At)
+		})
+	}
 	uses, rates, err := tokenLimits(st, s.cache.client, c.Cache.RedisTimeout, log)
 	if err != nil {
 		return nil, err
@@ -294,6 +306,9 @@ func (s *server) run(ctx context.Context) error {
 	}()
 	usageDone := make(chan struct{})
 	go func() { s.usage.Run(ctx); close(usageDone) }()
+	if s.revocationFeed != nil {
+		go s.revocationFeed.Run(ctx, s.revocations)
+	}
 	go s.cache.run(ctx)
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
 

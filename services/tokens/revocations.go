@@ -19,6 +19,10 @@ type RevocationHub struct {
 	mu     sync.Mutex
 	subs   map[*revocationSub]struct{}
 	closed bool
+	// relay, when set, carries a local revocation to every replica (this one
+	// included, through Deliver); if it fails, the revocation is delivered
+	// locally so this replica's watchers still hear it.
+	relay func(Revocation) error
 }
 
 type revocationSub struct {
@@ -57,8 +61,43 @@ func (h *RevocationHub) Subscribe() (<-chan Revocation, <-chan struct{}, func())
 	return s.ch, s.done, cancel
 }
 
-// Publish sends r to every subscriber without blocking.
+// SetRelay makes Publish go through relay (Redis pub/sub across replicas).
+// Call it before serving.
+func (h *RevocationHub) SetRelay(relay func(Revocation) error) {
+	h.mu.Lock()
+	h.relay = relay
+	h.mu.Unlock()
+}
+
+// Publish announces a revocation made on this replica.
 func (h *RevocationHub) Publish(r Revocation) {
+	h.mu.Lock()
+	relay := h.relay
+	h.mu.Unlock()
+	if relay != nil && relay(r) == nil {
+		return
+	}
+	h.fanOut(r)
+}
+
+// Deliver hands a revocation heard from the relay to this replica's watchers.
+func (h *RevocationHub) Deliver(tokenID string, at time.Time) {
+	h.fanOut(Revocation{TokenID: tokenID, At: at})
+}
+
+// Reset cuts off every current watcher, which then resubscribes and clears
+// its cache: used when the relay may have lost messages.
+func (h *RevocationHub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		delete(h.subs, s)
+		s.end()
+	}
+}
+
+// fanOut sends r to every subscriber without blocking.
+func (h *RevocationHub) fanOut(r Revocation) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {

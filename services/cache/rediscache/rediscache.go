@@ -301,15 +301,8 @@ type Local interface {
 // local entirely, since messages published while the subscription was down
 // are lost. It also retries failed invalidations.
 func (r *Remote) Run(ctx context.Context, local Local) {
-	ps := r.client.Subscribe(ctx, r.channel)
+	ps, ch := subscribe(ctx, r.client, r.channel)
 	defer ps.Close()
-	// The health check pings the subscription connection, so a Redis that
-	// vanished without closing it is noticed within about a second.
-	ch := ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(1024),
-		redis.WithChannelHealthCheckInterval(time.Second),
-		redis.WithChannelPingTimeout(time.Second),
-	)
 	retry := time.NewTicker(r.backoff)
 	defer retry.Stop()
 	for {
@@ -370,4 +363,17 @@ func (r *Remote) PendingInvalidations() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.pending)
+}
+
+// subscribe opens a subscription whose channel also yields the
+// (re)subscription confirmations. The health check pings the subscription
+// connection, so a Redis that vanished without closing it is noticed within
+// about a second.
+func subscribe(ctx context.Context, client redis.UniversalClient, channel string) (*redis.PubSub, <-chan any) {
+	ps := client.Subscribe(ctx, channel)
+	return ps, ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(1024),
+		redis.WithChannelHealthCheckInterval(time.Second),
+		redis.WithChannelPingTimeout(time.Second),
+	)
 }
