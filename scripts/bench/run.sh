@@ -6,6 +6,7 @@
 #   grpc-echo / grpc-keymint-l1     bare gRPC vs ValidateToken on cached tokens
 #   http-echo / rest-keymint-l1     bare net/http vs POST /v1/tokens:validate
 #   grpc-keymint-l1-long            the same for BENCH_LONG (60 s), RSS sampled
+#   grpc-*-authz, http-*-fa         ext_authz Check and forward-auth, against bare servers
 #   grpc-echo-features / grpc-keymint-features, http-echo-features /
 #   rest-keymint-features           the same on tokens with scopes, an expiry
 #                                   and a CIDR allow-list (validated with client_ip)
@@ -169,6 +170,23 @@ for round in $(seq 1 "$ROUNDS"); do
   loadf grpc -name grpc-keymint-features -addr "$L1_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$L1_PID"
   loadf http -name http-echo-features -url "http://$HTTP_ECHO/v1/tokens:validate" -d "$DURATION" -pid "$HTTP_ECHO_PID"
   loadf http -name rest-keymint-features -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
+done
+stop_pid "$GRPC_ECHO_PID"
+stop_pid "$HTTP_ECHO_PID"
+
+# The sidecar protocols on cached tokens: Envoy ext_authz Check on the gRPC
+# port and nginx/Traefik forward-auth on the HTTP port, each against a bare
+# server answering with a copy of keymint's answer.
+start_echo grpc-echo -from "$L1_GRPC" -tokens "$work/tokens" -proto authz
+GRPC_ECHO_PID=$ECHO_PID GRPC_ECHO=$ECHO_ADDR
+start_echo http-echo -from "http://$L1_HTTP/v1/forward-auth" -tokens "$work/tokens" -proto forward-auth
+HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round/$ROUNDS sidecar protocols: ext_authz echo, ext_authz keymint, forward-auth echo, forward-auth keymint ($DURATION each)"
+  load grpc -name grpc-echo-authz -proto authz -addr "$GRPC_ECHO" -conns "$CONNS" -d "$DURATION" -pid "$GRPC_ECHO_PID"
+  load grpc -name grpc-keymint-authz -proto authz -addr "$L1_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$L1_PID"
+  load http -name http-echo-fa -proto forward-auth -url "http://$HTTP_ECHO/v1/forward-auth" -d "$DURATION" -pid "$HTTP_ECHO_PID"
+  load http -name http-keymint-fa -proto forward-auth -url "http://$L1_HTTP/v1/forward-auth" -d "$DURATION" -pid "$L1_PID"
 done
 stop_pid "$GRPC_ECHO_PID"
 stop_pid "$HTTP_ECHO_PID"

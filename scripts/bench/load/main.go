@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
 
@@ -147,6 +148,16 @@ func (e *echoServer) ValidateToken(ctx context.Context, req *keymintv1.ValidateT
 	return e.resp, nil
 }
 
+// authzEcho answers ext_authz Check with a canned copy of keymint's answer.
+type authzEcho struct {
+	authv3.UnimplementedAuthorizationServer
+	resp *authv3.CheckResponse
+}
+
+func (e *authzEcho) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return e.resp, nil
+}
+
 func runGRPCEcho(args []string) error {
 	fs := flag.NewFlagSet("grpc-echo", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
@@ -154,6 +165,7 @@ func runGRPCEcho(args []string) error {
 	tokens := fs.String("tokens", "", "token file")
 	workers := fs.Uint("workers", 64, "gRPC stream workers, as keymint serve has (0: a goroutine per call, grpc-go's default)")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
+	protocol := fs.String("proto", "validate", "validate (TokenService) or authz (Envoy ext_authz)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
@@ -163,7 +175,15 @@ func runGRPCEcho(args []string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := keymintv1.NewTokenServiceClient(conn).ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: toks[0], ClientIp: *clientIP})
+	var resp *keymintv1.ValidateTokenResponse
+	var check *authv3.CheckResponse
+	if *protocol == "authz" {
+		check, err = authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: "/", Headers: map[string]string{"authorization": "Bearer " + toks[0]}}}}})
+	} else {
+		resp, err = keymintv1.NewTokenServiceClient(conn).ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: toks[0], ClientIp: *clientIP})
+	}
 	conn.Close()
 	if err != nil {
 		return fmt.Errorf("copy answer: %w", err)
@@ -177,7 +197,11 @@ func runGRPCEcho(args []string) error {
 		opts = append(opts, grpc.NumStreamWorkers(uint32(*workers)))
 	}
 	s := grpc.NewServer(opts...)
-	keymintv1.RegisterTokenServiceServer(s, &echoServer{resp: resp})
+	if check != nil {
+		authv3.RegisterAuthorizationServer(s, &authzEcho{resp: check})
+	} else {
+		keymintv1.RegisterTokenServiceServer(s, &echoServer{resp: resp})
+	}
 	fmt.Println(lis.Addr().String())
 	return s.Serve(lis)
 }
@@ -189,12 +213,21 @@ func runHTTPEcho(args []string) error {
 	tokens := fs.String("tokens", "", "token file")
 	bodyOnly := fs.Bool("body-only", false, "answer with keymint's body and only a Content-Type header, not all of keymint's headers")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
+	protocol := fs.String("proto", "validate", "validate (POST validate) or forward-auth (GET forward-auth)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
 		return err
 	}
-	resp, err := http.Post(*from, "application/json", strings.NewReader(validateBody(toks[0], *clientIP)))
+	var resp *http.Response
+	if *protocol == "forward-auth" {
+		req, _ := http.NewRequest("GET", *from, nil)
+		req.Header.Set("Authorization", "Bearer "+toks[0])
+		req.Header.Set("X-Original-URI", "/reports")
+		resp, err = http.DefaultClient.Do(req)
+	} else {
+		resp, err = http.Post(*from, "application/json", strings.NewReader(validateBody(toks[0], *clientIP)))
+	}
 	if err != nil {
 		return err
 	}
@@ -258,6 +291,7 @@ func runLoad(kind string, args []string) error {
 	pid := fs.Int("pid", 0, "server process to sample CPU and RSS of")
 	out := fs.String("out", "", "append the JSON result to this file")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
+	protocol := fs.String("proto", "validate", "validate (ValidateToken / POST validate), authz (gRPC: Envoy ext_authz Check) or forward-auth (HTTP: GET with Authorization)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
@@ -280,7 +314,7 @@ func runLoad(kind string, args []string) error {
 			if i < *conc%n {
 				inflight++
 			}
-			c, err := dialH2(*addr, toks, *clientIP, newRec())
+			c, err := dialH2(*addr, toks, *clientIP, *protocol, newRec())
 			if err != nil {
 				return err
 			}
@@ -290,7 +324,7 @@ func runLoad(kind string, args []string) error {
 		hostPath := strings.TrimPrefix(*url, "http://")
 		host, path, _ := strings.Cut(hostPath, "/")
 		for i := range *conc {
-			c, err := dialHTTP1(host, "/"+path, toks, *clientIP, newRec())
+			c, err := dialHTTP1(host, "/"+path, toks, *clientIP, *protocol, newRec())
 			if err != nil {
 				return err
 			}
@@ -504,6 +538,8 @@ func runReport(args []string) error {
 	ratio("REST validate (L1) / bare net/http", "http-echo", "rest-keymint-l1", 0.70)
 	ratio("gRPC, scopes+expiry+allow-list / bare", "grpc-echo-features", "grpc-keymint-features", 0.85)
 	ratio("REST, scopes+expiry+allow-list / bare", "http-echo-features", "rest-keymint-features", 0.70)
+	ratio("ext_authz Check / bare gRPC", "grpc-echo-authz", "grpc-keymint-authz", 0.80)
+	ratio("forward-auth / bare net/http", "http-echo-fa", "http-keymint-fa", 0.80)
 	for _, n := range []string{"grpc-keymint-uses", "grpc-keymint-rate"} {
 		if a, b := byName["grpc-echo-features"], byName[n]; len(a) > 0 && len(b) > 0 && median(a).RPS > 0 {
 			fmt.Printf("      %s / bare gRPC: %.3f (every call also reaches Redis; for reference)\n", n, median(b).RPS/median(a).RPS)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/proto"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
 
@@ -70,6 +71,7 @@ type h2Conn struct {
 	waiting      int   // calls held back for lack of window
 	calls        map[uint32]*h2Call
 	rec          *recorder
+	okPrefix     []byte // how an allowing answer starts
 	// per-decode scratch
 	status string
 }
@@ -79,7 +81,25 @@ type h2Call struct {
 	valid bool
 }
 
-func dialH2(addr string, tokens []string, clientIP string, rec *recorder) (*h2Conn, error) {
+// authzOKPrefix is how an ext_authz CheckResponse allowing the request
+// starts: field 1 (status), an empty message (code 0, OK).
+var authzOKPrefix = []byte{0x0a, 0x00}
+
+// callFor returns the gRPC method, the encoded request for token and the
+// answer prefix that means "allowed" for a protocol: keymint's ValidateToken,
+// or Envoy's ext_authz Check.
+func callFor(protocol, token, clientIP string) (string, []byte, []byte, error) {
+	if protocol == "authz" {
+		msg, err := proto.Marshal(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: "/", Headers: map[string]string{"authorization": "Bearer " + token}}}}})
+		return authv3.Authorization_Check_FullMethodName, msg, authzOKPrefix, err
+	}
+	msg, err := proto.Marshal(&keymintv1.ValidateTokenRequest{Token: token, ClientIp: clientIP})
+	return keymintv1.TokenService_ValidateToken_FullMethodName, msg, validPrefix, err
+}
+
+func dialH2(addr string, tokens []string, clientIP, protocol string, rec *recorder) (*h2Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -95,10 +115,15 @@ func dialH2(addr string, tokens []string, clientIP string, rec *recorder) (*h2Co
 	// valid for every later request since nothing else is ever added.
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
+	method, _, okPrefix, err := callFor(protocol, tokens[0], clientIP)
+	if err != nil {
+		return nil, err
+	}
+	c.okPrefix = okPrefix
 	encode := func() []byte {
 		hb.Reset()
 		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"},
-			{":path", "/keymint.v1.TokenService/ValidateToken"}, {":authority", addr},
+			{":path", method}, {":authority", addr},
 			{"content-type", "application/grpc"}, {"te", "trailers"}} {
 			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 		}
@@ -107,7 +132,7 @@ func dialH2(addr string, tokens []string, clientIP string, rec *recorder) (*h2Co
 	c.firstHeaders = encode()
 	c.headers = encode()
 	for _, t := range tokens {
-		msg, err := proto.Marshal(&keymintv1.ValidateTokenRequest{Token: t, ClientIp: clientIP})
+		_, msg, _, err := callFor(protocol, t, clientIP)
 		if err != nil {
 			return nil, err
 		}
@@ -232,7 +257,7 @@ func (c *h2Conn) run(inflight int) error {
 			}
 		case *http2.DataFrame:
 			d := f.Data()
-			if call, ok := c.calls[f.StreamID]; ok && len(d) >= 5+len(validPrefix) && bytes.Equal(d[5:5+len(validPrefix)], validPrefix) {
+			if call, ok := c.calls[f.StreamID]; ok && len(d) >= 5+len(c.okPrefix) && bytes.Equal(d[5:5+len(c.okPrefix)], c.okPrefix) {
 				call.valid = true
 			}
 		case *http2.RSTStreamFrame:
@@ -261,17 +286,26 @@ type http1Conn struct {
 	reqs [][]byte
 	rec  *recorder
 	body []byte
+	// needValid: the answer must say "valid":true (validate), not only 200
+	// (forward-auth answers 200 with no body).
+	needValid bool
 }
 
 var validJSON = []byte(`"valid":true`)
 
-func dialHTTP1(addr, path string, tokens []string, clientIP string, rec *recorder) (*http1Conn, error) {
+func dialHTTP1(addr, path string, tokens []string, clientIP, protocol string, rec *recorder) (*http1Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &http1Conn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), rec: rec}
+	c := &http1Conn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), rec: rec, needValid: protocol != "forward-auth"}
 	for _, t := range tokens {
+		if !c.needValid {
+			// nginx auth_request's subrequest: a GET with the original URI.
+			c.reqs = append(c.reqs, []byte("GET "+path+" HTTP/1.1\r\nHost: "+addr+
+				"\r\nAuthorization: Bearer "+t+"\r\nX-Original-URI: /reports\r\nX-Original-Method: GET\r\n\r\n"))
+			continue
+		}
 		body := validateBody(t, clientIP)
 		c.reqs = append(c.reqs, []byte("POST "+path+" HTTP/1.1\r\nHost: "+addr+
 			"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
@@ -332,7 +366,7 @@ func (c *http1Conn) readResponse() error {
 	if _, err := io.ReadFull(c.br, c.body); err != nil {
 		return err
 	}
-	if !ok || !bytes.Contains(c.body, validJSON) {
+	if !ok || c.needValid && !bytes.Contains(c.body, validJSON) {
 		return fmt.Errorf("%w: %.120s %.200s", errBadAnswer, line, c.body)
 	}
 	return nil
