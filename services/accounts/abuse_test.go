@@ -164,7 +164,7 @@ func TestBusyHasherRetryHint(t *testing.T) {
 	f := newAbuseFixture(t, throttle.Limit{Burst: 1, Interval: time.Hour})
 	busy := newTestHasher(t, HasherConfig{MemoryBudget: 64 << 10, MaxWait: time.Millisecond})
 	f.svc.hasher = busy
-	if err := busy.acquire(context.Background()); err != nil {
+	if _, err := busy.acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ctx := fromPeer("198.51.100.7")
@@ -175,7 +175,7 @@ func TestBusyHasherRetryHint(t *testing.T) {
 			t.Fatalf("busy hasher: %v, want Unavailable with a retry hint", err)
 		}
 	}
-	busy.release()
+	busy.release(time.Now())
 	if _, err := f.svc.Authenticate(ctx, "boss@example.com", fixturePassword); err != nil {
 		t.Fatalf("after the flood, the one allowed attempt was spent: %v", err)
 	}

@@ -85,7 +85,7 @@ type Service struct {
 	clients  *clientip.Resolver
 }
 
-// New returns a Service; it computes the dummy hash once.
+// New returns a Service.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	dummy, err := cfg.Hasher.Hash(ctx, uuid.NewString())
+	dummy, err := cfg.Hasher.DummyPHC()
 	if err != nil {
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}

@@ -55,11 +55,20 @@ var errPHC = errors.New("invalid argon2id PHC string")
 type HasherConfig struct {
 	Params HashParams
 	// MemoryBudget in bytes bounds concurrent hashing: slots = budget / memory,
-	// at least 1, at most GOMAXPROCS. Zero means 256 MiB.
+	// at least 1, at most max(1, GOMAXPROCS-1). Zero means 256 MiB.
 	MemoryBudget int64
 	// MaxWait bounds how long a caller waits for a slot. Zero means 2 s.
 	MaxWait time.Duration
+	// Procs stands for GOMAXPROCS when not zero (tests).
+	Procs int
 }
+
+// pacedShare is the most of its one CPU a single-CPU server (GOMAXPROCS 1)
+// gives to hashing: after a hash of duration d its slot stays taken for
+// d × (1/pacedShare − 1), so at least half of every second is left for
+// validations however long a sign-in flood lasts. With more CPUs hashing
+// takes at most all but one of them, and needs no pacing.
+const pacedShare = 0.5
 
 // Hasher hashes and verifies argon2id passwords with bounded concurrency, so
 // a sign-in flood cannot eat memory or starve token validation of CPU.
@@ -67,6 +76,8 @@ type Hasher struct {
 	params  HashParams
 	slots   chan struct{}
 	maxWait time.Duration
+	// paced is set on a single-CPU server: see pacedShare.
+	paced bool
 	// Counters for Stats.
 	inUse, peak  atomic.Int64
 	hashes, busy atomic.Int64
@@ -80,11 +91,13 @@ type HasherStats struct {
 	// Hashes counts argon2 runs; Busy the callers turned away after waiting
 	// MaxWait for a slot.
 	Hashes, Busy int64
+	// Paced says hashing runs at a bounded share of the one CPU.
+	Paced bool
 }
 
 // Stats returns the Hasher's counters.
 func (h *Hasher) Stats() HasherStats {
-	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load()}
+	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load(), Paced: h.paced}
 }
 
 // MaxWait is how long a caller waits for a hashing slot before ErrBusy.
@@ -103,10 +116,12 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	if budget == 0 {
 		budget = 256 << 20
 	}
-	n := int(budget / (int64(p.Memory) * 1024))
-	if n > runtime.GOMAXPROCS(0) {
-		n = runtime.GOMAXPROCS(0)
+	procs := cfg.Procs
+	if procs <= 0 {
+		procs = runtime.GOMAXPROCS(0)
 	}
+	// Hashing never holds every CPU: one is always left for validations.
+	n := min(int(budget/(int64(p.Memory)*1024)), procs-1)
 	if n < 1 {
 		n = 1
 	}
@@ -114,7 +129,23 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	if wait == 0 {
 		wait = 2 * time.Second
 	}
-	return &Hasher{params: p, slots: make(chan struct{}, n), maxWait: wait}, nil
+	return &Hasher{params: p, slots: make(chan struct{}, n), maxWait: wait, paced: procs == 1}, nil
+}
+
+// DummyPHC returns a PHC string with the hasher's parameters and a random
+// salt and key, for a verification that must cost a real hash and fail
+// (an unknown email). Making one hashes nothing: a hash at start would
+// leave its memory in the collector's first goal.
+func (h *Hasher) DummyPHC() (string, error) {
+	salt := make([]byte, h.params.SaltLen)
+	key := make([]byte, h.params.KeyLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("dummy salt: %w", err)
+	}
+	if _, err := rand.Read(key); err != nil {
+		return "", fmt.Errorf("dummy key: %w", err)
+	}
+	return encodePHC(h.params, salt, key), nil
 }
 
 // Slots is how many hashes may run at once.
@@ -136,11 +167,12 @@ func (p HashParams) check() error {
 	return nil
 }
 
-func (h *Hasher) acquire(ctx context.Context) error {
+// acquire takes a hashing slot and returns when the hash started.
+func (h *Hasher) acquire(ctx context.Context) (time.Time, error) {
 	select {
 	case h.slots <- struct{}{}:
 		h.started()
-		return nil
+		return time.Now(), nil
 	default:
 	}
 	t := time.NewTimer(h.maxWait)
@@ -148,12 +180,12 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		h.started()
-		return nil
+		return time.Now(), nil
 	case <-t.C:
 		h.busy.Add(1)
-		return ErrBusy
+		return time.Time{}, ErrBusy
 	case <-ctx.Done():
-		return ctx.Err()
+		return time.Time{}, ctx.Err()
 	}
 }
 
@@ -169,8 +201,16 @@ func (h *Hasher) started() {
 	}
 }
 
-func (h *Hasher) release() {
+// release gives back the slot of a hash that started at start; a paced
+// hasher keeps it a while longer (pacedShare), without making the caller
+// wait.
+func (h *Hasher) release(start time.Time) {
 	h.inUse.Add(-1)
+	if h.paced {
+		rest := time.Duration(float64(time.Since(start)) * (1/pacedShare - 1))
+		time.AfterFunc(rest, func() { <-h.slots })
+		return
+	}
 	<-h.slots
 }
 
@@ -183,10 +223,11 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password salt: %w", err)
 	}
-	if err := h.acquire(ctx); err != nil {
+	start, err := h.acquire(ctx)
+	if err != nil {
 		return "", err
 	}
-	defer h.release()
+	defer h.release(start)
 	key := argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
 	return encodePHC(h.params, salt, key), nil
 }
@@ -202,10 +243,11 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (bool, error)
 	if len(password) > MaxPasswordLen {
 		return false, nil
 	}
-	if err := h.acquire(ctx); err != nil {
+	start, err := h.acquire(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer h.release()
+	defer h.release(start)
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }

@@ -101,13 +101,13 @@ func TestDecodePHCRejects(t *testing.T) {
 func TestHasherBoundsConcurrency(t *testing.T) {
 	t.Parallel()
 	// Budget for two hashes of 64 KiB: at most two run at once.
-	h := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 50 * time.Millisecond})
+	h := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 50 * time.Millisecond, Procs: 4})
 	if h.Slots() > 2 || h.Slots() < 1 {
 		t.Fatalf("slots = %d, want 1..2", h.Slots())
 	}
 	// Hold every slot, then a caller must give up with ErrBusy after MaxWait.
 	for i := 0; i < h.Slots(); i++ {
-		if err := h.acquire(context.Background()); err != nil {
+		if _, err := h.acquire(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,10 +120,10 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 		t.Fatalf("Hash with canceled ctx: %v", err)
 	}
 	for i := 0; i < h.Slots(); i++ {
-		h.release()
+		h.release(time.Now())
 	}
 	// Many concurrent callers with enough wait all succeed, never above slots.
-	h2 := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 10 * time.Second})
+	h2 := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 10 * time.Second, Procs: 4})
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -138,6 +138,62 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Hashing never holds every CPU: at most max(1, GOMAXPROCS-1) slots, and a
+// single-CPU server paces its one slot.
+func TestHasherLeavesACPU(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		procs, slots int
+		paced        bool
+	}{{1, 1, true}, {2, 1, false}, {3, 2, false}, {4, 3, false}, {16, 4, false}} {
+		// A budget of four hashes: the CPU bound decides below 5.
+		h := newTestHasher(t, HasherConfig{MemoryBudget: 4 * 64 << 10, Procs: tc.procs})
+		if st := h.Stats(); st.Slots != tc.slots || st.Paced != tc.paced {
+			t.Errorf("GOMAXPROCS %d: %d slots, paced %v; want %d, %v", tc.procs, st.Slots, st.Paced, tc.slots, tc.paced)
+		}
+	}
+}
+
+// A paced hasher keeps its slot after a hash for as long as the hash took,
+// so the next caller waits for it: here, after a "one-hour hash", a caller
+// with a short MaxWait is turned away.
+func TestPacedHasherRests(t *testing.T) {
+	t.Parallel()
+	h := newTestHasher(t, HasherConfig{Procs: 1, MaxWait: time.Millisecond})
+	start, err := h.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if the hash had taken an hour: the slot rests that long.
+	h.release(start.Add(-time.Hour))
+	if _, err := h.Hash(context.Background(), "some password"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash during the rest: %v, want ErrBusy", err)
+	}
+	if st := h.Stats(); st.Hashes != 1 || st.Busy != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// The dummy PHC string of unknown emails costs a real verification (its
+// parameters are the hasher's) and matches nothing.
+func TestDummyPHC(t *testing.T) {
+	t.Parallel()
+	h := newTestHasher(t, HasherConfig{})
+	d, err := h.DummyPHC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.NeedsRehash(d) {
+		t.Fatal("dummy PHC has other parameters than the hasher")
+	}
+	if ok, err := h.Verify(context.Background(), "any password at all", d); ok || err != nil {
+		t.Fatalf("Verify(dummy) = %v, %v", ok, err)
+	}
+	if h.Stats().Hashes != 1 {
+		t.Fatal("the verification did not hash")
+	}
 }
 
 // FuzzDecodePHC: decodePHC never panics, never accepts parameters out of

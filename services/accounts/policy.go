@@ -99,7 +99,7 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 		case PolicyMaxRotationGrace:
 			next.MaxRotationGrace = in.MaxRotationGrace
 		default:
-			return store.Org{}, fault.Newf(fault.InvalidArgument, "update_mask: unknown field %q (want one of %v)", f, policyFields)
+			return store.Org{}, fault.Newf(fault.InvalidArgument, "update_mask: an unknown field (want some of %v)", policyFields)
 		}
 	}
 	if err := checkPolicy(next); err != nil {

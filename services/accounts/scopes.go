@@ -46,9 +46,11 @@ func CheckScopesDefined(p store.OrgPolicy, scopes []string) error {
 	if len(p.AllowedScopes) == 0 {
 		return nil
 	}
-	for _, s := range scopes {
+	// Errors name a scope by its position in the sorted list, never by its
+	// text: a scope field may hold a pasted secret, never echoed.
+	for i, s := range scopes {
 		if _, ok := slices.BinarySearch(p.AllowedScopes, s); !ok && s != AdminScope {
-			return fault.Newf(fault.InvalidArgument, "scope %q is not defined in this organization (an org admin defines scopes in the org policy)", s)
+			return fault.Newf(fault.InvalidArgument, "scopes[%d] (sorted) is not defined in this organization (an org admin defines scopes in the org policy)", i)
 		}
 	}
 	return nil
@@ -61,9 +63,9 @@ func CheckScopesHeld(held, scopes []string) error {
 	if len(held) == 0 {
 		return nil
 	}
-	for _, s := range scopes {
+	for i, s := range scopes {
 		if _, ok := slices.BinarySearch(held, s); !ok && s != AdminScope {
-			return fault.Newf(fault.PermissionDenied, "you do not hold scope %q, so no token of yours can", s)
+			return fault.Newf(fault.PermissionDenied, "you do not hold scopes[%d] (sorted), so no token of yours can", i)
 		}
 	}
 	return nil

@@ -8,9 +8,12 @@
 // X-Forwarded-For from the right, skipping trusted proxies; the first address
 // that is not one is the client. It sends that address to the gRPC server as
 // the x-keymint-client-ip metadata key, which the gateway never forwards from
-// a caller. The gRPC server believes that key only from a trusted peer (the
-// in-process gateway, or a peer inside a trusted range, such as a separate
-// `keymint gateway`); for any other caller the peer address is the client.
+// a caller. The gRPC server believes that key only from a trusted gRPC peer
+// (the in-process gateway, or a peer inside a range of its own list, such as
+// a separate `keymint gateway`); for any other caller the peer address is the
+// client. The two lists are separate: an HTTP proxy trusted to write
+// X-Forwarded-For (often a whole pod network) must not thereby be able to
+// name any client address over gRPC.
 package clientip
 
 import (
@@ -39,15 +42,19 @@ const MaxUserAgent = 256
 // (google.golang.org/grpc/test/bufconn): always keymint's own gateway.
 const inProcessNetwork = "bufconn"
 
-// Resolver finds a request's client address under a set of trusted proxies.
-// The zero Resolver (and nil) trusts no proxy.
+// Resolver finds a request's client address under a set of trusted HTTP
+// proxies and trusted gRPC peers. The zero Resolver (and nil) trusts none.
 type Resolver struct {
 	trusted []netip.Prefix
+	// grpcPeers may send x-keymint-client-ip.
+	grpcPeers []netip.Prefix
 }
 
-// New returns a Resolver trusting the given proxy ranges.
-func New(trusted []netip.Prefix) *Resolver {
-	return &Resolver{trusted: trusted}
+// New returns a Resolver believing X-Forwarded-For from the proxies ranges
+// and x-keymint-client-ip from the grpcPeers ranges (and from the
+// in-process gateway).
+func New(proxies []netip.Prefix, grpcPeers ...netip.Prefix) *Resolver {
+	return &Resolver{trusted: proxies, grpcPeers: grpcPeers}
 }
 
 // ParseTrusted parses a list of CIDR ranges or single addresses separated
@@ -73,13 +80,22 @@ func ParseTrusted(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// Trusted reports whether a is a trusted proxy.
+// Trusted reports whether a is a trusted HTTP proxy.
 func (r *Resolver) Trusted(a netip.Addr) bool {
-	if r == nil || !a.IsValid() {
+	return r != nil && contains(r.trusted, a)
+}
+
+// TrustedPeer reports whether a is a gRPC peer trusted to name the client.
+func (r *Resolver) TrustedPeer(a netip.Addr) bool {
+	return r != nil && contains(r.grpcPeers, a)
+}
+
+func contains(list []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
 		return false
 	}
 	a = a.Unmap()
-	for _, p := range r.trusted {
+	for _, p := range list {
 		if p.Contains(a) {
 			return true
 		}
@@ -139,8 +155,8 @@ type Info struct {
 }
 
 // FromGRPC returns the client of a gRPC call: the peer, or, when the peer is
-// keymint's own in-process gateway or a trusted proxy, the client the gateway
-// named in metadata.
+// keymint's own in-process gateway or a trusted gRPC peer, the client the
+// gateway named in metadata.
 func (r *Resolver) FromGRPC(ctx context.Context) Info {
 	var info Info
 	p, ok := peer.FromContext(ctx)
@@ -151,7 +167,7 @@ func (r *Resolver) FromGRPC(ctx context.Context) Info {
 	trustedPeer := p.Addr.Network() == inProcessNetwork
 	if !trustedPeer {
 		info.IP = addrIP(p.Addr)
-		trustedPeer = r.Trusted(info.IP)
+		trustedPeer = r.TrustedPeer(info.IP)
 	}
 	if trustedPeer {
 		if v := md.Get(MetadataIP); len(v) > 0 {

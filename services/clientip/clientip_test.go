@@ -82,9 +82,20 @@ func grpcCtx(addr net.Addr, kv ...string) context.Context {
 
 func TestFromGRPC(t *testing.T) {
 	t.Parallel()
-	r := mustTrusted(t, "10.0.0.0/8")
+	// 192.168.0.0/16 is a trusted HTTP proxy range only: its gRPC claims
+	// are ignored.
+	proxies, err := ParseTrusted("192.168.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers, err := ParseTrusted("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(proxies, peers...)
 	untrusted := &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 4000}
 	gatewayPeer := &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 4000}
+	httpProxy := &net.TCPAddr{IP: net.ParseIP("192.168.1.9"), Port: 4000}
 	lis := bufconn.Listen(1)
 	defer lis.Close()
 	inProcess := lis.Addr()
@@ -96,6 +107,7 @@ func TestFromGRPC(t *testing.T) {
 		ip, ua string
 	}{
 		{"untrusted peer's claim is ignored", grpcCtx(untrusted, claims...), "198.51.100.7", "grpc-go/1.0"},
+		{"trusted HTTP proxy's gRPC claim is ignored", grpcCtx(httpProxy, claims...), "192.168.1.9", "grpc-go/1.0"},
 		{"trusted gateway names the client", grpcCtx(gatewayPeer, claims...), "203.0.113.1", "curl/8"},
 		{"in-process gateway names the client", grpcCtx(inProcess, claims...), "203.0.113.1", "curl/8"},
 		{"trusted peer without a claim", grpcCtx(gatewayPeer, "user-agent", "grpc-go/1.0"), "10.0.0.5", "grpc-go/1.0"},

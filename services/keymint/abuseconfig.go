@@ -15,9 +15,14 @@ import (
 // abuseConfig is the abuse-resistance part of Config: which proxies may name
 // the client, and how fast passwords may be guessed.
 type abuseConfig struct {
-	// TrustedProxies lists CIDR ranges (or addresses) whose X-Forwarded-For
-	// entries, and whose x-keymint-client-ip metadata, are believed.
+	// TrustedProxies lists CIDR ranges (or addresses) of HTTP proxies whose
+	// X-Forwarded-For entries are believed.
 	TrustedProxies string
+	// TrustedGRPCPeers lists the gRPC peers (a separate `keymint gateway`)
+	// whose x-keymint-client-ip metadata is believed. Separate from
+	// TrustedProxies: trusting a pod network's proxies must not let every
+	// pod in it forge client addresses over gRPC.
+	TrustedGRPCPeers string
 	// AccountLimit and IPLimit are throttle.ParseLimit forms.
 	AccountLimit string
 	IPLimit      string
@@ -31,6 +36,11 @@ func (c *abuseConfig) problems(set map[string]bool) []string {
 	if set["trusted-proxies"] {
 		if _, err := clientip.ParseTrusted(c.TrustedProxies); err != nil {
 			out = append(out, "trusted-proxies: "+err.Error())
+		}
+	}
+	if set["trusted-grpc-peers"] {
+		if _, err := clientip.ParseTrusted(c.TrustedGRPCPeers); err != nil {
+			out = append(out, "trusted-grpc-peers: "+err.Error())
 		}
 	}
 	if set["signin-account-limit"] {
@@ -49,13 +59,18 @@ func (c *abuseConfig) problems(set map[string]bool) []string {
 	return out
 }
 
-// clients returns the client-address resolver of the trusted proxies.
+// clients returns the client-address resolver of the trusted proxies and
+// gRPC peers.
 func (c *abuseConfig) clients() (*clientip.Resolver, error) {
 	trusted, err := clientip.ParseTrusted(c.TrustedProxies)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	return clientip.New(trusted), nil
+	peers, err := clientip.ParseTrusted(c.TrustedGRPCPeers)
+	if err != nil {
+		return nil, fmt.Errorf("trusted-grpc-peers: %w", err)
+	}
+	return clientip.New(trusted, peers...), nil
 }
 
 // trustedList renders the trusted ranges for the start-up log.
@@ -97,7 +112,7 @@ func (c *abuseConfig) signInThrottle(client redis.UniversalClient, redisTimeout 
 		}
 	}
 	log.Info("sign-in throttle", "account", account.String(), "ip", ip.String(), "redis", client != nil,
-		"trusted_proxies", trustedList(c.TrustedProxies))
+		"trusted_proxies", trustedList(c.TrustedProxies), "trusted_grpc_peers", trustedList(c.TrustedGRPCPeers))
 	return throttle.NewSignIn(throttle.SignInConfig{Limiter: lim, Account: account, IP: ip, Registerer: reg})
 }
 

@@ -200,7 +200,10 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			dur(&c.Cache.RedisTTL, "cache-redis-ttl", cache.DefaultRemoteTTL, "how long a token stays in Redis")
 		}},
 		{"trusted-proxies", func() {
-			str(&c.Abuse.TrustedProxies, "trusted-proxies", "", "CIDR ranges of proxies whose X-Forwarded-For (and gateways whose client address) keymint believes, comma-separated; empty trusts none")
+			str(&c.Abuse.TrustedProxies, "trusted-proxies", "", "CIDR ranges of HTTP proxies whose X-Forwarded-For keymint believes, comma-separated; empty trusts none")
+		}},
+		{"trusted-grpc-peers", func() {
+			str(&c.Abuse.TrustedGRPCPeers, "trusted-grpc-peers", "", "CIDR ranges of gRPC peers (a separate keymint gateway) whose x-keymint-client-ip keymint believes, comma-separated; empty trusts none")
 		}},
 		{"signin-limits", func() {
 			str(&c.Abuse.AccountLimit, "signin-account-limit", throttle.DefaultAccountLimit.String(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/keymint/keymint/services/clientip"
 )
 
 // maxRPCDeadline caps every RPC: a client's grpc-timeout may shorten it,
@@ -54,27 +57,46 @@ type ctxStream struct {
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
 
-// sensitiveMetadata are never logged with their values, in any spelling the
-// gateway may forward them (grpcgateway- copies included).
-var sensitiveMetadata = []string{"authorization", "cookie", "x-api-password", "x-keymint-session", "set-cookie"}
+// loggedMetadata are the metadata keys whose values the debug access log
+// shows (also as the gateway's grpcgateway- copies): known to carry no
+// secret. Every other key is counted, never shown, not even by name: a
+// caller may put a token or a password anywhere (a password typed into
+// x-api-email, a token sent as x-api-key), and a key name can be one too.
+var loggedMetadata = map[string]bool{
+	":authority":               true,
+	"content-type":             true,
+	"user-agent":               true,
+	"grpc-accept-encoding":     true,
+	"accept":                   true,
+	"te":                       true,
+	"x-forwarded-host":         true,
+	"x-request-id":             true,
+	"traceparent":              true,
+	clientip.MetadataIP:        true,
+	clientip.MetadataUserAgent: true,
+}
 
-// redactedMetadata returns metadata safe to log: sensitive values replaced.
+// maxLoggedValue bounds each logged metadata value.
+const maxLoggedValue = 256
+
+// redactedMetadata returns metadata safe to log: the values of
+// loggedMetadata keys, and under "redacted" how many other keys there were.
 func redactedMetadata(md metadata.MD) map[string]string {
 	out := make(map[string]string, len(md))
+	hidden := 0
 	for k, v := range md {
-		name := strings.TrimPrefix(k, "grpcgateway-")
-		redact := false
-		for _, s := range sensitiveMetadata {
-			if name == s {
-				redact = true
-				break
-			}
+		if !loggedMetadata[strings.TrimPrefix(k, "grpcgateway-")] {
+			hidden++
+			continue
 		}
-		if redact {
-			out[k] = "[redacted]"
-		} else {
-			out[k] = strings.Join(v, ",")
+		val := strings.Join(v, ",")
+		if len(val) > maxLoggedValue {
+			val = val[:maxLoggedValue] + "..."
 		}
+		out[k] = val
+	}
+	if hidden > 0 {
+		out["redacted"] = strconv.Itoa(hidden) + " other keys"
 	}
 	return out
 }

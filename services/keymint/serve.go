@@ -83,7 +83,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
-		"trusted-proxies", "signin-limits", "argon2-max-wait")
+		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

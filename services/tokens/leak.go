@@ -41,7 +41,9 @@ func (s *Service) ReportLeaked(ctx context.Context, secrets []string) (int, erro
 		return 0, errLeakThrottled.Retry(max(retry.Round(time.Second), time.Second))
 	}
 	var found []store.Token
-	for _, secret := range secrets {
+	// Repeats are dropped before any work: a report naming one token 100
+	// times costs (and revokes, and audits) one.
+	for _, secret := range uniqueStrings(secrets) {
 		if len(secret) > s.format.Len() || s.format.Check(secret) != nil {
 			continue
 		}
@@ -88,4 +90,17 @@ func (s *Service) revokeLeaked(ctx context.Context, t store.Token) {
 	s.log.WarnContext(ctx, "token reported leaked and revoked", "token_id", r.ID, "org_id", r.OrgID, "hint", r.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: r.OrgID, ActorEmail: LeakReportActor,
 		Action: store.AuditTokenLeakRevoke, TargetID: r.ID})
+}
+
+// uniqueStrings returns ss without repeats, in first-seen order.
+func uniqueStrings(ss []string) []string {
+	seen := make(map[string]struct{}, len(ss))
+	out := ss[:0:0]
+	for _, s := range ss {
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -108,19 +108,21 @@ func NormalizeCIDRs(in []string) ([]string, error) {
 		return nil, fault.Newf(fault.InvalidArgument, "at most %d allowed_cidrs", maxCIDRs)
 	}
 	var out []string
-	for _, c := range in {
+	// Errors name an entry by its position, never its text: a caller may
+	// paste a secret into any field, and error bodies are never to echo one.
+	for i, c := range in {
 		c = strings.TrimSpace(c)
 		var p netip.Prefix
 		if strings.Contains(c, "/") {
 			q, err := netip.ParsePrefix(c)
 			if err != nil || q.Addr().Zone() != "" {
-				return nil, fault.Newf(fault.InvalidArgument, "allowed_cidrs: %q is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32", c)
+				return nil, fault.Newf(fault.InvalidArgument, "allowed_cidrs[%d] is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32", i)
 			}
 			p = q
 		} else {
 			a, err := netip.ParseAddr(c)
 			if err != nil || a.Zone() != "" {
-				return nil, fault.Newf(fault.InvalidArgument, "allowed_cidrs: %q is not an address or CIDR range", c)
+				return nil, fault.Newf(fault.InvalidArgument, "allowed_cidrs[%d] is not an address or CIDR range", i)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/keymint/keymint/services/accounts"
@@ -58,6 +59,13 @@ func (r *Result) NoStore() bool {
 	return r.Valid && r.Entry != nil && (r.Entry.UsagePool != "" || r.Entry.RateLimit > 0)
 }
 
+// MaxRequiredScopes bounds the required scopes of one validation: no token
+// holds more scopes than this (accounts.MaxScopes), so a longer list could
+// only be refused, after costing the server its length in work.
+const MaxRequiredScopes = 64
+
+var errTooManyRequired = fault.Newf(fault.InvalidArgument, "at most %d required scopes per validation", MaxRequiredScopes)
+
 // Validate is ValidateFrom with no client address: a token with allowed
 // CIDRs is refused.
 func (s *Service) Validate(ctx context.Context, secret string, required []string) (Result, error) {
@@ -73,6 +81,9 @@ func (s *Service) Validate(ctx context.Context, secret string, required []string
 // limit one use, in that order, so a refused call costs neither (and a
 // rate-limited one no use).
 func (s *Service) ValidateFrom(ctx context.Context, secret string, required []string, clientIP netip.Addr) (Result, error) {
+	if len(required) > MaxRequiredScopes {
+		return Result{}, errTooManyRequired
+	}
 	// The length is checked first, so that nothing longer is ever hashed;
 	// the full format check (alphabet, checksum) runs in lookup only when L1
 	// has no entry: an entry exists only for a secret that passed it.
@@ -165,17 +176,12 @@ func (s *Service) takeLimits(ctx context.Context, e *cache.Entry, r *Result) err
 	return nil
 }
 
-// hasScopes reports whether have (sorted) holds every scope in want.
+// hasScopes reports whether have (sorted, unique) holds every scope in want:
+// a binary search per wanted scope, so at most MaxRequiredScopes × log2 of
+// a token's scopes (itself at most 64) comparisons, whatever the caller sends.
 func hasScopes(have, want []string) bool {
 	for _, w := range want {
-		found := false
-		for _, h := range have {
-			if h == w {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if _, ok := slices.BinarySearch(have, w); !ok {
 			return false
 		}
 	}

@@ -46,6 +46,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
+	if err := restrictFiles(path); err != nil {
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
 	// busy_timeout covers the other process (or the read pool) holding a
 	// lock; foreign_keys is off by default in SQLite; _txlock=immediate takes
 	// the write lock at BEGIN, so a transaction never fails half-way with
@@ -70,7 +73,46 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
+	// The WAL and shared-memory files exist now; SQLite gives them the
+	// database file's mode, and this covers files an older version made.
+	if err := restrictFiles(path); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
 	return &Store{w: w, r: r}, nil
+}
+
+// fileMode is the mode of the database and its -wal and -shm files: they
+// hold argon2 hashes and token digests, for keymint's user alone.
+const fileMode = 0o600
+
+// restrictFiles creates the database file with fileMode when missing (SQLite
+// would use 0644 under the usual umask, and gives the -wal and -shm files
+// the database file's mode) and narrows any existing one of the three.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&^fileMode != 0 {
+			if err := os.Chmod(p, fileMode); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // migrate applies the embedded goose migrations over db.
