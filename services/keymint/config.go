@@ -38,6 +38,11 @@ type Config struct {
 	Argon2MemoryKiB uint
 	Argon2Time      uint
 	Argon2BudgetMiB uint
+	// MemoryLimitMiB is the soft memory limit; 0 derives it (gc.go).
+	MemoryLimitMiB uint
+	// MaxConns and MaxConnsPerIP bound each listener's open connections.
+	MaxConns      uint
+	MaxConnsPerIP uint
 	SessionIdle     time.Duration
 	SessionMax      time.Duration
 	SecureCookies   bool
@@ -214,6 +219,13 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		{"argon2-max-wait", func() {
 			dur(&c.Abuse.Argon2MaxWait, "argon2-max-wait", 2*time.Second, "how long a sign-in waits for a password-hashing slot before a 503")
 		}},
+		{"memory-limit-mib", func() {
+			num(&c.MemoryLimitMiB, "memory-limit-mib", 0, "soft memory limit of the Go runtime, MiB; 0: argon2-budget-mib + 64, at most 90% of the container's cgroup limit (GOMEMLIMIT wins)")
+		}},
+		{"max-connections", func() {
+			num(&c.MaxConns, "max-connections", defaultMaxConns, "open connections each of the gRPC and HTTP ports keeps at most; beyond, new ones wait in the listen backlog")
+			num(&c.MaxConnsPerIP, "max-connections-per-ip", defaultMaxConnsPerIP, "open connections per client address on each port (trusted proxies and gRPC peers exempt); beyond, new ones are closed")
+		}},
 		{"argon2-budget-mib", func() {
 			num(&c.Argon2BudgetMiB, "argon2-budget-mib", 256, "memory all concurrent password hashes may use together, MiB")
 		}},
@@ -267,6 +279,12 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 		if _, err := accounts.NewHasher(accounts.HasherConfig{Params: p}); err != nil {
 			problems = append(problems, "argon2 parameters: "+err.Error())
 		}
+	}
+	if set["memory-limit-mib"] && c.MemoryLimitMiB != 0 && c.MemoryLimitMiB <= c.Argon2BudgetMiB {
+		problems = append(problems, "memory-limit-mib: want more than argon2-budget-mib (hashes alone may use that much), or 0 to derive it")
+	}
+	if set["max-connections"] && (c.MaxConns == 0 || c.MaxConnsPerIP == 0) {
+		problems = append(problems, "max-connections and max-connections-per-ip: want at least 1")
 	}
 	if set["central-addr"] && c.CentralAddr == "" {
 		problems = append(problems, "central-addr is required: the central keymint's gRPC address")

@@ -52,8 +52,8 @@ func registerProbe(s *server) {
 
 // The transport limits, each tried: body size (413 before decoding), header
 // size (431), a client that never finishes its headers (dropped), gRPC
-// message size (ResourceExhausted), concurrent streams (announced in the
-// HTTP/2 settings), and the RPC deadline cap (a client's grpc-timeout can
+// message size (ResourceExhausted), concurrent streams and metadata size
+// (announced in the HTTP/2 settings), and the RPC deadline cap (a client's grpc-timeout can
 // shorten it, never extend it).
 func TestTransportLimits(t *testing.T) {
 	t.Parallel()
@@ -133,6 +133,9 @@ func TestTransportLimits(t *testing.T) {
 		}
 		if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != maxConcurrentStreams {
 			t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (set %v), want %d", v, ok, maxConcurrentStreams)
+		}
+		if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v != maxGRPCHeaderList {
+			t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d (set %v), want %d", v, ok, maxGRPCHeaderList)
 		}
 	})
 	t.Run("deadline cap", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/cache/rediscache"
+	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/connlimit"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
@@ -34,19 +37,76 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 )
 
-// Transport limits: small messages are all keymint's API needs.
+// Listener limits: every bound on what a caller can make a port hold, in
+// one place (each is in the README's configuration table). Small messages
+// and metadata are all keymint's API needs.
 const (
-	maxGRPCMessage       = 1 << 20
-	maxConcurrentStreams = 1000
-	maxHeaderBytes       = 64 << 10
-	readHeaderTimeout    = 5 * time.Second
-	httpReadTimeout      = 30 * time.Second
-	httpWriteTimeout     = 30 * time.Second
-	httpIdleTimeout      = 120 * time.Second
+	// maxGRPCMessage bounds a received gRPC message.
+	maxGRPCMessage = 1 << 20
+	// maxGRPCHeaderList bounds a gRPC call's metadata (HTTP/2
+	// SETTINGS_MAX_HEADER_LIST_SIZE; grpc-go's default is 16 MiB, and 20
+	// streams of 400 KB metadata held 830 MB of heap). Credentials are well
+	// under 1 KiB.
+	maxGRPCHeaderList = 16 << 10
+	// maxConcurrentStreams bounds the calls in flight on one gRPC
+	// connection; with maxGRPCHeaderList it bounds a connection's metadata.
+	maxConcurrentStreams = 100
+	// grpcHandshakeTimeout bounds a new gRPC connection's TLS and HTTP/2
+	// handshake (grpc-go's default: 120 s).
+	grpcHandshakeTimeout = 10 * time.Second
+	// keepaliveMinTime: a client pinging more often than this is
+	// disconnected (the enforcement policy); pings without streams are allowed.
+	keepaliveMinTime = 10 * time.Second
+	// keepaliveTime and keepaliveTimeout: the server pings an idle
+	// connection this often and drops it when no answer comes in time, so
+	// a vanished peer does not hold a connection slot.
+	keepaliveTime    = time.Minute
+	keepaliveTimeout = 20 * time.Second
+	// maxConnectionIdle closes a gRPC connection without calls this long.
+	maxConnectionIdle = 15 * time.Minute
+	// defaultMaxConns and defaultMaxConnsPerIP bound each port's open
+	// connections (--max-connections, --max-connections-per-ip).
+	defaultMaxConns      = 1024
+	defaultMaxConnsPerIP = 128
+
+	maxHeaderBytes    = 64 << 10
+	readHeaderTimeout = 5 * time.Second
+	httpReadTimeout   = 30 * time.Second
+	httpWriteTimeout  = 30 * time.Second
+	httpIdleTimeout   = 120 * time.Second
 	// grpcStreamWorkers is how many calls run on reused goroutines at once;
 	// beyond it gRPC starts a goroutine per call, as without workers.
 	grpcStreamWorkers = 64
 )
+
+// grpcTransportOptions are the gRPC server's listener limits.
+func grpcTransportOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxGRPCMessage),
+		grpc.MaxHeaderListSize(maxGRPCHeaderList),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.ConnectionTimeout(grpcHandshakeTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnectionIdle, Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		// An idle connection gives its write buffer back.
+		grpc.SharedWriteBuffer(true),
+	}
+}
+
+// limitListener caps l's open connections (total and per client address);
+// trusted proxies and gRPC peers, which carry many clients, are exempt
+// from the per-address cap.
+func limitListener(l net.Listener, c *Config, clients *clientip.Resolver) net.Listener {
+	total, perIP := int(c.MaxConns), int(c.MaxConnsPerIP)
+	if total == 0 {
+		total = defaultMaxConns
+	}
+	if perIP == 0 {
+		perIP = defaultMaxConnsPerIP
+	}
+	return connlimit.Listen(l, connlimit.Config{Total: total, PerAddr: perIP,
+		Exempt: func(a netip.Addr) bool { return clients.Trusted(a) || clients.TrustedPeer(a) }})
+}
 
 // hotMethods are logged at debug level when they succeed.
 var hotMethods = map[string]bool{
@@ -83,7 +143,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
-		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait")
+		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +152,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := c.logger(stderr)
 	tuneGC()
+	applyMemoryLimit(&c, log)
 	srv, err := newServer(ctx, &c, log)
 	if err != nil {
 		return err
@@ -203,20 +264,17 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		fault.UnaryServerInterceptor(log), authn.UnaryServerInterceptor()}
 	tokenServer := tokens.NewServer(tok)
 	validate := validateHandler(unary, tokenServer)
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxGRPCMessage),
-		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+	s.grpc = grpc.NewServer(append(grpcTransportOptions(),
 		// Handle streams on long-lived workers: a goroutine per stream would
 		// start on a small stack and grow it (copy) on every call through
 		// the interceptor chain, which cost ~18% of a core at 25k calls/s.
 		grpc.NumStreamWorkers(grpcStreamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.UnaryInterceptor(unaryChain(unary, map[string]grpc.UnaryHandler{
 			keymintv1.TokenService_ValidateToken_FullMethodName: validate,
 		})),
 		grpc.ChainStreamInterceptor(rpcm.stream(), recoverStream(log), deadlineStream(maxRPCDeadline, watchMethods),
 			fault.StreamServerInterceptor(log), authn.StreamServerInterceptor()),
-	)
+	)...)
 	keymintv1.RegisterTokenServiceServer(s.grpc, tokenServer)
 	keymintv1.RegisterAccountServiceServer(s.grpc, accounts.NewServer(acct))
 	rules, err := c.routeRules()
@@ -235,6 +293,7 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, fmt.Errorf("listen grpc %s: %w", c.GRPCAddr, err)
 	}
 	s.closers = append(s.closers, func() { _ = s.grpcLis.Close() })
+	s.grpcLis = limitListener(s.grpcLis, c, clients)
 	if c.ServerTLS.CertFile != "" {
 		tlsCfg, err := tlsfiles.Server(c.ServerTLS)
 		if err != nil {
@@ -250,6 +309,7 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, fmt.Errorf("listen http %s: %w", c.HTTPAddr, err)
 	}
 	s.closers = append(s.closers, func() { _ = s.httpLis.Close() })
+	s.httpLis = limitListener(s.httpLis, c, clients)
 
 	// The gateway reaches the API through a real gRPC connection, so REST
 	// callers go through the same interceptors as gRPC callers.
