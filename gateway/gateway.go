@@ -100,13 +100,13 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	marshaler := &runtime.JSONPb{
+	marshaler := quietMarshaler{&runtime.JSONPb{
 		// EmitDefaultValues so that {"valid": false} says false rather than
 		// leaving the field out.
 		MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true},
 		// An unknown field is a 400, not silently ignored.
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
+	}}
 	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie}
 
 	mux := runtime.NewServeMux(
@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		runtime.WithMetadata(sessionAnnotator),
 		runtime.WithMetadata(clientAnnotator),
 		runtime.WithMiddlewares(recordRoute),
+		runtime.SetQueryParameterParser(&quietQueryParser{}),
 		runtime.WithOutgoingHeaderMatcher(dropHeaderMatcher),
 		runtime.WithOutgoingTrailerMatcher(dropHeaderMatcher),
 		runtime.WithErrorHandler(g.errs.handle),

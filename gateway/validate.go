@@ -63,7 +63,7 @@ func (v *validateRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The generated route treats an empty body as an empty message.
 	if len(bytes.TrimSpace(body)) > 0 && !decodeValidateFast(body, req) {
 		if err := v.marshaler.Unmarshal(body, req); err != nil {
-			v.errs.write(w, r, status.Errorf(codes.InvalidArgument, "%v", err))
+			v.errs.write(w, r, status.Error(codes.InvalidArgument, err.Error()))
 			return
 		}
 	}

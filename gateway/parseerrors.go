@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net/url"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/protobuf/proto"
+)
+
+// Parse errors answered to callers. grpc-gateway's generated routes answer a
+// body or query that does not parse with the parser's own text, which
+// quotes what it could not take (`unexpected token "km_..."`, `too many
+// values for field "token": km_A, km_B`): a token or password a caller put
+// in the wrong place would come back in the error body and, through
+// clients that log errors, land in logs. These fixed texts name no value.
+const (
+	msgBadBody  = "request body is not valid JSON for this call (bad syntax, an unknown field, a repeated field or a value of the wrong type)"
+	msgBadQuery = "query parameters are invalid for this call (an unknown or repeated parameter, or a value of the wrong type)"
+)
+
+var (
+	errBadBody  = errors.New(msgBadBody)
+	errBadQuery = errors.New(msgBadQuery)
+)
+
+// quietMarshaler is the gateway's JSON marshaler with decoding errors
+// replaced by errBadBody; io.EOF (an empty body, which the generated routes
+// take as an empty message) passes through.
+type quietMarshaler struct {
+	*runtime.JSONPb
+}
+
+// Unmarshal decodes data into v; any error is errBadBody.
+func (m quietMarshaler) Unmarshal(data []byte, v any) error {
+	if err := m.JSONPb.Unmarshal(data, v); err != nil {
+		return errBadBody
+	}
+	return nil
+}
+
+// NewDecoder returns a decoder whose errors, io.EOF aside, are errBadBody.
+func (m quietMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	d := m.JSONPb.NewDecoder(r)
+	return runtime.DecoderFunc(func(v any) error {
+		err := d.Decode(v)
+		if err == nil || errors.Is(err, io.EOF) {
+			return err
+		}
+		return errBadBody
+	})
+}
+
+// quietQueryParser is grpc-gateway's query parser with its errors replaced
+// by errBadQuery.
+type quietQueryParser struct {
+	runtime.DefaultQueryParser
+}
+
+// Parse populates msg from values; any error is errBadQuery.
+func (p *quietQueryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	if err := p.DefaultQueryParser.Parse(msg, values, filter); err != nil {
+		return errBadQuery
+	}
+	return nil
+}
