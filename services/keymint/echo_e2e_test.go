@@ -94,11 +94,9 @@ func TestMalformedInputNeverEchoesSecrets(t *testing.T) {
 			routes = append(routes, route{strings.ToUpper(v), param.ReplaceAllString(p, url.PathEscape(tok))})
 		}
 	}
-	for _, r := range []route{{"POST", "/api-tokens"}, {"GET", "/api-tokens"}, {"DELETE", "/api-tokens/" + tok},
+	routes = append(routes, []route{{"POST", "/api-tokens"}, {"GET", "/api-tokens"}, {"DELETE", "/api-tokens/" + tok},
 		{"POST", "/api/auth/login"}, {"POST", "/api/auth/logout"}, {"GET", "/api/user/tokens"}, {"POST", "/api/user/tokens"},
-		{"DELETE", "/api/user/tokens/" + tok}, {"GET", "/v1/forward-auth"}} {
-		routes = append(routes, r)
-	}
+		{"DELETE", "/api/user/tokens/" + tok}, {"GET", "/v1/forward-auth"}}...)
 	q := url.Values{"token": {tok, tok}, "pageToken": {tok, pw}, "pageSize": {pw}, "allUsers": {tok}, tok: {pw}}.Encode()
 	bodies := []string{
 		tok,                                      // not JSON at all

@@ -88,8 +88,6 @@ func grpcTransportOptions() []grpc.ServerOption {
 		grpc.ConnectionTimeout(grpcHandshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnectionIdle, Time: keepaliveTime, Timeout: keepaliveTimeout}),
-		// An idle connection gives its write buffer back.
-		grpc.SharedWriteBuffer(true),
 	}
 }
 
