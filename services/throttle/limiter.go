@@ -147,9 +147,17 @@ func (l *Local) Give(_ context.Context, key string, lim Limit) error {
 }
 
 // Redis is a Limiter in Redis (go-redis/redis_rate: GCRA in a Lua script,
-// atomic per key), so every replica counts the same attempts. While Redis
-// fails it falls back to a Local for Backoff at a time: an outage neither
-// opens the gates nor refuses every sign-in.
+// atomic per key), so every replica counts the same attempts. Every event
+// is also counted by a Local of this replica, which decides alone while
+// Redis fails (skipped for Backoff at a time): an outage neither opens the
+// gates nor refuses every sign-in. The Local is asked first and an event
+// needs both to agree, so a replica never grants more than its own Local
+// would, however Redis behaves: a Redis call that timed out may still have
+// counted its event in Redis, and falling back to a fresh count there used
+// to grant a second burst (TestConcurrentTakesAllCount on a loaded machine).
+// The Local counts only this replica's events, so while Redis answers it is
+// never the stricter of the two, except after Redis lost its state
+// (restart, eviction): then it under-grants, never over-grants.
 type Redis struct {
 	rl       *redis_rate.Limiter
 	fallback *Local
@@ -174,7 +182,9 @@ type RedisConfig struct {
 	Timeout time.Duration
 	// Backoff is how long Redis is skipped after a failure. Zero means 1 s.
 	Backoff time.Duration
-	// Fallback counts while Redis is skipped. Required.
+	// Fallback counts this replica's events alongside Redis and decides
+	// alone while Redis is skipped. Required; not shared with another
+	// Limiter that uses the same keys.
 	Fallback *Local
 	Logger   *slog.Logger
 }
@@ -228,45 +238,51 @@ func (r *Redis) result(err error) {
 	}
 }
 
-// Take implements Limiter.
+// Take implements Limiter. The event is taken from the Local first (a
+// refusal there costs no round trip), then from Redis; Redis refusing
+// gives the Local's back, Redis failing leaves the Local's decision.
 func (r *Redis) Take(ctx context.Context, key string, l Limit) (bool, time.Duration, error) {
 	if l.Burst <= 0 {
 		return true, 0, nil
 	}
-	if !r.skipping() {
-		cctx, cancel := context.WithTimeout(ctx, r.timeout)
-		res, err := r.rl.Allow(cctx, r.prefix+key, redisLimit(l))
-		cancel()
-		if err == nil || ctx.Err() == nil {
-			r.result(err)
-		}
-		if err == nil {
-			if res.Allowed > 0 {
-				return true, 0, nil
-			}
-			return false, max(res.RetryAfter, 0), nil
-		}
-		if ctx.Err() != nil {
-			return false, 0, ctx.Err()
-		}
+	ok, retry, err := r.fallback.Take(ctx, key, l)
+	if !ok || err != nil || r.skipping() {
+		return ok, retry, err
 	}
-	return r.fallback.Take(ctx, key, l)
+	cctx, cancel := context.WithTimeout(ctx, r.timeout)
+	res, err := r.rl.Allow(cctx, r.prefix+key, redisLimit(l))
+	cancel()
+	if err == nil || ctx.Err() == nil {
+		r.result(err)
+	}
+	switch {
+	case err == nil && res.Allowed > 0:
+		return true, 0, nil
+	case err == nil:
+		_ = r.fallback.Give(ctx, key, l)
+		return false, max(res.RetryAfter, 0), nil
+	case ctx.Err() != nil:
+		_ = r.fallback.Give(ctx, key, l)
+		return false, 0, ctx.Err()
+	}
+	// Redis failed: the Local's grant stands.
+	return true, 0, nil
 }
 
-// Give implements Limiter. An event taken while Redis was skipped is given
-// back to Redis, where it is a no-op, or the other way round: harmless.
+// Give implements Limiter: the event goes back to the Local and to Redis
+// (where, for an event taken while Redis was skipped, it is a no-op, or
+// gives back one that was never taken there: harmless).
 func (r *Redis) Give(ctx context.Context, key string, l Limit) error {
 	if l.Burst <= 0 {
 		return nil
 	}
-	if !r.skipping() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
-		_, err := r.rl.AllowN(cctx, r.prefix+key, redisLimit(l), -1)
-		cancel()
-		r.result(err)
-		if err == nil {
-			return nil
-		}
+	_ = r.fallback.Give(ctx, key, l)
+	if r.skipping() {
+		return nil
 	}
-	return r.fallback.Give(ctx, key, l)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+	_, err := r.rl.AllowN(cctx, r.prefix+key, redisLimit(l), -1)
+	cancel()
+	r.result(err)
+	return nil
 }
