@@ -43,12 +43,12 @@ type Config struct {
 	// MaxConns and MaxConnsPerIP bound each listener's open connections.
 	MaxConns      uint
 	MaxConnsPerIP uint
-	SessionIdle     time.Duration
-	SessionMax      time.Duration
-	SecureCookies   bool
-	RoutesFile      string
-	Routes          []string
-	StripAuth       bool
+	SessionIdle   time.Duration
+	SessionMax    time.Duration
+	SecureCookies bool
+	RoutesFile    string
+	Routes        []string
+	StripAuth     bool
 	// TLS on the gRPC port (serve) and toward the central server (sidecar).
 	ServerTLS         tlsfiles.Files
 	SidecarGRPCAddr   string
