@@ -173,6 +173,10 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	r = stripHeaders(r)
+	if forwardedHeaderBytes(r.Header) > maxForwardedHeaderBytes {
+		g.errs.write(w, r, errForwardedTooLarge)
+		return
+	}
 	if !g.limitBody(w, r) {
 		return
 	}

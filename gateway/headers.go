@@ -4,7 +4,10 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // The only caller-controlled HTTP headers that reach the gRPC server, already
@@ -18,6 +21,32 @@ const (
 
 // forwardedHeaders lists the metadata keys headerMatcher can return.
 var forwardedHeaders = [...]string{mdAuthorization, mdAPIEmail, mdAPIPassword}
+
+// maxForwardedHeaderBytes bounds the credential headers the gateway
+// forwards, together: the gRPC server takes at most 16 KiB of metadata per
+// call (grpc.MaxHeaderListSize), and a longer list would fail there as an
+// internal error. Real credentials are well under 1 KiB.
+const maxForwardedHeaderBytes = 8 << 10
+
+// errForwardedTooLarge answers a request whose credential headers are over
+// maxForwardedHeaderBytes: 431, as for any header too large.
+var errForwardedTooLarge = &runtime.HTTPStatusError{
+	HTTPStatus: http.StatusRequestHeaderFieldsTooLarge,
+	Err:        status.Errorf(codes.InvalidArgument, "authorization, x-api-email and x-api-password are together larger than %d bytes", maxForwardedHeaderBytes),
+}
+
+// forwardedHeaderBytes is the size of the headers headerMatcher forwards.
+func forwardedHeaderBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		if _, ok := headerMatcher(k); ok {
+			for _, v := range vs {
+				n += len(k) + len(v)
+			}
+		}
+	}
+	return n
+}
 
 // strippedHeaders are request headers the gateway drops before grpc-gateway
 // sees them. grpc-gateway reads them itself, outside the header matcher:

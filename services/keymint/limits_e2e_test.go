@@ -81,6 +81,15 @@ func TestTransportLimits(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 			t.Errorf("100 KiB of headers = %d, want 431", resp.StatusCode)
 		}
+		// Credential headers within the HTTP limit but over what the gRPC
+		// server takes as metadata: 431 too, not an internal error.
+		for _, h := range []string{"authorization", "x-api-email"} {
+			req = request(t, "GET", srv.http+"/v1/tokens", creds)
+			req.Header.Set(h, strings.Repeat("a", 20<<10))
+			if resp, body := doReq(t, req, ""); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(body, "larger than") {
+				t.Errorf("20 KiB %s = %d %s, want 431", h, resp.StatusCode, body)
+			}
+		}
 	})
 	t.Run("slow headers", func(t *testing.T) {
 		t.Parallel()
