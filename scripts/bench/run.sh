@@ -14,11 +14,17 @@
 #                                   every call also takes a use / an event in Redis
 #   grpc-keymint-l2                 L1 off: every call reads Redis
 #   grpc-keymint-store              no cache: every call reads the store
+#   flood-base-pN / flood-during-pN gRPC ValidateToken without and during 60
+#                                   concurrent wrong-password sign-ins (default
+#                                   argon2), peak RSS (flood-signins-pN), at
+#                                   GOMAXPROCS 1 and 2
 #
 # Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
 # store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
-# BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1). Postgres and Redis
-# are throwaway instances from scripts/pg.sh and scripts/redis.sh.
+# BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1), BENCH_SCENARIOS
+# (all, or flood for the login flood alone), BENCH_FLOOD_CONCURRENCY (60).
+# Postgres and Redis are throwaway instances from scripts/pg.sh and
+# scripts/redis.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,6 +35,8 @@ CONC=${BENCH_CONCURRENCY:-50}
 NTOKENS=${BENCH_TOKENS:-100}
 CONNS=${BENCH_CONNS:-1}
 STORE=${BENCH_STORE:-sqlite}
+SCENARIOS=${BENCH_SCENARIOS:-all}
+FLOOD_CONC=${BENCH_FLOOD_CONCURRENCY:-60}
 
 log() { echo "bench: $*" >&2; }
 
@@ -122,6 +130,9 @@ log "keymint with L1 (and Redis), store $STORE"
 start_keymint l1 --redis-url "$REDIS_URL"
 L1_PID=$KM_PID L1_GRPC=$KM_GRPC L1_HTTP=$KM_HTTP
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens"
+
+# The validation scenarios (all but the login flood), not re-indented.
+if [ "$SCENARIOS" = all ]; then
 
 # The baselines answer with a copy of keymint's own answer (for HTTP, its
 # headers too: http-echo-body-only, for reference, sends the body alone). grpc-echo has
@@ -217,6 +228,34 @@ log "grpc: keymint with no cache ($STORE)"
 start_keymint store --cache-l1-size 0
 load grpc -name grpc-keymint-store -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
 stop_pid "$KM_PID"
+else
+  stop_pid "$L1_PID"
+fi
+
+# Login flood: gRPC validation of cached tokens without, then during,
+# FLOOD_CONC concurrent wrong-password sign-ins (half a known account, half
+# unknown emails) at keymint's default argon2 settings (64 MiB, t=2, a
+# 256 MiB budget), sign-in throttling off (an attacker with many addresses
+# and accounts), and the server's RSS sampled every 100 ms. The server runs
+# at GOMAXPROCS 1, then 2, unpinned (it has the CPUs GOMAXPROCS says; the
+# load shares them), at the same priority as the load.
+SAVED_SRV=("${SRV[@]}")
+for procs in 1 2; do
+  SRV=(env GOMAXPROCS="$procs")
+  if [ "$(id -u)" -eq 0 ] && [ "$NICE" != 0 ]; then SRV=(nice -n "$NICE" "${SRV[@]}"); fi
+  log "login flood at GOMAXPROCS=$procs: validation without, then during $FLOOD_CONC sign-ins in flight ($DURATION each)"
+  start_keymint flood-p$procs --redis-url "$REDIS_URL" --argon2-memory-kib 65536 --argon2-time 2 --argon2-budget-mib 256 \
+    --signin-account-limit off --signin-ip-limit off
+  "$work/load" grpc -name flood-base-p$procs -addr "$KM_GRPC" -tokens "$work/tokens" -c "$CONC" -d "$DURATION" -pid "$KM_PID" -out "$results" >/dev/null
+  "$work/load" flood -name flood-signins-p$procs -url "http://$KM_HTTP/api-tokens" -c "$FLOOD_CONC" -pid "$KM_PID" -out "$results" >/dev/null &
+  FLOOD_PID=$!
+  pids+=("$FLOOD_PID")
+  "$work/load" grpc -name flood-during-p$procs -addr "$KM_GRPC" -tokens "$work/tokens" -c "$CONC" -d "$DURATION" -pid "$KM_PID" -out "$results" >/dev/null
+  kill -TERM "$FLOOD_PID"
+  wait "$FLOOD_PID" || true
+  stop_pid "$KM_PID"
+done
+SRV=("${SAVED_SRV[@]}")
 
 echo
 echo "keymint bench: store=$STORE concurrency=$CONC tokens=$NTOKENS grpc-conns=$CONNS rounds=$ROUNDS duration=$DURATION cpus=$(nproc) pinned=$([ ${#SRV[@]} -gt 0 ] && echo yes || echo no)"

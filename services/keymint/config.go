@@ -220,7 +220,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			dur(&c.Abuse.Argon2MaxWait, "argon2-max-wait", 2*time.Second, "how long a sign-in waits for a password-hashing slot before a 503")
 		}},
 		{"memory-limit-mib", func() {
-			num(&c.MemoryLimitMiB, "memory-limit-mib", 0, "soft memory limit of the Go runtime, MiB; 0: argon2-budget-mib + 64, at most 90% of the container's cgroup limit (GOMEMLIMIT wins)")
+			num(&c.MemoryLimitMiB, "memory-limit-mib", 0, "soft memory limit of the Go runtime, MiB; 0: the hashes that may run at once (at most argon2-budget-mib) + 64, at most 90% of the container's cgroup limit (GOMEMLIMIT wins)")
 		}},
 		{"max-connections", func() {
 			num(&c.MaxConns, "max-connections", defaultMaxConns, "open connections each of the gRPC and HTTP ports keeps at most; beyond, new ones wait in the listen backlog")

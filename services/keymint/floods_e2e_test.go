@@ -215,8 +215,8 @@ func loginFlood(t *testing.T, srv *testServer, n int, round int) map[int]int {
 // (64 MiB per hash, a 256 MiB budget) at GOMAXPROCS 1, 2 and 4: the hashes
 // in flight never exceed the budget, at most GOMAXPROCS-1 of them (1 at
 // GOMAXPROCS 1), the live heap after the flood is back where it was, the
-// heap during it stays near the soft memory limit keymint serve sets
-// (budget + 64 MiB), and validations answer throughout.
+// heap during it stays near the soft memory limit keymint serve sets (the
+// slots' hashes + 64 MiB), and validations answer throughout.
 func TestLoginFloodMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("hashes 64 MiB argon2 many times")
@@ -243,7 +243,7 @@ func TestLoginFloodMemory(t *testing.T) {
 			loginFlood(t, srv, 2, 99)
 			before := heapInUse()
 			// keymint serve's soft limit (gc.go), over what is live now.
-			limit, _ := memoryLimit(0, cfg.Argon2BudgetMiB, 0)
+			limit, _ := memoryLimit(0, int64(st.Slots)*int64(cfg.Argon2MemoryKiB)<<10, 0)
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(before) + limit))
 			defer debug.SetGCPercent(debug.SetGCPercent(defaultGCPercent))
 

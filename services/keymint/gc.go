@@ -30,8 +30,11 @@ func tuneGC() {
 // Soft memory limit (debug.SetMemoryLimit): what the Go runtime keeps its
 // heap, stacks and buffers under by collecting sooner.
 const (
-	// memoryHeadroomMiB is the default limit's room above the argon2 budget
-	// for everything else (caches, connections, the validation path).
+	// memoryHeadroomMiB is the default limit's room above the memory of the
+	// hashes that may run at once, for everything else (caches,
+	// connections, the validation path). RSS runs some 60 MB above the
+	// limit (the binary, memory Go does not manage), so the default keeps
+	// a flood's peak RSS under the argon2 budget + 128 MiB.
 	memoryHeadroomMiB = 64
 	// cgroupShare of a container's memory limit is the most the soft limit
 	// may be: the rest is for memory Go does not manage (binary, kernel
@@ -40,13 +43,14 @@ const (
 )
 
 // memoryLimit is keymint serve's soft memory limit in bytes and what it came
-// from: --memory-limit-mib (0: the argon2 budget + memoryHeadroomMiB),
-// lowered to cgroupShare of the container's cgroup limit (v2 memory.max,
-// v1 memory.limit_in_bytes) when there is one. cgroupLimit is 0 without one.
-func memoryLimit(flagMiB, budgetMiB uint, cgroupLimit uint64) (int64, string) {
+// from: --memory-limit-mib (0: the memory of the hashes that may run at
+// once, at most the argon2 budget, + memoryHeadroomMiB), lowered to
+// cgroupShare of the container's cgroup limit (v2 memory.max, v1
+// memory.limit_in_bytes) when there is one. cgroupLimit is 0 without one.
+func memoryLimit(flagMiB uint, hashBytes int64, cgroupLimit uint64) (int64, string) {
 	limit, from := int64(flagMiB)<<20, "memory-limit-mib"
 	if flagMiB == 0 {
-		limit, from = int64(budgetMiB+memoryHeadroomMiB)<<20, "argon2-budget-mib+64MiB"
+		limit, from = hashBytes+memoryHeadroomMiB<<20, "hashing slots + 64 MiB"
 	}
 	if cgroupLimit > 0 && cgroupLimit < math.MaxInt64 {
 		if c := int64(float64(cgroupLimit) * cgroupShare); c < limit {
@@ -56,9 +60,10 @@ func memoryLimit(flagMiB, budgetMiB uint, cgroupLimit uint64) (int64, string) {
 	return limit, from
 }
 
-// applyMemoryLimit sets the soft memory limit, unless GOMEMLIMIT is set (Go
-// applied it at start, and an operator's word wins).
-func applyMemoryLimit(c *Config, log *slog.Logger) {
+// applyMemoryLimit sets the soft memory limit for hashes of hashBytes
+// together at most, unless GOMEMLIMIT is set (Go applied it at start, and
+// an operator's word wins).
+func applyMemoryLimit(c *Config, hashBytes int64, log *slog.Logger) {
 	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
 		log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
 		return
@@ -67,7 +72,7 @@ func applyMemoryLimit(c *Config, log *slog.Logger) {
 	if err != nil {
 		cg = 0 // no cgroup, or no limit on it
 	}
-	limit, from := memoryLimit(c.MemoryLimitMiB, c.Argon2BudgetMiB, cg)
+	limit, from := memoryLimit(c.MemoryLimitMiB, hashBytes, cg)
 	debug.SetMemoryLimit(limit)
 	log.Info("memory limit", "mib", limit>>20, "from", from)
 }

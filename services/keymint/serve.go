@@ -150,11 +150,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := c.logger(stderr)
 	tuneGC()
-	applyMemoryLimit(&c, log)
 	srv, err := newServer(ctx, &c, log)
 	if err != nil {
 		return err
 	}
+	// Nothing at start hashes, so the limit can wait for the hasher's slots.
+	applyMemoryLimit(&c, int64(srv.hasher.Slots())*int64(c.Argon2MemoryKiB)<<10, log)
 	return srv.run(ctx)
 }
 

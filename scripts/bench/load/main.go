@@ -7,6 +7,7 @@
 //	load http-echo  -listen ADDR -from URL -tokens FILE
 //	load grpc       -addr ADDR -tokens FILE [-c 50] [-d 10s] [-warmup 2s] [-pid PID] -name NAME
 //	load http       -url URL -tokens FILE [...]
+//	load flood      -url URL [-c 60] [-pid PID] -name NAME   (until SIGTERM)
 //	load report     FILE
 //
 // scripts/bench/run.sh (make bench) strings them together.
@@ -40,7 +41,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|report ...")
+		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|report ...")
 		os.Exit(2)
 	}
 	var err error
@@ -54,6 +55,8 @@ func main() {
 		err = runHTTPEcho(args)
 	case "grpc", "http":
 		err = runLoad(os.Args[1], args)
+	case "flood":
+		err = runFlood(args)
 	case "report":
 		err = runReport(args)
 	default:
@@ -276,6 +279,8 @@ type Result struct {
 	RSSMaxMB    float64 `json:"rss_max_mb,omitempty"`
 	RSSEndMB    float64 `json:"rss_end_mb,omitempty"`
 	FirstError  string  `json:"first_error,omitempty"`
+	// Statuses counts a flood's answers by HTTP status.
+	Statuses map[string]int `json:"statuses,omitempty"`
 }
 
 func runLoad(kind string, args []string) error {
@@ -548,6 +553,7 @@ func runReport(args []string) error {
 	if a, b := byName["http-echo-body-only"], byName["rest-keymint-l1"]; len(a) > 0 && len(b) > 0 && a[0].RPS > 0 {
 		fmt.Printf("      REST validate (L1) / net/http sending the body alone: %.3f (one round, for reference)\n", median(b).RPS/a[0].RPS)
 	}
+	reportFlood(byName, median)
 	if rs, ok := byName["grpc-keymint-l1-long"]; ok && rs[0].RSSMaxMB > 0 {
 		r := rs[0]
 		fmt.Printf("RSS over the %.0f s run: start %.0f MB, max %.0f MB, end %.0f MB (growth %.0f MB; target <= 50)\n",
