@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -584,8 +585,8 @@ func checkEnvoyExample(t *testing.T, b *built) {
 	}
 
 	e := container(t, d, "envoy")
-	if !strings.HasPrefix(e.Image, "envoyproxy/envoy:v1.") {
-		t.Errorf("envoy image %q", e.Image)
+	if !regexp.MustCompile(`^envoyproxy/envoy:v1\.\d+\.\d+(@sha256:[0-9a-f]{64})?$|^envoyproxy/envoy@sha256:[0-9a-f]{64}$`).MatchString(e.Image) {
+		t.Errorf("envoy image %q: pin an exact release (v1.X.Y) or a digest", e.Image)
 	}
 	i := slices.Index(e.Args, "--config-path")
 	if i < 0 || i+1 >= len(e.Args) || e.Args[i+1] != "/etc/envoy/envoy.yaml" {
