@@ -182,8 +182,11 @@ func FuzzRulesScopes(f *testing.F) {
 		if protected != (len(got) == 1) {
 			t.Fatalf("path %q (normalised %q): scopes %v", p, c, got)
 		}
-		// Normalising is idempotent: the proxy's and keymint's views agree.
-		if again, err := NormalizePath(c, false); err != nil || again != c {
+		// Normalising is idempotent (once the characters that still mean
+		// something in a raw path are escaped again): a normalised path is
+		// the path the upstream reads, not another spelling of one.
+		reencoded := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(c)
+		if again, err := NormalizePath(reencoded, false); err != nil || again != c {
 			t.Fatalf("path %q: normalised %q, again %q, %v", p, c, again, err)
 		}
 	})
