@@ -391,7 +391,7 @@ func (c *Config) routeRules() (*sidecar.Rules, error) {
 	if err != nil || !c.RoutesIgnoreCase {
 		return rs, err
 	}
-	return rs.IgnoringCase(), nil
+	return rs.IgnoringCase()
 }
 
 // sidecarConfig is what ext_authz and forward-auth share, for serve and

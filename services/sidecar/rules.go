@@ -20,8 +20,8 @@ import (
 type Rule struct {
 	// Method is an HTTP method, or empty / "*" for any.
 	Method string `json:"method,omitempty"`
-	// PathPrefix matches whole path segments: /reports matches /reports and
-	// /reports/1, not /reportsX.
+	// PathPrefix matches whole path segments: /reports matches /reports,
+	// /reports/1 and /reports.json, not /reportsX (see Lookup).
 	PathPrefix string   `json:"path"`
 	Scopes     []string `json:"scopes,omitempty"`
 }
@@ -115,12 +115,19 @@ func ParseRule(s string) (Rule, error) {
 // IgnoringCase returns the rules matching paths case-insensitively (after
 // Unicode simple case folding), for upstreams that route /REPORTS like
 // /reports.
-func (rs *Rules) IgnoringCase() *Rules {
-	out := &Rules{rules: rs.List(), ignoreCase: true}
-	for i := range out.rules {
-		out.rules[i].PathPrefix = strings.ToLower(out.rules[i].PathPrefix)
+func (rs *Rules) IgnoringCase() (*Rules, error) {
+	rules := rs.List()
+	for i := range rules {
+		rules[i].PathPrefix = strings.ToLower(rules[i].PathPrefix)
 	}
-	return out
+	// Checked and sorted again: lower-casing can change a prefix's length
+	// in bytes.
+	out, err := NewRules(rules)
+	if err != nil {
+		return nil, err
+	}
+	out.ignoreCase = true
+	return out, nil
 }
 
 // ErrBadPath is a request path keymint refuses to match, because upstreams

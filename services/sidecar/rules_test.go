@@ -87,7 +87,10 @@ func TestRulesMatch(t *testing.T) {
 		}
 	}
 
-	ci := rs.IgnoringCase()
+	ci, err := rs.IgnoringCase()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		method, path string
 		want         []string
