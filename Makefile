@@ -22,7 +22,7 @@ run: build
 	$(BIN) serve --log-format=text
 
 # deps installs the Debian packages the tests need (PostgreSQL, Redis, nginx,
-# chromium) when missing; Go tools come pinned from go.mod's tool block.
+# Caddy, chromium) when missing; Go tools come pinned from go.mod's tool block.
 deps:
 	@bash scripts/install-deps.sh
 

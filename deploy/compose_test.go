@@ -109,6 +109,19 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("compose.yaml: keymint must wait for %s to be healthy", dep)
 		}
 	}
+	if h := dig(km, "healthcheck", "test"); !slices.Equal(list(h), []any{"CMD", "/keymint", "healthcheck"}) {
+		t.Errorf("compose.yaml: keymint healthcheck %v, want keymint's own probe (the image has no shell)", h)
+	}
+	if dig(services["nginx"], "depends_on", "keymint", "condition") != "service_healthy" {
+		t.Error("compose.yaml: nginx must wait for keymint to be healthy")
+	}
+	if kenv["KEYMINT_FORWARD_AUTH_STYLE"] != "nginx" {
+		t.Errorf("compose.yaml: KEYMINT_FORWARD_AUTH_STYLE=%v, want nginx", kenv["KEYMINT_FORWARD_AUTH_STYLE"])
+	}
+	nginxIP, _ := dig(services["nginx"], "networks", "default", "ipv4_address").(string)
+	if nginxIP == "" || kenv["KEYMINT_TRUSTED_PROXIES"] != nginxIP {
+		t.Errorf("compose.yaml: KEYMINT_TRUSTED_PROXIES=%v, want nginx's fixed address %q", kenv["KEYMINT_TRUSTED_PROXIES"], nginxIP)
+	}
 	if img, _ := dig(services["postgres"], "image").(string); !strings.HasPrefix(img, "postgres:16") {
 		t.Errorf("compose.yaml: postgres image %q, want postgres:16", img)
 	}

@@ -125,3 +125,27 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerignore: the build context leaves out the embedded store (with
+// its pepper), env files, keys and .git.
+func TestDockerignore(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatalf("no .dockerignore at the repository root: %v", err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			if strings.HasPrefix(line, "!") {
+				t.Errorf(".dockerignore: exception %q: keep the list to exclusions", line)
+			}
+			patterns = append(patterns, line)
+		}
+	}
+	for _, want := range []string{"data/", "**/data/", ".env", "**/.env", "*.pem", "*.key", ".git/", "bin/"} {
+		if !slices.Contains(patterns, want) {
+			t.Errorf(".dockerignore lacks %q", want)
+		}
+	}
+}

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages keymint's tests need, only when missing:
-# PostgreSQL server binaries, redis-server, nginx for the forward-auth
-# end-to-end test, and chromium (headless) for the web page's browser test.
+# PostgreSQL server binaries, redis-server, nginx and caddy for the
+# forward-auth proxy tests (they run the configurations in deploy/), and
+# chromium (headless) for the web page's browser test.
 # Go tools come from go.mod.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
+# Debian's caddy package (2.6 on bookworm); its service is not started here.
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -22,6 +22,7 @@ Usage:
   keymint sidecar    [flags]   ext_authz + forward-auth next to a resource service
   keymint migrate    [flags]   apply database migrations and exit
   keymint user create --email E --org NAME [--admin] --password-stdin [flags]
+  keymint healthcheck [flags]   exit 0 if the keymint on --http-addr is ready (container healthchecks)
 
 Every flag has an environment variable (KEYMINT_ + the flag in upper case,
 dashes as underscores). Run 'keymint COMMAND -h' for a command's flags.
@@ -58,6 +59,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return errors.New("usage: keymint user create --email E --org NAME [--admin] --password-stdin")
 		}
 		return runUserCreate(ctx, args[2:], stdin, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
