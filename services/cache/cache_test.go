@@ -166,11 +166,14 @@ func TestCallerAfterInvalidationDoesNotShareEarlierLoad(t *testing.T) {
 		stale := &Entry{Key: k, TokenID: "t"}
 		early := make(chan *Entry, 1)
 		go func() {
-			e, _ := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) {
+			e, err := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) {
 				close(read) // read "valid" from the store before the revocation
 				<-release
 				return stale, nil
 			})
+			if err != nil {
+				t.Error(err)
+			}
 			early <- e
 		}()
 		<-read
@@ -180,7 +183,10 @@ func TestCallerAfterInvalidationDoesNotShareEarlierLoad(t *testing.T) {
 		revoked := &Entry{Key: k, TokenID: "t", RevokedAt: time.Now()}
 		late := make(chan *Entry, 1)
 		go func() {
-			e, _ := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) { return revoked, nil })
+			e, err := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) { return revoked, nil })
+			if err != nil {
+				t.Error(err)
+			}
 			late <- e
 		}()
 		synctest.Wait() // the late caller has finished, or is stuck behind the early load
@@ -319,8 +325,8 @@ func TestInvalidationDuringLoadLeavesNoEntry(t *testing.T) {
 			}
 			var loads atomic.Int64
 			revoked := &Entry{Key: k, TokenID: "t", RevokedAt: time.Now()}
-			if e, _ := c.Get(context.Background(), []Key{k}, countingLoader(&loads, revoked)); e != revoked || loads.Load() != 1 {
-				t.Fatal("the next lookup did not load afresh")
+			if e, err := c.Get(context.Background(), []Key{k}, countingLoader(&loads, revoked)); err != nil || e != revoked || loads.Load() != 1 {
+				t.Fatalf("the next lookup did not load afresh: %v", err)
 			}
 		})
 	}
@@ -370,8 +376,8 @@ func TestMetrics(t *testing.T) {
 	k := key(10)
 	var loads atomic.Int64
 	for range 2 {
-		if e, _ := c.Get(context.Background(), []Key{k}, countingLoader(&loads, &Entry{Key: k})); e == nil {
-			t.Fatal("no entry")
+		if e, err := c.Get(context.Background(), []Key{k}, countingLoader(&loads, &Entry{Key: k})); err != nil || e == nil {
+			t.Fatalf("no entry: %v", err)
 		}
 	}
 	if err := c.Invalidate(context.Background(), k); err != nil {
