@@ -1,9 +1,11 @@
 package sidecar
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,19 +73,54 @@ func TestParseRuleAndLoadRules(t *testing.T) {
 	}
 }
 
-// FuzzRulesScopes: matching never panics, and a path that cleans to a
-// protected prefix always gets that prefix's scopes.
+// FuzzRulesScopes: matching never panics, and a path whose segments, once
+// unescaped and resolved, start with "reports" always gets /reports's
+// scopes. The expectation walks the segments itself (a reference model),
+// not through the code's own cleanPath.
+//
+// Mutation: services/sidecar/rules.go cleanPath skips the unescape (the
+// seed "/%2e%2e/reports" then escapes the rule), or drops path.Clean.
 func FuzzRulesScopes(f *testing.F) {
-	rs, _ := NewRules([]Rule{{PathPrefix: "/reports", Scopes: []string{"reports:read"}}})
-	for _, s := range []string{"/reports", "/a/../reports", "/%2e%2e/reports", "//reports/x", "/reportsx", "?"} {
+	rs, err := NewRules([]Rule{{PathPrefix: "/reports", Scopes: []string{"reports:read"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"/reports", "/a/../reports", "/%2e%2e/reports", "//reports/x", "/reportsx", "?", "/x/%2e%2e/reports/./y", "/reports%2fz", "/./reports#x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		got := rs.Scopes("GET", p)
-		c := cleanPath(p)
-		protected := c == "/reports" || len(c) > len("/reports/") && c[:len("/reports/")] == "/reports/"
+		protected := referenceSegments(p)
 		if protected != (len(got) == 1) {
-			t.Fatalf("path %q (clean %q): scopes %v", p, c, got)
+			t.Fatalf("path %q: scopes %v, protected %v", p, got, protected)
 		}
 	})
+}
+
+// referenceSegments says whether raw names /reports or below: the query and
+// fragment cut, percent escapes decoded, then "", "." and ".." segments
+// resolved one by one (".." above the root stays at the root).
+func referenceSegments(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '?' || raw[i] == '#' {
+			raw = raw[:i]
+			break
+		}
+	}
+	if u, err := url.PathUnescape(raw); err == nil {
+		raw = u
+	}
+	var segs []string
+	for _, s := range strings.Split(raw, "/") {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
+	}
+	return len(segs) > 0 && segs[0] == "reports"
 }
