@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/keymint
 
-.PHONY: all build run test test-go lint gen gen-check fuzz deps clean bench
+.PHONY: all build run test test-go lint gen gen-check fuzz deps clean bench mutate
 
 all: build
 
@@ -48,6 +48,11 @@ fuzz:
 # servers in the same run (a few minutes; not part of make test).
 bench:
 	bash scripts/bench/run.sh
+
+# mutate runs mutation testing (gremlins, pinned in go.mod's tool block) and
+# prints the share of mutants killed per package; slow, not part of make test.
+mutate:
+	bash scripts/mutate.sh
 
 clean:
 	rm -rf bin .gen

@@ -119,3 +119,57 @@ func FuzzValidateFastDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidateFastEncode: whatever answer the hand-written encoder takes, it
+// writes the same JSON value as protojson (the generated route's encoder);
+// what it refuses goes to protojson anyway.
+//
+// Mutation: gateway/validate.go appendValidateFast trims retryAfter's
+// fraction in 6-digit steps, `len(frac) > 3` → `len(frac) > 6` (the
+// seeds with millisecond fractions catch it).
+func FuzzValidateFastEncode(f *testing.F) {
+	f.Add(true, int32(0), "t", "u", "o", "ext", "read", "10.0.0.0/8", false, true, int64(7), false, int64(0), int32(0), true, int64(1_900_000_000), int32(0))
+	f.Add(false, int32(6), "", "", "", "", "", "", true, false, int64(0), true, int64(2), int32(0), false, int64(0), int32(0))
+	// Fractions of each width protojson writes: 3, 6 and 9 digits.
+	for _, n := range []int32{500_000_000, 123_456_000, 1} {
+		f.Add(false, int32(6), "", "", "", "", "", "", true, false, int64(0), true, int64(1), n, true, int64(1_900_000_000), n)
+	}
+	f.Fuzz(func(t *testing.T, valid bool, reason int32, tokenID, userID, orgID, externalID, scope, cidr string,
+		noStore, hasUses bool, uses int64, hasRetry bool, retrySec int64, retryNanos int32, hasExpiry bool, expSec int64, expNanos int32) {
+		r := &keymintv1.ValidateTokenResponse{Valid: valid, Reason: keymintv1.ValidateTokenResponse_Reason(reason),
+			TokenId: tokenID, UserId: userID, OrganizationId: orgID, ExternalId: externalID, NoStore: noStore}
+		if scope != "" {
+			r.Scopes = []string{scope, scope + "x"}
+		}
+		if cidr != "" {
+			r.AllowedCidrs = []string{cidr}
+		}
+		if hasUses {
+			r.RemainingUses = proto.Int64(uses)
+		}
+		if hasRetry {
+			r.RetryAfter = &durationpb.Duration{Seconds: retrySec, Nanos: retryNanos}
+		}
+		if hasExpiry {
+			r.ExpireTime = &timestamppb.Timestamp{Seconds: expSec, Nanos: expNanos}
+		}
+		fast, ok := appendValidateFast(nil, r)
+		if !ok {
+			return
+		}
+		slow, err := protojson.MarshalOptions{EmitDefaultValues: true}.Marshal(r)
+		if err != nil {
+			t.Fatalf("%v: the fast encoder wrote %s for what protojson refuses: %v", r, fast, err)
+		}
+		var a, b any
+		if err := json.Unmarshal(fast, &a); err != nil {
+			t.Fatalf("%v: fast output %s is not JSON: %v", r, fast, err)
+		}
+		if err := json.Unmarshal(slow, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("fast %s\nprotojson %s", fast, slow)
+		}
+	})
+}

@@ -205,3 +205,28 @@ func TestOutOfRangePHCAllocatesNothing(t *testing.T) {
 		t.Fatal("an out-of-range PHC string was hashed")
 	}
 }
+
+// An unknown email pays exactly one argon2 hash, as a wrong password does,
+// so neither the answer nor the work tells them apart (counted, not timed).
+//
+// Mutation: services/accounts/accounts.go Authenticate skips the dummy
+// verify for an unknown email, `if _, err := s.hasher.Verify(ctx, password,
+// s.dummyHash); err != nil {` → `if false {`.
+func TestUnknownEmailPaysOneHash(t *testing.T) {
+	t.Parallel()
+	f := newAbuseFixture(t, throttle.Limit{Burst: 100, Interval: time.Second})
+	ctx := fromPeer("198.51.100.9")
+	for _, c := range []struct{ name, email, password string }{
+		{"wrong password", "boss@example.com", "wrong password"},
+		{"unknown email", "nobody@example.com", "wrong password"},
+		{"unknown email, the known account's password", "nobody@example.com", fixturePassword},
+	} {
+		before := f.hasher.Stats().Hashes
+		if _, err := f.svc.Authenticate(ctx, c.email, c.password); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n := f.hasher.Stats().Hashes - before; n != 1 {
+			t.Fatalf("%s: %d hashes, want 1", c.name, n)
+		}
+	}
+}

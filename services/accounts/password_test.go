@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -98,46 +99,90 @@ func TestDecodePHCRejects(t *testing.T) {
 	}
 }
 
+// The hasher runs at most Slots hashes at once: with every slot held a
+// caller waits (parked, no hash started), gets one when a slot frees, and
+// gives up with ErrBusy after MaxWait; a cancelled caller gets its own
+// context error, not ErrBusy. Runs in a synctest bubble, so MaxWait passes
+// on the bubble's clock and "still waiting" is observed, not timed.
+//
+// Mutations: services/accounts/password.go acquire lets a caller through
+// without a slot (`default:` → `default: h.started(); return nil`), or
+// times out on a cancelled context (`return ctx.Err()` → `return ErrBusy`).
 func TestHasherBoundsConcurrency(t *testing.T) {
 	t.Parallel()
-	// Budget for two hashes of 64 KiB: at most two run at once.
-	h := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 50 * time.Millisecond, Procs: 4})
-	if h.Slots() > 2 || h.Slots() < 1 {
-		t.Fatalf("slots = %d, want 1..2", h.Slots())
-	}
-	// Hold every slot, then a caller must give up with ErrBusy after MaxWait.
-	for i := 0; i < h.Slots(); i++ {
-		if _, err := h.acquire(context.Background()); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		// Budget for two hashes of 64 KiB: at most two run at once.
+		h := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: time.Minute, Procs: 4})
+		if h.Slots() > 2 || h.Slots() < 1 {
+			t.Fatalf("slots = %d, want 1..2", h.Slots())
+		}
+		for range h.Slots() {
+			if _, err := h.acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held := h.Stats().Hashes
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.Hash(context.Background(), "some password")
+			done <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Hash with every slot held returned at once: %v", err)
+		default:
+		}
+		if got := h.Stats().Hashes; got != held {
+			t.Fatalf("%d hashes started with every slot held", got-held)
+		}
+		h.release(time.Now()) // a slot frees: the waiting caller gets it
+		if err := <-done; err != nil {
+			t.Fatalf("Hash after a slot freed: %v", err)
+		}
+		if _, err := h.acquire(context.Background()); err != nil { // hold it again
 			t.Fatal(err)
 		}
-	}
-	if _, err := h.Hash(context.Background(), "some password"); !errors.Is(err, ErrBusy) {
-		t.Fatalf("Hash with no slot: %v, want ErrBusy", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := h.Hash(ctx, "some password"); !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBusy) {
-		t.Fatalf("Hash with canceled ctx: %v", err)
-	}
-	for i := 0; i < h.Slots(); i++ {
-		h.release(time.Now())
-	}
-	// Many concurrent callers with enough wait all succeed, never above slots.
-	h2 := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 10 * time.Second, Procs: 4})
-	var wg sync.WaitGroup
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
+		// Every slot held for longer than MaxWait: ErrBusy, and counted.
 		go func() {
-			defer wg.Done()
+			_, err := h.Hash(context.Background(), "some password")
+			done <- err
+		}()
+		synctest.Wait()
+		time.Sleep(time.Minute)
+		if err := <-done; !errors.Is(err, ErrBusy) {
+			t.Fatalf("Hash with no slot for MaxWait: %v, want ErrBusy", err)
+		}
+		if h.Stats().Busy != 1 {
+			t.Fatalf("busy = %d, want 1", h.Stats().Busy)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := h.Hash(ctx, "some password"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Hash with a cancelled context and no slot: %v, want context.Canceled", err)
+		}
+		for range h.Slots() {
+			h.release(time.Now())
+		}
+		if p := h.Stats().Peak; p > h.Slots() {
+			t.Fatalf("peak %d hashes at once, %d slots", p, h.Slots())
+		}
+	})
+	// Many concurrent callers with enough wait all succeed, never more at
+	// once than there are slots.
+	h2 := newTestHasher(t, HasherConfig{MemoryBudget: 128 << 10, MaxWait: 10 * time.Minute, Procs: 4})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
 			if _, err := h2.Hash(context.Background(), "concurrent password"); err != nil {
 				t.Error(err)
 			}
-			if n := len(h2.slots); n > h2.Slots() {
-				t.Errorf("%d hashes in flight, cap %d", n, h2.Slots())
-			}
-		}()
+		})
 	}
 	wg.Wait()
+	if st := h2.Stats(); st.Hashes != 20 || st.Peak > h2.Slots() || st.Peak < 1 {
+		t.Fatalf("stats %+v after 20 hashes with %d slots", st, h2.Slots())
+	}
 }
 
 // Hashing never holds every CPU: at most max(1, GOMAXPROCS-1) slots, and a

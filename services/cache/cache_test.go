@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,37 +108,134 @@ func TestGetFindsEntryUnderLaterKey(t *testing.T) {
 	}
 }
 
-// 1,000 concurrent misses of one token make one load, whenever each arrives.
+// 1,000 concurrent misses of one token make one load. The loader blocks
+// until every caller is parked (synctest.Wait: each is either waiting for
+// the shared load or inside a load of its own), so a cache without
+// coalescing makes 1,000 loads every run, not just when the scheduler
+// happens to overlap them.
+//
+// Mutation: services/cache/cache.go Get calls fill directly,
+// `ch := c.flights.DoChan(...)` → a channel fed by `c.fill(ctx, keys, load)`.
 func TestConcurrentMissesShareOneLoad(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Config{})
-	k := key(6)
-	var loads atomic.Int64
-	release := make(chan struct{})
-	load := func(ctx context.Context) (*Entry, error) {
-		loads.Add(1)
-		<-release
-		return &Entry{Key: k, TokenID: "t"}, nil
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 1000)
-	for range 1000 {
-		wg.Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(t, Config{})
+		k := key(6)
+		var loads atomic.Int64
+		release := make(chan struct{})
+		load := func(ctx context.Context) (*Entry, error) {
+			loads.Add(1)
+			<-release
+			return &Entry{Key: k, TokenID: "t"}, nil
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 1000)
+		for range 1000 {
+			wg.Go(func() {
+				if e, err := c.Get(context.Background(), []Key{k}, load); err != nil || e.TokenID != "t" {
+					errs <- errors.Join(err, errors.New("wrong entry"))
+				}
+			})
+		}
+		synctest.Wait() // every caller is waiting
+		close(release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if n := loads.Load(); n != 1 {
+			t.Fatalf("%d loads, want 1", n)
+		}
+	})
+}
+
+// A revocation makes a caller arriving after it start a load of its own:
+// it never shares (and so never gets the answer of) a load that began
+// before (DESIGN: "a caller arriving after a revocation never shares an
+// earlier lookup").
+//
+// Mutation: services/cache/cache.go drop keeps the flight,
+// `c.flights.Forget(string(key[:]))` removed.
+func TestCallerAfterInvalidationDoesNotShareEarlierLoad(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(t, Config{})
+		k := key(11)
+		read, release := make(chan struct{}), make(chan struct{})
+		stale := &Entry{Key: k, TokenID: "t"}
+		early := make(chan *Entry, 1)
 		go func() {
-			defer wg.Done()
-			if e, err := c.Get(context.Background(), []Key{k}, load); err != nil || e.TokenID != "t" {
-				errs <- errors.Join(err, errors.New("wrong entry"))
+			e, err := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) {
+				close(read) // read "valid" from the store before the revocation
+				<-release
+				return stale, nil
+			})
+			if err != nil {
+				t.Error(err)
 			}
+			early <- e
 		}()
+		<-read
+		if err := c.Invalidate(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+		revoked := &Entry{Key: k, TokenID: "t", RevokedAt: time.Now()}
+		late := make(chan *Entry, 1)
+		go func() {
+			e, err := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) { return revoked, nil })
+			if err != nil {
+				t.Error(err)
+			}
+			late <- e
+		}()
+		synctest.Wait() // the late caller has finished, or is stuck behind the early load
+		select {
+		case e := <-late:
+			if e != revoked {
+				t.Fatalf("the caller after the revocation got %+v", e)
+			}
+		default:
+			t.Fatal("the caller after the revocation joined the load that began before it")
+		}
+		close(release)
+		if e := <-early; e != stale {
+			t.Fatalf("early caller got %+v", e)
+		}
+		if c.Peek(k) != revoked {
+			t.Fatal("the early load's stale answer replaced the fresh one")
+		}
+	})
+}
+
+// An invalidation landing while storeL1 writes (after its first generation
+// check, before the entry is in L1) must not leave the entry behind: the
+// generation is checked again after the write. The clock, which L1 calls
+// while it writes, is where this test lands the invalidation's bump.
+//
+// Mutation: services/cache/cache.go storeL1 drops the second check,
+// `if c.gen.Load() != gen { c.l1.Invalidate(e.Key) }` removed.
+func TestInvalidationDuringL1WriteLeavesNoEntry(t *testing.T) {
+	t.Parallel()
+	var c *Cache
+	var bump atomic.Bool
+	c = newCache(t, Config{Now: func() time.Time {
+		if bump.CompareAndSwap(true, false) {
+			c.gen.Add(1) // an invalidation of this key, racing the write
+		}
+		return time.Now()
+	}})
+	k := key(12)
+	bump.Store(true)
+	e, err := c.Get(context.Background(), []Key{k}, func(ctx context.Context) (*Entry, error) { return &Entry{Key: k, TokenID: "t"}, nil })
+	if err != nil || e == nil {
+		t.Fatalf("Get = %v, %v", e, err)
 	}
-	close(release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	if bump.Load() {
+		t.Fatal("the L1 write never read the clock: the test no longer lands the race")
 	}
-	if n := loads.Load(); n != 1 {
-		t.Fatalf("%d loads, want 1", n)
+	if c.Peek(k) != nil {
+		t.Fatal("an entry written across an invalidation stayed in L1")
 	}
 }
 
@@ -227,8 +325,8 @@ func TestInvalidationDuringLoadLeavesNoEntry(t *testing.T) {
 			}
 			var loads atomic.Int64
 			revoked := &Entry{Key: k, TokenID: "t", RevokedAt: time.Now()}
-			if e, _ := c.Get(context.Background(), []Key{k}, countingLoader(&loads, revoked)); e != revoked || loads.Load() != 1 {
-				t.Fatal("the next lookup did not load afresh")
+			if e, err := c.Get(context.Background(), []Key{k}, countingLoader(&loads, revoked)); err != nil || e != revoked || loads.Load() != 1 {
+				t.Fatalf("the next lookup did not load afresh: %v", err)
 			}
 		})
 	}
@@ -278,8 +376,8 @@ func TestMetrics(t *testing.T) {
 	k := key(10)
 	var loads atomic.Int64
 	for range 2 {
-		if e, _ := c.Get(context.Background(), []Key{k}, countingLoader(&loads, &Entry{Key: k})); e == nil {
-			t.Fatal("no entry")
+		if e, err := c.Get(context.Background(), []Key{k}, countingLoader(&loads, &Entry{Key: k})); err != nil || e == nil {
+			t.Fatalf("no entry: %v", err)
 		}
 	}
 	if err := c.Invalidate(context.Background(), k); err != nil {

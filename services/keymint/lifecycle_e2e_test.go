@@ -199,12 +199,12 @@ func checkExpiresExactly(t *testing.T, srv *testServer, secret string, at time.T
 		if r.Reason != reason {
 			t.Fatalf("refused %v, want %v", r.Reason, reason)
 		}
-		// Refused before the instant only if the call ended after it.
+		// Refused before the instant only if the call ended after it. No
+		// bound on how late the first refusal comes: that is the loop's
+		// scheduling on a loaded machine, and a valid answer to a call that
+		// began at or after the instant already failed above.
 		if end := time.Now(); end.Before(at) {
 			t.Fatalf("refused at %v, %v before its expiry", end, at.Sub(end))
-		}
-		if late := time.Since(at); late > time.Second {
-			t.Fatalf("refused only %v after the expiry", late)
 		}
 		return
 	}
@@ -275,8 +275,9 @@ func TestRotation(t *testing.T) {
 			Secret   string         `json:"secret"`
 			Previous map[string]any `json:"previous"`
 		}
+		before := time.Now()
 		code, b := do(t, "POST", srv.http+"/v1/tokens/"+orig.Token.Id+":rotate", admin.headers(), `{"gracePeriod":"2s"}`, &rot)
-		graceEnd := time.Now().Add(2 * time.Second)
+		after := time.Now()
 		if code != 200 || rot.Secret == "" || rot.Secret == orig.Secret {
 			t.Fatalf("REST rotate = %d %s", code, b)
 		}
@@ -291,8 +292,10 @@ func TestRotation(t *testing.T) {
 			t.Fatalf("successor expires %v, want the original %v", got, expiry)
 		}
 		prevExp, _ := time.Parse(time.RFC3339Nano, rot.Previous["expireTime"].(string))
-		if d := prevExp.Sub(graceEnd).Abs(); d > time.Second {
-			t.Fatalf("old token expires %v, want about %v", prevExp, graceEnd)
+		// The grace began while the call ran: bounded by the call, not by a
+		// guess at how long a call takes (stores keep microseconds).
+		if prevExp.Before(before.Add(2*time.Second-time.Millisecond)) || prevExp.After(after.Add(2*time.Second)) {
+			t.Fatalf("old token expires %v, want 2s after the rotation (called %v to %v)", prevExp, before, after)
 		}
 		r := grpcValidate(t, srv, &keymintv1.ValidateTokenRequest{Token: rot.Secret, ClientIp: "10.2.2.2"})
 		if !r.Valid || r.TokenId != newID || r.ExternalId != "cust-9" || !proto.Equal(r.Metadata, meta) {
@@ -313,7 +316,9 @@ func TestRotation(t *testing.T) {
 					time.Sleep(time.Millisecond)
 					continue
 				}
-				if r.Reason != keymintv1.ValidateTokenResponse_EXPIRED || time.Now().Before(prevExp) || time.Since(prevExp) > time.Second {
+				// No upper bound on the first refusal: a valid answer to a
+				// call begun after the grace already failed above.
+				if r.Reason != keymintv1.ValidateTokenResponse_EXPIRED || time.Now().Before(prevExp) {
 					t.Fatalf("old secret refused %v at %v (grace ends %v)", r.Reason, time.Now(), prevExp)
 				}
 				return
@@ -663,7 +668,9 @@ func TestLeakReport(t *testing.T) {
 		if c1 != 200 || c2 != 200 || strings.TrimSpace(b1) != `{"received":3}` || b1 != b2 {
 			t.Fatalf("reports answered %d %q and %d %q; want the same 200", c1, b1, c2, b2)
 		}
-		deadline := time.Now().Add(2 * time.Second)
+		// The revoke runs just after the answer, unobservable from here: a
+		// generous bound, not a timing claim.
+		deadline := time.Now().Add(15 * time.Second)
 		for {
 			r := grpcValidate(t, srv, &keymintv1.ValidateTokenRequest{Token: leaked.Secret})
 			if r.Reason == keymintv1.ValidateTokenResponse_REVOKED {

@@ -52,9 +52,15 @@ func registerProbe(s *server) {
 
 // The transport limits, each tried: body size (413 before decoding), header
 // size (431), a client that never finishes its headers (dropped), gRPC
-// message size (ResourceExhausted), concurrent streams and metadata size
-// (announced in the HTTP/2 settings), and the RPC deadline cap (a client's grpc-timeout can
-// shorten it, never extend it).
+// message size (ResourceExhausted), concurrent streams and metadata size (announced in the
+// HTTP/2 settings), and the RPC deadline cap (a client's grpc-timeout can
+// shorten it, never extend it). The numbers are the README's (1 MiB, 100
+// streams, 30 s), not the code's constants, so changing a limit without
+// its documentation fails here.
+//
+// Mutations: services/keymint/serve.go `maxConcurrentStreams = 100` →
+// `200`, `maxGRPCMessage = 1 << 20` → `2 << 20`; interceptors.go
+// `maxRPCDeadline = 30 * time.Second` → `time.Minute`.
 func TestTransportLimits(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
@@ -112,9 +118,14 @@ func TestTransportLimits(t *testing.T) {
 	})
 	t.Run("grpc message", func(t *testing.T) {
 		t.Parallel()
-		_, err := srv.client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: strings.Repeat("k", 2<<20)})
+		// Just over 1 MiB is refused; just under is read (and answered).
+		_, err := srv.client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: strings.Repeat("k", 1<<20+1024)})
 		if status.Code(err) != codes.ResourceExhausted {
-			t.Errorf("2 MiB gRPC request = %v, want ResourceExhausted", err)
+			t.Errorf("1 MiB + 1 KiB gRPC request = %v, want ResourceExhausted", err)
+		}
+		r, err := srv.client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: strings.Repeat("k", 1<<20-1024)})
+		if err != nil || r.Reason != keymintv1.ValidateTokenResponse_MALFORMED {
+			t.Errorf("1 MiB - 1 KiB gRPC request = %v, %v, want a MALFORMED answer", r, err)
 		}
 	})
 	t.Run("grpc streams", func(t *testing.T) {
@@ -140,8 +151,8 @@ func TestTransportLimits(t *testing.T) {
 		if !ok {
 			t.Fatalf("first frame %T, want SETTINGS", f)
 		}
-		if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != maxConcurrentStreams {
-			t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (set %v), want %d", v, ok, maxConcurrentStreams)
+		if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != 100 {
+			t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (set %v), want the documented 100", v, ok)
 		}
 		if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v != maxGRPCHeaderList {
 			t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d (set %v), want %d", v, ok, maxGRPCHeaderList)
@@ -156,13 +167,16 @@ func TestTransportLimits(t *testing.T) {
 			}
 			return out.AsDuration()
 		}
-		if d := probe(context.Background()); d <= 0 || d > maxRPCDeadline {
-			t.Errorf("no client deadline: the server gave %v, want at most %v", d, maxRPCDeadline)
+		const documented = 30 * time.Second
+		// The lower bound is generous (the handler runs a moment after the
+		// interceptor set the deadline); it catches a cap far below 30 s.
+		if d := probe(context.Background()); d < documented/2 || d > documented {
+			t.Errorf("no client deadline: the server gave %v, want the documented %v", d, documented)
 		}
 		long, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		if d := probe(long); d > maxRPCDeadline {
-			t.Errorf("an hour's grpc-timeout: the server gave %v, want at most %v", d, maxRPCDeadline)
+		if d := probe(long); d < documented/2 || d > documented {
+			t.Errorf("an hour's grpc-timeout: the server gave %v, want the documented %v", d, documented)
 		}
 		short, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -369,6 +369,7 @@ func TestSemaphoreCSRF(t *testing.T) {
 		{"mint, same-site subdomain", "POST", "/api/user/tokens", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-site"}, ""},
 		{"mint, foreign origin", "POST", "/api/user/tokens", map[string]string{"X-Keymint-CSRF": "1", "Origin": "http://evil.example"}, ""},
 		{"mint, null origin", "POST", "/api/user/tokens", map[string]string{"X-Keymint-CSRF": "1", "Origin": "null"}, ""},
+		{"mint, X-Requested-With from a foreign origin", "POST", "/api/user/tokens", map[string]string{"X-Requested-With": "XMLHttpRequest", "Origin": "http://evil.example"}, ""},
 		{"native mint, form", "POST", "/v1/tokens", form, "name=x"},
 		{"delete, no header", "DELETE", "/api/user/tokens/" + victim.TokenID, nil, ""},
 		{"native delete, no header", "DELETE", "/v1/tokens/" + victim.TokenID, nil, ""},
@@ -397,6 +398,11 @@ func TestSemaphoreCSRF(t *testing.T) {
 	// The page's way: the custom header, no JSON body.
 	b.expect(http.StatusOK, "GET", "/v1/tokens", nil, "")
 	b.expect(http.StatusOK, "DELETE", "/v1/tokens/"+victim.TokenID, map[string]string{"X-Keymint-CSRF": "1"}, "")
+	// X-Requested-With is a proof too (README, CSRF): a form cannot send it.
+	// Mutation: gateway/session.go drops it from the accepted proofs,
+	// `|| r.Header.Get("X-Requested-With") != ""` removed.
+	xhr := b.mint(`{"name":"xhr"}`)
+	b.expect(http.StatusOK, "DELETE", "/v1/tokens/"+xhr.TokenID, map[string]string{"X-Requested-With": "XMLHttpRequest"}, "")
 
 	// A Bearer token needs no CSRF proof, even with the cookie present.
 	other := b.mint(`{"name":"other"}`)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,6 +93,12 @@ func TestSidecar(t *testing.T) {
 	defer sconn.Close()
 	fx := &sidecarFixture{userID: good.Token.UserId, good: good.Secret, noScope: noScope.Secret, revoked: revoked.Secret, goodID: good.Token.Id}
 	checkExtAuthz(t, authv3.NewAuthorizationClient(sconn), fx)
+	// --strip-authorization: the allowed request reaches the upstream
+	// without the token. Mutation: services/keymint/sidecar.go
+	// `StripAuthorization: c.StripAuth` → `StripAuthorization: false`.
+	if !removesAuthorization(t, authv3.NewAuthorizationClient(sconn), good.Secret) {
+		t.Fatal("ext_authz under --strip-authorization lets authorization through to the upstream")
+	}
 
 	forward := func(token string) int {
 		req, _ := http.NewRequest("GET", base+"/v1/forward-auth", nil)
@@ -136,4 +143,18 @@ func TestSidecar(t *testing.T) {
 			t.Fatal("sidecar log holds a secret")
 		}
 	}
+}
+
+// removesAuthorization reports whether an allowed ext_authz Check tells
+// Envoy to remove the authorization header before the upstream.
+func removesAuthorization(t *testing.T, c authv3.AuthorizationClient, token string) bool {
+	t.Helper()
+	resp, err := c.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/reports",
+			Headers: map[string]string{"authorization": "Bearer " + token}}},
+	}})
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("Check with a good token: %v, %v", resp, err)
+	}
+	return slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), "authorization")
 }

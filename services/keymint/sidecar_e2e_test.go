@@ -59,6 +59,10 @@ func TestExtAuthzCentral(t *testing.T) {
 	}
 	defer conn.Close()
 	checkExtAuthz(t, authv3.NewAuthorizationClient(conn), fx)
+	// Without --strip-authorization the upstream gets the header.
+	if removesAuthorization(t, authv3.NewAuthorizationClient(conn), fx.good) {
+		t.Fatal("ext_authz removes authorization without --strip-authorization")
+	}
 }
 
 // checkExtAuthz runs the four ext_authz cases against any Authorization server.

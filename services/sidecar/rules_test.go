@@ -165,11 +165,19 @@ func TestParseRuleAndLoadRules(t *testing.T) {
 	}
 }
 
-// FuzzRulesScopes: matching never panics, and a path that cleans to a
-// protected prefix always gets that prefix's scopes.
+// FuzzRulesScopes: matching never panics, and a path whose segments, once
+// unescaped and resolved, start with "reports" always gets /reports's
+// scopes. The expectation walks the segments itself (a reference model),
+// not through the code's own cleanPath.
+//
+// Mutation: services/sidecar/rules.go cleanPath skips the unescape (the
+// seed "/%2e%2e/reports" then escapes the rule), or drops path.Clean.
 func FuzzRulesScopes(f *testing.F) {
-	rs, _ := NewRules([]Rule{{PathPrefix: "/reports", Scopes: []string{"reports:read"}}})
-	for _, s := range []string{"/reports", "/a/../reports", "/%2e%2e/reports", "//reports/x", "/reportsx", "?"} {
+	rs, err := NewRules([]Rule{{PathPrefix: "/reports", Scopes: []string{"reports:read"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"/reports", "/a/../reports", "/%2e%2e/reports", "//reports/x", "/reportsx", "?", "/x/%2e%2e/reports/./y", "/reports%2fz", "/./reports#x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {

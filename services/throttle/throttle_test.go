@@ -275,6 +275,84 @@ func TestSignInProgressive(t *testing.T) {
 	}
 }
 
+// The README's numbers for the default 5/20s account limit, with both
+// bounds, on the limiter's clock: 5 failures at once, then exactly one per
+// 20 s, then after 4×5 exactly one per 15×20 s = 5 minutes, and never
+// longer: however long an attack lasts, the next attempt (the owner's, with
+// the right password) is told to wait at most 5 minutes and then gets in.
+// The numbers are the documented ones, not the package's constants.
+//
+// Mutations: services/throttle/signin.go `Growth = 4` → `Growth = 2` (the
+// slow tier starts after 10), `Slowdown = 15` → `Slowdown = 100000` (one
+// attempt every 23 days: a lockout).
+func TestSignInTiersAsDocumented(t *testing.T) {
+	t.Parallel()
+	l, c := newLocal(t)
+	s, err := NewSignIn(SignInConfig{Limiter: l, Account: Limit{Burst: 5, Interval: 20 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := c.Now()
+	const bound = 5 * time.Minute
+	// An attacker guessing as fast as it is let: each refusal waits the
+	// Retry-After it was told. admitted holds when each guess was let in.
+	var admitted []time.Duration
+	for len(admitted) < 1000 {
+		_, err := s.Begin(ctx, "victim@example.com", netip.Addr{})
+		var th *Throttled
+		if errors.As(err, &th) {
+			if th.RetryAfter > bound {
+				t.Fatalf("after %d guesses: told to wait %v, more than %v", len(admitted), th.RetryAfter, bound)
+			}
+			c.Advance(th.RetryAfter)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		admitted = append(admitted, c.Now().Sub(start))
+	}
+	for i := range 5 {
+		if admitted[i] != 0 {
+			t.Fatalf("guess %d at %v, want all of the first 5 at once", i+1, admitted[i])
+		}
+	}
+	for i := 5; i < 20; i++ {
+		if gap := admitted[i] - admitted[i-1]; gap != 20*time.Second {
+			t.Fatalf("guess %d came %v after the one before, want 20s (guesses 6-20)", i+1, gap)
+		}
+	}
+	// Guesses 21 and 22 move from one pace to the other.
+	for i := 20; i < 22; i++ {
+		if gap := admitted[i] - admitted[i-1]; gap < 20*time.Second || gap > bound {
+			t.Fatalf("guess %d came %v after the one before, want 20s to 5m", i+1, gap)
+		}
+	}
+	for i := 22; i < len(admitted); i++ {
+		if gap := admitted[i] - admitted[i-1]; gap != bound {
+			t.Fatalf("guess %d came %v after the one before, want 5m (after 4×5)", i+1, gap)
+		}
+	}
+	// After 1000 guesses, the owner: told at most 5 minutes, then admitted,
+	// and a success gives its events back.
+	_, err = s.Begin(ctx, "victim@example.com", netip.Addr{})
+	var th *Throttled
+	if errors.As(err, &th) {
+		if th.RetryAfter > bound {
+			t.Fatalf("the owner, after the attack: wait %v", th.RetryAfter)
+		}
+		c.Advance(th.RetryAfter)
+		a, err := s.Begin(ctx, "victim@example.com", netip.Addr{})
+		if err != nil {
+			t.Fatalf("the owner, after waiting as told: %v", err)
+		}
+		a.Refund(ctx)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSignInRefundAndScopes(t *testing.T) {
 	t.Parallel()
 	l, _ := newLocal(t)

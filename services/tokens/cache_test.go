@@ -339,8 +339,8 @@ func TestLateFillRefusedByTombstone(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := a.remote.Get(context.Background(), []cache.Key{keyOf(m)}); e != nil && e.Live(time.Now()) {
-		t.Fatal("the late fill reached Redis")
+	if e, err := a.remote.Get(context.Background(), []cache.Key{keyOf(m)}); err != nil || e != nil && e.Live(time.Now()) {
+		t.Fatalf("the late fill reached Redis: %+v, %v", e, err)
 	}
 	if res := validate(t, c.svc, m.Secret); res.Reason != tokens.ReasonRevoked {
 		t.Fatalf("replica C: %+v", res)

@@ -52,23 +52,23 @@ func TestFillGetInvalidate(t *testing.T) {
 	if err := r.Invalidate(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Get(ctx, []cache.Key{k}); e != nil {
-		t.Fatal("entry survived its invalidation")
+	if e, err := r.Get(ctx, []cache.Key{k}); e != nil || err != nil {
+		t.Fatalf("entry survived its invalidation: %v, %v", e, err)
 	}
 	// A load that read the store before the invalidation fills late: refused.
 	if err := r.Fill(ctx, live, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Get(ctx, []cache.Key{k}); e != nil {
-		t.Fatal("a live fill after an invalidation was stored")
+	if e, err := r.Get(ctx, []cache.Key{k}); e != nil || err != nil {
+		t.Fatalf("a live fill after an invalidation was stored: %v, %v", e, err)
 	}
 	// The revoked answer itself may be cached.
 	revoked := &cache.Entry{Key: k, TokenID: "t", RevokedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := r.Fill(ctx, revoked, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Get(ctx, []cache.Key{k}); e == nil || e.RevokedAt.IsZero() {
-		t.Fatalf("revoked entry not stored: %+v", e)
+	if e, err := r.Get(ctx, []cache.Key{k}); err != nil || e == nil || e.RevokedAt.IsZero() {
+		t.Fatalf("revoked entry not stored: %+v, %v", e, err)
 	}
 }
 
@@ -79,12 +79,15 @@ func TestGetRefusesEntryUnderWrongKey(t *testing.T) {
 	r := newRemote(t, url, prefix)
 	ctx := context.Background()
 	k, other := key(3), key(4)
-	v, _ := (&cache.Entry{Key: other, TokenID: "someone else"}).MarshalBinary()
+	v, err := (&cache.Entry{Key: other, TokenID: "someone else"}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := r.client.Set(ctx, r.entryKey(k), v, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := r.Get(ctx, []cache.Key{k}); e != nil {
-		t.Fatal("answered with another key's entry")
+	if e, err := r.Get(ctx, []cache.Key{k}); e != nil || err != nil {
+		t.Fatalf("answered with another key's entry: %v, %v", e, err)
 	}
 	if err := r.client.Set(ctx, r.entryKey(k), "garbage", time.Minute).Err(); err != nil {
 		t.Fatal(err)

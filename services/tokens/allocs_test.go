@@ -1,0 +1,56 @@
+//go:build !race
+
+// testing.AllocsPerRun is unreliable under the race detector, whose
+// instrumentation allocates; make test runs with -race, so this file runs
+// in plain `go test` (and `make mutate`).
+
+package tokens_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/tokens"
+)
+
+// The README's "0 allocs/op": the format check, the primary-pepper HMAC and
+// a whole cached Validate (length, HMAC, L1 probe, scope and expiry checks,
+// last-use record) allocate nothing.
+//
+// Mutation: services/tokens/keyring.go PrimaryArray hashes through the
+// allocating path, `return k.digestArray(0, secret)` →
+// `return [32]byte(k.digest(nil, 0, secret))`.
+func TestValidationPathAllocatesNothing(t *testing.T) {
+	f := newFixture(t)
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	usage := tokens.NewUsageRecorder(f.store, 0, nil)
+	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
+	m := f.mint(t, svc)
+	required := []string{"read"}
+	ctx := context.Background()
+	if r, err := svc.Validate(ctx, m.Secret, required); err != nil || !r.Valid {
+		t.Fatalf("%+v %v", r, err)
+	}
+	for name, fn := range map[string]func(){
+		"Format.Check": func() {
+			if f.fmt.Check(m.Secret) != nil {
+				t.Fatal("check failed")
+			}
+		},
+		"PrimaryArray": func() { _ = f.keys.PrimaryArray(m.Secret) },
+		"Validate (cached)": func() {
+			if r, err := svc.Validate(ctx, m.Secret, required); err != nil || !r.Valid {
+				t.Fatalf("%+v %v", r, err)
+			}
+		},
+	} {
+		if n := testing.AllocsPerRun(1000, fn); n != 0 {
+			t.Errorf("%s: %v allocs per call, want 0", name, n)
+		}
+	}
+}
