@@ -90,9 +90,9 @@ type Service struct {
 	revs   *Revocations
 	// watchScope: WatchRevocations needs the keymint:watch scope.
 	watchScope bool
-	audit  *audit.Recorder
-	uses   UsageCounter
-	rates  throttle.Limiter
+	audit      *audit.Recorder
+	uses       UsageCounter
+	rates      throttle.Limiter
 	// clients resolves client addresses; leakLimit bounds leak reports.
 	clients   *clientip.Resolver
 	leakLimit throttle.Limit
