@@ -73,6 +73,10 @@ type ValidatorConfig struct {
 	// copy (L1 5s, Redis 5m).
 	RevokedSize int
 	RevokedTTL  time.Duration
+	// executor runs the cache's deletion callbacks (tests make it
+	// synchronous to close the race they look at); nil is otter's default,
+	// a goroutine per callback.
+	executor func(func())
 	// Logger receives stream state changes; never a token. Default discards.
 	Logger *slog.Logger
 	// ClientIP tells Middleware the address a request came from, checked
@@ -205,6 +209,7 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[cacheKey, *entry]) time.Duration {
 			return time.Until(e.Value.until)
 		}),
+		Executor: cfg.executor,
 		OnDeletion: func(e otter.DeletionEvent[cacheKey, *entry]) {
 			if e.Value.identity != nil {
 				v.mu.Lock()
