@@ -26,13 +26,16 @@ const replicaEmail, replicaPassword = "replicas@example.com", "a long test passw
 
 // replicaSet starts n keymint servers sharing one PostgreSQL and, when
 // redisURL is set, one Redis; the user replicaEmail exists.
-func replicaSet(t *testing.T, n int, redisURL string) (Config, []*testServer) {
+func replicaSet(t *testing.T, n int, redisURL string, tune ...func(*Config)) (Config, []*testServer) {
 	t.Helper()
 	base := testConfig(t)
 	base.DatabaseURL = pgtest.NewDatabase(t)
 	base.Pepper = "1:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	base.Cache.RedisURL = redisURL
 	base.Cache.L1TTL = time.Minute // staleness would show, not age out
+	for _, f := range tune {
+		f(&base)
+	}
 	createUser(t, base, replicaEmail, "acme", replicaPassword, false)
 	var out []*testServer
 	for range n {
@@ -110,10 +113,15 @@ func TestPushedRevocationRefusedBySameReplica(t *testing.T) {
 	pushedThenRefused(t, redistest.Start(t).URL())
 }
 
-func pushedThenRefused(t *testing.T, redisURL string) {
-	_, rs := replicaSet(t, 2, redisURL)
+func pushedThenRefused(t *testing.T, redisURL string) { pushedThenRefusedWith(t, redisURL, 0) }
+
+// pushedThenRefusedWith runs the rounds with the replicas' store poll set
+// to poll (0: the default). A stream that hears nothing for a minute fails
+// the test.
+func pushedThenRefusedWith(t *testing.T, redisURL string, poll time.Duration) {
+	_, rs := replicaSet(t, 2, redisURL, func(c *Config) { c.Revocations.Poll = poll })
 	a, b := rs[0], rs[1]
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, first := watchStream(t, ctx, b, nil)
 	last := first.GetSeq()
@@ -292,4 +300,13 @@ func TestValidatorResumesOnAnotherReplica(t *testing.T) {
 	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || r.Valid {
 		t.Fatalf("after resuming on B: %+v %v, want refused", r, err)
 	}
+}
+
+// On a real 3-master Redis Cluster the fast path works: with the store
+// poll turned down to once an hour, each revocation still reaches the other
+// replica (and its streams) through the Cluster's pub/sub, and the pushing
+// replica refuses the token.
+func TestRedisClusterFastPath(t *testing.T) {
+	t.Parallel()
+	pushedThenRefusedWith(t, redistest.StartCluster(t).URL, time.Hour)
 }

@@ -3,6 +3,7 @@ package rediscache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,3 +334,48 @@ func TestParseURL(t *testing.T) {
 		t.Errorf("error leaks the password or is missing: %v", err)
 	}
 }
+
+// A Sentinel master SIGSTOPped: the feed notices the silent subscription,
+// the sentinels fail over to the replica, and the feed's new subscription
+// is on the new master, where revocations flow again.
+func TestRevocationFeedMovesOffHungSentinelMaster(t *testing.T) {
+	t.Parallel()
+	set := redistest.StartSentinel(t)
+	prefix := redistest.Prefix()
+	f := newFeed(t, set.URL, prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s sink
+	go f.Run(ctx, &s)
+	eventually(t, "subscribed", 20*time.Second, func() bool { return s.wakes.Load() >= 1 })
+	_, sentinelPort := set.Node("sentinel-1")
+	_, replicaPort := set.Node("replica")
+	before := s.wakes.Load()
+	set.Pause("master")
+	defer set.Resume("master")
+	eventually(t, "the silent subscription is noticed", 30*time.Second, func() bool { return s.wakes.Load() > before })
+
+	sentinel := redis.NewSentinelClient(&redis.Options{Addr: "127.0.0.1:" + itoa(sentinelPort)})
+	defer sentinel.Close()
+	eventually(t, "the sentinels promote the replica", 60*time.Second, func() bool {
+		addr, err := sentinel.GetMasterAddrByName(ctx, "keymint").Result()
+		return err == nil && len(addr) == 2 && addr[1] == itoa(replicaPort)
+	})
+	pub := newFeed(t, set.URL, prefix)
+	seq := int64(100)
+	eventually(t, "revocations flow through the new master", 60*time.Second, func() bool {
+		seq++
+		_ = pub.Publish(ctx, Revocation{Seq: seq, TokenID: "t", Key: key(9)})
+		time.Sleep(50 * time.Millisecond)
+		_, ok := s.has(seq)
+		return ok
+	})
+	promoted := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + itoa(replicaPort)})
+	defer promoted.Close()
+	n, err := promoted.PubSubNumSub(ctx, f.Channel()).Result()
+	if err != nil || n[f.Channel()] < 1 {
+		t.Fatalf("the new master has %v subscribers on %s (%v): the subscription did not move", n, f.Channel(), err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
