@@ -53,6 +53,9 @@ type Config struct {
 	CentralTLS        tlsfiles.Files
 	CentralTLSOn      bool
 	SidecarCacheTTL   time.Duration
+	// CentralWatchToken is sent with WatchRevocations (KEYMINT_CENTRAL_WATCH_TOKEN
+	// only: never a flag, flags show in ps).
+	CentralWatchToken string
 	Cache             cacheConfig      // validation cache and Redis (cacheconfig.go)
 	Abuse             abuseConfig      // trusted proxies, sign-in throttle (abuseconfig.go)
 	Revocations       revocationConfig // revocation log follower, WatchRevocations (revocationconfig.go)
@@ -231,6 +234,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		}
 	}
 	c.Pepper = os.Getenv("KEYMINT_PEPPER")
+	c.CentralWatchToken = os.Getenv("KEYMINT_CENTRAL_WATCH_TOKEN")
 }
 
 // storeFlags are the flags of every command that opens the store.

@@ -310,3 +310,43 @@ func TestRedisClusterFastPath(t *testing.T) {
 	t.Parallel()
 	pushedThenRefusedWith(t, redistest.StartCluster(t).URL, time.Hour)
 }
+
+// With --watch-require-scope, WatchRevocations needs a token carrying
+// keymint:watch: none is Unauthenticated, another token PermissionDenied;
+// a validator given one follows the stream.
+func TestWatchRequiresScope(t *testing.T) {
+	t.Parallel()
+	_, rs := replicaSet(t, 1, "", func(c *Config) { c.Revocations.RequireScope = true })
+	srv := rs[0]
+	ctx := context.Background()
+	plain := mintFull(t, srv)
+	watcher, err := srv.client.CreateToken(passwordCtx(), &keymintv1.CreateTokenRequest{Name: "watch", Scopes: []string{"keymint:watch"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(ctx context.Context) error {
+		s, err := srv.client.WatchRevocations(ctx, &keymintv1.WatchRevocationsRequest{})
+		if err == nil {
+			_, err = s.Recv()
+		}
+		return err
+	}
+	if err := open(ctx); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no credentials: %v, want Unauthenticated", err)
+	}
+	bearer := func(tok string) context.Context {
+		return metadata.NewOutgoingContext(ctx, metadata.Pairs("authorization", "Bearer "+tok))
+	}
+	if err := open(bearer(plain.Secret)); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a token without keymint:watch: %v, want PermissionDenied", err)
+	}
+	wctx, cancel := context.WithCancel(bearer(watcher.Secret))
+	defer cancel()
+	waitFor(t, "a keymint:watch token subscribes", func() bool { return open(wctx) == nil })
+	v, err := client.NewValidator(ctx, client.ValidatorConfig{Target: srv.grpc, WatchToken: watcher.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	waitFor(t, "the validator with a watch token subscribes", v.Subscribed)
+}
