@@ -99,6 +99,10 @@ func run(mode string, rounds int, faultList string) error {
 	if e.work, err = os.MkdirTemp("", "keymint-chaos-"); err != nil {
 		return err
 	}
+	// PostgreSQL runs as its own user, which must reach its directory.
+	if err := os.Chmod(e.work, 0o755); err != nil {
+		return err
+	}
 	e.stops = append(e.stops, func() { os.RemoveAll(e.work) })
 	e.bin = filepath.Join(e.work, "keymint")
 	if out, err := command(e.root, "go", "build", "-o", e.bin, "./services/keymint"); err != nil {
@@ -422,7 +426,7 @@ type result struct {
 }
 
 // applyFault starts a fault and returns how to end it.
-func (e *env) applyFault(name string) (func(), error) {
+func (e *env) applyFault(name string, round int) (func(), error) {
 	redisDir := filepath.Join(e.work, "redis")
 	signal := func(pidfile string, sig syscall.Signal) {
 		b, err := os.ReadFile(pidfile)
@@ -448,7 +452,12 @@ func (e *env) applyFault(name string) (func(), error) {
 		signal(pid, syscall.SIGSTOP)
 		return func() { signal(pid, syscall.SIGCONT) }, nil
 	case "sentinel-failover":
-		pid := filepath.Join(redisDir, "master", "redis.pid")
+		// The current master: after a failover the old one is a replica.
+		node, err := e.sentinelMaster(redisDir)
+		if err != nil {
+			return nil, err
+		}
+		pid := filepath.Join(redisDir, node, "redis.pid")
 		signal(pid, syscall.SIGSTOP)
 		return func() { signal(pid, syscall.SIGCONT) }, nil
 	case "cluster-failover":
@@ -461,11 +470,35 @@ func (e *env) applyFault(name string) (func(), error) {
 		signal(pid, syscall.SIGSTOP)
 		return func() { signal(pid, syscall.SIGCONT) }, nil
 	case "replica-kill":
-		victim := e.replicas[2]
+		// A different replica each round, so each follower loses its own
+		// upstream in some round; the revoke goes through a survivor.
+		victim := e.replicas[round%len(e.replicas)]
 		victim.kill()
 		return func() { _ = e.start(victim) }, nil
 	}
 	return nil, fmt.Errorf("unknown fault %q (packet loss needs tc netem or iptables, not on this machine)", name)
+}
+
+// sentinelMaster names the node directory of the current master.
+func (e *env) sentinelMaster(redisDir string) (string, error) {
+	port, err := os.ReadFile(filepath.Join(redisDir, "sentinel-1", "port"))
+	if err != nil {
+		return "", err
+	}
+	out, err := command(e.root, "redis-cli", "-p", strings.TrimSpace(string(port)), "sentinel", "get-master-addr-by-name", "keymint")
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Fields(out)
+	if len(lines) != 2 {
+		return "", fmt.Errorf("sentinel answered %q", out)
+	}
+	for _, d := range []string{"master", "replica"} {
+		if p, _ := os.ReadFile(filepath.Join(redisDir, d, "port")); strings.TrimSpace(string(p)) == lines[1] {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no node on port %s", lines[1])
 }
 
 // clusterChannelNode names the node directory of the master serving the
@@ -510,13 +543,11 @@ func (e *env) clusterChannelNode(redisDir string) (string, error) {
 	return "", errors.New("no master serves the channel's slot")
 }
 
-// runFault applies a fault, runs the rounds under load, and ends it.
+// runFault runs the rounds under load; each round's fault starts just
+// before its revoke (the transition is the hard case: a hung node not yet
+// noticed, a stream about to break) and ends after it, and the next round
+// waits for every follower to be live again.
 func (e *env) runFault(name string, rounds int) ([]result, error) {
-	end, err := e.applyFault(name)
-	if err != nil {
-		return nil, err
-	}
-	defer end()
 	checkers := e.checkers()
 	stopLoad := e.load(checkers)
 	defer stopLoad()
@@ -527,8 +558,24 @@ func (e *env) runFault(name string, rounds int) ([]result, error) {
 			return nil, err
 		}
 		out = append(out, rs...)
+		if err := e.settle(); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// settle waits until every follower is live again after a fault.
+func (e *env) settle() error {
+	deadline := time.Now().Add(90 * time.Second)
+	for !e.validator.Subscribed() || !e.sidecarsReady() {
+		if time.Now().After(deadline) {
+			return errors.New("followers did not recover within 90s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // let replicas reconnect to Redis too
+	return nil
 }
 
 // load keeps every validator busy with valid tokens until stopped.
@@ -583,6 +630,11 @@ func (e *env) round(fault string, i int, checkers []checker) ([]result, error) {
 		cancel()
 		live[c.name] = err == nil && ok
 	}
+	end, err := e.applyFault(fault, i)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	var revoked time.Time
 	for attempt := range 50 {
 		p := e.aliveReplica(i + attempt)
@@ -613,6 +665,9 @@ func (e *env) round(fault string, i int, checkers []checker) ([]result, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				ok, err := c.check(ctx, tok.Secret)
 				cancel()
+				if errors.Is(err, errDead) {
+					return // the replica this round killed: nothing to measure
+				}
 				switch {
 				case err != nil:
 				case !ok && !refused:
