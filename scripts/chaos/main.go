@@ -117,8 +117,8 @@ func run(mode string, rounds int, faultList string) error {
 	all := map[string][]string{
 		"none":       {"baseline", "replica-kill"},
 		"standalone": {"baseline", "redis-down", "redis-sigstop", "replica-kill"},
-		"sentinel":   {"baseline", "sentinel-failover", "replica-kill"},
-		"cluster":    {"baseline", "cluster-failover", "replica-kill"},
+		"sentinel":   {"baseline", "redis-sigstop", "sentinel-failover", "replica-kill"},
+		"cluster":    {"baseline", "redis-sigstop", "cluster-failover", "replica-kill"},
 	}[mode]
 	if faultList != "" {
 		all = strings.Split(faultList, ",")
@@ -211,7 +211,9 @@ func (e *env) startKeymint() error {
 	for i := range 3 {
 		p := &proc{name: fmt.Sprintf("replica-%d", i+1), grpc: freeAddr(), http: freeAddr()}
 		p.args = []string{"serve", "--grpc-addr", p.grpc, "--http-addr", p.http, "--database-url", e.pgURL,
-			"--data-dir", filepath.Join(e.work, p.name), "--log-format", "text", "--log-level", "warn"}
+			"--data-dir", filepath.Join(e.work, p.name), "--log-format", "text", "--log-level", "warn",
+			// The run mints and revokes with a password hundreds of times.
+			"--signin-account-limit", "off", "--signin-ip-limit", "off"}
 		if e.redisURL != "" {
 			p.args = append(p.args, "--redis-url", e.redisURL)
 		}
@@ -448,28 +450,42 @@ func (e *env) applyFault(name string, round int) (func(), error) {
 				"--save", "", "--appendonly", "no", "--daemonize", "yes", "--pidfile", filepath.Join(redisDir, "redis.pid"),
 				"--dir", redisDir, "--logfile", filepath.Join(redisDir, "redis.log"))
 		}, nil
-	case "redis-sigstop":
-		pid := filepath.Join(redisDir, "redis.pid")
-		signal(pid, syscall.SIGSTOP)
-		return func() { signal(pid, syscall.SIGCONT) }, nil
-	case "sentinel-failover":
-		// The current master: after a failover the old one is a replica.
-		node, err := e.sentinelMaster(redisDir)
+	case "redis-sigstop", "sentinel-failover", "cluster-failover":
+		// The node that matters: the standalone server, the current
+		// Sentinel master, or the Cluster master holding the revocation
+		// channel's slot. A failover fault waits for the failover to
+		// complete before the revoke; redis-sigstop revokes at once, while
+		// the node hangs unnoticed.
+		current := func() (string, error) {
+			switch e.mode {
+			case "sentinel":
+				return e.sentinelMaster(redisDir)
+			case "cluster":
+				return e.clusterChannelNode(redisDir)
+			}
+			return ".", nil
+		}
+		node, err := current()
 		if err != nil {
 			return nil, err
 		}
 		pid := filepath.Join(redisDir, node, "redis.pid")
 		signal(pid, syscall.SIGSTOP)
-		return func() { signal(pid, syscall.SIGCONT) }, nil
-	case "cluster-failover":
-		// The master holding the revocation channel's slot.
-		node, err := e.clusterChannelNode(redisDir)
-		if err != nil {
-			return nil, err
+		resume := func() { signal(pid, syscall.SIGCONT) }
+		if name != "redis-sigstop" {
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				if now, err := current(); err == nil && now != node {
+					break
+				}
+				if time.Now().After(deadline) {
+					resume()
+					return nil, errors.New("no failover within 60s")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 		}
-		pid := filepath.Join(redisDir, node, "redis.pid")
-		signal(pid, syscall.SIGSTOP)
-		return func() { signal(pid, syscall.SIGCONT) }, nil
+		return resume, nil
 	case "replica-kill":
 		// A different replica each round, so each follower loses its own
 		// upstream in some round; the revoke goes through a survivor.
