@@ -9,8 +9,14 @@
 // that started before an invalidation never caches its (possibly stale)
 // answer afterwards: every invalidation bumps a generation counter, and a
 // load stores into L1 only if the counter has not moved since it began (see
-// storeL1); L2 refuses such writes with a tombstone (see rediscache). Without
-// an L2, or while it is unreachable, staleness is bounded by the L1 TTL.
+// storeL1); L2 refuses such writes with a tombstone (see rediscache).
+//
+// Never a positive after a revocation. Revoke records a revoked token id
+// (or a rotated one's new expiry) for RevokedTTL, in a bounded set; from
+// then on no entry that contradicts it (read back from a stale L2, or from
+// a load that read the store before the commit) is cached or returned as
+// it is. Replicas learn revocations from the store's revocation log
+// (tokens.Revocations); without that, staleness is bounded by the L1 TTL.
 package cache
 
 import (
@@ -32,6 +38,9 @@ const (
 	DefaultNegativeTTL = 5 * time.Second
 	DefaultRemoteTTL   = 5 * time.Minute
 	DefaultLoadTimeout = 5 * time.Second
+	// DefaultRevokedSize bounds the remembered revocations: 100,000 ids,
+	// about 10 MiB, far more than any five minutes of revocations.
+	DefaultRevokedSize = 100_000
 )
 
 // Remote is the shared second level: Redis in production (rediscache).
@@ -43,8 +52,8 @@ type Remote interface {
 	// entry under a key invalidated within the last LoadTimeout (and then
 	// some): the loader may have read the store before the invalidation.
 	Fill(ctx context.Context, e *Entry, ttl time.Duration) error
-	// Invalidate deletes key's entry, refuses live fills of key for a while,
-	// and tells every replica to drop key from its L1.
+	// Invalidate deletes key's entry and refuses live fills of key for a
+	// while. Other replicas learn of it from the revocation log.
 	Invalidate(ctx context.Context, key Key) error
 }
 
@@ -70,6 +79,13 @@ type Config struct {
 	// callers' deadlines: the load runs detached, so one caller giving up
 	// does not fail the others waiting for it.
 	LoadTimeout time.Duration
+	// RevokedSize bounds the remembered revocations (see Revoke); zero is
+	// DefaultRevokedSize. The oldest are forgotten first.
+	RevokedSize int
+	// RevokedTTL is how long a revocation is remembered: long enough that
+	// no stale copy (an L2 entry whose deletion failed) outlives it. Zero
+	// is RemoteTTL + LoadTimeout.
+	RevokedTTL time.Duration
 	// Registerer receives the cache's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -88,6 +104,8 @@ type Cache struct {
 	now         func() time.Time
 	log         *slog.Logger
 	flights     singleflight.Group
+	// revoked maps a revoked token id to its mark (see Revoke).
+	revoked *otter.Cache[string, revokedMark]
 	// gen moves on every invalidation and flush: a load that sees it move
 	// does not store its answer (see storeL1).
 	gen atomic.Uint64
@@ -130,7 +148,22 @@ func New(cfg Config) (*Cache, error) {
 		}
 		c.l1 = l1
 	}
-	var err error
+	revokedSize := cfg.RevokedSize
+	if revokedSize <= 0 {
+		revokedSize = DefaultRevokedSize
+	}
+	revokedTTL := cfg.RevokedTTL
+	if revokedTTL <= 0 {
+		revokedTTL = c.remoteTTL + c.loadTimeout
+	}
+	revoked, err := otter.New(&otter.Options[string, revokedMark]{
+		MaximumSize:      revokedSize,
+		ExpiryCalculator: otter.ExpiryWriting[string, revokedMark](revokedTTL),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.revoked = revoked
 	c.m, err = newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -150,6 +183,48 @@ func (c *Cache) Close() {
 	if c.l1 != nil {
 		c.l1.StopAllGoroutines()
 	}
+	c.revoked.StopAllGoroutines()
+}
+
+// revokedMark is what Revoke remembers of a token.
+type revokedMark struct {
+	at time.Time
+	// notAfter is a rotated token's new expiry; zero for a revocation.
+	notAfter time.Time
+}
+
+// Revoke records that tokenID, cached under key, was revoked at at (a zero
+// notAfter) or rotated so that it expires at notAfter, and drops key from
+// L1. From then on, for RevokedTTL, an entry that says otherwise is neither
+// cached nor returned unchanged: it comes back revoked (or expiring at
+// notAfter). Replicas call it for every revocation log row they apply.
+func (c *Cache) Revoke(key Key, tokenID string, at, notAfter time.Time) {
+	c.revoked.Set(tokenID, revokedMark{at: at, notAfter: notAfter})
+	c.drop(key)
+	c.m.received.Inc()
+}
+
+// correct returns e, or a corrected copy and true when a revocation
+// recorded by Revoke contradicts it.
+func (c *Cache) correct(e *Entry) (*Entry, bool) {
+	if e.Negative || e.TokenID == "" || c.revoked.EstimatedSize() == 0 {
+		return e, false
+	}
+	m, ok := c.revoked.GetIfPresent(e.TokenID)
+	if !ok {
+		return e, false
+	}
+	switch {
+	case m.notAfter.IsZero() && e.RevokedAt.IsZero():
+		f := *e
+		f.RevokedAt = m.at
+		return &f, true
+	case !m.notAfter.IsZero() && (e.ExpiresAt.IsZero() || e.ExpiresAt.After(m.notAfter)):
+		f := *e
+		f.ExpiresAt = m.notAfter
+		return &f, true
+	}
+	return e, false
 }
 
 // Peek returns key's entry from L1, or nil. It is the hot path of a
@@ -220,6 +295,11 @@ func (c *Cache) fill(ctx context.Context, keys []Key, load Loader) (*Entry, erro
 			c.m.l2Error.Inc()
 		case e != nil:
 			c.m.l2Hit.Inc()
+			if _, stale := c.correct(e); stale {
+				// A copy whose deletion failed: answer from the store.
+				c.m.l2Stale.Inc()
+				break
+			}
 			c.storeL1(e, gen)
 			return e, nil
 		default:
@@ -230,6 +310,11 @@ func (c *Cache) fill(ctx context.Context, keys []Key, load Loader) (*Entry, erro
 	if err != nil {
 		c.m.storeError.Inc()
 		return nil, err
+	}
+	if f, stale := c.correct(e); stale {
+		// Read before the revocation committed, answered after it was
+		// applied here: never a positive after a refusal.
+		return f, nil
 	}
 	if e.Negative {
 		c.m.storeMiss.Inc()
@@ -255,26 +340,34 @@ func (c *Cache) storeL1(e *Entry, gen uint64) {
 	if c.l1 == nil || c.gen.Load() != gen {
 		return
 	}
+	if _, stale := c.correct(e); stale {
+		return
+	}
 	c.l1.Set(e.Key, e)
 	if c.gen.Load() != gen {
 		c.l1.Invalidate(e.Key)
 	}
 }
 
-// Invalidate drops key here and, through L2, on every replica. Call it after
-// the store has committed the change (a revocation): a load that begins
-// afterwards reads the new state. An error means L2 could not be told (the
-// Remote keeps retrying); L1 on other replicas then ages out within L1TTL.
+// Invalidate drops key here and from L2. Call it after the store has
+// committed the change (a revocation): a load that begins afterwards reads
+// the new state. L2 goes first and L1 is dropped again after it: a load
+// between the first drop and the L2 deletion may have re-read the old L2
+// entry, and its L1 copy goes with the second drop. An error means L2 could
+// not be told (the Remote keeps retrying); Revoke's mark covers the gap.
+// Other replicas learn of it from the revocation log.
 func (c *Cache) Invalidate(ctx context.Context, key Key) error {
 	c.drop(key)
 	c.m.sent.Inc()
 	if c.remote == nil {
 		return nil
 	}
-	return c.remote.Invalidate(ctx, key)
+	err := c.remote.Invalidate(ctx, key)
+	c.drop(key)
+	return err
 }
 
-// Drop removes key from L1: an invalidation received from another replica.
+// Drop removes key from L1.
 func (c *Cache) Drop(key Key) {
 	c.drop(key)
 	c.m.received.Inc()
@@ -289,8 +382,8 @@ func (c *Cache) drop(key Key) {
 	}
 }
 
-// Flush empties L1: after a Redis reconnect, invalidations may have been
-// lost while the subscription was down.
+// Flush empties L1: when revocations may have been missed (the revocation
+// log was pruned past what this replica applied).
 func (c *Cache) Flush() {
 	c.gen.Add(1)
 	if c.l1 != nil {
@@ -302,6 +395,7 @@ func (c *Cache) Flush() {
 // metrics are the cache's Prometheus series.
 type metrics struct {
 	l1Hit, l1Miss, l2Hit, l2Miss, l2Error      prometheus.Counter
+	l2Stale                                    prometheus.Counter
 	storeHit, storeMiss, storeError, coalesced prometheus.Counter
 	sent, received, flushes                    prometheus.Counter
 }
@@ -309,7 +403,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keymint_cache_lookups_total",
-		Help: "Validation cache lookups by level (l1, l2, store) and result (hit, miss, error). A store miss is an unknown token.",
+		Help: "Validation cache lookups by level (l1, l2, store) and result (hit, miss, error, stale). A store miss is an unknown token; an l2 stale is a copy a revocation contradicts.",
 	}, []string{"level", "result"})
 	coalesced := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "keymint_cache_coalesced_total",
@@ -321,11 +415,11 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	})
 	received := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "keymint_cache_invalidations_received_total",
-		Help: "Invalidations received from the Redis channel (including this replica's own).",
+		Help: "Revocations applied to L1 (from the revocation log or its Redis fast path, this replica's own included).",
 	})
 	flushes := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "keymint_cache_l1_flushes_total",
-		Help: "Times L1 was emptied because the invalidation channel was (re)subscribed.",
+		Help: "Times L1 was emptied because revocations may have been missed.",
 	})
 	if reg != nil {
 		for _, c := range []prometheus.Collector{lookups, coalesced, sent, received, flushes} {
@@ -340,6 +434,7 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		l2Hit:      lookups.WithLabelValues("l2", "hit"),
 		l2Miss:     lookups.WithLabelValues("l2", "miss"),
 		l2Error:    lookups.WithLabelValues("l2", "error"),
+		l2Stale:    lookups.WithLabelValues("l2", "stale"),
 		storeHit:   lookups.WithLabelValues("store", "hit"),
 		storeMiss:  lookups.WithLabelValues("store", "miss"),
 		storeError: lookups.WithLabelValues("store", "error"),

@@ -57,6 +57,26 @@ type ValidatorConfig struct {
 	NegativeTTL time.Duration
 	// Timeout bounds one call to keymint. Default 2s.
 	Timeout time.Duration
+	// HeartbeatTimeout is how long the revocation stream may stay silent
+	// (keymint sends a heartbeat every 500ms by default) before the
+	// validator stops answering from its cache and reconnects at once, on
+	// a fresh connection when it dialled Target itself (so a Service
+	// address reaches another replica). Default 1.5s.
+	HeartbeatTimeout time.Duration
+	// WatchToken is a token with the keymint:watch scope, sent with
+	// WatchRevocations only, for a keymint run with --watch-require-scope.
+	WatchToken string
+	// RevokedSize bounds how many revoked token ids are remembered (an id
+	// once seen revoked is never answered valid again, whatever a replica
+	// says); RevokedTTL is how long each is. Defaults 100,000 ids (about
+	// 10 MiB) and 10 minutes: longer than any replica's caches keep a stale
+	// copy (L1 5s, Redis 5m).
+	RevokedSize int
+	RevokedTTL  time.Duration
+	// executor runs the cache's deletion callbacks (tests make it
+	// synchronous to close the race they look at); nil is otter's default,
+	// a goroutine per callback.
+	executor func(func())
 	// Logger receives stream state changes; never a token. Default discards.
 	Logger *slog.Logger
 	// ClientIP tells Middleware the address a request came from, checked
@@ -84,18 +104,25 @@ type entry struct {
 
 // Validator validates tokens with an in-process cache in front of keymint,
 // and drops revoked tokens as keymint pushes them. Unknown tokens always go
-// to keymint; when keymint cannot answer they are refused.
+// to keymint; when keymint cannot answer they are refused. While the
+// revocation stream is not live (never subscribed yet, or silent past
+// HeartbeatTimeout) every call asks keymint first, and a cached answer is
+// used only when keymint cannot be reached.
 type Validator struct {
-	api    keymintv1.TokenServiceClient
-	closer func() error
-	cfg    ValidatorConfig
-	log    *slog.Logger
+	api  atomic.Pointer[conn]
+	cfg  ValidatorConfig
+	log  *slog.Logger
+	dial func() (*conn, error) // nil when the connection was given (Conn)
 
 	cache *otter.Cache[cacheKey, *entry]
-	// byToken maps token id → cache key, so a revocation (which names ids,
-	// never secrets) finds the entry.
+	// byToken maps token id → the cache key and entry stored for it, so a
+	// revocation (which names ids, never secrets) finds the entry. The
+	// entry is compared on deletion: replacing a key's entry must not
+	// delete the mapping just written for the new one.
 	mu      sync.Mutex
-	byToken map[string]cacheKey
+	byToken map[string]tokenRef
+	// revoked holds ids seen revoked: never valid again (bounded, TTL).
+	revoked *otter.Cache[string, struct{}]
 	// gen changes on every revocation and cache clear; a lookup that started
 	// before one does not store its answer, so it cannot resurrect a revoked
 	// token.
@@ -106,6 +133,20 @@ type Validator struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 }
+
+// conn is the connection the validator asks keymint on, and how to close it.
+type conn struct {
+	api   keymintv1.TokenServiceClient
+	close func() error
+}
+
+// tokenRef is where a token id's answer is cached.
+type tokenRef struct {
+	key cacheKey
+	e   *entry
+}
+
+func (v *Validator) client() keymintv1.TokenServiceClient { return v.api.Load().api }
 
 // NewValidator connects to keymint and starts following its revocation
 // stream in the background until Close.
@@ -122,31 +163,59 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
-	v := &Validator{cfg: cfg, log: cfg.Logger, byToken: map[string]cacheKey{}, closer: func() error { return nil }}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = 1500 * time.Millisecond
+	}
+	if cfg.RevokedSize <= 0 {
+		cfg.RevokedSize = 100_000
+	}
+	if cfg.RevokedTTL <= 0 {
+		cfg.RevokedTTL = 10 * time.Minute
+	}
+	v := &Validator{cfg: cfg, log: cfg.Logger, byToken: map[string]tokenRef{}}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
 	switch {
 	case cfg.Conn != nil:
-		v.api = keymintv1.NewTokenServiceClient(cfg.Conn)
+		v.api.Store(&conn{api: keymintv1.NewTokenServiceClient(cfg.Conn), close: func() error { return nil }})
 	case cfg.Target != "":
-		c, err := Dial(cfg.Target, cfg.DialOptions...)
+		v.dial = func() (*conn, error) {
+			c, err := Dial(cfg.Target, cfg.DialOptions...)
+			if err != nil {
+				return nil, err
+			}
+			return &conn{api: c.TokenServiceClient, close: c.Close}, nil
+		}
+		c, err := v.dial()
 		if err != nil {
 			return nil, err
 		}
-		v.api, v.closer = c.TokenServiceClient, c.Close
+		v.api.Store(c)
 	default:
 		return nil, errors.New("keymint validator: set Target or Conn")
 	}
+	revoked, err := otter.New(&otter.Options[string, struct{}]{
+		MaximumSize:      cfg.RevokedSize,
+		ExpiryCalculator: otter.ExpiryWriting[string, struct{}](cfg.RevokedTTL),
+	})
+	if err != nil {
+		_ = v.api.Load().close()
+		return nil, fmt.Errorf("keymint validator cache: %w", err)
+	}
+	v.revoked = revoked
 	cache, err := otter.New(&otter.Options[cacheKey, *entry]{
 		MaximumSize: cfg.CacheSize,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[cacheKey, *entry]) time.Duration {
 			return time.Until(e.Value.until)
 		}),
+		Executor: cfg.executor,
 		OnDeletion: func(e otter.DeletionEvent[cacheKey, *entry]) {
 			if e.Value.identity != nil {
 				v.mu.Lock()
-				if k, ok := v.byToken[e.Value.identity.TokenID]; ok && k == e.Key {
+				// Only the mapping of this very entry: when a key's entry is
+				// replaced, the mapping already names the new one.
+				if r, ok := v.byToken[e.Value.identity.TokenID]; ok && r.e == e.Value {
 					delete(v.byToken, e.Value.identity.TokenID)
 				}
 				v.mu.Unlock()
@@ -154,7 +223,7 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 		},
 	})
 	if err != nil {
-		_ = v.closer()
+		_ = v.api.Load().close()
 		return nil, fmt.Errorf("keymint validator cache: %w", err)
 	}
 	v.cache = cache
@@ -169,10 +238,12 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 func (v *Validator) Close() error {
 	v.cancel()
 	<-v.done
-	return v.closer()
+	v.revoked.StopAllGoroutines()
+	return v.api.Load().close()
 }
 
-// Subscribed reports whether the revocation stream is live.
+// Subscribed reports whether the revocation stream is live: subscribed,
+// and heard from within HeartbeatTimeout.
 func (v *Validator) Subscribed() bool { return v.subscribed.Load() }
 
 // Validate checks token for the required scopes: from the cache when it can,
@@ -195,16 +266,23 @@ func (v *Validator) ValidateFrom(ctx context.Context, token string, clientIP net
 	key := cacheKey(sha256Sum(token))
 	now := time.Now()
 	e, ok := v.cache.GetIfPresent(key)
-	if ok && now.Before(e.until) {
+	cached := ok && now.Before(e.until)
+	if cached && v.subscribed.Load() {
 		if e.noStore {
 			return v.direct(ctx, token, clientIP, scopes)
 		}
 		return e.answer(now, clientIP, scopes), nil
 	}
-	e, led, err := v.load(ctx, key, token, clientIP, scopes)
+	// A miss, or the revocation stream is not live: ask keymint; a cached
+	// answer serves only while keymint cannot be reached (until its TTL).
+	fresh, led, err := v.load(ctx, key, token, clientIP, scopes)
 	if err != nil {
+		if cached && !e.noStore {
+			return e.answer(now, clientIP, scopes), nil
+		}
 		return Result{}, err
 	}
+	e = fresh
 	if e.noStore && !led {
 		// The shared answer counted one use, the leader's: ask for ours.
 		return v.direct(ctx, token, clientIP, scopes)
@@ -241,7 +319,7 @@ func (v *Validator) load(ctx context.Context, key cacheKey, token string, client
 		gen := v.gen.Load()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.Timeout)
 		defer cancel()
-		resp, err := v.api.ValidateToken(cctx, &keymintv1.ValidateTokenRequest{
+		resp, err := v.client().ValidateToken(cctx, &keymintv1.ValidateTokenRequest{
 			Token: token, RequiredScopes: scopes, ClientIp: ipString(clientIP),
 		})
 		if err != nil {
@@ -271,7 +349,7 @@ func (v *Validator) load(ctx context.Context, key cacheKey, token string, client
 func (v *Validator) direct(ctx context.Context, token string, clientIP netip.Addr, scopes []string) (Result, error) {
 	cctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
-	resp, err := v.api.ValidateToken(cctx, &keymintv1.ValidateTokenRequest{
+	resp, err := v.client().ValidateToken(cctx, &keymintv1.ValidateTokenRequest{
 		Token: token, RequiredScopes: scopes, ClientIp: ipString(clientIP),
 	})
 	if err != nil {
@@ -324,6 +402,11 @@ func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) (*entry, bo
 		}
 		id.AllowedCIDRs = append(id.AllowedCIDRs, p)
 	}
+	if _, revoked := v.revoked.GetIfPresent(id.TokenID); revoked {
+		// A replica that has not applied the revocation yet answered from
+		// its cache: never a positive after a refusal.
+		return &entry{reason: keymintv1.ValidateTokenResponse_REVOKED, until: now.Add(v.cfg.NegativeTTL)}, true
+	}
 	until := now.Add(v.cfg.TTL)
 	if resp.GetExpireTime() != nil {
 		id.ExpiresAt = resp.GetExpireTime().AsTime()
@@ -340,21 +423,25 @@ func (v *Validator) store(key cacheKey, e *entry) {
 	}
 	if e.identity != nil {
 		v.mu.Lock()
-		v.byToken[e.identity.TokenID] = key
+		v.byToken[e.identity.TokenID] = tokenRef{key: key, e: e}
 		v.mu.Unlock()
 	}
 	v.cache.Set(key, e)
 }
 
-// drop forgets a revoked token.
-func (v *Validator) drop(tokenID string) {
+// drop forgets a revoked (or rotated) token's cached answer; revoked also
+// remembers the id, so that no later answer makes it valid again.
+func (v *Validator) drop(tokenID string, revoked bool) {
+	if revoked {
+		v.revoked.Set(tokenID, struct{}{})
+	}
 	v.gen.Add(1)
 	v.mu.Lock()
-	key, ok := v.byToken[tokenID]
+	r, ok := v.byToken[tokenID]
 	delete(v.byToken, tokenID)
 	v.mu.Unlock()
 	if ok {
-		v.cache.Invalidate(key)
+		v.cache.Invalidate(r.key)
 	}
 }
 

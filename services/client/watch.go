@@ -2,60 +2,127 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"google.golang.org/grpc/metadata"
 )
 
-// Backoff between resubscribe attempts.
+// Backoff between resubscribe attempts after the first, which is immediate.
 const (
 	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	maxBackoff = 2 * time.Second
 )
 
-// watch follows keymint's revocation stream until ctx ends. When a
-// subscription is confirmed the cache is cleared, since revocations sent
-// while the stream was down are lost; while it is down, cached answers keep
-// serving until their TTL, and unknown tokens still go to keymint.
+// errSilent means the stream sent nothing (not even a heartbeat) within
+// HeartbeatTimeout: the replica behind it is hung or gone.
+var errSilent = errors.New("no heartbeat within the bound")
+
+// watch follows keymint's revocation stream until ctx ends. It remembers
+// the last sequence applied and resumes after it, so nothing is lost across
+// a reconnect; only a resync marker (keymint no longer holds what was
+// missed) or the first subscription clears the cache. While the stream is
+// not live, the validator asks keymint on every call (see ValidateFrom).
 func (v *Validator) watch(ctx context.Context) {
 	defer close(v.done)
-	backoff := minBackoff
+	var last int64
+	resume := false
+	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		err := v.follow(ctx, func() { backoff = minBackoff })
+		err := v.follow(ctx, &last, &resume, func() { backoff = 0 })
 		v.subscribed.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
-		v.log.Warn("keymint revocation stream broke; resubscribing", "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return
+		if errors.Is(err, errSilent) && v.dial != nil {
+			// A fresh connection: behind a Service address it may reach
+			// another replica, where the old one is stuck on a dead one.
+			v.redial()
 		}
-		backoff = min(backoff*2, maxBackoff)
+		v.log.Warn("keymint revocation stream broke; resubscribing", "err", err, "backoff", backoff, "since", last)
+		if backoff > 0 {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+		}
+		backoff = min(max(2*backoff, minBackoff), maxBackoff)
 	}
 }
 
-// follow runs one subscription until it breaks.
-func (v *Validator) follow(ctx context.Context, onSubscribed func()) error {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := v.api.WatchRevocations(sctx, &keymintv1.WatchRevocationsRequest{})
+// redial replaces the connection; the old one closes once calls on it had
+// their Timeout to finish.
+func (v *Validator) redial() {
+	c, err := v.dial()
 	if err != nil {
-		return err
+		v.log.Warn("keymint: redial failed", "err", err)
+		return
+	}
+	old := v.api.Swap(c)
+	time.AfterFunc(v.cfg.Timeout, func() { _ = old.close() })
+}
+
+// follow runs one subscription until it breaks or falls silent.
+func (v *Validator) follow(ctx context.Context, last *int64, resume *bool, onSubscribed func()) error {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The watchdog: any message resets it; silence past the bound ends the
+	// stream and stops answering from the cache at once.
+	watchdog := time.AfterFunc(v.cfg.HeartbeatTimeout, func() {
+		v.subscribed.Store(false)
+		cancel(errSilent)
+	})
+	defer watchdog.Stop()
+	req := &keymintv1.WatchRevocationsRequest{}
+	if *resume {
+		req.Since = last
+	}
+	if v.cfg.WatchToken != "" {
+		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+v.cfg.WatchToken)
+	}
+	stream, err := v.client().WatchRevocations(sctx, req)
+	if err != nil {
+		return orCause(sctx, err)
 	}
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
-			return err
+			return orCause(sctx, err)
 		}
-		if ev.GetSubscribed() {
-			v.clear()
+		watchdog.Reset(v.cfg.HeartbeatTimeout)
+		switch {
+		case ev.GetSubscribed():
+			if ev.GetResync() || !*resume {
+				// Revocations before this point may be missing.
+				v.clear()
+			}
+			*last, *resume = ev.GetSeq(), true
 			v.subscribed.Store(true)
 			onSubscribed()
-			v.log.Info("keymint revocation stream subscribed")
-			continue
+			v.log.Info("keymint revocation stream subscribed", "seq", *last, "resync", ev.GetResync())
+		case ev.GetHeartbeat():
+			if ev.GetSeq() > *last {
+				// The replica applied rows this stream did not carry:
+				// resume after the last one applied here.
+				return fmt.Errorf("heartbeat at %d after %d: events missing", ev.GetSeq(), *last)
+			}
+			v.subscribed.Store(true)
+		case ev.GetSeq() > *last || ev.GetSeq() == 0:
+			v.drop(ev.GetTokenId(), !ev.GetRotated())
+			if ev.GetSeq() > 0 {
+				*last = ev.GetSeq()
+			}
 		}
-		v.drop(ev.GetTokenId())
 	}
+}
+
+// orCause prefers the reason the stream's context was cancelled for.
+func orCause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
 }

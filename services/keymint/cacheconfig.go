@@ -63,6 +63,10 @@ type validationCache struct {
 	*cache.Cache
 	remote *rediscache.Remote
 	client redis.UniversalClient
+	// revClient carries revocation calls (tombstones, the revocation
+	// channel) with a bound of their own: the validation client's read
+	// timeout would cut them short.
+	revClient redis.UniversalClient
 }
 
 // newValidationCache builds L1 and, with a Redis URL, the L2 and its
@@ -87,18 +91,26 @@ func newValidationCache(ctx context.Context, c *cacheConfig, reg prometheus.Regi
 		if err != nil {
 			return nil, fmt.Errorf("redis-url: %w", err)
 		}
+		revClient, err := rediscache.NewRevocationClient(c.RedisURL, max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout))
+		if err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("redis-url: %w", err)
+		}
 		remote, err := rediscache.New(rediscache.Config{
-			Client:  client,
-			Timeout: c.RedisTimeout,
+			Client:            client,
+			RevocationClient:  revClient,
+			RevocationTimeout: max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout),
+			Timeout:           c.RedisTimeout,
 			// Longer than any entry written before a failed invalidation lives.
 			RetryFor: c.RedisTTL + cache.DefaultLoadTimeout,
 			Logger:   log,
 		})
 		if err != nil {
 			_ = client.Close()
+			_ = revClient.Close()
 			return nil, err
 		}
-		vc.client, vc.remote, cfg.Remote = client, remote, remote
+		vc.client, vc.revClient, vc.remote, cfg.Remote = client, revClient, remote, remote
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		if err := client.Ping(pctx).Err(); err != nil {
 			log.Warn("redis not reachable at start; validating from the store until it is", "err", err.Error())
@@ -107,26 +119,31 @@ func newValidationCache(ctx context.Context, c *cacheConfig, reg prometheus.Regi
 	}
 	var err error
 	if vc.Cache, err = cache.New(cfg); err != nil {
-		if vc.client != nil {
-			_ = vc.client.Close()
-		}
+		vc.closeClients()
 		return nil, err
 	}
 	log.Info("validation cache", "l1_size", c.L1Size, "l1_ttl", c.L1TTL.String(), "redis", c.RedisURL != "")
 	return vc, nil
 }
 
-// run applies invalidations from other replicas until ctx ends.
+// run retries failed Redis invalidations until ctx ends.
 func (vc *validationCache) run(ctx context.Context) {
 	if vc.remote != nil {
-		vc.remote.Run(ctx, vc.Cache)
+		vc.remote.Run(ctx)
 	}
 }
 
 // close releases the cache and the Redis connections.
 func (vc *validationCache) close() {
 	vc.Cache.Close()
+	vc.closeClients()
+}
+
+func (vc *validationCache) closeClients() {
 	if vc.client != nil {
 		_ = vc.client.Close()
+	}
+	if vc.revClient != nil {
+		_ = vc.revClient.Close()
 	}
 }

@@ -63,8 +63,12 @@ type Config struct {
 	CentralTLS        tlsfiles.Files
 	CentralTLSOn      bool
 	SidecarCacheTTL   time.Duration
-	Cache             cacheConfig // validation cache and Redis (cacheconfig.go)
-	Abuse             abuseConfig // trusted proxies, sign-in throttle (abuseconfig.go)
+	// CentralWatchToken is sent with WatchRevocations (KEYMINT_CENTRAL_WATCH_TOKEN
+	// only: never a flag, flags show in ps).
+	CentralWatchToken string
+	Cache             cacheConfig      // validation cache and Redis (cacheconfig.go)
+	Abuse             abuseConfig      // trusted proxies, sign-in throttle (abuseconfig.go)
+	Revocations       revocationConfig // revocation log follower, WatchRevocations (revocationconfig.go)
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }
@@ -239,6 +243,15 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			num(&c.MaxConns, "max-connections", defaultMaxConns, "open connections each of the gRPC and HTTP ports keeps at most; beyond, new ones wait in the listen backlog")
 			num(&c.MaxConnsPerIP, "max-connections-per-ip", defaultMaxConnsPerIP, "open connections per client address on each port (trusted proxies and gRPC peers exempt); beyond, new ones are closed")
 		}},
+		{"revocations", func() {
+			dur(&c.Revocations.Poll, "revocation-poll", tokens.DefaultRevocationPoll, "how often a replica reads the revocation log for rows it missed (the bound without Redis)")
+			dur(&c.Revocations.Retention, "revocation-log-retention", defaultRevocationRetention, "how long revocation log rows are kept (followers further behind resync)")
+			dur(&c.Revocations.Heartbeat, "watch-heartbeat", tokens.DefaultWatchHeartbeat, "WatchRevocations heartbeat interval")
+			num(&c.Revocations.MaxStreams, "watch-max-streams", tokens.DefaultMaxWatchStreams, "WatchRevocations streams per replica")
+			num(&c.Revocations.MaxStreamsPerClient, "watch-max-streams-per-client", tokens.DefaultMaxWatchStreamsPerClient, "WatchRevocations streams per client address")
+			def := os.Getenv(envName("watch-require-scope")) == "true"
+			fs.BoolVar(&c.Revocations.RequireScope, "watch-require-scope", def, "WatchRevocations needs a token with the keymint:watch scope ("+envName("watch-require-scope")+")")
+		}},
 		{"argon2-budget-mib", func() {
 			num(&c.Argon2BudgetMiB, "argon2-budget-mib", 256, "memory all concurrent password hashes may use together, MiB")
 		}},
@@ -249,6 +262,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		}
 	}
 	c.Pepper = os.Getenv("KEYMINT_PEPPER")
+	c.CentralWatchToken = os.Getenv("KEYMINT_CENTRAL_WATCH_TOKEN")
 }
 
 // storeFlags are the flags of every command that opens the store.
@@ -323,6 +337,7 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	}
 	problems = append(problems, c.Cache.problems(set)...)
 	problems = append(problems, c.Abuse.problems(set)...)
+	problems = append(problems, c.Revocations.problems(set)...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -89,6 +89,13 @@ func TestPostgresStopped(t *testing.T) {
 		!jsonMessageIs(out, "store unavailable, retry shortly") {
 		t.Fatalf("mint with PostgreSQL down = %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), out)
 	}
+	// A revoke answers 503 too: never accepted and then lost. (The token
+	// authenticates itself from the cache; the revoke needs the store.)
+	rev, _ := http.NewRequest("DELETE", srv.http+"/api-tokens/"+cached.ID, nil)
+	rev.Header.Set("authorization", cached.APIToken)
+	if resp, out := doReq(t, rev, ""); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("revoke with PostgreSQL down = %d Retry-After %q %s, want 503 with a retry hint", resp.StatusCode, resp.Header.Get("Retry-After"), out)
+	}
 	if code, _ := do(t, "GET", srv.http+"/readyz", nil, "", nil); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with PostgreSQL down = %d", code)
 	}

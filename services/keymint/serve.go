@@ -10,6 +10,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -141,7 +142,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization", "forward-auth-style", "routes-ignore-case",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
-		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections")
+		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections", "revocations")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -169,10 +170,11 @@ type server struct {
 	usage   *tokens.UsageRecorder
 	// tokens is the TokenService, waited for at shutdown (leak revocations).
 	tokens *tokens.Service
-	// revocations feeds WatchRevocations streams; closed first at shutdown.
-	revocations *tokens.RevocationHub
-	// revocationFeed carries revocations between replicas over Redis; nil
-	// without Redis.
+	// revocations follows the store's revocation log and feeds
+	// WatchRevocations streams; closed first at shutdown.
+	revocations *tokens.Revocations
+	// revocationFeed is the log's fast path between replicas over Redis;
+	// nil without Redis.
 	revocationFeed *rediscache.RevocationFeed
 	grpcLis        net.Listener
 	gatewayLis     *bufconn.Listener
@@ -239,23 +241,32 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, err
 	}
 	s.usage = tokens.NewUsageRecorder(st, c.UsageFlush, log)
-	s.revocations = tokens.NewRevocationHub()
-	if s.cache.client != nil {
-		// With Redis, a revoke on any replica reaches the WatchRevocations
-		// streams of every replica.
-		s.revocationFeed = rediscache.NewRevocationFeed(s.cache.client, "", c.Cache.RedisTimeout, log)
-		s.revocations.SetRelay(func(r tokens.Revocation) error {
-			return s.revocationFeed.Publish(context.Background(), r.TokenID, r.At)
-		})
+	rc := tokens.RevocationsConfig{Log: st, Cache: s.cache.Cache, Poll: c.Revocations.Poll, Retention: c.Revocations.Retention,
+		Heartbeat: c.Revocations.Heartbeat, MaxStreams: int(c.Revocations.MaxStreams),
+		MaxStreamsPerClient: int(c.Revocations.MaxStreamsPerClient), Logger: log}
+	if s.cache.revClient != nil {
+		// With Redis, a revocation reaches every replica at once; the
+		// store's log, read every poll, catches what Redis loses.
+		s.revocationFeed = rediscache.NewRevocationFeed(rediscache.RevocationFeedConfig{Client: s.cache.revClient, Logger: log})
+		rc.Publish = func(ctx context.Context, v tokens.Revocation) error {
+			return s.revocationFeed.Publish(ctx, toFeed(v))
+		}
 	}
+	s.revocations = tokens.NewRevocations(rc)
 	uses, rates, err := tokenLimits(st, s.cache.client, c.Cache.RedisTimeout, log)
 	if err != nil {
 		return nil, err
 	}
 	tok := tokens.New(tokens.Config{Store: st, Keyring: keys, Format: format, Logger: log, Usage: s.usage, Cache: s.cache.Cache,
-		Revocations: s.revocations, Audit: auditLog, Uses: uses, Rates: rates, Clients: clients})
+		Revocations: s.revocations, WatchRequiresScope: c.Revocations.RequireScope, Audit: auditLog, Uses: uses, Rates: rates, Clients: clients})
 	s.tokens = tok
-	authn := &accounts.Authenticator{Accounts: acct, Tokens: tok, Public: publicMethods}
+	public := publicMethods
+	if c.Revocations.RequireScope {
+		// The stream then reads credentials: a token with keymint:watch.
+		public = maps.Clone(publicMethods)
+		delete(public, keymintv1.TokenService_WatchRevocations_FullMethodName)
+	}
+	authn := &accounts.Authenticator{Accounts: acct, Tokens: tok, Public: public}
 
 	// The unary chain; ValidateToken runs it composed once (unaryChain), for
 	// gRPC and for REST validations alike (validateInProcess).
@@ -365,8 +376,9 @@ func (s *server) run(ctx context.Context) error {
 	}()
 	usageDone := make(chan struct{})
 	go func() { s.usage.Run(ctx); close(usageDone) }()
+	go s.revocations.Run(ctx)
 	if s.revocationFeed != nil {
-		go s.revocationFeed.Run(ctx, s.revocations)
+		go s.revocationFeed.Run(ctx, feedSink{ctx: ctx, revs: s.revocations})
 	}
 	go s.cache.run(ctx)
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())

@@ -51,6 +51,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 		Target:      c.CentralAddr,
 		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
 		TTL:         c.SidecarCacheTTL,
+		WatchToken:  c.CentralWatchToken,
 		Logger:      log,
 	})
 	if err != nil {

@@ -102,6 +102,34 @@ type Token struct {
 	RatePeriod time.Duration
 	// RotatedToID names the successor of a rotated token.
 	RotatedToID string
+	// RevocationSeq is set only in the answer of a RevokeToken or
+	// RotateToken that wrote a revocation log row: that row's sequence. It
+	// is not a stored column (the log holds it).
+	RevocationSeq int64
+}
+
+// Revocation log reasons: why a token left the set of valid tokens.
+const (
+	// RevocationRevoked: revoked (by its owner, an admin, or a leak report).
+	RevocationRevoked = "revoke"
+	// RevocationRotated: rotated; it stays valid until NotAfter (the grace
+	// end), so caches must drop it but not refuse it yet.
+	RevocationRotated = "rotate"
+)
+
+// RevocationRecord is one row of the revocation log, the ordered source of
+// truth replicas and followers catch up from. It never holds a secret: the
+// digest is the HMAC the caches are keyed by.
+type RevocationRecord struct {
+	// Seq increases by commit order: a reader that has seen Seq n has seen
+	// every row below n that will ever exist.
+	Seq     int64
+	TokenID string
+	Digest  []byte
+	Reason  string
+	At      time.Time
+	// NotAfter is a rotation's grace end; zero for a revocation.
+	NotAfter time.Time
 }
 
 // TokenFilter selects tokens for ListTokens. OrgID is always required; an
@@ -227,7 +255,10 @@ type Store interface {
 	// ListTokens returns one page of tokens that match f.
 	ListTokens(ctx context.Context, f TokenFilter) ([]Token, error)
 	// RevokeToken sets revoked_at to at (zero: now) unless the token is
-	// already revoked, and returns the token as stored afterwards.
+	// already revoked, and returns the token as stored afterwards. The
+	// first revocation appends a RevocationRevoked row to the revocation log
+	// in the same transaction (its sequence in RevocationSeq); revoking
+	// again writes none.
 	RevokeToken(ctx context.Context, id string, at time.Time) (Token, error)
 	// TouchTokens records last use times in one batch; a time never moves
 	// last_used_at backwards, and unknown ids are skipped.
@@ -235,10 +266,21 @@ type Store interface {
 	// RotateToken, in one transaction, inserts successor and marks token id
 	// rotated to it: rotated_to_id = successor.ID and expires_at lowered to
 	// graceEnd (never raised). It returns the rotated token as stored
-	// afterwards. ErrNotFound if id is unknown; ErrConflict (and nothing
+	// afterwards, with RevocationSeq set: a RevocationRotated log row is
+	// written in the same transaction. ErrNotFound if id is unknown; ErrConflict (and nothing
 	// changes) if it is revoked or rotated already; ErrAlreadyExists if the
 	// successor's id or digest is taken.
 	RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error)
+	// RevocationLogBounds returns the oldest and the newest sequence in the
+	// revocation log (0, 0 when it is empty). A follower whose last applied
+	// sequence is below oldest-1 has missed rows that were pruned.
+	RevocationLogBounds(ctx context.Context) (oldest, head int64, err error)
+	// ListRevocations returns up to limit log rows with Seq > after, in
+	// Seq order.
+	ListRevocations(ctx context.Context, after int64, limit int) ([]RevocationRecord, error)
+	// PruneRevocations deletes log rows older than before, always keeping
+	// the newest row (so the head survives), and returns how many it deleted.
+	PruneRevocations(ctx context.Context, before time.Time) (int, error)
 	// TakeTokenUses takes up to n uses from the counter of token id (a
 	// usage pool) atomically: taken is min(n, what was left), left is what
 	// remains. ErrNotFound if id is unknown; ErrConflict if it has no counter.

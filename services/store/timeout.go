@@ -72,6 +72,24 @@ func (t *timeoutStore) UpdateOrgPolicy(ctx context.Context, orgID string, p OrgP
 	return t.s.UpdateOrgPolicy(ctx, orgID, p)
 }
 
+func (t *timeoutStore) RevocationLogBounds(ctx context.Context) (int64, int64, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.RevocationLogBounds(ctx)
+}
+
+func (t *timeoutStore) ListRevocations(ctx context.Context, after int64, limit int) ([]RevocationRecord, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.ListRevocations(ctx, after, limit)
+}
+
+func (t *timeoutStore) PruneRevocations(ctx context.Context, before time.Time) (int, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.PruneRevocations(ctx, before)
+}
+
 func (t *timeoutStore) RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error) {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()

@@ -39,6 +39,16 @@ func (hungStore) ListTokens(ctx context.Context, _ TokenFilter) ([]Token, error)
 func (hungStore) RevokeToken(ctx context.Context, _ string, _ time.Time) (Token, error) {
 	return hang[Token](ctx)
 }
+func (hungStore) RevocationLogBounds(ctx context.Context) (int64, int64, error) {
+	_, err := hang[int64](ctx)
+	return 0, 0, err
+}
+func (hungStore) ListRevocations(ctx context.Context, _ int64, _ int) ([]RevocationRecord, error) {
+	return hang[[]RevocationRecord](ctx)
+}
+func (hungStore) PruneRevocations(ctx context.Context, _ time.Time) (int, error) {
+	return hang[int](ctx)
+}
 func (hungStore) TouchTokens(ctx context.Context, _ map[string]time.Time) error { return hangErr(ctx) }
 func (hungStore) CreateSession(ctx context.Context, _ Session) error            { return hangErr(ctx) }
 func (hungStore) GetSessionByHash(ctx context.Context, _ []byte) (Session, error) {

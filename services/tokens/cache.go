@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -150,6 +151,25 @@ func tokenOf(e *cache.Entry) store.Token {
 		ExpiresAt: e.ExpiresAt,
 		RevokedAt: e.RevokedAt,
 	}
+}
+
+// revoked runs after the store committed a revocation (notAfter zero) or a
+// rotation (notAfter the grace end) of t: the cache here and in Redis first,
+// then the revocation log row is applied here (so this replica's streams
+// hear it only once this replica refuses the token) and published to the
+// other replicas. A no-op revocation (RevocationSeq 0) still drops the
+// caches, which costs nothing that matters.
+func (s *Service) revoked(ctx context.Context, t store.Token, notAfter time.Time) {
+	s.invalidate(ctx, t)
+	if s.revs == nil || t.RevocationSeq == 0 {
+		return
+	}
+	v := Revocation{Seq: t.RevocationSeq, TokenID: t.ID, At: t.RevokedAt, Rotated: !notAfter.IsZero(), NotAfter: notAfter}
+	if v.Rotated {
+		v.At = s.now().UTC()
+	}
+	copy(v.Key[:], t.Digest)
+	s.revs.Committed(ctx, v)
 }
 
 // invalidate drops a revoked token from the cache everywhere. The store has

@@ -83,10 +83,7 @@ func (s *Service) revokeLeaked(ctx context.Context, t store.Token) {
 		s.log.ErrorContext(ctx, "revoking a reported leaked token failed", "token_id", t.ID, "err", err.Error())
 		return
 	}
-	s.invalidate(ctx, r)
-	if s.hub != nil {
-		s.hub.Publish(Revocation{TokenID: r.ID, At: r.RevokedAt})
-	}
+	s.revoked(ctx, r, time.Time{})
 	s.log.WarnContext(ctx, "token reported leaked and revoked", "token_id", r.ID, "org_id", r.OrgID, "hint", r.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: r.OrgID, ActorEmail: LeakReportActor,
 		Action: store.AuditTokenLeakRevoke, TargetID: r.ID})

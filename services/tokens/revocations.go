@@ -1,130 +1,319 @@
 package tokens
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/store"
 )
 
-// Revocation is one revoked token, as WatchRevocations streams it.
+// Defaults of RevocationsConfig's zero values. The README's configuration
+// table lists the ones that are flags.
+const (
+	// DefaultRevocationPoll is how often a replica reads the store's log
+	// for rows it has not applied: one indexed query (seq > last). It is
+	// the propagation bound without Redis, or while Redis loses messages.
+	DefaultRevocationPoll = 250 * time.Millisecond
+	// DefaultWatchHeartbeat is how often WatchRevocations streams send the
+	// head sequence when nothing else happens.
+	DefaultWatchHeartbeat = 500 * time.Millisecond
+	// DefaultMaxWatchStreams bounds WatchRevocations streams per replica.
+	DefaultMaxWatchStreams = 10_000
+	// DefaultMaxWatchStreamsPerClient bounds them per client address.
+	DefaultMaxWatchStreamsPerClient = 64
+	// DefaultWatchQueue bounds the events waiting for one slow stream; a
+	// stream further behind is cut off (it resumes with since).
+	DefaultWatchQueue = 4096
+	// DefaultWatchBacklog bounds the log rows a resuming stream is sent
+	// from the store; further behind, it is told to resync.
+	DefaultWatchBacklog = 10_000
+	// revocationPage is how many log rows one catch-up query reads.
+	revocationPage = 500
+	// pruneEvery is how often old log rows are deleted.
+	pruneEvery = 10 * time.Minute
+)
+
+// Revocation is one revocation log row as a replica applies it and
+// WatchRevocations streams it.
 type Revocation struct {
+	Seq     int64
 	TokenID string
+	Key     cache.Key
 	At      time.Time
+	// Rotated marks a rotation: the token stays valid until NotAfter.
+	Rotated  bool
+	NotAfter time.Time
 }
 
-// RevocationHub fans revocations out to every WatchRevocations stream of
-// this replica. Publishers never block: a subscriber that falls behind is cut
-// off, and its client resubscribes and clears its cache, which is safe where
-// dropping an event silently would not be.
-type RevocationHub struct {
-	mu     sync.Mutex
-	subs   map[*revocationSub]struct{}
-	closed bool
-	// relay, when set, carries a local revocation to every replica (this one
-	// included, through Deliver); if it fails, the revocation is delivered
-	// locally so this replica's watchers still hear it.
-	relay func(Revocation) error
+func revocationOf(r store.RevocationRecord) Revocation {
+	v := Revocation{Seq: r.Seq, TokenID: r.TokenID, At: r.At, Rotated: r.Reason == store.RevocationRotated, NotAfter: r.NotAfter}
+	copy(v.Key[:], r.Digest)
+	return v
 }
 
-type revocationSub struct {
-	ch   chan Revocation
-	done chan struct{} // closed when cut off or the hub closes
-	once sync.Once
+// RevocationLog is the part of the store the follower reads.
+type RevocationLog interface {
+	RevocationLogBounds(ctx context.Context) (oldest, head int64, err error)
+	ListRevocations(ctx context.Context, after int64, limit int) ([]store.RevocationRecord, error)
+	PruneRevocations(ctx context.Context, before time.Time) (int, error)
 }
 
-func (s *revocationSub) end() { s.once.Do(func() { close(s.done) }) }
-
-// subscriberBuffer absorbs revocation bursts (an admin revoking a batch).
-const subscriberBuffer = 1024
-
-// NewRevocationHub returns an empty hub.
-func NewRevocationHub() *RevocationHub {
-	return &RevocationHub{subs: map[*revocationSub]struct{}{}}
+// RevocationCache is what applying a revocation does to this replica's
+// validation cache (*cache.Cache).
+type RevocationCache interface {
+	// Revoke drops key from L1 and remembers the token id, so that no
+	// stale copy is cached or served again.
+	Revoke(key cache.Key, tokenID string, at, notAfter time.Time)
+	// Flush empties L1: revocations were missed for good (the log was
+	// pruned past what this replica applied).
+	Flush()
 }
 
-// Subscribe returns the revocations channel, a channel closed when the
-// subscription ends (fell behind, or the hub closed), and a cancel func.
-func (h *RevocationHub) Subscribe() (<-chan Revocation, <-chan struct{}, func()) {
-	s := &revocationSub{ch: make(chan Revocation, subscriberBuffer), done: make(chan struct{})}
-	h.mu.Lock()
-	if h.closed {
-		s.end()
-	} else {
-		h.subs[s] = struct{}{}
+// RevocationsConfig configures Revocations.
+type RevocationsConfig struct {
+	// Log is the store's revocation log (the source of truth).
+	Log RevocationLog
+	// Cache is this replica's validation cache; nil for none.
+	Cache RevocationCache
+	// Publish, when set, sends a row this replica wrote to every replica
+	// (Redis pub/sub: the fast path). A failure is logged: the others read
+	// the store's log within Poll anyway.
+	Publish func(context.Context, Revocation) error
+	// Poll is how often the log is read (DefaultRevocationPoll).
+	Poll time.Duration
+	// Retention is how long log rows are kept (every replica prunes older
+	// ones every pruneEvery); zero keeps them forever.
+	Retention time.Duration
+	// Heartbeat, MaxStreams, MaxStreamsPerClient, Queue and Backlog bound
+	// WatchRevocations (see the defaults).
+	Heartbeat           time.Duration
+	MaxStreams          int
+	MaxStreamsPerClient int
+	Queue               int
+	Backlog             int
+	Logger              *slog.Logger
+}
+
+// Revocations is a replica's revocation follower: it applies the store's
+// revocation log in sequence order (from Redis messages when they come in
+// order, else from the store: on a gap, when woken, and every Poll), and
+// only after applying a row locally fans it out to this replica's
+// WatchRevocations streams. So a follower that hears a revocation from a
+// replica and asks that replica again is never told "valid".
+type Revocations struct {
+	cfg RevocationsConfig
+	log *slog.Logger
+	hub *revocationHub
+
+	// mu serializes applying; applied is the last sequence applied (-1
+	// until the log's head is first read).
+	mu      sync.Mutex
+	applied int64
+	ready   chan struct{} // closed once applied is known
+	wake    chan struct{}
+}
+
+// NewRevocations returns a follower; Run starts it.
+func NewRevocations(cfg RevocationsConfig) *Revocations {
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultRevocationPoll
 	}
-	h.mu.Unlock()
-	cancel := func() {
-		h.mu.Lock()
-		delete(h.subs, s)
-		h.mu.Unlock()
-		s.end()
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultWatchHeartbeat
 	}
-	return s.ch, s.done, cancel
-}
-
-// SetRelay makes Publish go through relay (Redis pub/sub across replicas).
-// Call it before serving.
-func (h *RevocationHub) SetRelay(relay func(Revocation) error) {
-	h.mu.Lock()
-	h.relay = relay
-	h.mu.Unlock()
-}
-
-// Publish announces a revocation made on this replica.
-func (h *RevocationHub) Publish(r Revocation) {
-	h.mu.Lock()
-	relay := h.relay
-	h.mu.Unlock()
-	if relay != nil && relay(r) == nil {
-		return
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxWatchStreams
 	}
-	h.fanOut(r)
-}
-
-// Deliver hands a revocation heard from the relay to this replica's watchers.
-func (h *RevocationHub) Deliver(tokenID string, at time.Time) {
-	h.fanOut(Revocation{TokenID: tokenID, At: at})
-}
-
-// Reset cuts off every current watcher, which then resubscribes and clears
-// its cache: used when the relay may have lost messages.
-func (h *RevocationHub) Reset() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs {
-		delete(h.subs, s)
-		s.end()
+	if cfg.MaxStreamsPerClient <= 0 {
+		cfg.MaxStreamsPerClient = DefaultMaxWatchStreamsPerClient
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultWatchQueue
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = DefaultWatchBacklog
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Revocations{
+		cfg: cfg, log: cfg.Logger, applied: -1,
+		hub:   newRevocationHub(cfg.MaxStreams, cfg.MaxStreamsPerClient, cfg.Queue),
+		ready: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 }
 
-// fanOut sends r to every subscriber without blocking.
-func (h *RevocationHub) fanOut(r Revocation) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs {
+// Run follows the log until ctx ends: it reads the head first (a new
+// replica's cache is empty, so older rows need no applying), then catches
+// up every Poll and whenever woken.
+func (r *Revocations) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Poll)
+	defer t.Stop()
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
+	failing := false
+	for {
+		err := r.CatchUp(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			r.log.WarnContext(ctx, "reading the revocation log failed; retrying every poll", "err", err.Error())
+		case err == nil && failing:
+			failing = false
+			r.log.InfoContext(ctx, "reading the revocation log works again")
+		}
 		select {
-		case s.ch <- r:
-		default:
-			delete(h.subs, s)
-			s.end()
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+		case <-prune.C:
+			if r.cfg.Retention > 0 {
+				if _, err := r.cfg.Log.PruneRevocations(ctx, time.Now().Add(-r.cfg.Retention)); err != nil {
+					r.log.WarnContext(ctx, "pruning the revocation log failed", "err", err.Error())
+				}
+			}
 		}
 	}
 }
 
-// Subscribers is how many streams are watching.
-func (h *RevocationHub) Subscribers() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs)
+// Wake makes Run read the log now: messages may have been lost.
+func (r *Revocations) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
-// Close ends every subscription (at shutdown, so graceful stop need not wait
-// for watch streams) and refuses new ones.
-func (h *RevocationHub) Close() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = true
-	for s := range h.subs {
-		delete(h.subs, s)
-		s.end()
+// Applied returns the last sequence this replica applied, or -1 before
+// the log was first read.
+func (r *Revocations) Applied() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
+
+// CatchUp applies every log row after the last applied one.
+func (r *Revocations) CatchUp(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.catchUpLocked(ctx)
+}
+
+func (r *Revocations) catchUpLocked(ctx context.Context) error {
+	if r.applied < 0 {
+		_, head, err := r.cfg.Log.RevocationLogBounds(ctx)
+		if err != nil {
+			return err
+		}
+		r.applied = head
+		r.hub.setHead(head)
+		close(r.ready)
+		return nil
 	}
+	for {
+		rows, err := r.cfg.Log.ListRevocations(ctx, r.applied, revocationPage)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			r.applyLocked(revocationOf(row))
+		}
+		if len(rows) < revocationPage {
+			return nil
+		}
+	}
+}
+
+// Offer applies a revocation heard on the fast path (Redis) or made here.
+// In order, it is applied at once; a duplicate is ignored; after a gap
+// the store's log is read first (sequences may also skip a value a rolled
+// back transaction took, which costs one read). If the store cannot be
+// read, the revocation still drops the token here, and the stream fan-out
+// waits for the log.
+func (r *Revocations) Offer(ctx context.Context, v Revocation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.applied < 0 || v.Seq <= r.applied:
+		if r.applied < 0 {
+			r.revokeLocal(v)
+		}
+		return
+	case v.Seq == r.applied+1:
+		r.applyLocked(v)
+		return
+	}
+	if err := r.catchUpLocked(ctx); err != nil {
+		r.log.WarnContext(ctx, "reading the revocation log after a gap failed; applying locally meanwhile", "err", err.Error())
+		r.revokeLocal(v)
+		r.Wake()
+		return
+	}
+	if v.Seq > r.applied {
+		// Not in the store yet as far as this read saw: apply locally and
+		// let the next read put it in order.
+		r.revokeLocal(v)
+		r.Wake()
+	}
+}
+
+func (r *Revocations) revokeLocal(v Revocation) {
+	if r.cfg.Cache != nil {
+		r.cfg.Cache.Revoke(v.Key, v.TokenID, v.At, v.NotAfter)
+	}
+}
+
+// applyLocked drops the token here, THEN tells this replica's streams.
+func (r *Revocations) applyLocked(v Revocation) {
+	r.revokeLocal(v)
+	r.applied = v.Seq
+	r.hub.publish(v)
+}
+
+// Committed is called after this replica wrote a log row: it applies the
+// row here and publishes it to the other replicas.
+func (r *Revocations) Committed(ctx context.Context, v Revocation) {
+	r.Offer(ctx, v)
+	if r.cfg.Publish != nil {
+		if err := r.cfg.Publish(ctx, v); err != nil {
+			r.log.WarnContext(ctx, "publishing a revocation failed; other replicas read it from the store's log", "token_id", v.TokenID, "err", err.Error())
+		}
+	}
+}
+
+// Close ends every WatchRevocations stream (at shutdown, so graceful stop
+// need not wait for them) and refuses new ones.
+func (r *Revocations) Close() { r.hub.close() }
+
+// Streams is how many WatchRevocations streams are open.
+func (r *Revocations) Streams() int { return r.hub.count() }
+
+// backlog reads the log rows in (after, upTo] for a resuming stream; ok
+// false when there are more than Backlog of them.
+func (r *Revocations) backlog(ctx context.Context, after, upTo int64) ([]Revocation, bool, error) {
+	var out []Revocation
+	for after < upTo {
+		rows, err := r.cfg.Log.ListRevocations(ctx, after, revocationPage)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, row := range rows {
+			if row.Seq > upTo {
+				return out, true, nil
+			}
+			out = append(out, revocationOf(row))
+			after = row.Seq
+		}
+		if len(out) > r.cfg.Backlog {
+			return nil, false, nil
+		}
+		if len(rows) < revocationPage {
+			break
+		}
+	}
+	return out, true, nil
 }

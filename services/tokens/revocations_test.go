@@ -1,55 +1,76 @@
 package tokens
 
 import (
+	"errors"
 	"testing"
-	"time"
 )
 
-func TestRevocationHub(t *testing.T) {
+func TestRevocationHubBounds(t *testing.T) {
 	t.Parallel()
-	h := NewRevocationHub()
-	ch1, done1, cancel1 := h.Subscribe()
-	ch2, _, cancel2 := h.Subscribe()
-	defer cancel2()
-	h.Publish(Revocation{TokenID: "a", At: time.Unix(1, 0)})
-	if r := <-ch1; r.TokenID != "a" {
-		t.Fatalf("sub 1 got %v", r)
+	h := newRevocationHub(3, 2, 4)
+	a, head, err := h.subscribe("10.0.0.1")
+	if err != nil || head != 0 {
+		t.Fatalf("subscribe = %v, %d", err, head)
 	}
-	if r := <-ch2; r.TokenID != "a" {
-		t.Fatalf("sub 2 got %v", r)
+	if _, _, err := h.subscribe("10.0.0.1"); err != nil {
+		t.Fatal(err)
 	}
-	cancel1()
-	select {
-	case <-done1:
-	default:
-		t.Fatal("cancel did not end the subscription")
+	if _, _, err := h.subscribe("10.0.0.1"); !errors.Is(err, errTooManyByClient) {
+		t.Fatalf("third stream from one address: %v, want errTooManyByClient", err)
 	}
-	if h.Subscribers() != 1 {
-		t.Fatalf("subscribers = %d", h.Subscribers())
+	c, _, err := h.subscribe("10.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.subscribe("10.0.0.3"); !errors.Is(err, errTooManyStreams) {
+		t.Fatalf("fourth stream: %v, want errTooManyStreams", err)
+	}
+	h.unsubscribe(c)
+	h.unsubscribe(c) // idempotent
+	if h.count() != 2 {
+		t.Fatalf("count = %d, want 2", h.count())
 	}
 
-	// A subscriber that never reads is cut off instead of blocking publishers.
-	_, slowDone, slowCancel := h.Subscribe()
-	defer slowCancel()
-	for i := 0; i < subscriberBuffer+1; i++ {
-		h.Publish(Revocation{TokenID: "x"})
-		select {
-		case <-ch2: // keep the healthy subscriber drained
-		default:
+	// Queues grow only as events come, and are released when taken.
+	if a.queue != nil {
+		t.Fatal("a new stream holds a queue before any event")
+	}
+	for seq := int64(1); seq <= 3; seq++ {
+		h.publish(Revocation{Seq: seq, TokenID: "x"})
+	}
+	evs, head, err := h.take(a)
+	if err != nil || len(evs) != 3 || head != 3 || a.queue != nil {
+		t.Fatalf("take = %d events, head %d, %v; queue kept %v", len(evs), head, err, a.queue != nil)
+	}
+
+	// A stream that stops reading is cut off at the queue bound; the
+	// publisher never waits for it, and the others keep receiving.
+	b, _, err := h.subscribe("10.0.0.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := int64(4); seq <= 20; seq++ {
+		h.publish(Revocation{Seq: seq, TokenID: "x"})
+		if _, _, err := h.take(a); err != nil {
+			t.Fatalf("the reading stream was cut off: %v", err)
 		}
 	}
 	select {
-	case <-slowDone:
+	case <-b.done:
 	default:
-		t.Fatal("a full subscriber was not cut off")
+		t.Fatal("a stream past its queue bound was not cut off")
+	}
+	if _, _, err := h.take(b); !errors.Is(err, errStreamTooSlow) {
+		t.Fatalf("cut-off reason %v, want errStreamTooSlow", err)
 	}
 
-	h.Close()
-	_, lateDone, lateCancel := h.Subscribe()
-	defer lateCancel()
+	h.close()
 	select {
-	case <-lateDone:
+	case <-a.done:
 	default:
-		t.Fatal("subscribing to a closed hub did not end at once")
+		t.Fatal("close did not end the streams")
+	}
+	if _, _, err := h.subscribe("10.0.0.9"); !errors.Is(err, errHubClosed) {
+		t.Fatalf("subscribe after close: %v", err)
 	}
 }

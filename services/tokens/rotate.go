@@ -84,10 +84,7 @@ func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (R
 	}
 	// The old token's cached expiry is stale now: drop it everywhere, and
 	// tell watching validators (the client library, sidecars) to forget it.
-	s.invalidate(ctx, prev)
-	if s.hub != nil {
-		s.hub.Publish(Revocation{TokenID: prev.ID, At: now})
-	}
+	s.revoked(ctx, prev, prev.ExpiresAt)
 	s.log.InfoContext(ctx, "token rotated", "token_id", prev.ID, "successor_id", next.ID, "org_id", prev.OrgID,
 		"by_user_id", p.UserID, "grace", grace.String())
 	s.audit.Record(ctx, store.AuditEvent{OrgID: prev.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,

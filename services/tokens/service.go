@@ -55,8 +55,13 @@ type Config struct {
 	Usage *UsageRecorder
 	// Cache is the validation cache; nil validates from the store every time.
 	Cache Cache
-	// Revocations hears every revoke for WatchRevocations; nil disables it.
-	Revocations *RevocationHub
+	// Revocations is this replica's revocation log follower, which every
+	// revoke is handed to and WatchRevocations streams from; nil disables
+	// WatchRevocations.
+	Revocations *Revocations
+	// WatchRequiresScope makes WatchRevocations need a token with the
+	// keymint:watch scope (WatchScope).
+	WatchRequiresScope bool
 	// Audit records mints and revocations; nil records nothing.
 	Audit *audit.Recorder
 	// Uses counts down usage-limited tokens; nil counts in the store.
@@ -82,10 +87,12 @@ type Service struct {
 	now    func() time.Time
 	usage  *UsageRecorder
 	cache  Cache
-	hub    *RevocationHub
-	audit  *audit.Recorder
-	uses   UsageCounter
-	rates  throttle.Limiter
+	revs   *Revocations
+	// watchScope: WatchRevocations needs the keymint:watch scope.
+	watchScope bool
+	audit      *audit.Recorder
+	uses       UsageCounter
+	rates      throttle.Limiter
 	// clients resolves client addresses; leakLimit bounds leak reports.
 	clients   *clientip.Resolver
 	leakLimit throttle.Limit
@@ -102,7 +109,7 @@ func New(cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	s := &Service{store: cfg.Store, keys: cfg.Keyring, format: cfg.Format, log: cfg.Logger, now: cfg.Now, usage: cfg.Usage, cache: cfg.Cache,
-		hub: cfg.Revocations, audit: cfg.Audit, uses: cfg.Uses, rates: cfg.Rates, clients: cfg.Clients, leakLimit: cfg.LeakReportLimit}
+		revs: cfg.Revocations, watchScope: cfg.WatchRequiresScope, audit: cfg.Audit, uses: cfg.Uses, rates: cfg.Rates, clients: cfg.Clients, leakLimit: cfg.LeakReportLimit}
 	if s.uses == nil {
 		s.uses = storeUses{cfg.Store}
 	}
@@ -317,10 +324,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
 		return store.Token{}, fault.StoreFailure(err, "revoke token")
 	}
 	// After the commit: a lookup that starts now reads the revocation.
-	s.invalidate(ctx, t)
-	if s.hub != nil {
-		s.hub.Publish(Revocation{TokenID: t.ID, At: t.RevokedAt})
-	}
+	s.revoked(ctx, t, time.Time{})
 	s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "org_id", t.OrgID, "by_user_id", p.UserID)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
 		Action: store.AuditTokenRevoke, TargetID: t.ID})

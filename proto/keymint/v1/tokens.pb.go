@@ -1187,7 +1187,11 @@ func (x *RevokeTokenRequest) GetToken() string {
 }
 
 type WatchRevocationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resume after this sequence: the last one the client applied. Unset:
+	// from the current head on. Negative, or ahead of the log's head, is
+	// INVALID_ARGUMENT.
+	Since         *int64 `protobuf:"varint,1,opt,name=since,proto3,oneof" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1222,13 +1226,34 @@ func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
 	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{13}
 }
 
+func (x *WatchRevocationsRequest) GetSince() int64 {
+	if x != nil && x.Since != nil {
+		return *x.Since
+	}
+	return 0
+}
+
 // RevocationEvent is one revoked token, or the subscription confirmation.
 type RevocationEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Set on the first message only: the stream is live from here on.
-	Subscribed    bool                   `protobuf:"varint,1,opt,name=subscribed,proto3" json:"subscribed,omitempty"`
-	TokenId       string                 `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	Subscribed bool                   `protobuf:"varint,1,opt,name=subscribed,proto3" json:"subscribed,omitempty"`
+	TokenId    string                 `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// The revocation's log sequence (token_id set); on the subscription
+	// confirmation, the sequence the stream continues after; on a heartbeat,
+	// the head this replica has applied (a client behind it missed events).
+	Seq int64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	// A heartbeat: nothing else in this message. Sent every heartbeat
+	// interval (500ms by default); a client that hears none for a few
+	// intervals must stop trusting its cache and reconnect.
+	Heartbeat bool `protobuf:"varint,5,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	// With subscribed: `since` was older than the oldest sequence kept (or
+	// the client's cache may be stale for another reason): clear the cache.
+	Resync bool `protobuf:"varint,6,opt,name=resync,proto3" json:"resync,omitempty"`
+	// The token was rotated, not revoked: drop cached answers (its expiry
+	// moved earlier) but it may stay valid during its grace period.
+	Rotated       bool `protobuf:"varint,7,opt,name=rotated,proto3" json:"rotated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1282,6 +1307,34 @@ func (x *RevocationEvent) GetRevokeTime() *timestamppb.Timestamp {
 		return x.RevokeTime
 	}
 	return nil
+}
+
+func (x *RevocationEvent) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RevocationEvent) GetHeartbeat() bool {
+	if x != nil {
+		return x.Heartbeat
+	}
+	return false
+}
+
+func (x *RevocationEvent) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
+func (x *RevocationEvent) GetRotated() bool {
+	if x != nil {
+		return x.Rotated
+	}
+	return false
 }
 
 var File_keymint_v1_tokens_proto protoreflect.FileDescriptor
@@ -1395,15 +1448,21 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"\x19\n" +
-	"\x17WatchRevocationsRequest\"\x89\x01\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\">\n" +
+	"\x17WatchRevocationsRequest\x12\x19\n" +
+	"\x05since\x18\x01 \x01(\x03H\x00R\x05since\x88\x01\x01B\b\n" +
+	"\x06_since\"\xeb\x01\n" +
 	"\x0fRevocationEvent\x12\x1e\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\bR\n" +
 	"subscribed\x12\x19\n" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12;\n" +
 	"\vrevoke_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime*x\n" +
+	"revokeTime\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x03R\x03seq\x12\x1c\n" +
+	"\theartbeat\x18\x05 \x01(\bR\theartbeat\x12\x16\n" +
+	"\x06resync\x18\x06 \x01(\bR\x06resync\x12\x18\n" +
+	"\arotated\x18\a \x01(\bR\arotated*x\n" +
 	"\vTokenStatus\x12\x1c\n" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_STATUS_ACTIVE\x10\x01\x12\x18\n" +
@@ -1511,6 +1570,7 @@ func file_keymint_v1_tokens_proto_init() {
 	file_keymint_v1_tokens_proto_msgTypes[0].OneofWrappers = []any{}
 	file_keymint_v1_tokens_proto_msgTypes[2].OneofWrappers = []any{}
 	file_keymint_v1_tokens_proto_msgTypes[8].OneofWrappers = []any{}
+	file_keymint_v1_tokens_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

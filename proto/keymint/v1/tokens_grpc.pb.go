@@ -48,11 +48,17 @@ type TokenServiceClient interface {
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
 	// WatchRevocations streams the ids of tokens revoked (or rotated, which
-	// shortens their expiry) from now on, on any replica, so caching validators (the Go client library, sidecars) drop
-	// them within a second instead of waiting for a cache TTL. The first message
-	// has `subscribed` set: a client clears its cache then, since revocations
-	// sent while it was disconnected are lost. Like ValidateToken it needs no
-	// credentials; it carries token ids only, never secrets.
+	// shortens their expiry), on any replica, in the order of the store's
+	// revocation log, so caching validators (the Go client library, sidecars)
+	// drop them within a second instead of waiting for a cache TTL. The first
+	// message has `subscribed` set and the sequence the stream continues
+	// from; a client that sends `since` (the last sequence it applied) gets
+	// every revocation after it first, or `resync` when the log no longer
+	// holds them (the client clears its cache). Heartbeats carry the head
+	// sequence. A replica pushes a revocation only after it applied it
+	// itself, so asking the same replica afterwards never answers valid.
+	// Like ValidateToken it needs no credentials unless the server requires
+	// the `keymint:watch` scope; it carries token ids only, never secrets.
 	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RevocationEvent], error)
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op
 	// that returns it unchanged.
@@ -190,11 +196,17 @@ type TokenServiceServer interface {
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)
 	// WatchRevocations streams the ids of tokens revoked (or rotated, which
-	// shortens their expiry) from now on, on any replica, so caching validators (the Go client library, sidecars) drop
-	// them within a second instead of waiting for a cache TTL. The first message
-	// has `subscribed` set: a client clears its cache then, since revocations
-	// sent while it was disconnected are lost. Like ValidateToken it needs no
-	// credentials; it carries token ids only, never secrets.
+	// shortens their expiry), on any replica, in the order of the store's
+	// revocation log, so caching validators (the Go client library, sidecars)
+	// drop them within a second instead of waiting for a cache TTL. The first
+	// message has `subscribed` set and the sequence the stream continues
+	// from; a client that sends `since` (the last sequence it applied) gets
+	// every revocation after it first, or `resync` when the log no longer
+	// holds them (the client clears its cache). Heartbeats carry the head
+	// sequence. A replica pushes a revocation only after it applied it
+	// itself, so asking the same replica afterwards never answers valid.
+	// Like ValidateToken it needs no credentials unless the server requires
+	// the `keymint:watch` scope; it carries token ids only, never secrets.
 	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[RevocationEvent]) error
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op
 	// that returns it unchanged.

@@ -6,7 +6,8 @@
 //
 //	PREFIX t:{HEX}     an entry (cache.Entry's versioned encoding), PX TTL
 //	PREFIX t:{HEX}:x   a tombstone left by an invalidation, PX TombstoneTTL
-//	PREFIX invalidate  the pub/sub channel: 0x01 then the 32-byte key
+//	PREFIX revocations the pub/sub channel of the revocation log's fast path
+//	                   (see RevocationFeed)
 //
 // HEX is the token's HMAC digest in hex, in a hash tag so an entry and its
 // tombstone share a Cluster slot: a fill checks the tombstone and writes the
@@ -16,7 +17,8 @@
 // skips Redis for Backoff, so a dead or hung Redis costs one timeout per
 // Backoff rather than one per validation; the store answers meanwhile.
 // Invalidations that fail are retried until no entry written before them can
-// still be alive.
+// still be alive. Invalidations go through RevocationClient when set: its
+// read timeout allows the longer bound revocations get.
 package rediscache
 
 import (
@@ -45,12 +47,13 @@ const (
 // ErrSkipped means Redis was not asked: it failed within the last Backoff.
 var ErrSkipped = errors.New("redis skipped after a recent failure")
 
-// messageV1 starts every invalidation message.
-const messageV1 = 1
-
 // Config configures a Remote.
 type Config struct {
 	Client redis.UniversalClient
+	// RevocationClient, when set, carries invalidations (tombstones and
+	// deletions) with RevocationTimeout per call (see NewRevocationClient).
+	RevocationClient  redis.UniversalClient
+	RevocationTimeout time.Duration
 	// Prefix namespaces keys and the channel, so replicas of one keymint
 	// share them and other applications (or tests) on the Redis do not.
 	Prefix string
@@ -72,8 +75,9 @@ type Config struct {
 // Remote implements cache.Remote on Redis.
 type Remote struct {
 	client    redis.UniversalClient
+	revClient redis.UniversalClient
+	revTime   time.Duration
 	prefix    string
-	channel   string
 	timeout   time.Duration
 	backoff   time.Duration
 	tombstone time.Duration
@@ -93,6 +97,8 @@ func New(cfg Config) (*Remote, error) {
 	}
 	r := &Remote{
 		client:    cfg.Client,
+		revClient: cfg.RevocationClient,
+		revTime:   cfg.RevocationTimeout,
 		prefix:    cfg.Prefix,
 		timeout:   cfg.Timeout,
 		backoff:   cfg.Backoff,
@@ -119,7 +125,14 @@ func New(cfg Config) (*Remote, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	r.channel = r.prefix + "invalidate"
+	if r.revClient == nil {
+		// Without a client of its own, a call cannot outlast the
+		// connection's read timeout anyway.
+		r.revClient, r.revTime = r.client, r.timeout
+	}
+	if r.revTime <= 0 {
+		r.revTime = DefaultRevocationTimeout
+	}
 	return r, nil
 }
 
@@ -253,9 +266,10 @@ func (r *Remote) Fill(ctx context.Context, e *cache.Entry, ttl time.Duration) er
 	return nil
 }
 
-// Invalidate leaves a tombstone, deletes the entry (one transaction) and
-// publishes the key to every replica. It is tried even while Redis is being
-// skipped; on failure it is queued and retried by Run.
+// Invalidate leaves a tombstone and deletes the entry (one transaction).
+// It is tried even while Redis is being skipped; on failure it is queued
+// and retried by Run. Other replicas hear of the revocation through the
+// revocation log (RevocationFeed is its fast path), not from here.
 func (r *Remote) Invalidate(ctx context.Context, key cache.Key) error {
 	err := r.invalidate(ctx, key)
 	if err != nil {
@@ -269,66 +283,27 @@ func (r *Remote) Invalidate(ctx context.Context, key cache.Key) error {
 }
 
 func (r *Remote) invalidate(ctx context.Context, key cache.Key) error {
-	// Revocations are rare and matter: a longer bound than lookups get.
-	ctx, cancel := context.WithTimeout(ctx, 10*r.timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.revTime)
 	defer cancel()
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := r.revClient.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, r.tombstoneKey(key), "1", r.tombstone)
 		p.Del(ctx, r.entryKey(key))
 		return nil
 	})
-	if err == nil {
-		msg := make([]byte, 0, 1+cache.KeySize)
-		msg = append(append(msg, messageV1), key[:]...)
-		err = r.client.Publish(ctx, r.channel, msg).Err()
-	}
 	if err := r.result(err); err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
 	}
 	return nil
 }
 
-// Local is the replica's L1, which invalidation messages are applied to.
-type Local interface {
-	// Drop removes one key.
-	Drop(key cache.Key)
-	// Flush removes every key.
-	Flush()
-}
-
-// Run subscribes to the invalidation channel and applies it to local until
-// ctx ends: each message drops its key, and each (re)subscription flushes
-// local entirely, since messages published while the subscription was down
-// are lost. It also retries failed invalidations.
-func (r *Remote) Run(ctx context.Context, local Local) {
-	ps, ch := subscribe(ctx, r.client, r.channel)
-	defer ps.Close()
+// Run retries failed invalidations until ctx ends.
+func (r *Remote) Run(ctx context.Context) {
 	retry := time.NewTicker(r.backoff)
 	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m, ok := <-ch:
-			if !ok {
-				return
-			}
-			switch m := m.(type) {
-			case *redis.Subscription:
-				if m.Kind == "subscribe" {
-					local.Flush()
-					r.log.Info("redis invalidation channel subscribed; L1 flushed", "channel", r.channel)
-				}
-			case *redis.Message:
-				p := m.Payload
-				if len(p) != 1+cache.KeySize || p[0] != messageV1 {
-					r.log.Warn("rediscache: ignoring malformed invalidation message")
-					continue
-				}
-				var k cache.Key
-				copy(k[:], p[1:])
-				local.Drop(k)
-			}
 		case <-retry.C:
 			r.retryPending(ctx)
 		}
@@ -363,17 +338,4 @@ func (r *Remote) PendingInvalidations() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.pending)
-}
-
-// subscribe opens a subscription whose channel also yields the
-// (re)subscription confirmations. The health check pings the subscription
-// connection, so a Redis that vanished without closing it is noticed within
-// about a second.
-func subscribe(ctx context.Context, client redis.UniversalClient, channel string) (*redis.PubSub, <-chan any) {
-	ps := client.Subscribe(ctx, channel)
-	return ps, ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(1024),
-		redis.WithChannelHealthCheckInterval(time.Second),
-		redis.WithChannelPingTimeout(time.Second),
-	)
 }

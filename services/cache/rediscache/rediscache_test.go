@@ -3,11 +3,14 @@ package rediscache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/cache/redistest"
@@ -97,30 +100,30 @@ func TestGetRefusesEntryUnderWrongKey(t *testing.T) {
 	}
 }
 
-// local records what Run applies.
-type local struct {
-	mu      sync.Mutex
-	dropped []cache.Key
-	flushes atomic.Int64
+// sink records what a RevocationFeed hands over.
+type sink struct {
+	mu     sync.Mutex
+	offers []Revocation
+	wakes  atomic.Int64
 }
 
-func (l *local) Drop(k cache.Key) {
-	l.mu.Lock()
-	l.dropped = append(l.dropped, k)
-	l.mu.Unlock()
+func (s *sink) Offer(r Revocation) {
+	s.mu.Lock()
+	s.offers = append(s.offers, r)
+	s.mu.Unlock()
 }
 
-func (l *local) Flush() { l.flushes.Add(1) }
+func (s *sink) Wake() { s.wakes.Add(1) }
 
-func (l *local) has(k cache.Key) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, d := range l.dropped {
-		if d == k {
-			return true
+func (s *sink) has(seq int64) (Revocation, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.offers {
+		if r.Seq == seq {
+			return r, true
 		}
 	}
-	return false
+	return Revocation{}, false
 }
 
 func eventually(t *testing.T, what string, within time.Duration, cond func() bool) {
@@ -134,45 +137,85 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 	}
 }
 
-func TestInvalidationReachesOtherReplicas(t *testing.T) {
+func newFeed(t *testing.T, url, prefix string) *RevocationFeed {
+	t.Helper()
+	client, err := NewRevocationClient(url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return NewRevocationFeed(RevocationFeedConfig{Client: client, Prefix: prefix, PingInterval: 50 * time.Millisecond, DeadAfter: 300 * time.Millisecond})
+}
+
+func TestRevocationFeedReachesOtherReplicas(t *testing.T) {
 	t.Parallel()
 	url, prefix := redistest.URL(t), redistest.Prefix()
-	a, b := newRemote(t, url, prefix), newRemote(t, url, prefix)
+	a, b := newFeed(t, url, prefix), newFeed(t, url, prefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var lb local
-	go b.Run(ctx, &lb)
-	eventually(t, "subscription flushes L1", 5*time.Second, func() bool { return lb.flushes.Load() >= 1 })
-	if err := a.Invalidate(ctx, key(5)); err != nil {
+	var sb sink
+	go b.Run(ctx, &sb)
+	eventually(t, "subscription wakes the follower", 10*time.Second, func() bool { return sb.wakes.Load() >= 1 })
+	want := Revocation{Seq: 42, TokenID: "tok-1", Key: key(5), At: time.Unix(100, 5).UTC(), NotAfter: time.Unix(200, 0).UTC(), Rotated: true}
+	if err := a.Publish(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "replica b drops the key", time.Second, func() bool { return lb.has(key(5)) })
+	var got Revocation
+	eventually(t, "replica b hears the revocation", 10*time.Second, func() bool {
+		var ok bool
+		got, ok = sb.has(42)
+		return ok
+	})
+	if got != want {
+		t.Fatalf("heard %+v, want %+v", got, want)
+	}
 	// Another prefix is another keymint: it hears nothing.
-	c := newRemote(t, url, redistest.Prefix())
-	var lc local
-	go c.Run(ctx, &lc)
-	eventually(t, "c subscribed", 5*time.Second, func() bool { return lc.flushes.Load() >= 1 })
-	if err := a.Invalidate(ctx, key(6)); err != nil {
+	c := newFeed(t, url, redistest.Prefix())
+	var sc sink
+	go c.Run(ctx, &sc)
+	eventually(t, "c subscribed", 10*time.Second, func() bool { return sc.wakes.Load() >= 1 })
+	if err := a.Publish(ctx, Revocation{Seq: 43, TokenID: "tok-2", Key: key(6)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b drops key 6", time.Second, func() bool { return lb.has(key(6)) })
-	if lc.has(key(6)) {
-		t.Fatal("an invalidation crossed prefixes")
+	eventually(t, "b hears seq 43", 10*time.Second, func() bool { _, ok := sb.has(43); return ok })
+	if _, ok := sc.has(43); ok {
+		t.Fatal("a revocation crossed prefixes")
 	}
 }
 
+// A hung Redis (SIGSTOP) answers no ping: the feed notices without any
+// help from go-redis, wakes the follower (which reads the store's log)
+// and subscribes again; once Redis answers, revocations flow again.
+func TestRevocationFeedDetectsHungRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	f := newFeed(t, srv.URL(), "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s sink
+	go f.Run(ctx, &s)
+	eventually(t, "subscribed", 10*time.Second, func() bool { return s.wakes.Load() >= 1 })
+	before := s.wakes.Load()
+	srv.Pause()
+	eventually(t, "a silent subscription is noticed", 30*time.Second, func() bool { return s.wakes.Load() > before })
+	srv.Resume()
+	pub := newFeed(t, srv.URL(), "")
+	eventually(t, "revocations flow after the node answers again", 30*time.Second, func() bool {
+		_ = pub.Publish(ctx, Revocation{Seq: 7, TokenID: "t", Key: key(7)})
+		_, ok := s.has(7)
+		return ok
+	})
+}
+
 // Redis killed: calls fail fast, then are skipped during the backoff; a
-// failed invalidation is retried; when Redis returns, the subscription
-// comes back and flushes L1, and calls go through again.
+// failed invalidation is retried when Redis returns.
 func TestRedisDownAndBack(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	r := newRemote(t, srv.URL(), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var l local
-	go r.Run(ctx, &l)
-	eventually(t, "subscribed", 5*time.Second, func() bool { return l.flushes.Load() >= 1 })
+	go r.Run(ctx)
 	k := key(7)
 	if err := r.Fill(ctx, &cache.Entry{Key: k, TokenID: "t"}, time.Minute); err != nil {
 		t.Fatal(err)
@@ -191,10 +234,8 @@ func TestRedisDownAndBack(t *testing.T) {
 	if r.PendingInvalidations() != 1 {
 		t.Fatalf("pending invalidations %d, want 1", r.PendingInvalidations())
 	}
-	flushes := l.flushes.Load()
 
 	srv.Restart()
-	eventually(t, "resubscribed and flushed", 10*time.Second, func() bool { return l.flushes.Load() > flushes })
 	eventually(t, "invalidation retried", 10*time.Second, func() bool { return r.PendingInvalidations() == 0 })
 	eventually(t, "calls go through again", 5*time.Second, func() bool {
 		return r.Fill(ctx, &cache.Entry{Key: key(8), TokenID: "t"}, time.Minute) == nil
@@ -205,6 +246,47 @@ func TestRedisDownAndBack(t *testing.T) {
 	// The retried invalidation left its tombstone.
 	if n, err := r.client.Exists(ctx, r.tombstoneKey(k)).Result(); err != nil || n != 1 {
 		t.Fatalf("tombstone after retry: %d, %v", n, err)
+	}
+}
+
+// Revocation calls get a client whose read timeout allows their own bound:
+// go-redis cuts every read at the connection's ReadTimeout, whatever the
+// context says, so the validation client's 50ms would cut them short.
+func TestRevocationClientTimeouts(t *testing.T) {
+	t.Parallel()
+	c, err := NewRevocationClient("redis://127.0.0.1:1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := c.(*redis.Client).Options()
+	if o.ReadTimeout < DefaultRevocationTimeout || o.WriteTimeout < DefaultRevocationTimeout {
+		t.Fatalf("revocation client timeouts read %v write %v, want at least %v", o.ReadTimeout, o.WriteTimeout, DefaultRevocationTimeout)
+	}
+	r, err := New(Config{Client: c, RevocationClient: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.revTime < DefaultRevocationTimeout {
+		t.Fatalf("invalidation bound %v", r.revTime)
+	}
+}
+
+func TestRevocationMessageRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, r := range []Revocation{
+		{Seq: 1, TokenID: "a", Key: key(1)},
+		{Seq: 1 << 40, TokenID: "0b9f3c1e-uuid", Key: key(2), At: time.Unix(1, 2).UTC(), NotAfter: time.Unix(3, 4).UTC(), Rotated: true},
+	} {
+		got, ok := decodeRevocation(string(encodeRevocation(r)))
+		if !ok || got != r {
+			t.Errorf("round trip of %+v = %+v, %v", r, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "\x02", string(make([]byte, revocationHead+1)), "\x01" + strings.Repeat("x", 60)} {
+		if _, ok := decodeRevocation(bad); ok {
+			t.Errorf("decoded garbage %q", bad)
+		}
 	}
 }
 
@@ -255,3 +337,48 @@ func TestParseURL(t *testing.T) {
 		t.Errorf("error leaks the password or is missing: %v", err)
 	}
 }
+
+// A Sentinel master SIGSTOPped: the feed notices the silent subscription,
+// the sentinels fail over to the replica, and the feed's new subscription
+// is on the new master, where revocations flow again.
+func TestRevocationFeedMovesOffHungSentinelMaster(t *testing.T) {
+	t.Parallel()
+	set := redistest.StartSentinel(t)
+	prefix := redistest.Prefix()
+	f := newFeed(t, set.URL, prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s sink
+	go f.Run(ctx, &s)
+	eventually(t, "subscribed", 20*time.Second, func() bool { return s.wakes.Load() >= 1 })
+	_, sentinelPort := set.Node("sentinel-1")
+	_, replicaPort := set.Node("replica")
+	before := s.wakes.Load()
+	set.Pause("master")
+	defer set.Resume("master")
+	eventually(t, "the silent subscription is noticed", 30*time.Second, func() bool { return s.wakes.Load() > before })
+
+	sentinel := redis.NewSentinelClient(&redis.Options{Addr: "127.0.0.1:" + itoa(sentinelPort)})
+	defer sentinel.Close()
+	eventually(t, "the sentinels promote the replica", 60*time.Second, func() bool {
+		addr, err := sentinel.GetMasterAddrByName(ctx, "keymint").Result()
+		return err == nil && len(addr) == 2 && addr[1] == itoa(replicaPort)
+	})
+	pub := newFeed(t, set.URL, prefix)
+	seq := int64(100)
+	eventually(t, "revocations flow through the new master", 60*time.Second, func() bool {
+		seq++
+		_ = pub.Publish(ctx, Revocation{Seq: seq, TokenID: "t", Key: key(9)})
+		time.Sleep(50 * time.Millisecond)
+		_, ok := s.has(seq)
+		return ok
+	})
+	promoted := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + itoa(replicaPort)})
+	defer promoted.Close()
+	n, err := promoted.PubSubNumSub(ctx, f.Channel()).Result()
+	if err != nil || n[f.Channel()] < 1 {
+		t.Fatalf("the new master has %v subscribers on %s (%v): the subscription did not move", n, f.Channel(), err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

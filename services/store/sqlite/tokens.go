@@ -90,6 +90,11 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
 	}
+	// The log row before the successor: a successor that cannot be
+	// inserted rolls the row back with the rest.
+	if t.RevocationSeq, err = appendRevocation(ctx, tx, t, store.RevocationRotated, time.Now(), graceEnd); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: log: %w", id, err)
+	}
 	if err := createToken(ctx, tx, successor); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
 	}
@@ -206,18 +211,6 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil
-}
-
-// RevokeToken sets revoked_at to at unless already set, in one statement so
-// concurrent revocations agree on the first time.
-func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
-	t, err := scanToken(s.w.QueryRowContext(ctx,
-		`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING `+tokenColumns,
-		orNow(at).UnixMicro(), id))
-	if err != nil {
-		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, err)
-	}
-	return t, nil
 }
 
 // TouchTokens raises last_used_at for a batch of tokens in one transaction.

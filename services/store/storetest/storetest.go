@@ -59,6 +59,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpiredSessions", testDeleteExpiredSessions},
 		{"AuditRoundTrip", testAuditRoundTrip},
 		{"AuditPaging", testAuditPaging},
+		{"RevocationLog", testRevocationLog},
+		{"RevocationLogSameTransaction", testRevocationLogSameTransaction},
+		{"RevocationLogConcurrent", testRevocationLogConcurrent},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
