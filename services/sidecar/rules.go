@@ -66,6 +66,10 @@ func NewRules(rules []Rule) (*Rules, error) {
 		if len(out[a].PathPrefix) != len(out[b].PathPrefix) {
 			return len(out[a].PathPrefix) > len(out[b].PathPrefix)
 		}
+		// One prefix's rules side by side (Lookup's HEAD case relies on it).
+		if out[a].PathPrefix != out[b].PathPrefix {
+			return out[a].PathPrefix < out[b].PathPrefix
+		}
 		return out[a].Method != "" && out[b].Method == ""
 	})
 	return &Rules{rules: out}, nil
@@ -158,12 +162,24 @@ func (rs *Rules) Lookup(method, rawPath string) ([]string, error) {
 		return nil, nil
 	}
 	method = strings.ToUpper(method)
-	for _, r := range rs.rules {
-		if r.Method != "" && r.Method != method && (method != "HEAD" || r.Method != "GET") {
+	for i, r := range rs.rules {
+		if r.PathPrefix != "/" && p != r.PathPrefix &&
+			!strings.HasPrefix(p, r.PathPrefix+"/") && !strings.HasPrefix(p, r.PathPrefix+".") {
 			continue
 		}
-		if r.PathPrefix == "/" || p == r.PathPrefix ||
-			strings.HasPrefix(p, r.PathPrefix+"/") || strings.HasPrefix(p, r.PathPrefix+".") {
+		switch {
+		case r.Method == "" || r.Method == method:
+			return r.Scopes, nil
+		case method == "HEAD" && r.Method == "GET":
+			// A HEAD rule for the same prefix, if any, comes first.
+			for _, o := range rs.rules[i+1:] {
+				if o.PathPrefix != r.PathPrefix {
+					break
+				}
+				if o.Method == "HEAD" {
+					return o.Scopes, nil
+				}
+			}
 			return r.Scopes, nil
 		}
 	}

@@ -129,6 +129,23 @@ func TestRulesMatch(t *testing.T) {
 	if _, err := NewRules([]Rule{{PathPrefix: "/a%00"}}); err == nil {
 		t.Error("NewRules accepted a prefix with NUL")
 	}
+	// An explicit HEAD rule beats the GET rule for the same prefix, in
+	// either order.
+	for _, order := range [][]Rule{
+		{{Method: "GET", PathPrefix: "/r", Scopes: []string{"get"}}, {Method: "GET", PathPrefix: "/s"}, {Method: "HEAD", PathPrefix: "/r", Scopes: []string{"head"}}},
+		{{Method: "HEAD", PathPrefix: "/r", Scopes: []string{"head"}}, {Method: "GET", PathPrefix: "/r", Scopes: []string{"get"}}},
+	} {
+		hr, err := NewRules(order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hr.Scopes("HEAD", "/r/1"); !slices.Equal(got, []string{"head"}) {
+			t.Errorf("HEAD with a HEAD rule: %v", got)
+		}
+		if got := hr.Scopes("GET", "/r/1"); !slices.Equal(got, []string{"get"}) {
+			t.Errorf("GET with a HEAD rule: %v", got)
+		}
+	}
 	var none *Rules
 	if got, err := none.Lookup("GET", "/x"); got != nil || err != nil {
 		t.Errorf("nil rules: %v, %v", got, err)
