@@ -55,6 +55,8 @@ type Config struct {
 	SidecarCacheTTL   time.Duration
 	Cache             cacheConfig // validation cache and Redis (cacheconfig.go)
 	Abuse             abuseConfig // trusted proxies, sign-in throttle (abuseconfig.go)
+	// Integrations: introspection, forward-auth body, GitHub secret scanning (integrationsconfig.go).
+	Integrations integrationsConfig
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }
@@ -220,6 +222,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			f.bind()
 		}
 	}
+	c.Integrations.bind(fs, want, str, dur)
 	c.Pepper = os.Getenv("KEYMINT_PEPPER")
 }
 
@@ -284,6 +287,7 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	}
 	problems = append(problems, c.Cache.problems(set)...)
 	problems = append(problems, c.Abuse.problems(set)...)
+	problems = append(problems, c.Integrations.problems(set)...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/introspect"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
@@ -83,7 +84,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
-		"trusted-proxies", "signin-limits", "argon2-max-wait")
+		"trusted-proxies", "signin-limits", "argon2-max-wait",
+		"issuer", "forward-auth-identity-body", "github-keys")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -225,7 +227,8 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	}
 	// ext_authz and forward-auth validate in process: no hop through the
 	// gateway or the gRPC client for the sidecar protocols.
-	authzCfg := sidecar.Config{Validator: tokenServer, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients}
+	authzCfg := sidecar.Config{Validator: tokenServer, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients,
+		IdentityBody: c.Integrations.IdentityBody}
 	authv3.RegisterAuthorizationServer(s.grpc, sidecar.NewAuthzServer(authzCfg))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -274,6 +277,11 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle(sidecar.ForwardAuthPath, sidecar.NewForwardAuth(authzCfg))
+	// Introspection validates through the same chain as REST validations.
+	introCfg := introspect.Config{Validator: introspect.ValidatorFunc(validateInProcess(validate)),
+		Issuer: c.Integrations.issuer(s.httpLis.Addr().String()), Clients: clients}
+	mux.Handle(introspect.Path, introspect.New(introCfg))
+	mux.Handle(introspect.MetadataPath, introspect.Metadata(introCfg))
 	mux.Handle("/", gw)
 	s.http = newHTTPServer(mux, log)
 	return s, nil
