@@ -324,6 +324,9 @@ func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) (*entry, bo
 		}
 		id.AllowedCIDRs = append(id.AllowedCIDRs, p)
 	}
+	if resp.GetCreateTime() != nil {
+		id.CreatedAt = resp.GetCreateTime().AsTime()
+	}
 	until := now.Add(v.cfg.TTL)
 	if resp.GetExpireTime() != nil {
 		id.ExpiresAt = resp.GetExpireTime().AsTime()
@@ -401,6 +404,9 @@ func (v *Validator) ValidateToken(ctx context.Context, req *keymintv1.ValidateTo
 	}
 	if !r.Identity.ExpiresAt.IsZero() {
 		resp.ExpireTime = timestamppb.New(r.Identity.ExpiresAt)
+	}
+	if !r.Identity.CreatedAt.IsZero() {
+		resp.CreateTime = timestamppb.New(r.Identity.CreatedAt)
 	}
 	return resp, nil
 }

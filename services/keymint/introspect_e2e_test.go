@@ -278,9 +278,76 @@ func TestIntrospection(t *testing.T) {
 	if string(out) != "401" {
 		t.Fatalf("curl without credentials: %s", out)
 	}
+	// Without --forward-auth-identity-body, forward-auth allows with an
+	// empty body, as before.
+	freq, _ := http.NewRequest(http.MethodGet, f.srv.http+"/v1/forward-auth", nil)
+	freq.Header.Set("Authorization", "Bearer "+f.target.Secret)
+	fresp, err := http.DefaultClient.Do(freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fbody, _ := io.ReadAll(fresp.Body)
+	fresp.Body.Close()
+	if fresp.StatusCode != 200 || len(fbody) != 0 {
+		t.Fatalf("forward-auth without the identity body setting: %d %q", fresp.StatusCode, fbody)
+	}
 	for _, s := range []string{f.caller, f.target.Secret, f.limited.Secret} {
 		if strings.Contains(f.srv.logs.String(), s) {
 			t.Fatal("the server log holds a token")
+		}
+	}
+}
+
+// TestIntrospectionSidecar: the same contract on `keymint sidecar`'s HTTP
+// port (answers from its cache; limited tokens reach the central server on
+// every use), and forward-auth's JSON identity body behind its flag.
+func TestIntrospectionSidecar(t *testing.T) {
+	t.Parallel()
+	f := newIntrospectFixture(t)
+	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sctx, stop := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- realMain(sctx, []string{"sidecar", "--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
+			"--central-addr", f.srv.grpc, "--issuer", testIssuer, "--forward-auth-identity-body"}, nil, logs, logs)
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("sidecar: %v\n%s", err, logs.String())
+		}
+	})
+	base := "http://" + httpAddr
+	waitReady(t, base)
+	checkIntrospection(t, f, base)
+
+	// Two uses in all, whichever way they come: the sidecar never answers a
+	// limited token from its cache.
+	bearer := "Bearer " + f.caller
+	for i, want := range []string{`"keymint_remaining_uses":1`, `"keymint_remaining_uses":0`, `{"active":false}`} {
+		if _, _, body := introspectCall(t, base, bearer, url.Values{"token": {f.limited.Secret}}); !strings.Contains(body, want) {
+			t.Fatalf("limited token, use %d via the sidecar: %s, want %s", i+1, body, want)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/forward-auth", nil)
+	req.Header.Set("Authorization", "Bearer "+f.target.Secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&id)
+	resp.Body.Close()
+	want := map[string]any{"sub": f.target.Token.UserId, "scope": "reports:read reports:write",
+		"exp": float64(f.target.Token.ExpireTime.AsTime().Unix()), "org": f.target.Token.OrganizationId}
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || fmt.Sprint(id) != fmt.Sprint(want) {
+		t.Fatalf("forward-auth identity body: %d %v %v, want %v", resp.StatusCode, id, err, want)
+	}
+	for _, s := range []string{f.caller, f.target.Secret, f.limited.Secret} {
+		if strings.Contains(logs.String(), s) {
+			t.Fatal("the sidecar log holds a token")
 		}
 	}
 }
