@@ -82,6 +82,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, req *keymintv1.ListAuditEv
 			ClientIp:       e.ClientIP,
 			UserAgent:      e.UserAgent,
 			CreateTime:     timestamppb.New(e.CreatedAt),
+			Details:        e.Details,
 		}
 	}
 	return out, nil

@@ -149,7 +149,11 @@ const (
 	AuditTokenRotate = "token.rotate"
 	// AuditTokenLeakRevoke: a token reported as leaked was revoked; the
 	// actor is "leak-report", with the reporter's address.
-	AuditTokenLeakRevoke  = "token.leak_revoke"
+	AuditTokenLeakRevoke = "token.leak_revoke"
+	// AuditTokenLeakReport: a secret-scanning partner reported a token
+	// found in public and keymint revoked it (if it was not already); the
+	// actor is the partner ("github"), Details hold url and source.
+	AuditTokenLeakReport  = "token.leak_report"
 	AuditOrgPolicyUpdate  = "org.policy_update"
 	AuditUserScopesUpdate = "user.scopes_update"
 )
@@ -176,6 +180,9 @@ type AuditEvent struct {
 	ClientIP  string
 	UserAgent string
 	CreatedAt time.Time
+	// Details are what else the event says, as short strings (a reported
+	// leak: url and source); nil for none.
+	Details map[string]string
 }
 
 // AuditFilter selects audit events for ListAuditEvents.
@@ -267,6 +274,8 @@ type Store interface {
 	// ListAuditEvents returns one page of the events f selects.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
+	// LeakReports is the durable queue of verified leak reports.
+	LeakReports
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -8,13 +8,13 @@ import (
 	"github.com/keymint/keymint/services/store"
 )
 
-const auditColumns = `id, org_id, actor_user_id, actor_email, action, target_id, client_ip, user_agent, created_at`
+const auditColumns = `id, org_id, actor_user_id, actor_email, action, target_id, client_ip, user_agent, created_at, details`
 
 // AppendAuditEvent records e; ErrAlreadyExists if its id is taken.
 func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error {
 	_, err := s.pool.Exec(ctx,
-		`INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.ID, e.OrgID, e.ActorUserID, e.ActorEmail, e.Action, e.TargetID, e.ClientIP, e.UserAgent, orNow(e.CreatedAt))
+		`INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, e.OrgID, e.ActorUserID, e.ActorEmail, e.Action, e.TargetID, e.ClientIP, e.UserAgent, orNow(e.CreatedAt), store.EncodeDetails(e.Details))
 	if err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.ID, mapErr(err))
 	}
@@ -49,12 +49,16 @@ func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]sto
 	defer rows.Close()
 	var out []store.AuditEvent
 	for rows.Next() {
-		var e store.AuditEvent
+		var (
+			e       store.AuditEvent
+			details string
+		)
 		if err := rows.Scan(&e.ID, &e.OrgID, &e.ActorUserID, &e.ActorEmail, &e.Action, &e.TargetID,
-			&e.ClientIP, &e.UserAgent, &e.CreatedAt); err != nil {
+			&e.ClientIP, &e.UserAgent, &e.CreatedAt, &details); err != nil {
 			return nil, fmt.Errorf("list audit events: %w", err)
 		}
 		e.CreatedAt = e.CreatedAt.UTC()
+		e.Details = store.DecodeDetails(details)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

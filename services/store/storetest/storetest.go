@@ -59,6 +59,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpiredSessions", testDeleteExpiredSessions},
 		{"AuditRoundTrip", testAuditRoundTrip},
 		{"AuditPaging", testAuditPaging},
+		{"AuditDetails", testAuditDetails},
+		{"LeakReports", testLeakReports},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
