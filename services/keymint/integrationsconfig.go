@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keymint/keymint/services/secretscan"
 )
 
 // integrationsConfig is the settings of RFC 7662 introspection, the
@@ -24,6 +28,9 @@ type integrationsConfig struct {
 	GitHubKeys string
 	// GitHubKeysRefresh is how often the key list is fetched again.
 	GitHubKeysRefresh time.Duration
+	// leakPassHook, set by tests only, runs before each pass of the leak
+	// report processor; false skips the pass.
+	leakPassHook func(context.Context) bool
 }
 
 // bind registers the integration flags of names (see bindFlags).
@@ -51,7 +58,7 @@ func (ic *integrationsConfig) problems(set map[string]bool) []string {
 	if set["issuer"] && ic.Issuer != "" {
 		u, err := url.Parse(ic.Issuer)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			out = append(out, fmt.Sprintf("issuer %q: want an https:// URL with no query or fragment", ic.Issuer))
+			out = append(out, fmt.Sprintf("issuer %q: want an http(s):// URL with no query or fragment", ic.Issuer))
 		}
 	}
 	if set["github-keys-refresh"] && ic.GitHubKeysRefresh < time.Minute {
@@ -69,4 +76,18 @@ func (ic *integrationsConfig) issuer(addr string) string {
 		return strings.TrimRight(ic.Issuer, "/")
 	}
 	return "http://" + addr
+}
+
+// githubKeySet loads GitHub's key list: a file must load now (a wrong path
+// is a configuration error); a URL that fails is retried in the
+// background, the endpoint answering 503 meanwhile.
+func (ic *integrationsConfig) githubKeySet(ctx context.Context, log *slog.Logger) (*secretscan.KeySet, error) {
+	ks := secretscan.NewKeySet(secretscan.KeySetConfig{Source: ic.GitHubKeys, Refresh: ic.GitHubKeysRefresh, Logger: log})
+	if err := ks.Load(ctx); err != nil {
+		if !strings.HasPrefix(ic.GitHubKeys, "https://") {
+			return nil, err
+		}
+		log.Warn("github key list not loaded; the secret scanning endpoint answers 503 until it is", "err", err.Error())
+	}
+	return ks, nil
 }

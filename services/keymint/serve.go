@@ -22,6 +22,7 @@ import (
 	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/introspect"
+	"github.com/keymint/keymint/services/secretscan"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
@@ -126,6 +127,11 @@ type server struct {
 	// hasher bounds password hashing; kept for its Stats.
 	hasher   *accounts.Hasher
 	stopOnce sync.Once
+
+	// leaks revokes what recorded secret-scanning reports name;
+	// githubKeys (nil when off) verifies GitHub's reports.
+	leaks      *secretscan.Processor
+	githubKeys *secretscan.KeySet
 }
 
 func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err error) {
@@ -282,6 +288,17 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		Issuer: c.Integrations.issuer(s.httpLis.Addr().String()), Clients: clients}
 	mux.Handle(introspect.Path, introspect.New(introCfg))
 	mux.Handle(introspect.MetadataPath, introspect.Metadata(introCfg))
+	// Runs with or without GitHub configured: reports recorded before a
+	// restart are owed their revocations either way.
+	s.leaks = secretscan.NewProcessor(secretscan.ProcessorConfig{Store: st, Revoker: tok, Logger: log,
+		BeforePass: c.Integrations.leakPassHook})
+	if c.Integrations.GitHubKeys != "" {
+		if s.githubKeys, err = c.Integrations.githubKeySet(ctx, log); err != nil {
+			return nil, err
+		}
+		mux.Handle(secretscan.Path, secretscan.NewHandler(secretscan.Config{Keys: s.githubKeys, Tokens: tok, Store: st,
+			Processor: s.leaks, Logger: log}))
+	}
 	mux.Handle("/", gw)
 	s.http = newHTTPServer(mux, log)
 	return s, nil
@@ -318,6 +335,11 @@ func (s *server) run(ctx context.Context) error {
 		go s.revocationFeed.Run(ctx, s.revocations)
 	}
 	go s.cache.run(ctx)
+	leaksDone := make(chan struct{})
+	go func() { s.leaks.Run(ctx); close(leaksDone) }()
+	if s.githubKeys != nil {
+		go s.githubKeys.Run(ctx)
+	}
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
 
 	var err error
@@ -340,6 +362,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	cancel()
 	<-usageDone
+	<-leaksDone
 	s.tokens.Wait()
 	s.close()
 	return err

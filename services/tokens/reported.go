@@ -1,0 +1,76 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keymint/keymint/services/store"
+)
+
+// Reported is what a token in a verified partner's leak report turned out
+// to be.
+type Reported int
+
+// What a reported token can be.
+const (
+	// ReportedNotOurs: not a token of this deployment's format (another
+	// prefix, a wrong length or checksum).
+	ReportedNotOurs Reported = iota
+	// ReportedUnknown: well formed, but no such token exists.
+	ReportedUnknown
+	// ReportedKnown: a token of this deployment (active or not).
+	ReportedKnown
+)
+
+// LookupReported classifies one token from a verified secret-scanning
+// partner's report (GitHub), and returns the token when it is known. Unlike
+// ReportLeaked, the answer may tell the partner which tokens existed: the
+// partner proved who it is by its signature.
+func (s *Service) LookupReported(ctx context.Context, secret string) (Reported, store.Token, error) {
+	if len(secret) != s.format.Len() || s.format.Check(secret) != nil {
+		return ReportedNotOurs, store.Token{}, nil
+	}
+	t, err := s.store.GetTokenByDigest(ctx, s.keys.All(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return ReportedUnknown, store.Token{}, nil
+	}
+	if err != nil {
+		return ReportedUnknown, store.Token{}, err
+	}
+	if !s.keys.Matches(t.PepperID, t.Digest, secret) {
+		return ReportedUnknown, store.Token{}, nil
+	}
+	return ReportedKnown, t, nil
+}
+
+// RevokeReported processes one recorded partner report: the token is
+// revoked (if still usable), dropped from every cache and pushed to
+// WatchRevocations streams, and an audit event token.leak_report names the
+// partner and where the token was found, for the owner's org admins. A
+// report processed twice (a crash after revoking, before it was marked)
+// revokes nothing more and writes its audit event again: at least once.
+func (s *Service) RevokeReported(ctx context.Context, r store.LeakReport) error {
+	t, err := s.store.GetToken(ctx, r.TokenID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if StatusAt(t, s.now()) == StatusActive {
+		rt, err := s.store.RevokeToken(ctx, t.ID, s.now().UTC().Truncate(time.Microsecond))
+		if err != nil {
+			return err
+		}
+		s.invalidate(ctx, rt)
+		if s.hub != nil {
+			s.hub.Publish(Revocation{TokenID: rt.ID, At: rt.RevokedAt})
+		}
+		s.log.WarnContext(ctx, "token reported leaked by a verified partner and revoked", "token_id", rt.ID,
+			"org_id", rt.OrgID, "hint", rt.Hint, "reporter", r.Reporter)
+	}
+	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorEmail: r.Reporter, Action: store.AuditTokenLeakReport,
+		TargetID: t.ID, Details: map[string]string{"url": r.URL, "source": r.Source}})
+	return nil
+}
