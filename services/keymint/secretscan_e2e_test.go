@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/keymint/keymint/services/secretscan"
 	"github.com/keymint/keymint/services/secretscan/secretscantest"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/store/postgres/pgtest"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -302,9 +304,24 @@ func TestGitHubSecretScanning(t *testing.T) {
 // TestGitHubReportSurvivesCrash stops the processor between the answer and
 // the revocations (it never runs on the first server), stops that server,
 // and starts another on the same store: the recorded report is processed.
+// On both stores.
 func TestGitHubReportSurvivesCrash(t *testing.T) {
 	t.Parallel()
-	f := newScanFixture(t, func(c *Config) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		testGitHubReportSurvivesCrash(t, func(*Config) {})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		testGitHubReportSurvivesCrash(t, func(c *Config) {
+			c.DatabaseURL = pgtest.NewDatabase(t)
+			c.Pepper = "1:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+		})
+	})
+}
+
+func testGitHubReportSurvivesCrash(t *testing.T, storeCfg func(*Config)) {
+	f := newScanFixture(t, storeCfg, func(c *Config) {
 		c.Integrations.leakPassHook = func(ctx context.Context) bool {
 			<-ctx.Done() // the first server never processes
 			return false
