@@ -44,12 +44,11 @@ type ghLabel struct {
 // scanFixture is a keymint server with GitHub's endpoint on, keys from a
 // file, and an org admin whose tokens get reported.
 type scanFixture struct {
-	srv        *testServer
-	cfg        Config
-	key        *secretscantest.Key
-	keysPath   string
-	adminCtx   context.Context
-	accountsMD metadata.MD
+	srv      *testServer
+	cfg      Config
+	key      *secretscantest.Key
+	keysPath string
+	adminCtx context.Context
 }
 
 func newScanFixture(t *testing.T, mutate ...func(*Config)) *scanFixture {
