@@ -254,15 +254,44 @@ func TestGitHubSecretScanning(t *testing.T) {
 		eventually(t, "reported token revoked", func() bool { return !f.valid(t, tk.Secret) })
 	}
 	eventually(t, "audit events", func() bool { return len(f.leakEvents(t)) == 2*live+1 })
+	adminID := liveTokens[0].Token.UserId
 	places := map[string]bool{}
 	for _, e := range f.leakEvents(t) {
-		if e.GetActorEmail() != secretscan.Reporter || e.GetDetails()["source"] != "commit" || e.GetDetails()["url"] == "" {
+		if e.GetActorEmail() != secretscan.Reporter || e.GetDetails()["source"] != "commit" || e.GetDetails()["url"] == "" ||
+			e.GetSubjectUserId() != adminID {
 			t.Fatalf("audit event %v", e)
 		}
 		places[e.GetTargetId()+" "+e.GetDetails()["url"]] = true
 	}
 	if len(places) != 2*live+1 {
 		t.Fatalf("%d distinct (token, url) audit events, want %d", len(places), 2*live+1)
+	}
+
+	// A member sees the events about their own tokens, and no others.
+	const memberEmail, memberPW = "member@example.com", "member test password"
+	createUser(t, f.cfg, memberEmail, "scan-org", memberPW, false)
+	memberCtx := metadata.NewOutgoingContext(context.Background(), metadata.Pairs("x-api-email", memberEmail, "x-api-password", memberPW))
+	own, err := f.srv.client.CreateToken(memberCtx, &keymintv1.CreateTokenRequest{Name: "member's"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, _ := json.Marshal([]ghMatch{{Token: own.Secret, Type: typ, URL: "https://github.com/m/r/blob/1/x", Source: "content"}})
+	if st, resp := postGitHub(t, f.srv.http, ob, f.key.ID, f.key.Sign(t, ob)); st != 200 || !strings.Contains(string(resp), "true_positive") {
+		t.Fatalf("member's token report: %d %s", st, resp)
+	}
+	accounts := keymintv1.NewAccountServiceClient(f.srv.conn)
+	var memberEvents []*keymintv1.AuditEvent
+	eventually(t, "the member's audit event", func() bool {
+		r, err := accounts.ListAuditEvents(memberCtx, &keymintv1.ListAuditEventsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		memberEvents = r.GetEvents()
+		return len(memberEvents) > 0
+	})
+	if len(memberEvents) != 1 || memberEvents[0].GetTargetId() != own.Token.Id || memberEvents[0].GetSubjectUserId() != own.Token.UserId ||
+		memberEvents[0].GetDetails()["url"] != "https://github.com/m/r/blob/1/x" {
+		t.Fatalf("member's events: %v", memberEvents)
 	}
 
 	// Verified requests are not held to the per-address leak-report limit

@@ -183,6 +183,9 @@ type AuditEvent struct {
 	// Details are what else the event says, as short strings (a reported
 	// leak: url and source); nil for none.
 	Details map[string]string
+	// SubjectUserID is the user whose token the event concerns when
+	// someone else acted (a leak report); that user may list the event.
+	SubjectUserID string
 }
 
 // AuditFilter selects audit events for ListAuditEvents.
@@ -190,6 +193,9 @@ type AuditFilter struct {
 	// OrgID is required: the events of one organization (the empty string
 	// selects the org-less events, for operators only).
 	OrgID string
+	// SubjectUserID, when set, selects only the events concerning that
+	// user (AuditEvent.SubjectUserID).
+	SubjectUserID string
 	// Limit bounds the page (0: no bound); AfterID continues after an event
 	// id from an earlier page, and is ErrNotFound unless it names an event of
 	// OrgID. Events come newest first (created_at, then id, descending).

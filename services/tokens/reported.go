@@ -71,6 +71,6 @@ func (s *Service) RevokeReported(ctx context.Context, r store.LeakReport) error 
 			"org_id", rt.OrgID, "hint", rt.Hint, "reporter", r.Reporter)
 	}
 	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorEmail: r.Reporter, Action: store.AuditTokenLeakReport,
-		TargetID: t.ID, Details: map[string]string{"url": r.URL, "source": r.Source}})
+		TargetID: t.ID, SubjectUserID: t.UserID, Details: map[string]string{"url": r.URL, "source": r.Source}})
 	return nil
 }

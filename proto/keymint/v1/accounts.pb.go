@@ -793,7 +793,10 @@ type AuditEvent struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// What else the event says: for token.leak_report, "url" (where the
 	// token was found in public), "source" (e.g. "commit") and "type".
-	Details       map[string]string `protobuf:"bytes,10,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Details map[string]string `protobuf:"bytes,10,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The user whose token the event concerns when someone else acted (a
+	// leak report); that user lists the event too.
+	SubjectUserId string `protobuf:"bytes,11,opt,name=subject_user_id,json=subjectUserId,proto3" json:"subject_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -898,6 +901,13 @@ func (x *AuditEvent) GetDetails() map[string]string {
 	return nil
 }
 
+func (x *AuditEvent) GetSubjectUserId() string {
+	if x != nil {
+		return x.SubjectUserId
+	}
+	return ""
+}
+
 var File_keymint_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_keymint_v1_accounts_proto_rawDesc = "" +
@@ -947,7 +957,7 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.keymint.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb3\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -963,7 +973,8 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12=\n" +
 	"\adetails\x18\n" +
-	" \x03(\v2#.keymint.v1.AuditEvent.DetailsEntryR\adetails\x1a:\n" +
+	" \x03(\v2#.keymint.v1.AuditEvent.DetailsEntryR\adetails\x12&\n" +
+	"\x0fsubject_user_id\x18\v \x01(\tR\rsubjectUserId\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\x95\x06\n" +

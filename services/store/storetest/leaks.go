@@ -67,3 +67,24 @@ func testAuditDetails(t *testing.T, s store.Store) {
 		t.Fatalf("details: %+v", got)
 	}
 }
+
+// The subject filter selects the events about one user, within the org.
+func testAuditSubject(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	org := uuid.NewString()
+	mine := newAuditEvent(org, base)
+	mine.SubjectUserID = "u1"
+	theirs := newAuditEvent(org, base.Add(time.Second))
+	theirs.SubjectUserID = "u2"
+	none := newAuditEvent(org, base.Add(2*time.Second))
+	elsewhere := newAuditEvent(uuid.NewString(), base)
+	elsewhere.SubjectUserID = "u1"
+	appendAuditEvents(t, s, mine, theirs, none, elsewhere)
+	got := must(s.ListAuditEvents(ctx, store.AuditFilter{OrgID: org, SubjectUserID: "u1"}))(t)
+	if len(got) != 1 || got[0].ID != mine.ID || got[0].SubjectUserID != "u1" {
+		t.Fatalf("subject u1: %+v", got)
+	}
+	if all := must(s.ListAuditEvents(ctx, store.AuditFilter{OrgID: org}))(t); len(all) != 3 {
+		t.Fatalf("whole org: %d events, want 3", len(all))
+	}
+}

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditRoundTrip", testAuditRoundTrip},
 		{"AuditPaging", testAuditPaging},
 		{"AuditDetails", testAuditDetails},
+		{"AuditSubject", testAuditSubject},
 		{"LeakReports", testLeakReports},
 		{"Ping", testPing},
 	}

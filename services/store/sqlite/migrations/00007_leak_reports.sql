@@ -21,6 +21,14 @@ CREATE INDEX leak_reports_pending ON leak_reports (received_at, id) WHERE proces
 -- of strings.
 ALTER TABLE audit_events ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
 
+-- The user whose token an event concerns when someone else acted (a leak
+-- report): that user lists it too, not only the org's admins.
+ALTER TABLE audit_events ADD COLUMN subject_user_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX audit_events_subject_created ON audit_events (org_id, subject_user_id, created_at DESC, id DESC)
+    WHERE subject_user_id <> '';
+
 -- +goose Down
+DROP INDEX audit_events_subject_created;
+ALTER TABLE audit_events DROP COLUMN subject_user_id;
 ALTER TABLE audit_events DROP COLUMN details;
 DROP TABLE leak_reports;
