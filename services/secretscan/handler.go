@@ -38,6 +38,11 @@ const (
 	maxURLBytes    = 4096
 	maxSourceBytes = 256
 	maxTypeBytes   = 256
+	// MaxInFlight bounds the requests read at once (each may hold
+	// MaxBodyBytes before its signature is checked); more wait up to
+	// slotWait for a slot, then get a 503 with Retry-After.
+	MaxInFlight = 8
+	slotWait    = 5 * time.Second
 )
 
 // Tokens classifies reported tokens (tokens.Service).
@@ -58,8 +63,9 @@ type Config struct {
 
 // Handler is GitHub's secret scanning partner endpoint.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	slots chan struct{}
 }
 
 // NewHandler returns the endpoint over cfg.
@@ -68,7 +74,7 @@ func NewHandler(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, log: log}
+	return &Handler{cfg: cfg, log: log, slots: make(chan struct{}, MaxInFlight)}
 }
 
 // match is one element of GitHub's request array.
@@ -105,6 +111,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
+	keyID, sig := r.Header.Get("Github-Public-Key-Identifier"), r.Header.Get("Github-Public-Key-Signature")
+	if keyID == "" || sig == "" {
+		// Refused before the body is read: an unsigned request costs nothing.
+		writeError(w, http.StatusUnauthorized, "bad_signature", "the request is not signed by a GitHub secret scanning key")
+		return
+	}
+	ctx := r.Context()
+	wait := time.NewTimer(slotWait)
+	select {
+	case h.slots <- struct{}{}:
+		wait.Stop()
+		defer func() { <-h.slots }()
+	case <-wait.C:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "busy", "too many reports at once; retry shortly")
+		return
+	case <-ctx.Done():
+		wait.Stop()
+		return
+	}
 	if r.ContentLength > MaxBodyBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than "+strconv.Itoa(MaxBodyBytes)+" bytes")
 		return
@@ -119,8 +145,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "could not read the body")
 		return
 	}
-	ctx := r.Context()
-	err = h.cfg.Keys.Verify(ctx, r.Header.Get("Github-Public-Key-Identifier"), r.Header.Get("Github-Public-Key-Signature"), body)
+	err = h.cfg.Keys.Verify(ctx, keyID, sig, body)
 	if errors.Is(err, ErrNoKeys) {
 		w.Header().Set("Retry-After", "60")
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "GitHub's signing keys are not loaded yet; retry shortly")
