@@ -30,6 +30,7 @@ type introspectFixture struct {
 	srv                              *testServer
 	caller, noCallerScope            string
 	target, revoked, limited         *keymintv1.CreateTokenResponse
+	expiring                         *keymintv1.CreateTokenResponse
 	issuer, email, password, orgName string
 }
 
@@ -63,6 +64,7 @@ func newIntrospectFixture(t *testing.T, mutate ...func(*Config)) *introspectFixt
 		t.Fatal(err)
 	}
 	f.limited = mint(&keymintv1.CreateTokenRequest{Name: "limited", RemainingUses: proto.Int64(2)})
+	f.expiring = mint(&keymintv1.CreateTokenRequest{Name: "expiring", Ttl: durationpb.New(time.Second)})
 	return f
 }
 
@@ -131,6 +133,15 @@ func checkIntrospection(t *testing.T, f *introspectFixture, base string) {
 		if h.Get("Cache-Control") != "no-store" || h.Get("Content-Type") != "application/json" {
 			t.Fatalf("%s: headers %v", name, h)
 		}
+	}
+
+	// Expired: inactive once keymint says so (waited for, not timed).
+	eventually(t, "the 1 s token expired", func() bool {
+		v, err := f.srv.client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: f.expiring.Secret})
+		return err == nil && v.GetReason() == keymintv1.ValidateTokenResponse_EXPIRED
+	})
+	if _, _, body := introspectCall(t, base, bearer, tok(f.expiring.Secret)); strings.TrimSpace(body) != `{"active":false}` {
+		t.Fatalf("expired: %s", body)
 	}
 
 	// Active, with the members RFC 7662 defines and keymint's own.
