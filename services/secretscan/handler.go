@@ -47,7 +47,7 @@ const (
 
 // Tokens classifies reported tokens (tokens.Service).
 type Tokens interface {
-	LookupReported(ctx context.Context, secret string) (tokens.Reported, store.Token, error)
+	LookupReported(ctx context.Context, secrets []string) ([]tokens.ReportedToken, error)
 }
 
 // Config configures the handler.
@@ -215,40 +215,44 @@ func decodeMatches(body []byte) (matches []match, status int, msg string) {
 	return matches, 0, ""
 }
 
-// classify looks up each distinct token of keymint's format once: a label
-// for it, and a report per distinct place a known one was found.
+// classify looks up each distinct token of keymint's format (one bulk
+// lookup): a label for it, and a report per distinct place a known one
+// was found.
 func (h *Handler) classify(ctx context.Context, matches []match) ([]label, []store.LeakReport, error) {
-	type seen struct {
-		kind tokens.Reported
-		id   string
+	index := make(map[string]int, len(matches))
+	var distinct []string
+	for _, m := range matches {
+		if _, ok := index[m.Token]; !ok {
+			index[m.Token] = len(distinct)
+			distinct = append(distinct, m.Token)
+		}
 	}
-	byToken := make(map[string]seen)
-	places := make(map[[2]string]bool)
+	kinds, err := h.cfg.Tokens.LookupReported(ctx, distinct)
+	if err != nil {
+		return nil, nil, err
+	}
 	labels := []label{}
+	labelled := make([]bool, len(distinct))
+	places := make(map[[2]string]bool)
 	var reports []store.LeakReport
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for _, m := range matches {
-		s, ok := byToken[m.Token]
-		if !ok {
-			kind, t, err := h.cfg.Tokens.LookupReported(ctx, m.Token)
-			if err != nil {
-				return nil, nil, err
-			}
-			s = seen{kind: kind, id: t.ID}
-			byToken[m.Token] = s
+		i := index[m.Token]
+		k := kinds[i]
+		if !labelled[i] && k.Kind != tokens.ReportedNotOurs {
+			labelled[i] = true
 			sum := sha256.Sum256([]byte(m.Token))
-			switch kind {
-			case tokens.ReportedKnown:
-				labels = append(labels, label{TokenHash: hex.EncodeToString(sum[:]), TokenType: m.Type, Label: "true_positive"})
-			case tokens.ReportedUnknown:
-				labels = append(labels, label{TokenHash: hex.EncodeToString(sum[:]), TokenType: m.Type, Label: "false_positive"})
+			l := label{TokenHash: hex.EncodeToString(sum[:]), TokenType: m.Type, Label: "false_positive"}
+			if k.Kind == tokens.ReportedKnown {
+				l.Label = "true_positive"
 			}
+			labels = append(labels, l)
 		}
-		if s.kind != tokens.ReportedKnown || places[[2]string{s.id, m.URL}] {
+		if k.Kind != tokens.ReportedKnown || places[[2]string{k.Token.ID, m.URL}] {
 			continue
 		}
-		places[[2]string{s.id, m.URL}] = true
-		reports = append(reports, store.LeakReport{ID: uuid.NewString(), TokenID: s.id, Reporter: Reporter,
+		places[[2]string{k.Token.ID, m.URL}] = true
+		reports = append(reports, store.LeakReport{ID: uuid.NewString(), TokenID: k.Token.ID, Reporter: Reporter,
 			URL: m.URL, Source: m.Source, ReceivedAt: now})
 	}
 	return labels, reports, nil

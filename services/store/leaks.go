@@ -25,8 +25,13 @@ type LeakReport struct {
 	ProcessedAt time.Time
 }
 
-// LeakReports is the durable queue of verified leak reports.
+// LeakReports is the durable queue of verified leak reports, and the bulk
+// lookup that classifies a report's tokens.
 type LeakReports interface {
+	// TokensByDigests returns the tokens whose digest is among digests, in
+	// no particular order; digests no token has are skipped. Any number of
+	// digests: backends query them in chunks.
+	TokensByDigests(ctx context.Context, digests [][]byte) ([]Token, error)
 	// RecordLeakReports inserts reports in one transaction: all or none.
 	// ErrAlreadyExists on a duplicate id.
 	RecordLeakReports(ctx context.Context, reports []LeakReport) error
@@ -59,6 +64,12 @@ func DecodeDetails(s string) map[string]string {
 		return nil
 	}
 	return d
+}
+
+func (t *timeoutStore) TokensByDigests(ctx context.Context, digests [][]byte) ([]Token, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.TokensByDigests(ctx, digests)
 }
 
 func (t *timeoutStore) RecordLeakReports(ctx context.Context, reports []LeakReport) error {

@@ -68,6 +68,9 @@ func (hungStore) RotateToken(ctx context.Context, _ string, _ Token, _ time.Time
 func (hungStore) TakeTokenUses(ctx context.Context, _ string, _ int64) (int64, int64, error) {
 	return 0, 0, hangErr(ctx)
 }
+func (hungStore) TokensByDigests(ctx context.Context, _ [][]byte) ([]Token, error) {
+	return hang[[]Token](ctx)
+}
 func (hungStore) RecordLeakReports(ctx context.Context, _ []LeakReport) error { return hangErr(ctx) }
 func (hungStore) PendingLeakReports(ctx context.Context, _ int) ([]LeakReport, error) {
 	return hang[[]LeakReport](ctx)

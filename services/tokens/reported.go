@@ -23,25 +23,46 @@ const (
 	ReportedKnown
 )
 
-// LookupReported classifies one token from a verified secret-scanning
-// partner's report (GitHub), and returns the token when it is known. Unlike
-// ReportLeaked, the answer may tell the partner which tokens existed: the
-// partner proved who it is by its signature.
-func (s *Service) LookupReported(ctx context.Context, secret string) (Reported, store.Token, error) {
-	if len(secret) != s.format.Len() || s.format.Check(secret) != nil {
-		return ReportedNotOurs, store.Token{}, nil
+// ReportedToken is one reported token's classification; Token is set
+// when Kind is ReportedKnown.
+type ReportedToken struct {
+	Kind  Reported
+	Token store.Token
+}
+
+// LookupReported classifies the tokens of a verified secret-scanning
+// partner's report (GitHub), in order, with one bulk store lookup rather
+// than one per token (a report may hold thousands). Unlike ReportLeaked,
+// the answer may tell the partner which tokens existed: the partner proved
+// who it is by its signature.
+func (s *Service) LookupReported(ctx context.Context, secrets []string) ([]ReportedToken, error) {
+	out := make([]ReportedToken, len(secrets))
+	var digests [][]byte
+	owner := make(map[string]int)
+	for i, secret := range secrets {
+		if len(secret) != s.format.Len() || s.format.Check(secret) != nil {
+			continue // ReportedNotOurs
+		}
+		out[i].Kind = ReportedUnknown
+		for _, d := range s.keys.All(secret) {
+			digests = append(digests, d)
+			owner[string(d)] = i
+		}
 	}
-	t, err := s.store.GetTokenByDigest(ctx, s.keys.All(secret))
-	if errors.Is(err, store.ErrNotFound) {
-		return ReportedUnknown, store.Token{}, nil
+	if len(digests) == 0 {
+		return out, nil
 	}
+	found, err := s.store.TokensByDigests(ctx, digests)
 	if err != nil {
-		return ReportedUnknown, store.Token{}, err
+		return nil, err
 	}
-	if !s.keys.Matches(t.PepperID, t.Digest, secret) {
-		return ReportedUnknown, store.Token{}, nil
+	for _, t := range found {
+		i, ok := owner[string(t.Digest)]
+		if ok && s.keys.Matches(t.PepperID, t.Digest, secrets[i]) {
+			out[i] = ReportedToken{Kind: ReportedKnown, Token: t}
+		}
 	}
-	return ReportedKnown, t, nil
+	return out, nil
 }
 
 // RevokeReported processes one recorded partner report: the token is

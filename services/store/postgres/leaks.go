@@ -72,3 +72,31 @@ func (s *Store) MarkLeakReportsProcessed(ctx context.Context, ids []string, at t
 	}
 	return nil
 }
+
+// digestChunk is how many digests one lookup query sends.
+const digestChunk = 1000
+
+// TokensByDigests returns the tokens whose digest is among digests.
+func (s *Store) TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error) {
+	var out []store.Token
+	for start := 0; start < len(digests); start += digestChunk {
+		chunk := digests[start:min(start+digestChunk, len(digests))]
+		rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE digest = ANY($1)`, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("tokens by digests: %w", err)
+		}
+		for rows.Next() {
+			t, err := scanToken(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("tokens by digests: %w", err)
+			}
+			out = append(out, t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("tokens by digests: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -81,3 +81,38 @@ func (s *Store) MarkLeakReportsProcessed(ctx context.Context, ids []string, at t
 	}
 	return nil
 }
+
+// digestChunk is how many digests one lookup query binds (SQLite allows
+// 32766 variables; smaller statements keep each query short).
+const digestChunk = 500
+
+// TokensByDigests returns the tokens whose digest is among digests.
+func (s *Store) TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error) {
+	var out []store.Token
+	for start := 0; start < len(digests); start += digestChunk {
+		chunk := digests[start:min(start+digestChunk, len(digests))]
+		args := make([]any, len(chunk))
+		for i, d := range chunk {
+			args[i] = d
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE digest IN (?`+
+			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("tokens by digests: %w", err)
+		}
+		for rows.Next() {
+			t, err := scanToken(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("tokens by digests: %w", err)
+			}
+			out = append(out, t)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("tokens by digests: %w", err)
+		}
+	}
+	return out, nil
+}

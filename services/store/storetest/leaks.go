@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -86,5 +87,45 @@ func testAuditSubject(t *testing.T, s store.Store) {
 	}
 	if all := must(s.ListAuditEvents(ctx, store.AuditFilter{OrgID: org}))(t); len(all) != 3 {
 		t.Fatalf("whole org: %d events, want 3", len(all))
+	}
+}
+
+// TokensByDigests finds every token among many digests, across chunks.
+func testTokensByDigests(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	org, u := newOrgUser(t, s, "acme", "alice@example.com")
+	var want []store.Token
+	for range 3 {
+		tok := newToken(org.ID, u.ID, base)
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tok)
+	}
+	// 2,500 digests, the known ones spread over the chunks.
+	var digests [][]byte
+	next := 0
+	for i := range 2500 {
+		switch i {
+		case 10, 1200, 2499:
+			digests = append(digests, bytes.Clone(want[next].Digest))
+			next++
+		default:
+			digests = append(digests, randomBytes(32))
+		}
+	}
+	got := must(s.TokensByDigests(ctx, digests))(t)
+	ids := map[string]store.Token{}
+	for _, g := range got {
+		ids[g.ID] = g
+	}
+	if len(got) != 3 || len(ids) != 3 {
+		t.Fatalf("TokensByDigests found %d tokens (%d distinct), want 3", len(got), len(ids))
+	}
+	for _, w := range want {
+		checkToken(t, "TokensByDigests", ids[w.ID], w)
+	}
+	if got := must(s.TokensByDigests(ctx, nil))(t); len(got) != 0 {
+		t.Fatalf("no digests: %v", got)
 	}
 }

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditDetails", testAuditDetails},
 		{"AuditSubject", testAuditSubject},
 		{"LeakReports", testLeakReports},
+		{"TokensByDigests", testTokensByDigests},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
