@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
@@ -273,26 +274,38 @@ func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte,
 		}
 		dst = append(dst, `s"`...)
 	}
-	if ts := r.GetExpireTime(); ts != nil {
-		if ts.CheckValid() != nil {
+	for _, f := range [...]struct {
+		name string
+		ts   *timestamppb.Timestamp
+	}{{`,"expireTime":"`, r.GetExpireTime()}, {`,"createTime":"`, r.GetCreateTime()}} {
+		if f.ts == nil {
+			continue
+		}
+		if f.ts.CheckValid() != nil {
 			return dst, false
 		}
-		// protojson's form: RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits.
-		dst = append(dst, `,"expireTime":"`...)
-		t := time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
-		n := len(dst)
-		dst = t.AppendFormat(dst, "2006-01-02T15:04:05.000000000")
-		for range 2 {
-			if bytes.HasSuffix(dst[n:], []byte("000")) {
-				dst = dst[:len(dst)-3]
-			}
-		}
-		if bytes.HasSuffix(dst[n:], []byte(".000")) {
-			dst = dst[:len(dst)-4]
-		}
-		dst = append(dst, `Z"`...)
+		dst = append(dst, f.name...)
+		dst = appendTimestamp(dst, f.ts)
+		dst = append(dst, '"')
 	}
 	return append(dst, '}'), true
+}
+
+// appendTimestamp appends ts (valid) in protojson's form: RFC 3339 in UTC
+// with 0, 3, 6 or 9 fractional digits.
+func appendTimestamp(dst []byte, ts *timestamppb.Timestamp) []byte {
+	t := time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
+	n := len(dst)
+	dst = t.AppendFormat(dst, "2006-01-02T15:04:05.000000000")
+	for range 2 {
+		if bytes.HasSuffix(dst[n:], []byte("000")) {
+			dst = dst[:len(dst)-3]
+		}
+	}
+	if bytes.HasSuffix(dst[n:], []byte(".000")) {
+		dst = dst[:len(dst)-4]
+	}
+	return append(dst, 'Z')
 }
 
 // appendPlainString appends s quoted if it is printable ASCII needing no

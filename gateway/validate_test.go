@@ -58,6 +58,7 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 	for _, resp := range []*keymintv1.ValidateTokenResponse{
 		{Valid: true, TokenId: "t", UserId: "u", OrganizationId: "o", Scopes: []string{"read", "keymint:admin"}},
 		{Valid: true, TokenId: "t", Scopes: nil, ExpireTime: expiry},
+		{Valid: true, TokenId: "t", ExpireTime: expiry, CreateTime: timestamppb.New(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))},
 		{ExpireTime: timestamppb.New(time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC))},
 		{ExpireTime: timestamppb.New(time.Date(2031, 1, 1, 0, 0, 0, 123_456_000, time.UTC))},
 		{ExpireTime: timestamppb.New(time.Date(2031, 1, 1, 0, 0, 0, 1, time.UTC))},
@@ -93,7 +94,7 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 	}
 	for _, resp := range []*keymintv1.ValidateTokenResponse{
 		{TokenId: `quote"`}, {Scopes: []string{"é"}}, {Reason: 99},
-		{ExpireTime: &timestamppb.Timestamp{Seconds: -1e12}},
+		{ExpireTime: &timestamppb.Timestamp{Seconds: -1e12}}, {CreateTime: &timestamppb.Timestamp{Seconds: -1e12}},
 		{Valid: true, Metadata: &structpb.Struct{}}, {ExternalId: "é"}, {AllowedCidrs: []string{`"`}},
 		{RetryAfter: &durationpb.Duration{Seconds: -1}},
 	} {

@@ -12,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # Debian's caddy package (2.6 on bookworm); its service is not started here.
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# curl: the introspection test calls the endpoint the way operators do.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -21,17 +21,22 @@ const (
 
 // ListAuditEvents returns a page of the caller's organization's audit
 // events, newest first, and the token of the next page (empty on the last).
-// Only an organization admin may list them; events of other organizations,
-// and those of no organization, are never in reach.
+// An organization admin lists them all; any other member only the events
+// concerning their own tokens that someone else caused (leak reports).
+// Events of other organizations, and those of no organization, are never
+// in reach.
 func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken string) ([]store.AuditEvent, string, error) {
 	p, ok := PrincipalFrom(ctx)
 	if !ok {
 		return nil, "", fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}
-	if !p.Admin || p.OrgID == "" {
+	if p.OrgID == "" || !p.Admin && p.UserID == "" {
 		return nil, "", fault.New(fault.PermissionDenied, "the audit log needs an organization admin (a token needs the keymint:admin scope)")
 	}
 	f := store.AuditFilter{OrgID: p.OrgID}
+	if !p.Admin {
+		f.SubjectUserID = p.UserID
+	}
 	switch {
 	case pageSize < 0:
 		return nil, "", fault.New(fault.InvalidArgument, "page_size must not be negative")
@@ -82,6 +87,8 @@ func (s *Server) ListAuditEvents(ctx context.Context, req *keymintv1.ListAuditEv
 			ClientIp:       e.ClientIP,
 			UserAgent:      e.UserAgent,
 			CreateTime:     timestamppb.New(e.CreatedAt),
+			Details:        e.Details,
+			SubjectUserId:  e.SubjectUserID,
 		}
 	}
 	return out, nil

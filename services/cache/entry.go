@@ -53,6 +53,9 @@ type Entry struct {
 	// RateLimit uses per RatePeriod; zero for no rate limit.
 	RateLimit  int64
 	RatePeriod time.Duration
+	// CreatedAt is when the token was minted (RFC 7662 introspection's
+	// iat); zero in entries written before it was cached.
+	CreatedAt time.Time
 }
 
 // Live reports whether e is a token neither revoked nor expired at now.
@@ -102,6 +105,7 @@ const (
 	fieldRemainingUses = 14 // zigzag
 	fieldRateLimit     = 15
 	fieldRatePeriod    = 16 // microseconds
+	fieldCreatedAt     = 17 // unix microseconds
 )
 
 // ErrBadEncoding means a cached value could not be decoded.
@@ -135,7 +139,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	for _, f := range []struct {
 		num protowire.Number
 		v   time.Time
-	}{{fieldExpiresAt, e.ExpiresAt}, {fieldRevokedAt, e.RevokedAt}} {
+	}{{fieldExpiresAt, e.ExpiresAt}, {fieldRevokedAt, e.RevokedAt}, {fieldCreatedAt, e.CreatedAt}} {
 		if !f.v.IsZero() {
 			b = protowire.AppendTag(b, f.num, protowire.VarintType)
 			b = protowire.AppendVarint(b, protowire.EncodeZigZag(f.v.UnixMicro()))
@@ -227,7 +231,7 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 			case fieldRatePeriod:
 				e.RatePeriod = time.Duration(x) * time.Microsecond
 			}
-		case typ == protowire.VarintType && (num == fieldNegative || num == fieldExpiresAt || num == fieldRevokedAt):
+		case typ == protowire.VarintType && (num == fieldNegative || num == fieldExpiresAt || num == fieldRevokedAt || num == fieldCreatedAt):
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
@@ -240,6 +244,8 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 				e.ExpiresAt = time.UnixMicro(protowire.DecodeZigZag(v)).UTC()
 			case fieldRevokedAt:
 				e.RevokedAt = time.UnixMicro(protowire.DecodeZigZag(v)).UTC()
+			case fieldCreatedAt:
+				e.CreatedAt = time.UnixMicro(protowire.DecodeZigZag(v)).UTC()
 			}
 		default:
 			// A field from a later writer: skip it.

@@ -20,6 +20,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		{Key: key(7), TokenID: "t", ExternalID: "user-42", Metadata: []byte{0x0a, 0x01, 'x'},
 			AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
 			UsagePool:    "p", RemainingUses: 10, RateLimit: 5, RatePeriod: time.Minute},
+		{Key: key(8), TokenID: "t", CreatedAt: time.UnixMicro(1_700_000_000_654_321).UTC()},
 	} {
 		b, err := e.MarshalBinary()
 		if err != nil {

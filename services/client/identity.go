@@ -18,6 +18,9 @@ type Identity struct {
 	Scopes []string
 	// ExpiresAt is zero for a token that does not expire.
 	ExpiresAt time.Time
+	// CreatedAt is when the token was minted (zero from a server that does
+	// not say).
+	CreatedAt time.Time
 	// ExternalID and Metadata are what the token's creator attached to it.
 	ExternalID string
 	Metadata   *structpb.Struct

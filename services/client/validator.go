@@ -402,6 +402,9 @@ func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) (*entry, bo
 		}
 		id.AllowedCIDRs = append(id.AllowedCIDRs, p)
 	}
+	if resp.GetCreateTime() != nil {
+		id.CreatedAt = resp.GetCreateTime().AsTime()
+	}
 	if _, revoked := v.revoked.GetIfPresent(id.TokenID); revoked {
 		// A replica that has not applied the revocation yet answered from
 		// its cache: never a positive after a refusal.
@@ -488,6 +491,9 @@ func (v *Validator) ValidateToken(ctx context.Context, req *keymintv1.ValidateTo
 	}
 	if !r.Identity.ExpiresAt.IsZero() {
 		resp.ExpireTime = timestamppb.New(r.Identity.ExpiresAt)
+	}
+	if !r.Identity.CreatedAt.IsZero() {
+		resp.CreateTime = timestamppb.New(r.Identity.CreatedAt)
 	}
 	return resp, nil
 }

@@ -69,6 +69,8 @@ type Config struct {
 	Cache             cacheConfig      // validation cache and Redis (cacheconfig.go)
 	Abuse             abuseConfig      // trusted proxies, sign-in throttle (abuseconfig.go)
 	Revocations       revocationConfig // revocation log follower, WatchRevocations (revocationconfig.go)
+	// Integrations: introspection, forward-auth body, GitHub secret scanning (integrationsconfig.go).
+	Integrations integrationsConfig
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }
@@ -261,6 +263,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			f.bind()
 		}
 	}
+	c.Integrations.bind(fs, want, str, dur)
 	c.Pepper = os.Getenv("KEYMINT_PEPPER")
 	c.CentralWatchToken = os.Getenv("KEYMINT_CENTRAL_WATCH_TOKEN")
 }
@@ -338,6 +341,7 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	problems = append(problems, c.Cache.problems(set)...)
 	problems = append(problems, c.Abuse.problems(set)...)
 	problems = append(problems, c.Revocations.problems(set)...)
+	problems = append(problems, c.Integrations.problems(set)...)
 	if len(problems) == 0 {
 		return nil
 	}
@@ -434,5 +438,6 @@ func (c *Config) routeRules() (*sidecar.Rules, error) {
 // sidecar alike (validate has checked the style).
 func (c *Config) sidecarConfig(v sidecar.Validator, rules *sidecar.Rules, clients *clientip.Resolver) sidecar.Config {
 	style, _ := sidecar.ParseStyle(c.ForwardAuthStyle)
-	return sidecar.Config{Validator: v, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients, Style: style}
+	return sidecar.Config{Validator: v, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients, Style: style,
+		IdentityBody: c.Integrations.IdentityBody}
 }

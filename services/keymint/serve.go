@@ -25,6 +25,8 @@ import (
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/connlimit"
 	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/introspect"
+	"github.com/keymint/keymint/services/secretscan"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
@@ -142,7 +144,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization", "forward-auth-style", "routes-ignore-case",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
-		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections", "revocations")
+		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections", "revocations",
+		"issuer", "forward-auth-identity-body", "github-keys")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -186,6 +189,11 @@ type server struct {
 	// hasher bounds password hashing; kept for its Stats.
 	hasher   *accounts.Hasher
 	stopOnce sync.Once
+
+	// leaks revokes what recorded secret-scanning reports name;
+	// githubKeys (nil when off) verifies GitHub's reports.
+	leaks      *secretscan.Processor
+	githubKeys *secretscan.KeySet
 }
 
 func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err error) {
@@ -344,6 +352,22 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle(sidecar.ForwardAuthPath, sidecar.NewForwardAuth(authzCfg))
+	// Introspection validates through the same chain as REST validations.
+	introCfg := introspect.Config{Validator: introspect.ValidatorFunc(validateInProcess(validate)),
+		Issuer: c.Integrations.issuer(s.httpLis.Addr().String()), Clients: clients}
+	mux.Handle(introspect.Path, introspect.New(introCfg))
+	mux.Handle(introspect.MetadataPath, introspect.Metadata(introCfg))
+	// Runs with or without GitHub configured: reports recorded before a
+	// restart are owed their revocations either way.
+	s.leaks = secretscan.NewProcessor(secretscan.ProcessorConfig{Store: st, Revoker: tok, Logger: log,
+		BeforePass: c.Integrations.leakPassHook})
+	if c.Integrations.GitHubKeys != "" {
+		if s.githubKeys, err = c.Integrations.githubKeySet(ctx, log); err != nil {
+			return nil, err
+		}
+		mux.Handle(secretscan.Path, secretscan.NewHandler(secretscan.Config{Keys: s.githubKeys, Tokens: tok, Store: st,
+			Processor: s.leaks, Logger: log}))
+	}
 	mux.Handle("/", gw)
 	s.http = newHTTPServer(mux, log)
 	return s, nil
@@ -381,6 +405,11 @@ func (s *server) run(ctx context.Context) error {
 		go s.revocationFeed.Run(ctx, feedSink{ctx: ctx, revs: s.revocations})
 	}
 	go s.cache.run(ctx)
+	leaksDone := make(chan struct{})
+	go func() { s.leaks.Run(ctx); close(leaksDone) }()
+	if s.githubKeys != nil {
+		go s.githubKeys.Run(ctx)
+	}
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
 
 	var err error
@@ -403,6 +432,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	cancel()
 	<-usageDone
+	<-leaksDone
 	s.tokens.Wait()
 	s.close()
 	return err

@@ -11,6 +11,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/keymint/keymint/services/client"
+	"github.com/keymint/keymint/services/introspect"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"google.golang.org/grpc"
@@ -31,7 +32,8 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bindFlags(fs, &c, "sidecar", "routes-file", "route", "strip-authorization", "log-format", "log-level", "shutdown-timeout",
-		"trusted-proxies", "forward-auth-style", "routes-ignore-case")
+		"trusted-proxies", "forward-auth-style", "routes-ignore-case",
+		"issuer", "forward-auth-identity-body")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,6 +76,11 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(sidecar.ForwardAuthPath, sidecar.NewForwardAuth(cfg))
+	// Introspection from the sidecar's cache; limited tokens still reach
+	// the central server on every use (noStore).
+	introCfg := introspect.Config{Validator: v, Issuer: c.Integrations.issuer(c.SidecarHTTPAddr), Clients: clients}
+	mux.Handle(introspect.Path, introspect.New(introCfg))
+	mux.Handle(introspect.MetadataPath, introspect.Metadata(introCfg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
 	// Ready once the revocation stream is live: before that, cached answers
 	// could miss a revocation.

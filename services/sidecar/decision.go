@@ -49,6 +49,10 @@ type Config struct {
 	// request's method and URI (ext_authz has Envoy's own). The zero value
 	// is StyleAuto.
 	Style Style
+	// IdentityBody makes forward-auth answer an allow with a small JSON
+	// identity body (see identityBody), for checkers that read one (Ory
+	// Oathkeeper's bearer_token authenticator wants "sub").
+	IdentityBody bool
 }
 
 // decision is an allow or a deny with its HTTP status and body.
@@ -59,6 +63,8 @@ type decision struct {
 	body    []byte      // JSON on deny
 	// retryAfter is set on a 429: whole seconds, rounded up.
 	retryAfter string
+	// valid is the validation answer of an allow.
+	valid *keymintv1.ValidateTokenResponse
 }
 
 var (
@@ -138,6 +144,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 	return decision{
 		allow:  true,
 		status: http.StatusOK,
+		valid:  resp,
 		headers: [][2]string{
 			{HeaderTokenID, resp.GetTokenId()},
 			{HeaderUserID, resp.GetUserId()},

@@ -72,6 +72,12 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, kv := range d.headers {
 			h.Set(kv[0], kv[1])
 		}
+		if f.cfg.IdentityBody {
+			h.Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(identityBody(d.valid))
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}

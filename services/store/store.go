@@ -177,7 +177,11 @@ const (
 	AuditTokenRotate = "token.rotate"
 	// AuditTokenLeakRevoke: a token reported as leaked was revoked; the
 	// actor is "leak-report", with the reporter's address.
-	AuditTokenLeakRevoke  = "token.leak_revoke"
+	AuditTokenLeakRevoke = "token.leak_revoke"
+	// AuditTokenLeakReport: a secret-scanning partner reported a token
+	// found in public and keymint revoked it (if it was not already); the
+	// actor is the partner ("github"), Details hold url and source.
+	AuditTokenLeakReport  = "token.leak_report"
 	AuditOrgPolicyUpdate  = "org.policy_update"
 	AuditUserScopesUpdate = "user.scopes_update"
 )
@@ -204,6 +208,12 @@ type AuditEvent struct {
 	ClientIP  string
 	UserAgent string
 	CreatedAt time.Time
+	// Details are what else the event says, as short strings (a reported
+	// leak: url and source); nil for none.
+	Details map[string]string
+	// SubjectUserID is the user whose token the event concerns when
+	// someone else acted (a leak report); that user may list the event.
+	SubjectUserID string
 }
 
 // AuditFilter selects audit events for ListAuditEvents.
@@ -211,6 +221,9 @@ type AuditFilter struct {
 	// OrgID is required: the events of one organization (the empty string
 	// selects the org-less events, for operators only).
 	OrgID string
+	// SubjectUserID, when set, selects only the events concerning that
+	// user (AuditEvent.SubjectUserID).
+	SubjectUserID string
 	// Limit bounds the page (0: no bound); AfterID continues after an event
 	// id from an earlier page, and is ErrNotFound unless it names an event of
 	// OrgID. Events come newest first (created_at, then id, descending).
@@ -309,6 +322,8 @@ type Store interface {
 	// ListAuditEvents returns one page of the events f selects.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
+	// LeakReports is the durable queue of verified leak reports.
+	LeakReports
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -78,6 +78,16 @@ func (hungStore) RotateToken(ctx context.Context, _ string, _ Token, _ time.Time
 func (hungStore) TakeTokenUses(ctx context.Context, _ string, _ int64) (int64, int64, error) {
 	return 0, 0, hangErr(ctx)
 }
+func (hungStore) TokensByDigests(ctx context.Context, _ [][]byte) ([]Token, error) {
+	return hang[[]Token](ctx)
+}
+func (hungStore) RecordLeakReports(ctx context.Context, _ []LeakReport) error { return hangErr(ctx) }
+func (hungStore) PendingLeakReports(ctx context.Context, _ int) ([]LeakReport, error) {
+	return hang[[]LeakReport](ctx)
+}
+func (hungStore) MarkLeakReportsProcessed(ctx context.Context, _ []string, _ time.Time) error {
+	return hangErr(ctx)
+}
 func (hungStore) Ping(ctx context.Context) error { return hangErr(ctx) }
 func (hungStore) Close() error                   { return nil }
 

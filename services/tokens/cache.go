@@ -118,6 +118,7 @@ func entryOf(t store.Token) (*cache.Entry, error) {
 		RemainingUses: t.RemainingUses,
 		RateLimit:     t.RateLimit,
 		RatePeriod:    t.RatePeriod,
+		CreatedAt:     t.CreatedAt,
 	}
 	copy(e.Key[:], t.Digest)
 	var err error
@@ -150,6 +151,7 @@ func tokenOf(e *cache.Entry) store.Token {
 		Scopes:    e.Scopes,
 		ExpiresAt: e.ExpiresAt,
 		RevokedAt: e.RevokedAt,
+		CreatedAt: e.CreatedAt,
 	}
 }
 

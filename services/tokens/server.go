@@ -131,6 +131,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		OrganizationId: r.Token.OrgID,
 		Scopes:         r.Token.Scopes,
 		ExpireTime:     timestamp(r.Token.ExpiresAt),
+		CreateTime:     timestamp(r.Token.CreatedAt),
 		NoStore:        r.NoStore(),
 	}
 	if e := r.Entry; e != nil {

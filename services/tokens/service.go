@@ -33,6 +33,8 @@ type Store interface {
 	GetOrg(ctx context.Context, id string) (store.Org, error)
 	RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error)
 	TakeTokenUses(ctx context.Context, id string, n int64) (taken, left int64, err error)
+	// TokensByDigests looks up a partner's leak report in bulk (reported.go).
+	TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error)
 }
 
 // UsageCounter takes uses of usage-limited tokens (quota.Counter).

@@ -780,6 +780,7 @@ type AuditEvent struct {
 	ActorEmail  string `protobuf:"bytes,4,opt,name=actor_email,json=actorEmail,proto3" json:"actor_email,omitempty"`
 	// sign_in.success, sign_in.failure, sign_out, token.mint, token.revoke,
 	// token.rotate, token.leak_revoke (actor_email "leak-report"),
+	// token.leak_report (actor_email "github", a verified partner report),
 	// org.policy_update, user.scopes_update or password.change.
 	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	// What was acted on: a token id, or the user id of a sign-in or password
@@ -787,9 +788,15 @@ type AuditEvent struct {
 	TargetId string `protobuf:"bytes,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
 	// The client's address as keymint determined it (trusted proxies
 	// considered), and its user agent (truncated).
-	ClientIp      string                 `protobuf:"bytes,7,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
-	UserAgent     string                 `protobuf:"bytes,8,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ClientIp   string                 `protobuf:"bytes,7,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	UserAgent  string                 `protobuf:"bytes,8,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// What else the event says: for token.leak_report, "url" (where the
+	// token was found in public), "source" (e.g. "commit") and "type".
+	Details map[string]string `protobuf:"bytes,10,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The user whose token the event concerns when someone else acted (a
+	// leak report); that user lists the event too.
+	SubjectUserId string `protobuf:"bytes,11,opt,name=subject_user_id,json=subjectUserId,proto3" json:"subject_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -887,6 +894,20 @@ func (x *AuditEvent) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *AuditEvent) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetSubjectUserId() string {
+	if x != nil {
+		return x.SubjectUserId
+	}
+	return ""
+}
+
 var File_keymint_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_keymint_v1_accounts_proto_rawDesc = "" +
@@ -936,7 +957,7 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.keymint.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb8\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -950,7 +971,13 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\b \x01(\tR\tuserAgent\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime2\x95\x06\n" +
+	"createTime\x12=\n" +
+	"\adetails\x18\n" +
+	" \x03(\v2#.keymint.v1.AuditEvent.DetailsEntryR\adetails\x12&\n" +
+	"\x0fsubject_user_id\x18\v \x01(\tR\rsubjectUserId\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\x95\x06\n" +
 	"\x0eAccountService\x12<\n" +
 	"\x05Login\x12\x18.keymint.v1.LoginRequest\x1a\x19.keymint.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.keymint.v1.LogoutRequest\x1a\x1a.keymint.v1.LogoutResponse\x12u\n" +
@@ -974,7 +1001,7 @@ func file_keymint_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_keymint_v1_accounts_proto_rawDescData
 }
 
-var file_keymint_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_keymint_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_keymint_v1_accounts_proto_goTypes = []any{
 	(*LoginRequest)(nil),            // 0: keymint.v1.LoginRequest
 	(*LoginResponse)(nil),           // 1: keymint.v1.LoginResponse
@@ -991,40 +1018,42 @@ var file_keymint_v1_accounts_proto_goTypes = []any{
 	(*ListAuditEventsRequest)(nil),  // 12: keymint.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil), // 13: keymint.v1.ListAuditEventsResponse
 	(*AuditEvent)(nil),              // 14: keymint.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 16: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),   // 17: google.protobuf.FieldMask
+	nil,                             // 15: keymint.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 17: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),   // 18: google.protobuf.FieldMask
 }
 var file_keymint_v1_accounts_proto_depIdxs = []int32{
-	15, // 0: keymint.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 1: keymint.v1.OrgPolicy.max_token_lifetime:type_name -> google.protobuf.Duration
-	16, // 2: keymint.v1.OrgPolicy.default_token_lifetime:type_name -> google.protobuf.Duration
-	16, // 3: keymint.v1.OrgPolicy.max_rotation_grace:type_name -> google.protobuf.Duration
+	16, // 0: keymint.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 1: keymint.v1.OrgPolicy.max_token_lifetime:type_name -> google.protobuf.Duration
+	17, // 2: keymint.v1.OrgPolicy.default_token_lifetime:type_name -> google.protobuf.Duration
+	17, // 3: keymint.v1.OrgPolicy.max_rotation_grace:type_name -> google.protobuf.Duration
 	9,  // 4: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
-	17, // 5: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	18, // 5: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	14, // 6: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
-	15, // 7: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 8: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
-	2,  // 9: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
-	4,  // 10: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
-	6,  // 11: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
-	12, // 12: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
-	8,  // 13: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
-	10, // 14: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
-	11, // 15: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
-	1,  // 16: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
-	3,  // 17: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
-	5,  // 18: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
-	7,  // 19: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
-	13, // 20: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
-	9,  // 21: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	9,  // 22: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	7,  // 23: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	16, // 7: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	15, // 8: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
+	0,  // 9: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
+	2,  // 10: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
+	4,  // 11: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
+	6,  // 12: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
+	12, // 13: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
+	8,  // 14: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
+	10, // 15: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
+	11, // 16: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
+	1,  // 17: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
+	3,  // 18: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
+	5,  // 19: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
+	7,  // 20: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
+	13, // 21: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
+	9,  // 22: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	9,  // 23: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	7,  // 24: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_accounts_proto_init() }
@@ -1038,7 +1067,7 @@ func file_keymint_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_accounts_proto_rawDesc), len(file_keymint_v1_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

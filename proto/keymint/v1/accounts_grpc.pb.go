@@ -56,9 +56,10 @@ type AccountServiceClient interface {
 	GetCurrentUser(ctx context.Context, in *GetCurrentUserRequest, opts ...grpc.CallOption) (*User, error)
 	// ListAuditEvents lists the caller's organization's audit log, newest
 	// first: sign-ins (successes and failures), sign-outs, token mints and
-	// revocations, password changes. Organization admins only (a token needs
-	// the keymint:admin scope); others get PermissionDenied. No event ever
-	// holds a secret.
+	// revocations, password changes. Organization admins list every event (a
+	// token needs the keymint:admin scope); other members only the events
+	// concerning their own tokens that someone else caused (leak reports:
+	// subject_user_id is theirs). No event ever holds a secret.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 	// GetOrgPolicy returns the caller's organization's token policy. Any
 	// member may read it (the web page shows the scopes on offer).
@@ -190,9 +191,10 @@ type AccountServiceServer interface {
 	GetCurrentUser(context.Context, *GetCurrentUserRequest) (*User, error)
 	// ListAuditEvents lists the caller's organization's audit log, newest
 	// first: sign-ins (successes and failures), sign-outs, token mints and
-	// revocations, password changes. Organization admins only (a token needs
-	// the keymint:admin scope); others get PermissionDenied. No event ever
-	// holds a secret.
+	// revocations, password changes. Organization admins list every event (a
+	// token needs the keymint:admin scope); other members only the events
+	// concerning their own tokens that someone else caused (leak reports:
+	// subject_user_id is theirs). No event ever holds a secret.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	// GetOrgPolicy returns the caller's organization's token policy. Any
 	// member may read it (the web page shows the scopes on offer).

@@ -837,7 +837,9 @@ type ValidateTokenResponse struct {
 	NoStore bool `protobuf:"varint,12,opt,name=no_store,json=noStore,proto3" json:"no_store,omitempty"`
 	// The token's allowed CIDR ranges (valid answers only), so a caching
 	// validator can check later client addresses itself.
-	AllowedCidrs  []string `protobuf:"bytes,13,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	AllowedCidrs []string `protobuf:"bytes,13,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	// When the token was minted (valid answers only): RFC 7662's iat.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -959,6 +961,13 @@ func (x *ValidateTokenResponse) GetNoStore() bool {
 func (x *ValidateTokenResponse) GetAllowedCidrs() []string {
 	if x != nil {
 		return x.AllowedCidrs
+	}
+	return nil
+}
+
+func (x *ValidateTokenResponse) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
 	}
 	return nil
 }
@@ -1405,7 +1414,7 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x14ValidateTokenRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12'\n" +
 	"\x0frequired_scopes\x18\x02 \x03(\tR\x0erequiredScopes\x12\x1b\n" +
-	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xe0\x05\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\x9d\x06\n" +
 	"\x15ValidateTokenResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12@\n" +
 	"\x06reason\x18\x02 \x01(\x0e2(.keymint.v1.ValidateTokenResponse.ReasonR\x06reason\x12\x19\n" +
@@ -1423,7 +1432,9 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\vretry_after\x18\v \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\x12\x19\n" +
 	"\bno_store\x18\f \x01(\bR\anoStore\x12#\n" +
-	"\rallowed_cidrs\x18\r \x03(\tR\fallowedCidrs\"\xab\x01\n" +
+	"\rallowed_cidrs\x18\r \x03(\tR\fallowedCidrs\x12;\n" +
+	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xab\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMALFORMED\x10\x01\x12\r\n" +
@@ -1537,29 +1548,30 @@ var file_keymint_v1_tokens_proto_depIdxs = []int32{
 	17, // 16: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	18, // 17: keymint.v1.ValidateTokenResponse.metadata:type_name -> google.protobuf.Struct
 	19, // 18: keymint.v1.ValidateTokenResponse.retry_after:type_name -> google.protobuf.Duration
-	2,  // 19: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
-	17, // 20: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
-	4,  // 21: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
-	9,  // 22: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
-	11, // 23: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
-	13, // 24: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
-	15, // 25: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
-	14, // 26: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
-	6,  // 27: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
-	7,  // 28: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
-	5,  // 29: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
-	10, // 30: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
-	12, // 31: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
-	2,  // 32: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
-	16, // 33: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
-	2,  // 34: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
-	5,  // 35: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
-	8,  // 36: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
-	29, // [29:37] is the sub-list for method output_type
-	21, // [21:29] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	17, // 19: keymint.v1.ValidateTokenResponse.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 20: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
+	17, // 21: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
+	4,  // 22: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
+	9,  // 23: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
+	11, // 24: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
+	13, // 25: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
+	15, // 26: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
+	14, // 27: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
+	6,  // 28: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
+	7,  // 29: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
+	5,  // 30: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
+	10, // 31: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
+	12, // 32: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
+	2,  // 33: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
+	16, // 34: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
+	2,  // 35: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
+	5,  // 36: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
+	8,  // 37: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
+	30, // [30:38] is the sub-list for method output_type
+	22, // [22:30] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_tokens_proto_init() }

@@ -8,13 +8,13 @@ import (
 	"github.com/keymint/keymint/services/store"
 )
 
-const auditColumns = `id, org_id, actor_user_id, actor_email, action, target_id, client_ip, user_agent, created_at`
+const auditColumns = `id, org_id, actor_user_id, actor_email, action, target_id, client_ip, user_agent, created_at, details, subject_user_id`
 
 // AppendAuditEvent records e; ErrAlreadyExists if its id is taken.
 func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error {
 	_, err := s.pool.Exec(ctx,
-		`INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.ID, e.OrgID, e.ActorUserID, e.ActorEmail, e.Action, e.TargetID, e.ClientIP, e.UserAgent, orNow(e.CreatedAt))
+		`INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		e.ID, e.OrgID, e.ActorUserID, e.ActorEmail, e.Action, e.TargetID, e.ClientIP, e.UserAgent, orNow(e.CreatedAt), store.EncodeDetails(e.Details), e.SubjectUserID)
 	if err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.ID, mapErr(err))
 	}
@@ -27,6 +27,9 @@ func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error 
 func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	var q query
 	where := "org_id = " + q.arg(f.OrgID)
+	if f.SubjectUserID != "" {
+		where += " AND subject_user_id = " + q.arg(f.SubjectUserID)
+	}
 	if f.AfterID != "" {
 		// Looked up within the org, so a page token from another org
 		// reveals nothing.
@@ -49,12 +52,16 @@ func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]sto
 	defer rows.Close()
 	var out []store.AuditEvent
 	for rows.Next() {
-		var e store.AuditEvent
+		var (
+			e       store.AuditEvent
+			details string
+		)
 		if err := rows.Scan(&e.ID, &e.OrgID, &e.ActorUserID, &e.ActorEmail, &e.Action, &e.TargetID,
-			&e.ClientIP, &e.UserAgent, &e.CreatedAt); err != nil {
+			&e.ClientIP, &e.UserAgent, &e.CreatedAt, &details, &e.SubjectUserID); err != nil {
 			return nil, fmt.Errorf("list audit events: %w", err)
 		}
 		e.CreatedAt = e.CreatedAt.UTC()
+		e.Details = store.DecodeDetails(details)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

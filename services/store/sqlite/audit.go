@@ -8,13 +8,13 @@ import (
 	"github.com/keymint/keymint/services/store"
 )
 
-const auditColumns = `id, org_id, actor_user_id, actor_email, action, target_id, client_ip, user_agent, created_at`
+const auditColumns = `id, org_id, actor_user_id, actor_email, action, target_id, client_ip, user_agent, created_at, details, subject_user_id`
 
 // AppendAuditEvent records e; ErrAlreadyExists if its id is taken.
 func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error {
 	_, err := s.w.ExecContext(ctx,
-		`INSERT INTO audit_events (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.OrgID, e.ActorUserID, e.ActorEmail, e.Action, e.TargetID, e.ClientIP, e.UserAgent, orNow(e.CreatedAt).UnixMicro())
+		`INSERT INTO audit_events (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.OrgID, e.ActorUserID, e.ActorEmail, e.Action, e.TargetID, e.ClientIP, e.UserAgent, orNow(e.CreatedAt).UnixMicro(), store.EncodeDetails(e.Details), e.SubjectUserID)
 	if err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.ID, mapErr(err))
 	}
@@ -26,6 +26,10 @@ func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error 
 // is ErrNotFound.
 func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	where, args := "org_id = ?", []any{f.OrgID}
+	if f.SubjectUserID != "" {
+		where += " AND subject_user_id = ?"
+		args = append(args, f.SubjectUserID)
+	}
 	if f.AfterID != "" {
 		// Looked up within the org, so a page token from another org
 		// reveals nothing.
@@ -53,12 +57,14 @@ func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]sto
 		var (
 			e       store.AuditEvent
 			created int64
+			details string
 		)
 		if err := rows.Scan(&e.ID, &e.OrgID, &e.ActorUserID, &e.ActorEmail, &e.Action, &e.TargetID,
-			&e.ClientIP, &e.UserAgent, &created); err != nil {
+			&e.ClientIP, &e.UserAgent, &created, &details, &e.SubjectUserID); err != nil {
 			return nil, fmt.Errorf("list audit events: %w", err)
 		}
 		e.CreatedAt = time.UnixMicro(created).UTC()
+		e.Details = store.DecodeDetails(details)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -62,6 +62,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevocationLog", testRevocationLog},
 		{"RevocationLogSameTransaction", testRevocationLogSameTransaction},
 		{"RevocationLogConcurrent", testRevocationLogConcurrent},
+		{"AuditDetails", testAuditDetails},
+		{"AuditSubject", testAuditSubject},
+		{"LeakReports", testLeakReports},
+		{"TokensByDigests", testTokensByDigests},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
