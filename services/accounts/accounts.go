@@ -35,7 +35,7 @@ type Store interface {
 	CreateUser(ctx context.Context, u store.User) error
 	GetUser(ctx context.Context, id string) (store.User, error)
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
-	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	UpdatePasswordHash(ctx context.Context, userID, hash string, events ...store.Event) error
 	UpdateUserScopes(ctx context.Context, userID string, scopes []string) error
 	UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPolicy) (store.Org, error)
 	CreateSession(ctx context.Context, s store.Session) error

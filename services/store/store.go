@@ -207,8 +207,9 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	// GetUserByEmail returns the user with exactly this (normalized) email.
 	GetUserByEmail(ctx context.Context, email string) (User, error)
-	// UpdatePasswordHash replaces a user's password hash.
-	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	// UpdatePasswordHash replaces a user's password hash and writes events
+	// to the outbox in the same transaction.
+	UpdatePasswordHash(ctx context.Context, userID, hash string, events ...Event) error
 	// UpdateUserScopes replaces the scopes a user holds; ErrNotFound if the
 	// user is gone.
 	UpdateUserScopes(ctx context.Context, userID string, scopes []string) error
@@ -216,9 +217,10 @@ type Store interface {
 	// organization; ErrNotFound if it is gone.
 	UpdateOrgPolicy(ctx context.Context, orgID string, p OrgPolicy) (Org, error)
 
-	// CreateToken inserts a token; ErrAlreadyExists on a duplicate id or
-	// digest. A zero CreatedAt is set to now.
-	CreateToken(ctx context.Context, t Token) error
+	// CreateToken inserts a token, and events into the outbox in the same
+	// transaction; ErrAlreadyExists on a duplicate id or digest. A zero
+	// CreatedAt is set to now.
+	CreateToken(ctx context.Context, t Token, events ...Event) error
 	// GetToken returns a token by id.
 	GetToken(ctx context.Context, id string) (Token, error)
 	// GetTokenByDigest returns the token whose digest is any of digests (one
@@ -227,8 +229,9 @@ type Store interface {
 	// ListTokens returns one page of tokens that match f.
 	ListTokens(ctx context.Context, f TokenFilter) ([]Token, error)
 	// RevokeToken sets revoked_at to at (zero: now) unless the token is
-	// already revoked, and returns the token as stored afterwards.
-	RevokeToken(ctx context.Context, id string, at time.Time) (Token, error)
+	// already revoked, and returns the token as stored afterwards. Events
+	// go to the outbox in the same transaction, only if this call revoked it.
+	RevokeToken(ctx context.Context, id string, at time.Time, events ...Event) (Token, error)
 	// TouchTokens records last use times in one batch; a time never moves
 	// last_used_at backwards, and unknown ids are skipped.
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
@@ -237,8 +240,9 @@ type Store interface {
 	// graceEnd (never raised). It returns the rotated token as stored
 	// afterwards. ErrNotFound if id is unknown; ErrConflict (and nothing
 	// changes) if it is revoked or rotated already; ErrAlreadyExists if the
-	// successor's id or digest is taken.
-	RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error)
+	// successor's id or digest is taken. Events go to the outbox in the
+	// same transaction.
+	RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time, events ...Event) (Token, error)
 	// TakeTokenUses takes up to n uses from the counter of token id (a
 	// usage pool) atomically: taken is min(n, what was left), left is what
 	// remains. ErrNotFound if id is unknown; ErrConflict if it has no counter.
@@ -266,6 +270,9 @@ type Store interface {
 	AppendAuditEvent(ctx context.Context, e AuditEvent) error
 	// ListAuditEvents returns one page of the events f selects.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// Webhooks is the event outbox, webhook endpoints and expiry notices.
+	Webhooks
 
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error

@@ -24,14 +24,14 @@ import (
 // Store is what tokens needs of store.Store.
 type Store interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
-	CreateToken(ctx context.Context, t store.Token) error
+	CreateToken(ctx context.Context, t store.Token, events ...store.Event) error
 	GetToken(ctx context.Context, id string) (store.Token, error)
 	GetTokenByDigest(ctx context.Context, digests [][]byte) (store.Token, error)
 	ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error)
-	RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error)
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
 	GetOrg(ctx context.Context, id string) (store.Org, error)
-	RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error)
+	RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time, events ...store.Event) (store.Token, error)
 	TakeTokenUses(ctx context.Context, id string, n int64) (taken, left int64, err error)
 }
 

@@ -20,12 +20,21 @@ const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepp
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
 
-// CreateToken inserts t; ErrAlreadyExists if its id or digest is taken.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	if err := createToken(ctx, s.w, t); err != nil {
-		return fmt.Errorf("create token %s: %w", t.ID, err)
+// CreateToken inserts t, with events in the same transaction;
+// ErrAlreadyExists if its id or digest is taken.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
+	if len(events) == 0 {
+		if err := createToken(ctx, s.w, t); err != nil {
+			return fmt.Errorf("create token %s: %w", t.ID, err)
+		}
+		return nil
 	}
-	return nil
+	return s.inTx(ctx, "create token "+t.ID, func(tx *sql.Tx) error {
+		if err := createToken(ctx, tx, t); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, events)
+	})
 }
 
 // execer is the ExecContext of a *sql.DB or a *sql.Tx.
@@ -66,7 +75,7 @@ func jsonList(l []string) (string, error) {
 // RotateToken inserts successor and marks id rotated to it, in one
 // transaction (the write connection's BEGIN IMMEDIATE holds the write lock
 // throughout, so concurrent rotations of one token queue).
-func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error) {
+func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time, events ...store.Event) (store.Token, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
@@ -92,6 +101,9 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 	}
 	if err := createToken(ctx, tx, successor); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
+	}
+	if err := insertEvents(ctx, tx, events); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))
@@ -208,14 +220,27 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	return out, nil
 }
 
-// RevokeToken sets revoked_at to at unless already set, in one statement so
-// concurrent revocations agree on the first time.
-func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
-	t, err := scanToken(s.w.QueryRowContext(ctx,
-		`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING `+tokenColumns,
-		orNow(at).UnixMicro(), id))
+// RevokeToken sets revoked_at to at unless already set, so concurrent
+// revocations agree on the first time; events go out only with the first.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error) {
+	var t store.Token
+	err := s.inTx(ctx, "revoke token "+id, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx,
+			`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING `+tokenColumns,
+			orNow(at).UnixMicro(), id))
+		if errors.Is(err, store.ErrNotFound) {
+			// Revoked already (or unknown): nothing changes, nothing to tell.
+			t, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, events)
+	})
 	if err != nil {
-		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, err)
+		return store.Token{}, err
 	}
 	return t, nil
 }
