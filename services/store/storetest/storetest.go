@@ -59,6 +59,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpiredSessions", testDeleteExpiredSessions},
 		{"AuditRoundTrip", testAuditRoundTrip},
 		{"AuditPaging", testAuditPaging},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"OutboxFanOut", testOutboxFanOut},
+		{"OutboxClaimFinish", testOutboxClaimFinish},
+		{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
+		{"ExpiryNotices", testExpiryNotices},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
