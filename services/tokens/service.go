@@ -16,6 +16,7 @@ import (
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/throttle"
@@ -244,7 +245,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 		ExpiresAt:   expires,
 	}
 	lim.apply(&t)
-	if err := s.store.CreateToken(ctx, t); err != nil {
+	if err := s.store.CreateToken(ctx, t, events.TokenEvent(events.TokenCreated, t, now, actorOf(p))); err != nil {
 		return Minted{}, fault.StoreFailure(err, "create token")
 	}
 	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
@@ -309,10 +310,13 @@ func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
 	if err != nil {
 		return store.Token{}, err
 	}
-	if _, err := s.visible(ctx, p, id); err != nil {
+	old, err := s.visible(ctx, p, id)
+	if err != nil {
 		return store.Token{}, err
 	}
-	t, err := s.store.RevokeToken(ctx, id, s.now().UTC().Truncate(time.Microsecond))
+	at := s.now().UTC().Truncate(time.Microsecond)
+	old.RevokedAt = at
+	t, err := s.store.RevokeToken(ctx, id, at, events.TokenEvent(events.TokenRevoked, old, at, actorOf(p)))
 	if err != nil {
 		return store.Token{}, fault.StoreFailure(err, "revoke token")
 	}
@@ -397,4 +401,9 @@ func (s *Service) CreatorEmails(ctx context.Context, list []store.Token) map[str
 		out[t.CreatedBy] = u.Email
 	}
 	return out
+}
+
+// actorOf is the caller as events name it.
+func actorOf(p accounts.Principal) *events.Actor {
+	return &events.Actor{UserID: p.UserID, Email: p.Email}
 }
