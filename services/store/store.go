@@ -152,6 +152,12 @@ const (
 	AuditTokenLeakRevoke  = "token.leak_revoke"
 	AuditOrgPolicyUpdate  = "org.policy_update"
 	AuditUserScopesUpdate = "user.scopes_update"
+	// Webhook endpoints: created, deleted, a delivery replayed, and
+	// disabled by keymint for failing too long (actor "webhooks").
+	AuditWebhookCreate   = "webhook.create"
+	AuditWebhookDelete   = "webhook.delete"
+	AuditWebhookReplay   = "webhook.replay"
+	AuditWebhookDisabled = "webhook.disabled"
 )
 
 // AuditEvent is one security-relevant action. It never holds a secret:
