@@ -53,8 +53,9 @@ type Config struct {
 	CentralTLS        tlsfiles.Files
 	CentralTLSOn      bool
 	SidecarCacheTTL   time.Duration
-	Cache             cacheConfig // validation cache and Redis (cacheconfig.go)
-	Abuse             abuseConfig // trusted proxies, sign-in throttle (abuseconfig.go)
+	Cache             cacheConfig    // validation cache and Redis (cacheconfig.go)
+	Abuse             abuseConfig    // trusted proxies, sign-in throttle (abuseconfig.go)
+	Webhooks          webhooksConfig // webhook key, SSRF, dispatcher bounds (webhooksconfig.go)
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }
@@ -211,6 +212,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		{"argon2-max-wait", func() {
 			dur(&c.Abuse.Argon2MaxWait, "argon2-max-wait", 2*time.Second, "how long a sign-in waits for a password-hashing slot before a 503")
 		}},
+		{"webhooks", func() { c.Webhooks.bind(fs, str, dur, num) }},
 		{"argon2-budget-mib", func() {
 			num(&c.Argon2BudgetMiB, "argon2-budget-mib", 256, "memory all concurrent password hashes may use together, MiB")
 		}},
@@ -284,6 +286,7 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	}
 	problems = append(problems, c.Cache.problems(set)...)
 	problems = append(problems, c.Abuse.problems(set)...)
+	problems = append(problems, c.Webhooks.problems(set)...)
 	if len(problems) == 0 {
 		return nil
 	}

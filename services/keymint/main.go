@@ -22,6 +22,7 @@ Usage:
   keymint sidecar    [flags]   ext_authz + forward-auth next to a resource service
   keymint migrate    [flags]   apply database migrations and exit
   keymint user create --email E --org NAME [--admin] --password-stdin [flags]
+  keymint webhook create|list|delete|deliveries|replay --org NAME [flags]
 
 Every flag has an environment variable (KEYMINT_ + the flag in upper case,
 dashes as underscores). Run 'keymint COMMAND -h' for a command's flags.
@@ -58,6 +59,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return errors.New("usage: keymint user create --email E --org NAME [--admin] --password-stdin")
 		}
 		return runUserCreate(ctx, args[2:], stdin, stdout, stderr)
+	case "webhook":
+		return runWebhook(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
+	"github.com/keymint/keymint/services/webhooks"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -83,7 +84,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
-		"trusted-proxies", "signin-limits", "argon2-max-wait")
+		"trusted-proxies", "signin-limits", "argon2-max-wait", "webhooks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,8 +123,11 @@ type server struct {
 	cache          *validationCache
 	registry       *prometheus.Registry
 	// hasher bounds password hashing; kept for its Stats.
-	hasher   *accounts.Hasher
-	stopOnce sync.Once
+	hasher *accounts.Hasher
+	// dispatcher and expiry deliver webhooks; nil when webhooks are off.
+	dispatcher *webhooks.Dispatcher
+	expiry     *webhooks.Scheduler
+	stopOnce   sync.Once
 }
 
 func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err error) {
@@ -219,6 +223,9 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	)
 	keymintv1.RegisterTokenServiceServer(s.grpc, tokenServer)
 	keymintv1.RegisterAccountServiceServer(s.grpc, accounts.NewServer(acct))
+	if err := s.setupWebhooks(ctx, st, auditLog); err != nil {
+		return nil, err
+	}
 	rules, err := c.routeRules()
 	if err != nil {
 		return nil, err
@@ -310,6 +317,7 @@ func (s *server) run(ctx context.Context) error {
 		go s.revocationFeed.Run(ctx, s.revocations)
 	}
 	go s.cache.run(ctx)
+	webhooksDone := s.runWebhooks(ctx)
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
 
 	var err error
@@ -332,6 +340,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	cancel()
 	<-usageDone
+	<-webhooksDone
 	s.tokens.Wait()
 	s.close()
 	return err
