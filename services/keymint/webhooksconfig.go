@@ -97,6 +97,9 @@ func (c *webhooksConfig) problems(set map[string]bool) []string {
 
 // windows parses ExpiryWarnings: 1 to 8 positive durations up to a year.
 func (c *webhooksConfig) windows() ([]time.Duration, error) {
+	if strings.TrimSpace(c.ExpiryWarnings) == "" {
+		return webhooks.DefaultExpiryWindows, nil
+	}
 	var out []time.Duration
 	for _, f := range strings.Split(c.ExpiryWarnings, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
