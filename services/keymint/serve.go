@@ -127,7 +127,9 @@ type server struct {
 	// dispatcher and expiry deliver webhooks; nil when webhooks are off.
 	dispatcher *webhooks.Dispatcher
 	expiry     *webhooks.Scheduler
-	stopOnce   sync.Once
+	// throttleNotices aggregates refused sign-ins into signin.throttled.
+	throttleNotices *webhooks.ThrottleNotices
+	stopOnce        sync.Once
 }
 
 func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err error) {
@@ -175,9 +177,10 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, err
 	}
 	auditLog := audit.New(audit.Config{Store: st, Clients: clients, Logger: log})
+	s.throttleNotices = webhooks.NewThrottleNotices(st, 0, nil, log)
 	acct, err := accounts.New(ctx, accounts.Config{
 		Store: st, Hasher: s.hasher, Logger: log, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
-		Throttle: signIn, Audit: auditLog, Clients: clients,
+		Throttle: signIn, Audit: auditLog, Clients: clients, Throttled: s.throttleNotices.Observe,
 	})
 	if err != nil {
 		return nil, err

@@ -45,9 +45,10 @@ func (s *server) runWebhooks(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	if s.dispatcher != nil {
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); s.dispatcher.Run(ctx) }()
 		go func() { defer wg.Done(); s.expiry.Run(ctx) }()
+		go func() { defer wg.Done(); s.throttleNotices.Run(ctx) }()
 	}
 	go func() { wg.Wait(); close(done) }()
 	return done
