@@ -43,6 +43,9 @@ type OrgPolicy struct {
 	DefaultTokenLifetime time.Duration
 	// MaxRotationGrace caps a rotation's grace period.
 	MaxRotationGrace time.Duration
+	// ExpiryWarnings are how long before expiry token.expiring goes out
+	// (whole seconds, sorted, unique); empty: the server's default.
+	ExpiryWarnings []time.Duration
 }
 
 // User is a person or service account that signs in with email + password.

@@ -99,6 +99,9 @@ func (hungStore) ReplayWebhookDelivery(ctx context.Context, _ string, _ int64, _
 func (hungStore) PruneWebhookOutbox(ctx context.Context, _ time.Time) (int, error) {
 	return hang[int](ctx)
 }
+func (hungStore) OrgExpiryWindows(ctx context.Context) ([]time.Duration, error) {
+	return hang[[]time.Duration](ctx)
+}
 func (hungStore) ExpiringTokens(ctx context.Context, _ ExpiryQuery) ([]Token, error) {
 	return hang[[]Token](ctx)
 }

@@ -71,6 +71,12 @@ func (t *timeoutStore) PruneWebhookOutbox(ctx context.Context, before time.Time)
 	return t.s.PruneWebhookOutbox(ctx, before)
 }
 
+func (t *timeoutStore) OrgExpiryWindows(ctx context.Context) ([]time.Duration, error) {
+	ctx, cancel := t.ctx(ctx)
+	defer cancel()
+	return t.s.OrgExpiryWindows(ctx)
+}
+
 func (t *timeoutStore) ExpiringTokens(ctx context.Context, q ExpiryQuery) ([]Token, error) {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()

@@ -111,12 +111,16 @@ type DeliveryFilter struct {
 // ExpiryQuery selects tokens for an expiry notice: active (not revoked, not
 // rotated), expiring in (After, Until], minted more than MinLifetime before
 // their expiry (a token minted inside a warning window gets no warning for
-// it), and without the notice Notice recorded. At most Limit, soonest first.
+// it), and without the notice Notice recorded. A non-zero Window keeps only
+// tokens of organizations whose ExpiryWarnings hold it, or that have none
+// when DefaultWindow. At most Limit, soonest first.
 type ExpiryQuery struct {
-	After, Until time.Time
-	MinLifetime  time.Duration
-	Notice       string
-	Limit        int
+	After, Until  time.Time
+	MinLifetime   time.Duration
+	Notice        string
+	Window        time.Duration
+	DefaultWindow bool
+	Limit         int
 }
 
 // Webhooks is the outbox and webhook part of the store contract.
@@ -161,6 +165,9 @@ type Webhooks interface {
 	// before it. It returns how many deliveries it deleted.
 	PruneWebhookOutbox(ctx context.Context, before time.Time) (int, error)
 
+	// OrgExpiryWindows returns the distinct ExpiryWarnings of every
+	// organization.
+	OrgExpiryWindows(ctx context.Context) ([]time.Duration, error)
 	// ExpiringTokens returns the tokens q selects.
 	ExpiringTokens(ctx context.Context, q ExpiryQuery) ([]Token, error)
 	// RecordTokenNotice records notice for token id, once: if the token is

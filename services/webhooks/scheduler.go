@@ -33,6 +33,7 @@ func NoticeExpiring(w time.Duration) string {
 
 // ScheduleStore is what a Scheduler needs of store.Store.
 type ScheduleStore interface {
+	OrgExpiryWindows(ctx context.Context) ([]time.Duration, error)
 	ExpiringTokens(ctx context.Context, q store.ExpiryQuery) ([]store.Token, error)
 	RecordTokenNotice(ctx context.Context, id, notice string, at time.Time, events ...store.Event) (bool, error)
 }
@@ -43,7 +44,8 @@ type SchedulerConfig struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// Windows are how long before expiry token.expiring goes out, one
-	// event per window.
+	// event per window, for organizations that set no windows of their own
+	// (OrgPolicy.ExpiryWarnings).
 	Windows []time.Duration
 	// Interval spaces the scans.
 	Interval time.Duration
@@ -103,17 +105,28 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 // Step runs one scan at the clock's now and returns how many notices it
-// recorded. A token inside several windows gets the narrowest one's
-// warning only: window w covers expiries in (now + next narrower window,
-// now + w], for tokens minted more than w before their expiry.
+// recorded. Every window in use (the defaults and each organization's) is
+// one range of the expiry index: window w covers expiries in (now + next
+// narrower window in use, now + w], for tokens of organizations using w,
+// minted more than w before their expiry; so a token inside several
+// windows gets the narrowest one's warning only.
 func (s *Scheduler) Step(ctx context.Context) (int, error) {
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	n := 0
 	var errs []error
+	windows := s.cfg.Windows
+	if orgs, err := s.cfg.Store.OrgExpiryWindows(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("expiry windows of organizations: %w", err))
+	} else {
+		windows = append(slices.Clone(windows), orgs...)
+		slices.Sort(windows)
+		windows = slices.Compact(windows)
+	}
 	lower := time.Duration(0)
-	for _, w := range s.cfg.Windows {
+	for _, w := range windows {
 		notice := NoticeExpiring(w)
-		q := store.ExpiryQuery{After: now.Add(lower), Until: now.Add(w), MinLifetime: w, Notice: notice, Limit: s.cfg.Batch}
+		q := store.ExpiryQuery{After: now.Add(lower), Until: now.Add(w), MinLifetime: w, Notice: notice, Limit: s.cfg.Batch,
+			Window: w, DefaultWindow: slices.Contains(s.cfg.Windows, w)}
 		lower = w
 		k, err := s.notify(ctx, q, func(t store.Token) store.Event { return events.Expiring(t, w, now) }, now)
 		n += k

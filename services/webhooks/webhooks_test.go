@@ -517,3 +517,51 @@ func TestSchedulerExpiryOnce(t *testing.T) {
 		t.Fatalf("received %v, want %v", got, want)
 	}
 }
+
+// An organization's own windows replace the defaults for its tokens.
+func TestSchedulerOrgWindows(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, newSQLite(t), events.TokenExpiring)
+	if _, err := f.st.UpdateOrgPolicy(t.Context(), f.org.ID, store.OrgPolicy{ExpiryWarnings: []time.Duration{30 * time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.mint(t, time.Hour)
+	s := webhooks.NewScheduler(webhooks.SchedulerConfig{Store: f.st, Now: f.clock.Now, Windows: []time.Duration{10 * time.Minute}})
+	step := func() int {
+		n, err := s.Step(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	f.clock.Add(29 * time.Minute)
+	if n := step(); n != 0 {
+		t.Fatalf("notices 31 minutes before expiry: %d", n)
+	}
+	f.clock.Add(2 * time.Minute)
+	if n := step(); n != 1 {
+		t.Fatalf("notices inside the org's 30m window: %d, want 1", n)
+	}
+	f.clock.Add(20 * time.Minute) // inside the default 10m window, which the org does not use
+	if n := step(); n != 0 {
+		t.Fatalf("notices in a default window the org replaced: %d", n)
+	}
+	f.drain(t, f.disp)
+	got := f.recv.deliveries()
+	if len(got) != 1 || tokenID(t, got[0]) != tok.ID {
+		t.Fatalf("received %v", got)
+	}
+	if b, _ := json.Marshal(got[0].Data); !strings.Contains(string(b), `"windowSeconds":1800`) {
+		t.Errorf("data %s", b)
+	}
+}
+
+func tokenID(t *testing.T, e events.Envelope) string {
+	t.Helper()
+	b, _ := json.Marshal(e.Data)
+	var d events.TokenData
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Token.ID
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -366,12 +367,15 @@ func (s *Store) PruneWebhookOutbox(ctx context.Context, before time.Time) (int, 
 // the notice, from the expiry index.
 func (s *Store) ExpiringTokens(ctx context.Context, q store.ExpiryQuery) ([]store.Token, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT `+tokenColumns+` FROM tokens t
+		`SELECT `+prefixed("t.", tokenColumns)+` FROM tokens t
 		 WHERE t.expires_at > $1 AND t.expires_at <= $2 AND t.revoked_at IS NULL AND t.rotated_to_id = ''
 		   AND t.expires_at - t.created_at > make_interval(secs => $3::bigint / 1e6)
 		   AND NOT EXISTS (SELECT 1 FROM token_notices n WHERE n.token_id = t.id AND n.notice = $4)
+		   AND ($6::bigint = 0 OR EXISTS (SELECT 1 FROM organizations o WHERE o.id = t.org_id
+		        AND ((cardinality(o.expiry_warnings_s) = 0 AND $7) OR $6::bigint = ANY (o.expiry_warnings_s))))
 		 ORDER BY t.expires_at, t.id LIMIT $5`,
-		q.After.UTC(), q.Until.UTC(), q.MinLifetime.Microseconds(), q.Notice, q.Limit)
+		q.After.UTC(), q.Until.UTC(), q.MinLifetime.Microseconds(), q.Notice, q.Limit,
+		int64(q.Window/time.Second), q.DefaultWindow)
 	if err != nil {
 		return nil, fmt.Errorf("expiring tokens: %w", err)
 	}
@@ -388,6 +392,32 @@ func (s *Store) ExpiringTokens(ctx context.Context, q store.ExpiryQuery) ([]stor
 		return nil, fmt.Errorf("expiring tokens: %w", err)
 	}
 	return out, nil
+}
+
+// OrgExpiryWindows returns the distinct expiry windows organizations set.
+func (s *Store) OrgExpiryWindows(ctx context.Context) ([]time.Duration, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT unnest(expiry_warnings_s) FROM organizations ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("org expiry windows: %w", err)
+	}
+	secs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("org expiry windows: %w", err)
+	}
+	out := make([]time.Duration, len(secs))
+	for i, s := range secs {
+		out[i] = time.Duration(s) * time.Second
+	}
+	return out, nil
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // RecordTokenNotice records a notice once, with its events, while the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keymint/keymint/services/store"
@@ -372,12 +373,15 @@ func (s *Store) PruneWebhookOutbox(ctx context.Context, before time.Time) (int, 
 // the notice, from the expiry index.
 func (s *Store) ExpiringTokens(ctx context.Context, q store.ExpiryQuery) ([]store.Token, error) {
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT `+tokenColumns+` FROM tokens t
+		`SELECT `+prefixed("t.", tokenColumns)+` FROM tokens t
 		 WHERE t.expires_at > ?1 AND t.expires_at <= ?2 AND t.revoked_at IS NULL AND t.rotated_to_id = ''
 		   AND t.expires_at - t.created_at > ?3
 		   AND NOT EXISTS (SELECT 1 FROM token_notices n WHERE n.token_id = t.id AND n.notice = ?4)
+		   AND (?6 = 0 OR EXISTS (SELECT 1 FROM organizations o WHERE o.id = t.org_id
+		        AND ((o.expiry_warnings_s = '[]' AND ?7) OR EXISTS (SELECT 1 FROM json_each(o.expiry_warnings_s) WHERE value = ?6))))
 		 ORDER BY t.expires_at, t.id LIMIT ?5`,
-		q.After.UnixMicro(), q.Until.UnixMicro(), q.MinLifetime.Microseconds(), q.Notice, q.Limit)
+		q.After.UnixMicro(), q.Until.UnixMicro(), q.MinLifetime.Microseconds(), q.Notice, q.Limit,
+		int64(q.Window/time.Second), q.DefaultWindow)
 	if err != nil {
 		return nil, fmt.Errorf("expiring tokens: %w", err)
 	}
@@ -394,6 +398,34 @@ func (s *Store) ExpiringTokens(ctx context.Context, q store.ExpiryQuery) ([]stor
 		return nil, fmt.Errorf("expiring tokens: %w", err)
 	}
 	return out, nil
+}
+
+// OrgExpiryWindows returns the distinct expiry windows organizations set.
+func (s *Store) OrgExpiryWindows(ctx context.Context) ([]time.Duration, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT DISTINCT j.value FROM organizations o, json_each(o.expiry_warnings_s) j ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("org expiry windows: %w", err)
+	}
+	defer rows.Close()
+	var out []time.Duration
+	for rows.Next() {
+		var secs int64
+		if err := rows.Scan(&secs); err != nil {
+			return nil, fmt.Errorf("org expiry windows: %w", err)
+		}
+		out = append(out, time.Duration(secs)*time.Second)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // RecordTokenNotice records a notice once, with its events, while the

@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxClaimFinish", testOutboxClaimFinish},
 		{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
 		{"ExpiryNotices", testExpiryNotices},
+		{"ExpiryWindowsPerOrg", testExpiryWindowsPerOrg},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -358,3 +358,44 @@ func testExpiryNotices(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// An organization's own warning windows: listed by OrgExpiryWindows, and
+// ExpiringTokens keeps a window's tokens to the organizations using it.
+func testExpiryWindowsPerOrg(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	own, u := newOrgUser(t, s, "acme", "alice@example.com")
+	dflt, v := newOrgUser(t, s, "globex", "bob@example.com")
+	if _, err := s.UpdateOrgPolicy(ctx, own.ID, store.OrgPolicy{ExpiryWarnings: []time.Duration{30 * time.Minute, 48 * time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.GetOrg(ctx, own.ID))(t).Policy.ExpiryWarnings; fmt.Sprint(got) != "[30m0s 48h0m0s]" {
+		t.Fatalf("ExpiryWarnings = %v", got)
+	}
+	if got := must(s.OrgExpiryWindows(ctx))(t); fmt.Sprint(got) != "[30m0s 48h0m0s]" {
+		t.Fatalf("OrgExpiryWindows = %v", got)
+	}
+	mk := func(orgID, userID string) store.Token {
+		tok := newToken(orgID, userID, base)
+		tok.ExpiresAt = base.Add(2 * time.Hour)
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	a, b := mk(own.ID, u.ID), mk(dflt.ID, v.ID)
+	now := base.Add(time.Hour + 45*time.Minute)
+	q := store.ExpiryQuery{After: now, Until: now.Add(30 * time.Minute), MinLifetime: 30 * time.Minute, Notice: "expiring:1800",
+		Window: 30 * time.Minute, Limit: 10}
+	if got := must(s.ExpiringTokens(ctx, q))(t); len(got) != 1 || got[0].ID != a.ID {
+		t.Errorf("window of acme only: %v, want acme's token", got)
+	}
+	q.DefaultWindow = true
+	if got := must(s.ExpiringTokens(ctx, q))(t); len(got) != 2 {
+		t.Errorf("window of acme and the default: %d tokens, want both", len(got))
+	}
+	q.Window, q.Notice = time.Hour, "expiring:3600"
+	q.DefaultWindow = true
+	if got := must(s.ExpiringTokens(ctx, q))(t); len(got) != 1 || got[0].ID != b.ID {
+		t.Errorf("a default window acme does not use: %v, want globex's token", got)
+	}
+}

@@ -63,10 +63,14 @@ CREATE TABLE token_notices (
 ) STRICT;
 CREATE INDEX token_notices_expires ON token_notices (expires_at);
 
+-- An organization's token.expiring windows in seconds (a JSON arrayempty: the server's default).
+ALTER TABLE organizations ADD COLUMN expiry_warnings_s TEXT NOT NULL DEFAULT '[]';
+
 -- The expiry scheduler reads a range of this index, never the whole table.
 CREATE INDEX tokens_expires ON tokens (expires_at) WHERE expires_at IS NOT NULL;
 
 -- +goose Down
+ALTER TABLE organizations DROP COLUMN expiry_warnings_s;
 DROP INDEX tokens_expires;
 DROP TABLE token_notices;
 DROP TABLE webhook_deliveries;
