@@ -395,3 +395,45 @@ func TestWebhookCLI(t *testing.T) {
 		t.Fatalf("list after delete: %v\n%s", err, out)
 	}
 }
+
+// Refused sign-ins reach the org's webhooks as one aggregated
+// signin.throttled, counting exactly the refused attempts.
+func TestWebhookSigninThrottled(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Webhooks = webhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
+	cfg.Abuse.AccountLimit, cfg.Abuse.IPLimit = "2/1h", "off"
+	admin := account{"admin@example.com", "a long admin password"}
+	createUser(t, cfg, admin.email, "acme", admin.password, true)
+	srv := startServer(t, cfg)
+	recv := newHookReceiver(t)
+	var created struct {
+		Webhook struct{ ID string }
+		Secret  string
+	}
+	if code, body := do(t, "POST", srv.http+"/v1/webhooks", admin.headers(), `{"url":"`+recv.srv.URL+`","eventTypes":["signin.throttled"]}`, &created); code != 200 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	recv.setSecret(created.Secret)
+	wrong := account{admin.email, "not the password at all"}
+	refused := 0
+	for range 6 {
+		if code, _ := do(t, "GET", srv.http+"/v1/user", wrong.headers(), "", nil); code == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no attempt was throttled")
+	}
+	if err := srv.srv.throttleNotices.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := recv.waitFor(1)
+	b, _ := json.Marshal(got[0].Data)
+	var d events.ThrottleData
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Type != events.SigninThrottled || len(d.Accounts) != 1 || d.Accounts[0].Email != admin.email || d.Accounts[0].Attempts != int64(refused) {
+		t.Fatalf("received %s %s, want %d refused attempts of %s", got[0].Type, b, refused, admin.email)
+	}
+}
