@@ -133,6 +133,9 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err := keymintv1.RegisterAccountServiceHandlerClient(ctx, mux, accountsClient); err != nil {
 		return nil, fmt.Errorf("gateway: register AccountService routes: %w", err)
 	}
+	if err := keymintv1.RegisterWebhookServiceHandlerClient(ctx, mux, keymintv1.NewWebhookServiceClient(cfg.Conn)); err != nil {
+		return nil, fmt.Errorf("gateway: register WebhookService routes: %w", err)
+	}
 
 	up := &upsolverRoutes{client: client, errs: g.errs}
 	g.routes = http.NewServeMux()

@@ -159,8 +159,11 @@
     signedIn = false;
     $('account').hidden = true;
     $('tokens-view').hidden = true;
+    $('webhooks-view').hidden = true;
     $('signin-view').hidden = false;
     $('token-rows').replaceChildren();
+    $('webhook-rows').replaceChildren();
+    $('delivery-rows').replaceChildren();
     if (message) showAlert(message); else hideAlert();
     hideNotice();
     $('signin-password').value = '';
@@ -174,7 +177,85 @@
     $('signin-view').hidden = true;
     $('tokens-view').hidden = false;
     await loadTokens();
+    // Webhooks are an org admin's: others would get 403 from the API.
+    $('webhooks-view').hidden = !user.admin;
+    if (user.admin) await loadWebhooks();
   }
+
+  // --- webhooks (org admins) ------------------------------------------------
+
+  async function loadWebhooks() {
+    try {
+      const resp = await api('GET', '/v1/webhooks');
+      renderWebhooks((resp && resp.webhooks) || []);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  function renderWebhooks(list) {
+    $('wh-empty').hidden = list.length > 0;
+    $('webhook-rows').replaceChildren(...list.map((w) => {
+      const state = w.enabled ? (w.failingSince ? 'Failing since ' + when(w.failingSince) : 'Active') : 'Disabled (kept failing)';
+      const show = el('button', { type: 'button', className: 'ghost', textContent: 'Deliveries' });
+      show.addEventListener('click', () => loadDeliveries(w));
+      const del = el('button', { type: 'button', className: 'ghost', textContent: 'Delete' });
+      del.addEventListener('click', async () => {
+        if (!window.confirm('Delete the webhook to ' + w.url + '? Its deliveries go with it.')) return;
+        try {
+          await busy(del, () => api('DELETE', '/v1/webhooks/' + encodeURIComponent(w.id)));
+          $('deliveries').hidden = true;
+          showNotice('Webhook to ' + w.url + ' deleted.');
+          await loadWebhooks();
+        } catch (err) {
+          fail(err);
+        }
+      });
+      return el('tr', {}, cell('URL', 'url', el('code', { textContent: w.url })),
+        cell('Events', '', (w.eventTypes || []).join(' ')), cell('Status', '', state), cell('', 'actions', show, del));
+    }));
+  }
+
+  async function loadDeliveries(w) {
+    try {
+      const resp = await api('GET', '/v1/webhooks/' + encodeURIComponent(w.id) + '/deliveries?pageSize=20');
+      $('deliveries-title').textContent = 'Deliveries to ' + w.url;
+      $('delivery-rows').replaceChildren(...((resp && resp.deliveries) || []).map((d) => {
+        const replay = el('button', { type: 'button', className: 'ghost', textContent: 'Replay' });
+        replay.addEventListener('click', async () => {
+          try {
+            await busy(replay, () => api('POST', '/v1/webhook-deliveries/' + encodeURIComponent(d.id) + ':replay', {}));
+            showNotice('Event ' + d.eventType + ' queued again.');
+            await loadDeliveries(w);
+          } catch (err) {
+            fail(err);
+          }
+        });
+        return el('tr', {}, cell('Event', '', d.eventType), cell('State', '', d.state), cell('Attempts', '', String(d.attempts)),
+          cell('Response', '', d.lastStatusCode ? String(d.lastStatusCode) : '—'), cell('Latency', '', d.lastLatency || '—'),
+          cell('Error', '', d.lastError || '—'), cell('Next try', '', d.nextAttemptTime ? when(d.nextAttemptTime) : '—'),
+          cell('', 'actions', replay));
+      }));
+      $('deliveries').hidden = false;
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  $('webhook-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    hideAlert($('webhook-error'));
+    const url = $('wh-url').value.trim();
+    const eventTypes = $('wh-events').value.split(/[\s,]+/).filter((s) => s);
+    try {
+      const resp = await busy($('wh-add'), () => api('POST', '/v1/webhooks', { url, eventTypes }));
+      $('wh-url').value = '';
+      await loadWebhooks();
+      reveal({ name: resp.webhook.url }, resp.secret, "Your webhook's signing secret");
+    } catch (err) {
+      fail(err, $('webhook-error'));
+    }
+  });
 
   async function start() {
     try {

@@ -35,7 +35,7 @@ type Store interface {
 	CreateUser(ctx context.Context, u store.User) error
 	GetUser(ctx context.Context, id string) (store.User, error)
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
-	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	UpdatePasswordHash(ctx context.Context, userID, hash string, events ...store.Event) error
 	UpdateUserScopes(ctx context.Context, userID string, scopes []string) error
 	UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPolicy) (store.Org, error)
 	CreateSession(ctx context.Context, s store.Session) error
@@ -67,6 +67,10 @@ type Config struct {
 	// Clients finds a call's client address, for the throttle (nil trusts no
 	// proxy: the gRPC peer is the client).
 	Clients *clientip.Resolver
+	// Throttled hears the account (normalized email) of every attempt the
+	// throttle refused, for aggregated notices; it must not block. Nil: no
+	// one listens.
+	Throttled func(email string)
 }
 
 // Service manages users and checks their passwords.
@@ -83,6 +87,8 @@ type Service struct {
 	throttle *throttle.SignIn
 	audit    *audit.Recorder
 	clients  *clientip.Resolver
+	// throttled hears refused attempts (Config.Throttled).
+	throttled func(email string)
 }
 
 // New returns a Service.
@@ -98,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, dummyHash: dummy,
-		throttle: cfg.Throttle, audit: cfg.Audit, clients: cfg.Clients}
+		throttle: cfg.Throttle, audit: cfg.Audit, clients: cfg.Clients, throttled: cfg.Throttled}
 	s.sessions.idle, s.sessions.max = cfg.SessionIdle, cfg.SessionMax
 	if s.sessions.idle <= 0 {
 		s.sessions.idle = DefaultSessionIdle
@@ -243,6 +249,9 @@ func (s *Service) beginAttempt(ctx context.Context, email string) (*throttle.Att
 	var th *throttle.Throttled
 	switch {
 	case errors.As(err, &th):
+		if s.throttled != nil {
+			s.throttled(email)
+		}
 		return nil, errThrottled.Retry(th.RetryAfter)
 	case err != nil:
 		return nil, err

@@ -21,6 +21,8 @@ const (
 	// DefaultMaxRotationGrace caps a rotation's grace in an org that sets
 	// no max_rotation_grace.
 	DefaultMaxRotationGrace = 30 * 24 * time.Hour
+	// MaxExpiryWarnings bounds an org's token.expiring windows.
+	MaxExpiryWarnings = 8
 )
 
 // Policy fields an update can name.
@@ -29,9 +31,11 @@ const (
 	PolicyMaxTokenLifetime     = "max_token_lifetime"
 	PolicyDefaultTokenLifetime = "default_token_lifetime"
 	PolicyMaxRotationGrace     = "max_rotation_grace"
+	PolicyExpiryWarnings       = "expiry_warnings"
 )
 
-var policyFields = []string{PolicyAllowedScopes, PolicyMaxTokenLifetime, PolicyDefaultTokenLifetime, PolicyMaxRotationGrace}
+var policyFields = []string{PolicyAllowedScopes, PolicyMaxTokenLifetime, PolicyDefaultTokenLifetime, PolicyMaxRotationGrace,
+	PolicyExpiryWarnings}
 
 func requireCaller(ctx context.Context) (Principal, error) {
 	p, ok := PrincipalFrom(ctx)
@@ -98,6 +102,8 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 			next.DefaultTokenLifetime = in.DefaultTokenLifetime
 		case PolicyMaxRotationGrace:
 			next.MaxRotationGrace = in.MaxRotationGrace
+		case PolicyExpiryWarnings:
+			next.ExpiryWarnings = slices.Compact(slices.Sorted(slices.Values(in.ExpiryWarnings)))
 		default:
 			return store.Org{}, fault.Newf(fault.InvalidArgument, "update_mask: an unknown field (want some of %v)", policyFields)
 		}
@@ -130,6 +136,14 @@ func checkPolicy(p store.OrgPolicy) error {
 		}
 		if d.v%time.Microsecond != 0 {
 			return fault.Newf(fault.InvalidArgument, "%s must be a whole number of microseconds", d.name)
+		}
+	}
+	if len(p.ExpiryWarnings) > MaxExpiryWarnings {
+		return fault.Newf(fault.InvalidArgument, "%s: at most %d windows", PolicyExpiryWarnings, MaxExpiryWarnings)
+	}
+	for _, w := range p.ExpiryWarnings {
+		if w < time.Minute || w > MaxTokenLifetimeCap || w%time.Second != 0 {
+			return fault.Newf(fault.InvalidArgument, "%s must be whole seconds from 1m to %s", PolicyExpiryWarnings, MaxTokenLifetimeCap)
 		}
 	}
 	if p.MaxTokenLifetime > 0 && p.DefaultTokenLifetime > p.MaxTokenLifetime {

@@ -42,6 +42,12 @@ func (s *Server) UpdateOrgPolicy(ctx context.Context, req *keymintv1.UpdateOrgPo
 		}
 		*d.dst = d.v.AsDuration()
 	}
+	for _, w := range in.GetExpiryWarnings() {
+		if err := w.CheckValid(); err != nil {
+			return nil, fault.Newf(fault.InvalidArgument, "%s is not a valid duration", PolicyExpiryWarnings)
+		}
+		p.ExpiryWarnings = append(p.ExpiryWarnings, w.AsDuration())
+	}
 	o, err := s.svc.UpdateOrgPolicy(ctx, p, req.GetUpdateMask().GetPaths())
 	if err != nil {
 		return nil, err
@@ -65,7 +71,12 @@ func policyProto(o store.Org) *keymintv1.OrgPolicy {
 		}
 		return durationpb.New(d)
 	}
+	var warnings []*durationpb.Duration
+	for _, w := range o.Policy.ExpiryWarnings {
+		warnings = append(warnings, durationpb.New(w))
+	}
 	return &keymintv1.OrgPolicy{
+		ExpiryWarnings:       warnings,
 		OrganizationId:       o.ID,
 		AllowedScopes:        o.Policy.AllowedScopes,
 		MaxTokenLifetime:     dur(o.Policy.MaxTokenLifetime),

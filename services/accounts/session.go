@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -217,7 +218,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 	if err != nil {
 		return 0, hashFault(err)
 	}
-	if err := s.store.UpdatePasswordHash(ctx, u.ID, hash); err != nil {
+	if err := s.store.UpdatePasswordHash(ctx, u.ID, hash, events.PasswordChanged(u, s.now().UTC())); err != nil {
 		return 0, fault.StoreFailure(err, "update password")
 	}
 	s.audit.Record(ctx, userEvent(u, store.AuditPasswordChange))

@@ -71,6 +71,7 @@ type Config struct {
 	Revocations       revocationConfig // revocation log follower, WatchRevocations (revocationconfig.go)
 	// Integrations: introspection, forward-auth body, GitHub secret scanning (integrationsconfig.go).
 	Integrations integrationsConfig
+	Webhooks     webhooksConfig // webhook key, SSRF, dispatcher bounds (webhooksconfig.go)
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }
@@ -254,6 +255,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			def := os.Getenv(envName("watch-require-scope")) == "true"
 			fs.BoolVar(&c.Revocations.RequireScope, "watch-require-scope", def, "WatchRevocations needs a token with the keymint:watch scope ("+envName("watch-require-scope")+")")
 		}},
+		{"webhooks", func() { c.Webhooks.bind(fs, str, dur, num) }},
 		{"argon2-budget-mib", func() {
 			num(&c.Argon2BudgetMiB, "argon2-budget-mib", 256, "memory all concurrent password hashes may use together, MiB")
 		}},
@@ -342,6 +344,7 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	problems = append(problems, c.Abuse.problems(set)...)
 	problems = append(problems, c.Revocations.problems(set)...)
 	problems = append(problems, c.Integrations.problems(set)...)
+	problems = append(problems, c.Webhooks.problems(set)...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -381,9 +381,9 @@ func (c *leakCounts) GetTokenByDigest(ctx context.Context, d [][]byte) (store.To
 	return c.Store.GetTokenByDigest(ctx, d)
 }
 
-func (c *leakCounts) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
+func (c *leakCounts) RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error) {
 	c.revokes.Add(1)
-	return c.Store.RevokeToken(ctx, id, at)
+	return c.Store.RevokeToken(ctx, id, at, events...)
 }
 
 func (c *leakCounts) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error {

@@ -23,6 +23,7 @@ Usage:
   keymint migrate    [flags]   apply database migrations and exit
   keymint user create --email E --org NAME [--admin] --password-stdin [flags]
   keymint healthcheck [flags]   exit 0 if the keymint on --http-addr is ready (container healthchecks)
+  keymint webhook create|list|delete|deliveries|replay --org NAME [flags]
 
 Every flag has an environment variable (KEYMINT_ + the flag in upper case,
 dashes as underscores). Run 'keymint COMMAND -h' for a command's flags.
@@ -61,6 +62,8 @@ func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return runUserCreate(ctx, args[2:], stdin, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], stderr)
+	case "webhook":
+		return runWebhook(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

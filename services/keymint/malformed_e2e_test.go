@@ -51,9 +51,9 @@ func (c *countingStore) GetUserByEmail(ctx context.Context, email string) (store
 	c.count()
 	return c.s.GetUserByEmail(ctx, email)
 }
-func (c *countingStore) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
+func (c *countingStore) UpdatePasswordHash(ctx context.Context, userID, hash string, events ...store.Event) error {
 	c.count()
-	return c.s.UpdatePasswordHash(ctx, userID, hash)
+	return c.s.UpdatePasswordHash(ctx, userID, hash, events...)
 }
 func (c *countingStore) UpdateUserScopes(ctx context.Context, userID string, scopes []string) error {
 	c.count()
@@ -63,17 +63,17 @@ func (c *countingStore) UpdateOrgPolicy(ctx context.Context, orgID string, p sto
 	c.count()
 	return c.s.UpdateOrgPolicy(ctx, orgID, p)
 }
-func (c *countingStore) RotateToken(ctx context.Context, id string, next store.Token, grace time.Time) (store.Token, error) {
+func (c *countingStore) RotateToken(ctx context.Context, id string, next store.Token, grace time.Time, events ...store.Event) (store.Token, error) {
 	c.count()
-	return c.s.RotateToken(ctx, id, next, grace)
+	return c.s.RotateToken(ctx, id, next, grace, events...)
 }
 func (c *countingStore) TakeTokenUses(ctx context.Context, id string, n int64) (int64, int64, error) {
 	c.count()
 	return c.s.TakeTokenUses(ctx, id, n)
 }
-func (c *countingStore) CreateToken(ctx context.Context, t store.Token) error {
+func (c *countingStore) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
 	c.count()
-	return c.s.CreateToken(ctx, t)
+	return c.s.CreateToken(ctx, t, events...)
 }
 func (c *countingStore) GetToken(ctx context.Context, id string) (store.Token, error) {
 	c.count()
@@ -87,9 +87,9 @@ func (c *countingStore) ListTokens(ctx context.Context, f store.TokenFilter) ([]
 	c.count()
 	return c.s.ListTokens(ctx, f)
 }
-func (c *countingStore) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
+func (c *countingStore) RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error) {
 	c.count()
-	return c.s.RevokeToken(ctx, id, at)
+	return c.s.RevokeToken(ctx, id, at, events...)
 }
 func (c *countingStore) TouchTokens(ctx context.Context, m map[string]time.Time) error {
 	c.count()

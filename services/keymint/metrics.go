@@ -148,9 +148,9 @@ func (s *instrumentedStore) ListTokens(ctx context.Context, f store.TokenFilter)
 	return s.Store.ListTokens(ctx, f)
 }
 
-func (s *instrumentedStore) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
+func (s *instrumentedStore) RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error) {
 	defer since(s.revoke, time.Now())
-	return s.Store.RevokeToken(ctx, id, at)
+	return s.Store.RevokeToken(ctx, id, at, events...)
 }
 
 func (s *instrumentedStore) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error {
@@ -158,9 +158,9 @@ func (s *instrumentedStore) TouchTokens(ctx context.Context, lastUsed map[string
 	return s.Store.TouchTokens(ctx, lastUsed)
 }
 
-func (s *instrumentedStore) CreateToken(ctx context.Context, t store.Token) error {
+func (s *instrumentedStore) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
 	defer since(s.create, time.Now())
-	return s.Store.CreateToken(ctx, t)
+	return s.Store.CreateToken(ctx, t, events...)
 }
 
 func (s *instrumentedStore) GetUser(ctx context.Context, id string) (store.User, error) {

@@ -30,6 +30,7 @@ import (
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
+	"github.com/keymint/keymint/services/webhooks"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -145,7 +146,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		"routes-file", "route", "strip-authorization", "forward-auth-style", "routes-ignore-case",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
 		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections", "revocations",
-		"issuer", "forward-auth-identity-body", "github-keys")
+		"issuer", "forward-auth-identity-body", "github-keys", "webhooks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -187,13 +188,18 @@ type server struct {
 	cache          *validationCache
 	registry       *prometheus.Registry
 	// hasher bounds password hashing; kept for its Stats.
-	hasher   *accounts.Hasher
-	stopOnce sync.Once
+	hasher *accounts.Hasher
 
 	// leaks revokes what recorded secret-scanning reports name;
 	// githubKeys (nil when off) verifies GitHub's reports.
 	leaks      *secretscan.Processor
 	githubKeys *secretscan.KeySet
+	// dispatcher and expiry deliver webhooks; nil when webhooks are off.
+	dispatcher *webhooks.Dispatcher
+	expiry     *webhooks.Scheduler
+	// throttleNotices aggregates refused sign-ins into signin.throttled.
+	throttleNotices *webhooks.ThrottleNotices
+	stopOnce        sync.Once
 }
 
 func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err error) {
@@ -241,9 +247,10 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, err
 	}
 	auditLog := audit.New(audit.Config{Store: st, Clients: clients, Logger: log})
+	s.throttleNotices = webhooks.NewThrottleNotices(st, 0, nil, log)
 	acct, err := accounts.New(ctx, accounts.Config{
 		Store: st, Hasher: s.hasher, Logger: log, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
-		Throttle: signIn, Audit: auditLog, Clients: clients,
+		Throttle: signIn, Audit: auditLog, Clients: clients, Throttled: s.throttleNotices.Observe,
 	})
 	if err != nil {
 		return nil, err
@@ -295,6 +302,9 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	)...)
 	keymintv1.RegisterTokenServiceServer(s.grpc, tokenServer)
 	keymintv1.RegisterAccountServiceServer(s.grpc, accounts.NewServer(acct))
+	if err := s.setupWebhooks(ctx, st, auditLog); err != nil {
+		return nil, err
+	}
 	rules, err := c.routeRules()
 	if err != nil {
 		return nil, err
@@ -410,6 +420,7 @@ func (s *server) run(ctx context.Context) error {
 	if s.githubKeys != nil {
 		go s.githubKeys.Run(ctx)
 	}
+	webhooksDone := s.runWebhooks(ctx)
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
 
 	var err error
@@ -433,6 +444,7 @@ func (s *server) run(ctx context.Context) error {
 	cancel()
 	<-usageDone
 	<-leaksDone
+	<-webhooksDone
 	s.tokens.Wait()
 	s.close()
 	return err

@@ -43,6 +43,9 @@ type OrgPolicy struct {
 	DefaultTokenLifetime time.Duration
 	// MaxRotationGrace caps a rotation's grace period.
 	MaxRotationGrace time.Duration
+	// ExpiryWarnings are how long before expiry token.expiring goes out
+	// (whole seconds, sorted, unique); empty: the server's default.
+	ExpiryWarnings []time.Duration
 }
 
 // User is a person or service account that signs in with email + password.
@@ -184,6 +187,12 @@ const (
 	AuditTokenLeakReport  = "token.leak_report"
 	AuditOrgPolicyUpdate  = "org.policy_update"
 	AuditUserScopesUpdate = "user.scopes_update"
+	// Webhook endpoints: created, deleted, a delivery replayed, and
+	// disabled by keymint for failing too long (actor "webhooks").
+	AuditWebhookCreate   = "webhook.create"
+	AuditWebhookDelete   = "webhook.delete"
+	AuditWebhookReplay   = "webhook.replay"
+	AuditWebhookDisabled = "webhook.disabled"
 )
 
 // AuditEvent is one security-relevant action. It never holds a secret:
@@ -248,8 +257,9 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	// GetUserByEmail returns the user with exactly this (normalized) email.
 	GetUserByEmail(ctx context.Context, email string) (User, error)
-	// UpdatePasswordHash replaces a user's password hash.
-	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	// UpdatePasswordHash replaces a user's password hash and writes events
+	// to the outbox in the same transaction.
+	UpdatePasswordHash(ctx context.Context, userID, hash string, events ...Event) error
 	// UpdateUserScopes replaces the scopes a user holds; ErrNotFound if the
 	// user is gone.
 	UpdateUserScopes(ctx context.Context, userID string, scopes []string) error
@@ -257,9 +267,10 @@ type Store interface {
 	// organization; ErrNotFound if it is gone.
 	UpdateOrgPolicy(ctx context.Context, orgID string, p OrgPolicy) (Org, error)
 
-	// CreateToken inserts a token; ErrAlreadyExists on a duplicate id or
-	// digest. A zero CreatedAt is set to now.
-	CreateToken(ctx context.Context, t Token) error
+	// CreateToken inserts a token, and events into the outbox in the same
+	// transaction; ErrAlreadyExists on a duplicate id or digest. A zero
+	// CreatedAt is set to now.
+	CreateToken(ctx context.Context, t Token, events ...Event) error
 	// GetToken returns a token by id.
 	GetToken(ctx context.Context, id string) (Token, error)
 	// GetTokenByDigest returns the token whose digest is any of digests (one
@@ -271,8 +282,9 @@ type Store interface {
 	// already revoked, and returns the token as stored afterwards. The
 	// first revocation appends a RevocationRevoked row to the revocation log
 	// in the same transaction (its sequence in RevocationSeq); revoking
-	// again writes none.
-	RevokeToken(ctx context.Context, id string, at time.Time) (Token, error)
+	// again writes none. Events go to the outbox in the same transaction,
+	// only if this call revoked it.
+	RevokeToken(ctx context.Context, id string, at time.Time, events ...Event) (Token, error)
 	// TouchTokens records last use times in one batch; a time never moves
 	// last_used_at backwards, and unknown ids are skipped.
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
@@ -282,8 +294,9 @@ type Store interface {
 	// afterwards, with RevocationSeq set: a RevocationRotated log row is
 	// written in the same transaction. ErrNotFound if id is unknown; ErrConflict (and nothing
 	// changes) if it is revoked or rotated already; ErrAlreadyExists if the
-	// successor's id or digest is taken.
-	RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error)
+	// successor's id or digest is taken. Events go to the outbox in the
+	// same transaction.
+	RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time, events ...Event) (Token, error)
 	// RevocationLogBounds returns the oldest and the newest sequence in the
 	// revocation log (0, 0 when it is empty). A follower whose last applied
 	// sequence is below oldest-1 has missed rows that were pruned.
@@ -324,6 +337,9 @@ type Store interface {
 
 	// LeakReports is the durable queue of verified leak reports.
 	LeakReports
+	// Webhooks is the event outbox, webhook endpoints and expiry notices.
+	Webhooks
+
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

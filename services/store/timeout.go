@@ -54,10 +54,10 @@ func (t *timeoutStore) GetUserByEmail(ctx context.Context, email string) (User, 
 	return t.s.GetUserByEmail(ctx, email)
 }
 
-func (t *timeoutStore) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
+func (t *timeoutStore) UpdatePasswordHash(ctx context.Context, userID, hash string, events ...Event) error {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()
-	return t.s.UpdatePasswordHash(ctx, userID, hash)
+	return t.s.UpdatePasswordHash(ctx, userID, hash, events...)
 }
 
 func (t *timeoutStore) UpdateUserScopes(ctx context.Context, userID string, scopes []string) error {
@@ -90,10 +90,10 @@ func (t *timeoutStore) PruneRevocations(ctx context.Context, before time.Time) (
 	return t.s.PruneRevocations(ctx, before)
 }
 
-func (t *timeoutStore) RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time) (Token, error) {
+func (t *timeoutStore) RotateToken(ctx context.Context, id string, successor Token, graceEnd time.Time, events ...Event) (Token, error) {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()
-	return t.s.RotateToken(ctx, id, successor, graceEnd)
+	return t.s.RotateToken(ctx, id, successor, graceEnd, events...)
 }
 
 func (t *timeoutStore) TakeTokenUses(ctx context.Context, id string, n int64) (int64, int64, error) {
@@ -102,10 +102,10 @@ func (t *timeoutStore) TakeTokenUses(ctx context.Context, id string, n int64) (i
 	return t.s.TakeTokenUses(ctx, id, n)
 }
 
-func (t *timeoutStore) CreateToken(ctx context.Context, tok Token) error {
+func (t *timeoutStore) CreateToken(ctx context.Context, tok Token, events ...Event) error {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()
-	return t.s.CreateToken(ctx, tok)
+	return t.s.CreateToken(ctx, tok, events...)
 }
 
 func (t *timeoutStore) GetToken(ctx context.Context, id string) (Token, error) {
@@ -126,10 +126,10 @@ func (t *timeoutStore) ListTokens(ctx context.Context, f TokenFilter) ([]Token, 
 	return t.s.ListTokens(ctx, f)
 }
 
-func (t *timeoutStore) RevokeToken(ctx context.Context, id string, at time.Time) (Token, error) {
+func (t *timeoutStore) RevokeToken(ctx context.Context, id string, at time.Time, events ...Event) (Token, error) {
 	ctx, cancel := t.ctx(ctx)
 	defer cancel()
-	return t.s.RevokeToken(ctx, id, at)
+	return t.s.RevokeToken(ctx, id, at, events...)
 }
 
 func (t *timeoutStore) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error {

@@ -27,16 +27,18 @@ func (hungStore) GetUser(ctx context.Context, _ string) (User, error)  { return 
 func (hungStore) GetUserByEmail(ctx context.Context, _ string) (User, error) {
 	return hang[User](ctx)
 }
-func (hungStore) UpdatePasswordHash(ctx context.Context, _, _ string) error { return hangErr(ctx) }
-func (hungStore) CreateToken(ctx context.Context, _ Token) error            { return hangErr(ctx) }
-func (hungStore) GetToken(ctx context.Context, _ string) (Token, error)     { return hang[Token](ctx) }
+func (hungStore) UpdatePasswordHash(ctx context.Context, _, _ string, _ ...Event) error {
+	return hangErr(ctx)
+}
+func (hungStore) CreateToken(ctx context.Context, _ Token, _ ...Event) error { return hangErr(ctx) }
+func (hungStore) GetToken(ctx context.Context, _ string) (Token, error)      { return hang[Token](ctx) }
 func (hungStore) GetTokenByDigest(ctx context.Context, _ [][]byte) (Token, error) {
 	return hang[Token](ctx)
 }
 func (hungStore) ListTokens(ctx context.Context, _ TokenFilter) ([]Token, error) {
 	return hang[[]Token](ctx)
 }
-func (hungStore) RevokeToken(ctx context.Context, _ string, _ time.Time) (Token, error) {
+func (hungStore) RevokeToken(ctx context.Context, _ string, _ time.Time, _ ...Event) (Token, error) {
 	return hang[Token](ctx)
 }
 func (hungStore) RevocationLogBounds(ctx context.Context) (int64, int64, error) {
@@ -72,7 +74,7 @@ func (hungStore) UpdateUserScopes(ctx context.Context, _ string, _ []string) err
 func (hungStore) UpdateOrgPolicy(ctx context.Context, _ string, _ OrgPolicy) (Org, error) {
 	return hang[Org](ctx)
 }
-func (hungStore) RotateToken(ctx context.Context, _ string, _ Token, _ time.Time) (Token, error) {
+func (hungStore) RotateToken(ctx context.Context, _ string, _ Token, _ time.Time, _ ...Event) (Token, error) {
 	return hang[Token](ctx)
 }
 func (hungStore) TakeTokenUses(ctx context.Context, _ string, _ int64) (int64, int64, error) {
@@ -87,6 +89,44 @@ func (hungStore) PendingLeakReports(ctx context.Context, _ int) ([]LeakReport, e
 }
 func (hungStore) MarkLeakReportsProcessed(ctx context.Context, _ []string, _ time.Time) error {
 	return hangErr(ctx)
+}
+func (hungStore) CreateWebhookEndpoint(ctx context.Context, _ WebhookEndpoint, _ int) error {
+	return hangErr(ctx)
+}
+func (hungStore) GetWebhookEndpoint(ctx context.Context, _, _ string) (WebhookEndpoint, error) {
+	return hang[WebhookEndpoint](ctx)
+}
+func (hungStore) ListWebhookEndpoints(ctx context.Context, _ string) ([]WebhookEndpoint, error) {
+	return hang[[]WebhookEndpoint](ctx)
+}
+func (hungStore) DeleteWebhookEndpoint(ctx context.Context, _, _ string) error { return hangErr(ctx) }
+func (hungStore) DisableWebhookEndpoint(ctx context.Context, _ string, _ time.Time, _ ...Event) (bool, error) {
+	return hang[bool](ctx)
+}
+func (hungStore) AppendEvents(ctx context.Context, _ ...Event) error { return hangErr(ctx) }
+func (hungStore) ClaimWebhookDeliveries(ctx context.Context, _ string, _ time.Time, _ time.Duration, _ int) ([]ClaimedDelivery, error) {
+	return hang[[]ClaimedDelivery](ctx)
+}
+func (hungStore) FinishWebhookDelivery(ctx context.Context, _ string, _ DeliveryAttempt) (time.Time, error) {
+	return hang[time.Time](ctx)
+}
+func (hungStore) ListWebhookDeliveries(ctx context.Context, _ DeliveryFilter) ([]WebhookDelivery, error) {
+	return hang[[]WebhookDelivery](ctx)
+}
+func (hungStore) ReplayWebhookDelivery(ctx context.Context, _ string, _ int64, _ time.Time) (WebhookDelivery, error) {
+	return hang[WebhookDelivery](ctx)
+}
+func (hungStore) PruneWebhookOutbox(ctx context.Context, _ time.Time) (int, error) {
+	return hang[int](ctx)
+}
+func (hungStore) OrgExpiryWindows(ctx context.Context) ([]time.Duration, error) {
+	return hang[[]time.Duration](ctx)
+}
+func (hungStore) ExpiringTokens(ctx context.Context, _ ExpiryQuery) ([]Token, error) {
+	return hang[[]Token](ctx)
+}
+func (hungStore) RecordTokenNotice(ctx context.Context, _, _ string, _ time.Time, _ ...Event) (bool, error) {
+	return hang[bool](ctx)
 }
 func (hungStore) Ping(ctx context.Context) error { return hangErr(ctx) }
 func (hungStore) Close() error                   { return nil }
@@ -117,7 +157,11 @@ func TestWithTimeoutBoundsEveryCall(t *testing.T) {
 			args[0] = reflect.ValueOf(context.Background())
 			done := make(chan error, 1)
 			go func() {
-				out := fn.Call(args)
+				call := fn.Call
+				if fn.Type().IsVariadic() {
+					call = fn.CallSlice // the zero slice is the variadic argument itself
+				}
+				out := call(args)
 				err, _ := out[len(out)-1].Interface().(error)
 				done <- err
 			}()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/throttle"
@@ -78,7 +79,10 @@ func (s *Service) ReportLeaked(ctx context.Context, secrets []string) (int, erro
 // revokeLeaked revokes a reported token and records who reported it from
 // where (the audit recorder reads the reporter's address from ctx).
 func (s *Service) revokeLeaked(ctx context.Context, t store.Token) {
-	r, err := s.store.RevokeToken(ctx, t.ID, s.now().UTC().Truncate(time.Microsecond))
+	at := s.now().UTC().Truncate(time.Microsecond)
+	t.RevokedAt = at
+	r, err := s.store.RevokeToken(ctx, t.ID, at,
+		events.TokenEvent(events.TokenLeakRevoked, t, at, &events.Actor{System: LeakReportActor}))
 	if err != nil {
 		s.log.ErrorContext(ctx, "revoking a reported leaked token failed", "token_id", t.ID, "err", err.Error())
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/store"
 )
 
@@ -80,7 +81,11 @@ func (s *Service) RevokeReported(ctx context.Context, r store.LeakReport) error 
 		return err
 	}
 	if StatusAt(t, s.now()) == StatusActive {
-		rt, err := s.store.RevokeToken(ctx, t.ID, s.now().UTC().Truncate(time.Microsecond))
+		at := s.now().UTC().Truncate(time.Microsecond)
+		leaked := t
+		leaked.RevokedAt = at
+		rt, err := s.store.RevokeToken(ctx, t.ID, at,
+			events.TokenEvent(events.TokenLeakRevoked, leaked, at, &events.Actor{System: r.Reporter}))
 		if err != nil {
 			return err
 		}

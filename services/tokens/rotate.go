@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -73,7 +74,8 @@ func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (R
 	next.RotatedToID = ""
 	// The counter stays with the chain's first token: a rotation adds no use.
 	next.RemainingUses = 0
-	prev, err := s.store.RotateToken(ctx, old.ID, next, now.Add(grace))
+	prev, err := s.store.RotateToken(ctx, old.ID, next, now.Add(grace),
+		events.Rotated(old, next, now.Add(grace), now, actorOf(p)))
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return Rotated{}, fault.New(fault.FailedPrecondition, "the token was rotated or revoked meanwhile")

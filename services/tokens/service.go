@@ -16,6 +16,7 @@ import (
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/throttle"
@@ -24,14 +25,14 @@ import (
 // Store is what tokens needs of store.Store.
 type Store interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
-	CreateToken(ctx context.Context, t store.Token) error
+	CreateToken(ctx context.Context, t store.Token, events ...store.Event) error
 	GetToken(ctx context.Context, id string) (store.Token, error)
 	GetTokenByDigest(ctx context.Context, digests [][]byte) (store.Token, error)
 	ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error)
-	RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error)
 	TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error
 	GetOrg(ctx context.Context, id string) (store.Org, error)
-	RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error)
+	RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time, events ...store.Event) (store.Token, error)
 	TakeTokenUses(ctx context.Context, id string, n int64) (taken, left int64, err error)
 	// TokensByDigests looks up a partner's leak report in bulk (reported.go).
 	TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error)
@@ -253,7 +254,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 		ExpiresAt:   expires,
 	}
 	lim.apply(&t)
-	if err := s.store.CreateToken(ctx, t); err != nil {
+	if err := s.store.CreateToken(ctx, t, events.TokenEvent(events.TokenCreated, t, now, actorOf(p))); err != nil {
 		return Minted{}, fault.StoreFailure(err, "create token")
 	}
 	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
@@ -318,10 +319,13 @@ func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
 	if err != nil {
 		return store.Token{}, err
 	}
-	if _, err := s.visible(ctx, p, id); err != nil {
+	old, err := s.visible(ctx, p, id)
+	if err != nil {
 		return store.Token{}, err
 	}
-	t, err := s.store.RevokeToken(ctx, id, s.now().UTC().Truncate(time.Microsecond))
+	at := s.now().UTC().Truncate(time.Microsecond)
+	old.RevokedAt = at
+	t, err := s.store.RevokeToken(ctx, id, at, events.TokenEvent(events.TokenRevoked, old, at, actorOf(p)))
 	if err != nil {
 		return store.Token{}, fault.StoreFailure(err, "revoke token")
 	}
@@ -403,4 +407,9 @@ func (s *Service) CreatorEmails(ctx context.Context, list []store.Token) map[str
 		out[t.CreatedBy] = u.Email
 	}
 	return out
+}
+
+// actorOf is the caller as events name it.
+func actorOf(p accounts.Principal) *events.Actor {
+	return &events.Actor{UserID: p.UserID, Email: p.Email}
 }

@@ -486,8 +486,12 @@ type OrgPolicy struct {
 	DefaultTokenLifetime *durationpb.Duration `protobuf:"bytes,4,opt,name=default_token_lifetime,json=defaultTokenLifetime,proto3" json:"default_token_lifetime,omitempty"`
 	// The longest grace period RotateToken grants; unset: 30 days.
 	MaxRotationGrace *durationpb.Duration `protobuf:"bytes,5,opt,name=max_rotation_grace,json=maxRotationGrace,proto3" json:"max_rotation_grace,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How long before expiry token.expiring webhooks go out (up to 8 windows,
+	// whole seconds, 1m to 10 years); empty: the server's
+	// --webhook-expiry-warnings (7 and 1 days by default).
+	ExpiryWarnings []*durationpb.Duration `protobuf:"bytes,6,rep,name=expiry_warnings,json=expiryWarnings,proto3" json:"expiry_warnings,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrgPolicy) Reset() {
@@ -555,12 +559,20 @@ func (x *OrgPolicy) GetMaxRotationGrace() *durationpb.Duration {
 	return nil
 }
 
+func (x *OrgPolicy) GetExpiryWarnings() []*durationpb.Duration {
+	if x != nil {
+		return x.ExpiryWarnings
+	}
+	return nil
+}
+
 type UpdateOrgPolicyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// organization_id is ignored: the caller's organization is updated.
 	Policy *OrgPolicy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
 	// The fields to change (allowed_scopes, max_token_lifetime,
-	// default_token_lifetime, max_rotation_grace); empty: all of them. Over
+	// default_token_lifetime, max_rotation_grace, expiry_warnings); empty:
+	// all of them. Over
 	// REST, PATCH fills it from the fields the body names.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -937,13 +949,14 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\x11organization_name\x18\x04 \x01(\tR\x10organizationName\x12\x14\n" +
 	"\x05admin\x18\x05 \x01(\bR\x05admin\x12\x16\n" +
 	"\x06scopes\x18\x06 \x03(\tR\x06scopes\"\x15\n" +
-	"\x13GetOrgPolicyRequest\"\xbe\x02\n" +
+	"\x13GetOrgPolicyRequest\"\x82\x03\n" +
 	"\tOrgPolicy\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12G\n" +
 	"\x12max_token_lifetime\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x10maxTokenLifetime\x12O\n" +
 	"\x16default_token_lifetime\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x14defaultTokenLifetime\x12G\n" +
-	"\x12max_rotation_grace\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10maxRotationGrace\"\x84\x01\n" +
+	"\x12max_rotation_grace\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10maxRotationGrace\x12B\n" +
+	"\x0fexpiry_warnings\x18\x06 \x03(\v2\x19.google.protobuf.DurationR\x0eexpiryWarnings\"\x84\x01\n" +
 	"\x16UpdateOrgPolicyRequest\x12-\n" +
 	"\x06policy\x18\x01 \x01(\v2\x15.keymint.v1.OrgPolicyR\x06policy\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -1028,32 +1041,33 @@ var file_keymint_v1_accounts_proto_depIdxs = []int32{
 	17, // 1: keymint.v1.OrgPolicy.max_token_lifetime:type_name -> google.protobuf.Duration
 	17, // 2: keymint.v1.OrgPolicy.default_token_lifetime:type_name -> google.protobuf.Duration
 	17, // 3: keymint.v1.OrgPolicy.max_rotation_grace:type_name -> google.protobuf.Duration
-	9,  // 4: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
-	18, // 5: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	14, // 6: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
-	16, // 7: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	15, // 8: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
-	0,  // 9: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
-	2,  // 10: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
-	4,  // 11: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
-	6,  // 12: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
-	12, // 13: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
-	8,  // 14: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
-	10, // 15: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
-	11, // 16: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
-	1,  // 17: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
-	3,  // 18: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
-	5,  // 19: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
-	7,  // 20: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
-	13, // 21: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
-	9,  // 22: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	9,  // 23: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	7,  // 24: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	17, // 4: keymint.v1.OrgPolicy.expiry_warnings:type_name -> google.protobuf.Duration
+	9,  // 5: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
+	18, // 6: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	14, // 7: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
+	16, // 8: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	15, // 9: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
+	0,  // 10: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
+	2,  // 11: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
+	4,  // 12: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
+	6,  // 13: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
+	12, // 14: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
+	8,  // 15: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
+	10, // 16: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
+	11, // 17: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
+	1,  // 18: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
+	3,  // 19: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
+	5,  // 20: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
+	7,  // 21: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
+	13, // 22: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
+	9,  // 23: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	9,  // 24: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	7,  // 25: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_accounts_proto_init() }

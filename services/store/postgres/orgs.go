@@ -30,14 +30,16 @@ func (s *Store) EnsureOrg(ctx context.Context, name string) (store.Org, error) {
 	return o, nil
 }
 
-const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us`
+const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us,
+	expiry_warnings_s`
 
 func scanOrg(row pgx.Row) (store.Org, error) {
 	var (
 		o                   store.Org
 		maxLife, defLife, g int64
+		warnings            []int64
 	)
-	if err := row.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.Policy.AllowedScopes, &maxLife, &defLife, &g); err != nil {
+	if err := row.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.Policy.AllowedScopes, &maxLife, &defLife, &g, &warnings); err != nil {
 		return store.Org{}, mapErr(err)
 	}
 	o.CreatedAt = o.CreatedAt.UTC()
@@ -47,6 +49,9 @@ func scanOrg(row pgx.Row) (store.Org, error) {
 	o.Policy.MaxTokenLifetime = time.Duration(maxLife) * time.Microsecond
 	o.Policy.DefaultTokenLifetime = time.Duration(defLife) * time.Microsecond
 	o.Policy.MaxRotationGrace = time.Duration(g) * time.Microsecond
+	for _, s := range warnings {
+		o.Policy.ExpiryWarnings = append(o.Policy.ExpiryWarnings, time.Duration(s)*time.Second)
+	}
 	return o, nil
 }
 
@@ -54,10 +59,10 @@ func scanOrg(row pgx.Row) (store.Org, error) {
 func (s *Store) UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPolicy) (store.Org, error) {
 	o, err := scanOrg(s.pool.QueryRow(ctx,
 		`UPDATE organizations SET allowed_scopes = $2, max_token_lifetime_us = $3,
-		        default_token_lifetime_us = $4, max_rotation_grace_us = $5
+		        default_token_lifetime_us = $4, max_rotation_grace_us = $5, expiry_warnings_s = $6
 		 WHERE id = $1 RETURNING `+orgColumns,
 		orgID, nonNil(p.AllowedScopes), p.MaxTokenLifetime.Microseconds(), p.DefaultTokenLifetime.Microseconds(),
-		p.MaxRotationGrace.Microseconds()))
+		p.MaxRotationGrace.Microseconds(), seconds(p.ExpiryWarnings)))
 	if err != nil {
 		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
 	}
@@ -71,4 +76,13 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 		return store.Org{}, fmt.Errorf("get org %s: %w", id, err)
 	}
 	return o, nil
+}
+
+// seconds encodes durations as whole seconds, never NULL.
+func seconds(ds []time.Duration) []int64 {
+	out := make([]int64, len(ds))
+	for i, d := range ds {
+		out[i] = int64(d / time.Second)
+	}
+	return out
 }

@@ -32,8 +32,8 @@ func appendRevocation(ctx context.Context, tx pgx.Tx, t store.Token, reason stri
 }
 
 // RevokeToken sets revoked_at unless set already; the first revocation
-// appends a log row in the same transaction.
-func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (store.Token, error) {
+// appends a log row and its outbox events in the same transaction.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, events ...store.Event) (store.Token, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, mapErr(err))
@@ -55,6 +55,9 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (store
 	}
 	if t.RevocationSeq, err = appendRevocation(ctx, tx, t, store.RevocationRevoked, at, time.Time{}); err != nil {
 		return store.Token{}, fmt.Errorf("revoke token %s: log: %w", id, err)
+	}
+	if err := insertEvents(ctx, tx, events); err != nil {
+		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return store.Token{}, fmt.Errorf("revoke token %s: %w", id, mapErr(err))

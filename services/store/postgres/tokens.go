@@ -21,12 +21,21 @@ const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepp
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
 
-// CreateToken inserts t; ErrAlreadyExists if its id or digest is taken.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	if err := createToken(ctx, s.pool, t); err != nil {
-		return fmt.Errorf("create token %s: %w", t.ID, err)
+// CreateToken inserts t, with events in the same transaction;
+// ErrAlreadyExists if its id or digest is taken.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
+	if len(events) == 0 {
+		if err := createToken(ctx, s.pool, t); err != nil {
+			return fmt.Errorf("create token %s: %w", t.ID, err)
+		}
+		return nil
 	}
-	return nil
+	return s.inTx(ctx, "create token "+t.ID, func(tx pgx.Tx) error {
+		if err := createToken(ctx, tx, t); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, events)
+	})
 }
 
 // execer is the Exec of a pool or a transaction.
@@ -61,7 +70,7 @@ func nonNil(s []string) []string {
 // RotateToken inserts successor and marks id rotated to it, in one
 // transaction. The row lock the UPDATE takes makes concurrent rotations of
 // one token queue; the second finds rotated_to_id set and gets ErrConflict.
-func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error) {
+func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time, events ...store.Event) (store.Token, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
@@ -91,6 +100,9 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 	}
 	if err := createToken(ctx, tx, successor); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
+	}
+	if err := insertEvents(ctx, tx, events); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))

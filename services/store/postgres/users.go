@@ -41,16 +41,19 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (store.User, e
 	return u, nil
 }
 
-// UpdatePasswordHash replaces a user's password hash.
-func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, userID, hash)
-	if err != nil {
-		return fmt.Errorf("update password hash of user %s: %w", userID, mapErr(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update password hash of user %s: %w", userID, store.ErrNotFound)
-	}
-	return nil
+// UpdatePasswordHash replaces a user's password hash, with events in the
+// same transaction.
+func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string, events ...store.Event) error {
+	return s.inTx(ctx, "update password hash of user "+userID, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, userID, hash)
+		if err != nil {
+			return mapErr(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		return insertEvents(ctx, tx, events)
+	})
 }
 
 // UpdateUserScopes replaces the scopes a user holds.

@@ -39,16 +39,17 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 	return o, nil
 }
 
-const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us`
+const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us,
+	expiry_warnings_s`
 
 func scanOrg(row *sql.Row) (store.Org, error) {
 	var (
 		o                   store.Org
 		created             sql.NullInt64
-		scopes              string
+		scopes, warnings    string
 		maxLife, defLife, g int64
 	)
-	if err := row.Scan(&o.ID, &o.Name, &created, &scopes, &maxLife, &defLife, &g); err != nil {
+	if err := row.Scan(&o.ID, &o.Name, &created, &scopes, &maxLife, &defLife, &g, &warnings); err != nil {
 		return store.Org{}, mapErr(err)
 	}
 	o.CreatedAt = fromMicros(created)
@@ -61,6 +62,13 @@ func scanOrg(row *sql.Row) (store.Org, error) {
 	o.Policy.MaxTokenLifetime = time.Duration(maxLife) * time.Microsecond
 	o.Policy.DefaultTokenLifetime = time.Duration(defLife) * time.Microsecond
 	o.Policy.MaxRotationGrace = time.Duration(g) * time.Microsecond
+	var secs []int64
+	if err := json.Unmarshal([]byte(warnings), &secs); err != nil {
+		return store.Org{}, fmt.Errorf("decode expiry warnings of org %s: %w", o.ID, err)
+	}
+	for _, s := range secs {
+		o.Policy.ExpiryWarnings = append(o.Policy.ExpiryWarnings, time.Duration(s)*time.Second)
+	}
 	return o, nil
 }
 
@@ -70,11 +78,20 @@ func (s *Store) UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPo
 	if err != nil {
 		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
 	}
+	secs := make([]int64, len(p.ExpiryWarnings))
+	for i, w := range p.ExpiryWarnings {
+		secs[i] = int64(w / time.Second)
+	}
+	warnings, err := json.Marshal(secs)
+	if err != nil {
+		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
+	}
 	o, err := scanOrg(s.w.QueryRowContext(ctx,
 		`UPDATE organizations SET allowed_scopes = ?, max_token_lifetime_us = ?,
-		        default_token_lifetime_us = ?, max_rotation_grace_us = ?
+		        default_token_lifetime_us = ?, max_rotation_grace_us = ?, expiry_warnings_s = ?
 		 WHERE id = ? RETURNING `+orgColumns,
-		sc, p.MaxTokenLifetime.Microseconds(), p.DefaultTokenLifetime.Microseconds(), p.MaxRotationGrace.Microseconds(), orgID))
+		sc, p.MaxTokenLifetime.Microseconds(), p.DefaultTokenLifetime.Microseconds(), p.MaxRotationGrace.Microseconds(),
+		string(warnings), orgID))
 	if err != nil {
 		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
 	}

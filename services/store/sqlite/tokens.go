@@ -20,12 +20,21 @@ const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepp
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
 
-// CreateToken inserts t; ErrAlreadyExists if its id or digest is taken.
-func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	if err := createToken(ctx, s.w, t); err != nil {
-		return fmt.Errorf("create token %s: %w", t.ID, err)
+// CreateToken inserts t, with events in the same transaction;
+// ErrAlreadyExists if its id or digest is taken.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
+	if len(events) == 0 {
+		if err := createToken(ctx, s.w, t); err != nil {
+			return fmt.Errorf("create token %s: %w", t.ID, err)
+		}
+		return nil
 	}
-	return nil
+	return s.inTx(ctx, "create token "+t.ID, func(tx *sql.Tx) error {
+		if err := createToken(ctx, tx, t); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, events)
+	})
 }
 
 // execer is the ExecContext of a *sql.DB or a *sql.Tx.
@@ -66,7 +75,7 @@ func jsonList(l []string) (string, error) {
 // RotateToken inserts successor and marks id rotated to it, in one
 // transaction (the write connection's BEGIN IMMEDIATE holds the write lock
 // throughout, so concurrent rotations of one token queue).
-func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time) (store.Token, error) {
+func (s *Store) RotateToken(ctx context.Context, id string, successor store.Token, graceEnd time.Time, events ...store.Event) (store.Token, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
@@ -97,6 +106,9 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 	}
 	if err := createToken(ctx, tx, successor); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
+	}
+	if err := insertEvents(ctx, tx, events); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, mapErr(err))

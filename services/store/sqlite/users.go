@@ -45,18 +45,21 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (store.User, e
 	return u, nil
 }
 
-// UpdatePasswordHash replaces a user's password hash.
-func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
-	if err != nil {
-		return fmt.Errorf("update password hash of user %s: %w", userID, mapErr(err))
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("update password hash of user %s: %w", userID, err)
-	} else if n == 0 {
-		return fmt.Errorf("update password hash of user %s: %w", userID, store.ErrNotFound)
-	}
-	return nil
+// UpdatePasswordHash replaces a user's password hash, with events in the
+// same transaction.
+func (s *Store) UpdatePasswordHash(ctx context.Context, userID, hash string, events ...store.Event) error {
+	return s.inTx(ctx, "update password hash of user "+userID, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+		if err != nil {
+			return mapErr(err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return insertEvents(ctx, tx, events)
+	})
 }
 
 // UpdateUserScopes replaces the scopes a user holds.

@@ -66,6 +66,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditSubject", testAuditSubject},
 		{"LeakReports", testLeakReports},
 		{"TokensByDigests", testTokensByDigests},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"OutboxFanOut", testOutboxFanOut},
+		{"OutboxClaimFinish", testOutboxClaimFinish},
+		{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
+		{"ExpiryNotices", testExpiryNotices},
+		{"ExpiryWindowsPerOrg", testExpiryWindowsPerOrg},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
