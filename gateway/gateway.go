@@ -109,13 +109,13 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	}}
 	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie}
 
+	useQuietQueryParser()
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(muxHeaderMatcher),
 		runtime.WithMetadata(sessionAnnotator),
 		runtime.WithMetadata(clientAnnotator),
 		runtime.WithMiddlewares(recordRoute),
-		runtime.SetQueryParameterParser(&quietQueryParser{}),
 		runtime.WithOutgoingHeaderMatcher(dropHeaderMatcher),
 		runtime.WithOutgoingTrailerMatcher(dropHeaderMatcher),
 		runtime.WithErrorHandler(g.errs.handle),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"sync"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
@@ -51,6 +52,18 @@ func (m quietMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return errBadBody
 	})
+}
+
+// quietQueryOnce installs quietQueryParser.
+var quietQueryOnce sync.Once
+
+// useQuietQueryParser makes quietQueryParser grpc-gateway's query parser.
+// SetQueryParameterParser sets a package variable of grpc-gateway (for every
+// ServeMux, not the one it is given to), so it is set once, through a
+// throwaway ServeMux, before any gateway serves: setting it with each
+// gateway's options raced with the requests of the gateways built before.
+func useQuietQueryParser() {
+	quietQueryOnce.Do(func() { runtime.NewServeMux(runtime.SetQueryParameterParser(&quietQueryParser{})) })
 }
 
 // quietQueryParser is grpc-gateway's query parser with its errors replaced

@@ -58,13 +58,17 @@ func CheckScopesDefined(p store.OrgPolicy, scopes []string) error {
 
 // CheckScopesHeld refuses (PermissionDenied) a scope the user does not hold,
 // when the user's scopes are restricted: nobody mints a token that can do
-// more than they can.
-func CheckScopesHeld(held, scopes []string) error {
+// more than they can. The error names the scope when the organization's
+// policy defines it (a name an admin chose, no secret), else its position.
+func CheckScopesHeld(p store.OrgPolicy, held, scopes []string) error {
 	if len(held) == 0 {
 		return nil
 	}
 	for i, s := range scopes {
 		if _, ok := slices.BinarySearch(held, s); !ok && s != AdminScope {
+			if _, defined := slices.BinarySearch(p.AllowedScopes, s); defined {
+				return fault.Newf(fault.PermissionDenied, "you do not hold scope %q, so no token of yours can", s)
+			}
 			return fault.Newf(fault.PermissionDenied, "you do not hold scopes[%d] (sorted), so no token of yours can", i)
 		}
 	}

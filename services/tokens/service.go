@@ -214,7 +214,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err := accounts.CheckScopesDefined(org.Policy, scopes); err != nil {
 		return Minted{}, err
 	}
-	if err := accounts.CheckScopesHeld(p.HeldScopes, scopes); err != nil {
+	if err := accounts.CheckScopesHeld(org.Policy, p.HeldScopes, scopes); err != nil {
 		return Minted{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
