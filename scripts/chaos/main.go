@@ -521,22 +521,27 @@ func (e *env) sentinelMaster(redisDir string) (string, error) {
 // clusterChannelNode names the node directory of the master serving the
 // slot of keymint's revocation channel.
 func (e *env) clusterChannelNode(redisDir string) (string, error) {
-	port, err := os.ReadFile(filepath.Join(redisDir, "node-1", "port"))
-	if err != nil {
-		return "", err
+	// Ask any node that answers: the one that matters may be stopped.
+	ports, _ := filepath.Glob(filepath.Join(redisDir, "node-*", "port"))
+	var slot, nodes string
+	var err error
+	for _, pf := range ports {
+		b, _ := os.ReadFile(pf)
+		port := strings.TrimSpace(string(b))
+		if slot, err = command(e.root, "timeout", "2", "redis-cli", "-p", port, "cluster", "keyslot", "keymint:revocations"); err != nil {
+			continue
+		}
+		if nodes, err = command(e.root, "timeout", "2", "redis-cli", "-p", port, "cluster", "nodes"); err == nil {
+			break
+		}
 	}
-	slot, err := command(e.root, "redis-cli", "-p", strings.TrimSpace(string(port)), "cluster", "keyslot", "keymint:revocations")
-	if err != nil {
-		return "", err
-	}
-	nodes, err := command(e.root, "redis-cli", "-p", strings.TrimSpace(string(port)), "cluster", "nodes")
 	if err != nil {
 		return "", err
 	}
 	s, _ := strconv.Atoi(strings.TrimSpace(slot))
 	for _, line := range strings.Split(nodes, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 9 || !strings.Contains(f[2], "master") {
+		if len(f) < 9 || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
 			continue
 		}
 		for _, r := range f[8:] {
@@ -748,4 +753,6 @@ func report(w io.Writer, mode string, results []result) {
 	tw.Flush()
 }
 
-func ms(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + "ms" }
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + "ms"
+}
