@@ -293,6 +293,8 @@ func TestIntrospection(t *testing.T) {
 	// empty body, as before.
 	freq, _ := http.NewRequest(http.MethodGet, f.srv.http+"/v1/forward-auth", nil)
 	freq.Header.Set("Authorization", "Bearer "+f.target.Secret)
+	freq.Header.Set("X-Original-URI", "/")
+	freq.Header.Set("X-Original-Method", "GET")
 	fresp, err := http.DefaultClient.Do(freq)
 	if err != nil {
 		t.Fatal(err)
@@ -344,6 +346,8 @@ func TestIntrospectionSidecar(t *testing.T) {
 
 	req, _ := http.NewRequest(http.MethodGet, base+"/v1/forward-auth", nil)
 	req.Header.Set("Authorization", "Bearer "+f.target.Secret)
+	req.Header.Set("X-Original-URI", "/")
+	req.Header.Set("X-Original-Method", "GET")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

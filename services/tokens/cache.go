@@ -61,6 +61,12 @@ func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cach
 		if errors.Is(err, store.ErrNotFound) {
 			return &cache.Entry{Key: primary, Negative: true}, nil
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			// ctx is the cache's own bounded context, detached from the
+			// caller's: running out of it means a slow store, which the
+			// caller should retry (Unavailable), not a deadline it set.
+			return nil, fault.Wrap(fault.Unavailable, fmt.Errorf("look up token: %w", err), "store unavailable, retry shortly").Retry(fault.StoreRetryAfter)
+		}
 		if err != nil {
 			return nil, fault.StoreFailure(err, "look up token")
 		}
