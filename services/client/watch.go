@@ -78,7 +78,8 @@ func (v *Validator) follow(ctx context.Context, last *int64, resume *bool, onSub
 	defer watchdog.Stop()
 	req := &keymintv1.WatchRevocationsRequest{}
 	if *resume {
-		req.Since = last
+		since := *last
+		req.Since = &since
 	}
 	if v.cfg.WatchToken != "" {
 		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+v.cfg.WatchToken)
