@@ -78,7 +78,8 @@ func (v *Validator) follow(ctx context.Context, last *int64, resume *bool, onSub
 	defer watchdog.Stop()
 	req := &keymintv1.WatchRevocationsRequest{}
 	if *resume {
-		req.Since = last
+		since := *last
+		req.Since = &since
 	}
 	if v.cfg.WatchToken != "" {
 		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+v.cfg.WatchToken)
@@ -99,9 +100,8 @@ func (v *Validator) follow(ctx context.Context, last *int64, resume *bool, onSub
 				// Revocations before this point may be missing.
 				v.clear()
 			}
+			// Not live yet: the rows missed come next, then a heartbeat.
 			*last, *resume = ev.GetSeq(), true
-			v.subscribed.Store(true)
-			onSubscribed()
 			v.log.Info("keymint revocation stream subscribed", "seq", *last, "resync", ev.GetResync())
 		case ev.GetHeartbeat():
 			if ev.GetSeq() > *last {
@@ -109,7 +109,9 @@ func (v *Validator) follow(ctx context.Context, last *int64, resume *bool, onSub
 				// resume after the last one applied here.
 				return fmt.Errorf("heartbeat at %d after %d: events missing", ev.GetSeq(), *last)
 			}
-			v.subscribed.Store(true)
+			if !v.subscribed.Swap(true) {
+				onSubscribed()
+			}
 		case ev.GetSeq() > *last || ev.GetSeq() == 0:
 			v.drop(ev.GetTokenId(), !ev.GetRotated())
 			if ev.GetSeq() > 0 {

@@ -109,6 +109,11 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 	if resync {
 		last = head
 	}
+	// A first heartbeat at once: the client is caught up to here, and may
+	// answer from its cache from now on.
+	if err := stream.Send(&keymintv1.RevocationEvent{Heartbeat: true, Seq: last}); err != nil {
+		return err
+	}
 	beat := time.NewTicker(r.cfg.Heartbeat)
 	defer beat.Stop()
 	for {

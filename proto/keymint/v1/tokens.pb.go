@@ -1253,9 +1253,10 @@ type RevocationEvent struct {
 	// confirmation, the sequence the stream continues after; on a heartbeat,
 	// the head this replica has applied (a client behind it missed events).
 	Seq int64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
-	// A heartbeat: nothing else in this message. Sent every heartbeat
-	// interval (500ms by default); a client that hears none for a few
-	// intervals must stop trusting its cache and reconnect.
+	// A heartbeat: nothing else in this message. Sent once right after the
+	// rows a resuming client missed (it is caught up from then on), then
+	// every heartbeat interval (500ms by default); a client that hears none
+	// for a few intervals must stop trusting its cache and reconnect.
 	Heartbeat bool `protobuf:"varint,5,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
 	// With subscribed: `since` was older than the oldest sequence kept (or
 	// the client's cache may be stale for another reason): clear the cache.
