@@ -162,9 +162,12 @@ func (s *Service) takeLimits(ctx context.Context, e *cache.Entry, r *Result) err
 		ok, left, err := s.uses.Take(ctx, e.UsagePool, e.RemainingUses)
 		if err != nil {
 			r.Valid = false
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			if ctx.Err() != nil {
+				// The caller gave up (or its deadline passed): its own error.
 				return err
 			}
+			// A store or Redis call that ran out of its own timeout is a
+			// slow dependency, for the caller to retry.
 			return fault.Wrap(fault.Unavailable, err, "usage counter unavailable, retry shortly").Retry(time.Second)
 		}
 		if !ok {
