@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/keymint/keymint/services/sidecar"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -27,6 +29,7 @@ var envoyTypes = map[string]bool{
 	"type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz":                               true,
 	"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router":                                    true,
 	"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions":                            true,
+	"type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation":     true,
 }
 
 // validateEnvoySchema decodes an Envoy bootstrap against Envoy's own API
@@ -62,6 +65,9 @@ func validateEnvoySchema(t *testing.T, j []byte) {
 		if hcm, ok := m.(*hcmv3.HttpConnectionManager); ok {
 			for _, f := range hcm.HttpFilters {
 				check("http filter "+f.Name, f.GetTypedConfig())
+			}
+			for _, e := range hcm.EarlyHeaderMutationExtensions {
+				check("early header mutation "+e.Name, e.GetTypedConfig())
 			}
 		}
 	}
@@ -218,6 +224,45 @@ func checkEnvoyConfig(t *testing.T, data []byte) (authzAddr string, listenPort i
 	}
 	if _, ok := authz["http_service"]; ok {
 		t.Error("envoy.yaml: ext_authz must use grpc_service, not http_service")
+	}
+	// Only the token goes to keymint; keymint may change only the identity
+	// headers and the token, and anything else is an error.
+	if p := list(dig(authz, "allowed_headers", "patterns")); len(p) != 1 || dig(p[0], "exact") != "authorization" {
+		t.Errorf("envoy.yaml: ext_authz allowed_headers %v, want exactly authorization", p)
+	}
+	rules := dig(authz, "decoder_header_mutation_rules")
+	if dig(rules, "disallow_all") != true || dig(rules, "disallow_is_error") != true {
+		t.Error("envoy.yaml: ext_authz decoder_header_mutation_rules must disallow all but the allow_expression, as an error")
+	}
+	re, _ := dig(rules, "allow_expression", "regex").(string)
+	allow, err := regexp.Compile(re)
+	if err != nil {
+		t.Errorf("envoy.yaml: allow_expression %q: %v", re, err)
+	} else {
+		for _, h := range append(slices.Clone(sidecar.IdentityHeaders), "authorization") {
+			if !allow.MatchString(h) {
+				t.Errorf("envoy.yaml: allow_expression %q refuses %s", re, h)
+			}
+		}
+		for _, h := range []string{"x-keymint-user-idx", "host", ":path", "x-forwarded-for", "cookie"} {
+			if allow.MatchString(h) {
+				t.Errorf("envoy.yaml: allow_expression %q lets keymint change %s", re, h)
+			}
+		}
+	}
+	// A client's identity headers are removed before ext_authz runs.
+	var removed []string
+	for _, e := range list(dig(hcm, "early_header_mutation_extensions")) {
+		for _, m := range list(dig(e, "typed_config", "mutations")) {
+			if r, ok := dig(m, "remove").(string); ok {
+				removed = append(removed, r)
+			}
+		}
+	}
+	for _, h := range sidecar.IdentityHeaders {
+		if !slices.Contains(removed, h) {
+			t.Errorf("envoy.yaml: a client's %s is not removed (early_header_mutation_extensions)", h)
+		}
 	}
 	cluster, _ := dig(authz, "grpc_service", "envoy_grpc", "cluster_name").(string)
 	authzAddr = clusters[cluster]

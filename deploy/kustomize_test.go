@@ -1,15 +1,21 @@
 package deploy
 
 import (
+	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/keymint/keymint/services/clientip"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -326,7 +332,9 @@ func checkKeymint(t *testing.T, b *built, replicas int32) *appsv1.Deployment {
 	}
 
 	d := one[appsv1.Deployment](t, b, "keymint")
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != replicas {
+	if replicas == 0 && d.Spec.Replicas != nil {
+		t.Errorf("%s: keymint replicas %d: the HorizontalPodAutoscaler owns the count, and every apply would reset it", b.dir, *d.Spec.Replicas)
+	} else if replicas != 0 && (d.Spec.Replicas == nil || *d.Spec.Replicas != replicas) {
 		t.Errorf("%s: keymint replicas %v, want %d", b.dir, d.Spec.Replicas, replicas)
 	}
 	pod := &d.Spec.Template.Spec
@@ -448,12 +456,13 @@ func TestKustomizeBuilds(t *testing.T) {
 	t.Parallel()
 	cases := map[string]func(t *testing.T, b *built){
 		"base": func(t *testing.T, b *built) {
-			d := checkKeymint(t, b, 2)
+			d := checkKeymint(t, b, 0)
 			opt := secretRefs(t, b, container(t, d, "keymint"))
 			if opt["KEYMINT_PEPPER"] || opt["KEYMINT_DATABASE_URL"] || !opt["KEYMINT_REDIS_URL"] {
 				t.Errorf("base: secret refs optional %v, want pepper and database required, redis optional", opt)
 			}
 			one[autoscalingv2.HorizontalPodAutoscaler](t, b, "keymint")
+			checkNetworkPolicy(t, b, d)
 		},
 		"overlays/dev": func(t *testing.T, b *built) {
 			d := checkKeymint(t, b, 1)
@@ -492,18 +501,22 @@ func TestKustomizeBuilds(t *testing.T) {
 			if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() < 1 {
 				t.Error("dev: with one replica the PodDisruptionBudget must allow an eviction (maxUnavailable >= 1)")
 			}
+			if _, err := clientip.ParseTrusted(cm.Data["KEYMINT_TRUSTED_PROXIES"]); err != nil || cm.Data["KEYMINT_TRUSTED_PROXIES"] == "" {
+				t.Errorf("dev: KEYMINT_TRUSTED_PROXIES=%q (%v), want the proxies' range", cm.Data["KEYMINT_TRUSTED_PROXIES"], err)
+			}
 			if img := c.Image; img != "keymint:dev" {
 				t.Errorf("dev: image %q, want the locally built keymint:dev", img)
 			}
 		},
 		"overlays/production": func(t *testing.T, b *built) {
-			d := checkKeymint(t, b, 3)
+			d := checkKeymint(t, b, 0)
 			c := container(t, d, "keymint")
 			for name, optional := range secretRefs(t, b, c) {
 				if optional {
 					t.Errorf("production: %s must be required (optional: false)", name)
 				}
 			}
+			checkNetworkPolicy(t, b, d)
 			h := one[autoscalingv2.HorizontalPodAutoscaler](t, b, "keymint")
 			if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas != 3 || h.Spec.MaxReplicas != 10 {
 				t.Errorf("production: HorizontalPodAutoscaler %v..%d, want 3..10", h.Spec.MinReplicas, h.Spec.MaxReplicas)
@@ -512,11 +525,18 @@ func TestKustomizeBuilds(t *testing.T) {
 			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 || pdb.Spec.MaxUnavailable != nil {
 				t.Errorf("production: PodDisruptionBudget %+v, want minAvailable 2 only", pdb.Spec)
 			}
-			if strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image, "/") || !strings.Contains(c.Image, ":") {
-				t.Errorf("production: image %q, want a registry image with a pinned tag", c.Image)
+			if !regexp.MustCompile(`^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$`).MatchString(c.Image) {
+				t.Errorf("production: image %q, want a registry image by digest", c.Image)
+			}
+			cm := one[corev1.ConfigMap](t, b, c.EnvFrom[0].ConfigMapRef.Name)
+			if _, err := clientip.ParseTrusted(cm.Data["KEYMINT_TRUSTED_PROXIES"]); err != nil || cm.Data["KEYMINT_TRUSTED_PROXIES"] == "" {
+				t.Errorf("production: KEYMINT_TRUSTED_PROXIES=%q (%v), want the proxies' range", cm.Data["KEYMINT_TRUSTED_PROXIES"], err)
 			}
 		},
-		"examples/envoy-sidecar": checkEnvoyExample,
+		"examples/envoy-sidecar": func(t *testing.T, b *built) {
+			checkEnvoyExample(t, b)
+			checkAdmitted(t, one[appsv1.Deployment](t, b, "resource-service"), "grpc")
+		},
 		"examples/nginx-auth-request": func(t *testing.T, b *built) {
 			d := one[appsv1.Deployment](t, b, "nginx-resource-service")
 			n := container(t, d, "nginx")
@@ -533,6 +553,7 @@ func TestKustomizeBuilds(t *testing.T) {
 			}
 			checkNginxAuthRequest(t, []byte(conf.Data["default.conf"]), "http://keymint.keymint.svc:8080/v1/forward-auth")
 			checkLoopbackApp(t, d)
+			checkAdmitted(t, d, "http")
 		},
 	}
 	for dir, check := range cases {
@@ -550,6 +571,119 @@ func TestKustomizeBuilds(t *testing.T) {
 			t.Errorf("%s: a kustomization TestKustomizeBuilds does not build", dir)
 		}
 	}
+}
+
+// keymintPolicy is the base's NetworkPolicy, built once.
+var keymintPolicy = sync.OnceValues(func() (*networkingv1.NetworkPolicy, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(kubeDir, "base"))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range m.Resources() {
+		if r.GetKind() != "NetworkPolicy" {
+			continue
+		}
+		y, err := r.AsYAML()
+		if err != nil {
+			return nil, err
+		}
+		o, err := decodeObject(y, false)
+		if err != nil {
+			return nil, err
+		}
+		return o.obj.(*networkingv1.NetworkPolicy), nil
+	}
+	return nil, fmt.Errorf("base: no NetworkPolicy")
+})
+
+// checkNetworkPolicy checks the base's NetworkPolicy: it selects keymint's
+// server pods and admits only chosen peers, gRPC only from labelled
+// clients, HTTP from those and the ingress namespace.
+func checkNetworkPolicy(t *testing.T, b *built, d *appsv1.Deployment) {
+	t.Helper()
+	pols := all[networkingv1.NetworkPolicy](b)
+	if len(pols) != 1 {
+		t.Fatalf("%s: %d NetworkPolicies, want 1", b.dir, len(pols))
+	}
+	p := pols[0]
+	if !selects(p.Spec.PodSelector.MatchLabels, d.Spec.Template.Labels) || len(p.Spec.PodSelector.MatchExpressions) > 0 {
+		t.Errorf("%s: NetworkPolicy %s does not select keymint's pods", b.dir, p.Name)
+	}
+	if !slices.Equal(p.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("%s: NetworkPolicy policyTypes %v, want [Ingress]", b.dir, p.Spec.PolicyTypes)
+	}
+	byPort := map[string][]networkingv1.NetworkPolicyPeer{}
+	for _, r := range p.Spec.Ingress {
+		if len(r.Ports) == 0 || len(r.From) == 0 {
+			t.Errorf("%s: NetworkPolicy rule %+v opens every port or to everyone", b.dir, r)
+		}
+		for _, port := range r.Ports {
+			if port.Port == nil || port.Port.StrVal == "" || port.Protocol == nil || *port.Protocol != corev1.ProtocolTCP {
+				t.Errorf("%s: NetworkPolicy port %+v, want a named TCP port", b.dir, port)
+				continue
+			}
+			byPort[port.Port.StrVal] = append(byPort[port.Port.StrVal], r.From...)
+		}
+	}
+	for name, peers := range byPort {
+		if containerPort(container(t, d, "keymint"), name) == 0 {
+			t.Errorf("%s: NetworkPolicy names port %s, which keymint does not have", b.dir, name)
+		}
+		for _, peer := range peers {
+			if peer.IPBlock != nil {
+				t.Errorf("%s: NetworkPolicy port %s: an ipBlock peer", b.dir, name)
+			}
+			ns, pod := peer.NamespaceSelector, peer.PodSelector
+			if (ns == nil || len(ns.MatchLabels) == 0) && (pod == nil || len(pod.MatchLabels) == 0) {
+				t.Errorf("%s: NetworkPolicy port %s admits an unlabelled peer %+v", b.dir, name, peer)
+			}
+			if name == "grpc" && !(pod != nil && pod.MatchLabels[clientLabel] == "true") && !(ns != nil && ns.MatchLabels[clientLabel] == "true") {
+				t.Errorf("%s: NetworkPolicy grpc peer %+v is not a labelled client", b.dir, peer)
+			}
+		}
+	}
+	for _, want := range []string{"grpc", "http"} {
+		if len(byPort[want]) == 0 {
+			t.Errorf("%s: NetworkPolicy admits nobody to %s", b.dir, want)
+		}
+	}
+	ingress := false
+	for _, peer := range byPort["http"] {
+		if ns := peer.NamespaceSelector; ns != nil && ns.MatchLabels["kubernetes.io/metadata.name"] != "" && peer.PodSelector == nil {
+			ingress = true
+		}
+	}
+	if !ingress {
+		t.Errorf("%s: NetworkPolicy: the HTTP port must admit the ingress controller's namespace", b.dir)
+	}
+}
+
+// clientLabel marks pods (or namespaces) keymint's NetworkPolicy admits.
+const clientLabel = "keymint.io/client"
+
+// checkAdmitted checks that an example's pods, in another namespace, reach
+// keymint's port through the base's NetworkPolicy.
+func checkAdmitted(t *testing.T, d *appsv1.Deployment, port string) {
+	t.Helper()
+	p, err := keymintPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Spec.Ingress {
+		for _, pp := range r.Ports {
+			if pp.Port == nil || pp.Port.StrVal != port {
+				continue
+			}
+			for _, peer := range r.From {
+				nsAny := peer.NamespaceSelector != nil && len(peer.NamespaceSelector.MatchLabels) == 0 && len(peer.NamespaceSelector.MatchExpressions) == 0
+				if nsAny && peer.PodSelector != nil && selects(peer.PodSelector.MatchLabels, d.Spec.Template.Labels) {
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("Deployment %s: its pods may not reach keymint's %s port (label them %s: \"true\")", d.Name, port, clientLabel)
 }
 
 // checkLoopbackApp checks that an example's app container is reachable only
@@ -584,8 +718,8 @@ func checkEnvoyExample(t *testing.T, b *built) {
 	}
 
 	e := container(t, d, "envoy")
-	if !strings.HasPrefix(e.Image, "envoyproxy/envoy:v1.") {
-		t.Errorf("envoy image %q", e.Image)
+	if !regexp.MustCompile(`^envoyproxy/envoy:v1\.\d+\.\d+(@sha256:[0-9a-f]{64})?$|^envoyproxy/envoy@sha256:[0-9a-f]{64}$`).MatchString(e.Image) {
+		t.Errorf("envoy image %q: pin an exact release (v1.X.Y) or a digest", e.Image)
 	}
 	i := slices.Index(e.Args, "--config-path")
 	if i < 0 || i+1 >= len(e.Args) || e.Args[i+1] != "/etc/envoy/envoy.yaml" {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keymint/keymint/services/sidecar"
 )
 
 // directive is one nginx directive, with its block if it has one.
@@ -137,10 +139,15 @@ func checkNginxAuthRequest(t *testing.T, data []byte, keymintURL string) {
 	need("location = /_keymint", a, "proxy_pass_request_body", "off")
 	need("location = /_keymint", a, "proxy_set_header", "Content-Length", `""`)
 	need("location = /_keymint", a, "proxy_set_header", "X-Original-URI", "$request_uri")
-	need("location = /_keymint", a, "proxy_set_header", "X-Forwarded-Method", "$request_method")
+	need("location = /_keymint", a, "proxy_set_header", "X-Original-Method", "$request_method")
+	need("location = /_keymint", a, "proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for")
+	// Another proxy's headers, which a client could send, never reach keymint.
+	for _, h := range []string{"X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host"} {
+		need("location = /_keymint", a, "proxy_set_header", h, `""`)
+	}
 
-	// Every other location that proxies asks keymint first and hands the
-	// identity on.
+	// Every other location that proxies asks keymint first, hands every
+	// identity header on (overwriting the client's) and drops the token.
 	proxied := 0
 	for _, loc := range find(srv, "location") {
 		if loc == auth[0] || loc.block == nil || len(find(loc.block, "proxy_pass")) == 0 {
@@ -151,27 +158,45 @@ func checkNginxAuthRequest(t *testing.T, data []byte, keymintURL string) {
 		l := loc.block
 		need(where, l, "auth_request", "/_keymint")
 		for v, h := range map[string][2]string{
-			"user":   {"user_id", "X-Keymint-User-Id"},
-			"org":    {"org_id", "X-Keymint-Org-Id"},
-			"token":  {"token_id", "X-Keymint-Token-Id"},
-			"scopes": {"scopes", "X-Keymint-Scopes"},
+			"user":     {"user_id", "X-Keymint-User-Id"},
+			"org":      {"org_id", "X-Keymint-Org-Id"},
+			"token":    {"token_id", "X-Keymint-Token-Id"},
+			"scopes":   {"scopes", "X-Keymint-Scopes"},
+			"external": {"external_id", "X-Keymint-External-Id"},
 		} {
 			need(where, l, "auth_request_set", "$keymint_"+v, "$upstream_http_x_keymint_"+h[0])
 			need(where, l, "proxy_set_header", h[1], "$keymint_"+v)
 		}
+		if n := len(find(l, "auth_request_set")) - 4; n != len(sidecar.IdentityHeaders) {
+			t.Errorf("nginx: %s copies %d identity headers, keymint sends %d", where, n, len(sidecar.IdentityHeaders))
+		}
+		need(where, l, "auth_request_set", "$keymint_status", "$upstream_status")
+		need(where, l, "auth_request_set", "$keymint_reason", "$upstream_http_x_keymint_reason")
+		need(where, l, "auth_request_set", "$keymint_retry_after", "$upstream_http_retry_after")
+		need(where, l, "proxy_set_header", "Authorization", `""`)
 	}
 	if proxied == 0 {
 		t.Error("nginx: no location proxies to the app")
 	}
-	for _, code := range []string{"401", "403"} {
+	// Refusals keep keymint's status and reason: 401 and 403 as
+	// auth_request passes them, the rest (429, 400, keymint down) as a 500.
+	for code, ret := range map[string]string{"401": "401", "403": "403", "500": "429"} {
 		pages := find(srv, "error_page", code, "=")
 		if len(pages) != 1 || len(pages[0].args) != 4 {
 			t.Errorf("nginx: want `error_page %s = @name;`", code)
 			continue
 		}
 		named := find(srv, "location", pages[0].args[3])
-		if len(named) != 1 || len(find(named[0].block, "return", code)) != 1 {
-			t.Errorf("nginx: location %s must return %s", pages[0].args[3], code)
+		if len(named) != 1 {
+			t.Errorf("nginx: no location %s", pages[0].args[3])
+			continue
+		}
+		body := named[0].block
+		for _, d := range find(body, "if") {
+			body = append(body, d.block...)
+		}
+		if len(find(body, "return", ret, "$keymint_reason")) != 1 {
+			t.Errorf("nginx: location %s must return %s $keymint_reason", pages[0].args[3], ret)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/throttle"
@@ -49,6 +50,10 @@ type Config struct {
 	RoutesFile      string
 	Routes          []string
 	StripAuth       bool
+	// Forward-auth: which proxy's headers name the original request, and
+	// whether route rules ignore case.
+	ForwardAuthStyle string
+	RoutesIgnoreCase bool
 	// TLS on the gRPC port (serve) and toward the central server (sidecar).
 	ServerTLS         tlsfiles.Files
 	SidecarGRPCAddr   string
@@ -150,6 +155,14 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 				c.Routes = append(c.Routes, v)
 				return nil
 			})
+		}},
+		{"forward-auth-style", func() {
+			str(&c.ForwardAuthStyle, "forward-auth-style", "auto",
+				"whose headers forward-auth believes for the original method and URI: nginx (X-Original-*), traefik or caddy (X-Forwarded-*), or auto (either; refused when they disagree)")
+		}},
+		{"routes-ignore-case", func() {
+			def := os.Getenv(envName("routes-ignore-case")) == "true"
+			fs.BoolVar(&c.RoutesIgnoreCase, "routes-ignore-case", def, "route rules match paths case-insensitively, for upstreams that do ("+envName("routes-ignore-case")+")")
 		}},
 		{"tls", func() {
 			str(&c.ServerTLS.CertFile, "tls-cert-file", "", "gRPC port TLS certificate (PEM), re-read when it changes")
@@ -298,6 +311,11 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	if set["tls-cert-file"] && c.ServerTLS.CAFile != "" && c.ServerTLS.CertFile == "" {
 		problems = append(problems, "tls-client-ca-file needs tls-cert-file and tls-key-file")
 	}
+	if set["forward-auth-style"] {
+		if _, err := sidecar.ParseStyle(c.ForwardAuthStyle); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	if set["route"] {
 		if _, err := c.routeRules(); err != nil {
 			problems = append(problems, err.Error())
@@ -390,5 +408,16 @@ func (c *Config) routeRules() (*sidecar.Rules, error) {
 		}
 		rules = append(rules, r)
 	}
-	return sidecar.NewRules(rules)
+	rs, err := sidecar.NewRules(rules)
+	if err != nil || !c.RoutesIgnoreCase {
+		return rs, err
+	}
+	return rs.IgnoringCase(), nil
+}
+
+// sidecarConfig is what ext_authz and forward-auth share, for serve and
+// sidecar alike (validate has checked the style).
+func (c *Config) sidecarConfig(v sidecar.Validator, rules *sidecar.Rules, clients *clientip.Resolver) sidecar.Config {
+	style, _ := sidecar.ParseStyle(c.ForwardAuthStyle)
+	return sidecar.Config{Validator: v, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients, Style: style}
 }

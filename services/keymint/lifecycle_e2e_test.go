@@ -492,6 +492,7 @@ func TestRateLimit(t *testing.T) {
 				t.Fatalf("REST fourth use: %v", rr)
 			}
 			req, _ := http.NewRequest("GET", srv.http+"/v1/forward-auth", nil)
+			req.Header.Set("X-Original-URI", "/")
 			req.Header.Set("Authorization", "Bearer "+tok.Secret)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -581,6 +582,7 @@ func TestIPAllowlist(t *testing.T) {
 		}
 		for xff, want := range map[string]int{"": 403, "10.3.3.3": 200, "192.168.0.5": 403} {
 			req, _ := http.NewRequest("GET", srv.http+"/v1/forward-auth", nil)
+			req.Header.Set("X-Original-URI", "/")
 			req.Header.Set("Authorization", "Bearer "+tok.Secret)
 			if xff != "" {
 				req.Header.Set("X-Forwarded-For", xff)

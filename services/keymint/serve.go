@@ -139,7 +139,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	bindFlags(fs, &c, "tls", "http-addr", "grpc-addr", "data-dir", "database-url", "pepper-file", "token-prefix",
 		"log-format", "log-level", "shutdown-timeout", "usage-flush", "argon2-memory-kib", "argon2-time", "argon2-budget-mib",
 		"session-idle", "session-max", "secure-cookies",
-		"routes-file", "route", "strip-authorization",
+		"routes-file", "route", "strip-authorization", "forward-auth-style", "routes-ignore-case",
 		"redis-url", "redis-timeout", "cache-l1-size", "cache-l1-ttl", "cache-negative-ttl", "cache-redis-ttl",
 		"trusted-proxies", "trusted-grpc-peers", "signin-limits", "argon2-max-wait", "memory-limit-mib", "max-connections")
 	if err := fs.Parse(args); err != nil {
@@ -281,7 +281,7 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	}
 	// ext_authz and forward-auth validate in process: no hop through the
 	// gateway or the gRPC client for the sidecar protocols.
-	authzCfg := sidecar.Config{Validator: tokenServer, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients}
+	authzCfg := c.sidecarConfig(tokenServer, rules, clients)
 	authv3.RegisterAuthorizationServer(s.grpc, sidecar.NewAuthzServer(authzCfg))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -31,7 +31,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bindFlags(fs, &c, "sidecar", "routes-file", "route", "strip-authorization", "log-format", "log-level", "shutdown-timeout",
-		"trusted-proxies")
+		"trusted-proxies", "forward-auth-style", "routes-ignore-case")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := sidecar.Config{Validator: v, Rules: rules, StripAuthorization: c.StripAuth, Clients: clients}
+	cfg := c.sidecarConfig(v, rules, clients)
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxGRPCMessage), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))
 	authv3.RegisterAuthorizationServer(gs, sidecar.NewAuthzServer(cfg))
 	gl, err := net.Listen("tcp", c.SidecarGRPCAddr)

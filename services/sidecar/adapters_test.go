@@ -3,8 +3,10 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -85,15 +87,99 @@ func TestForwardAuth(t *testing.T) {
 			t.Errorf("%s: deny without JSON body", c.name)
 		}
 	}
-	// Traefik's headers pick the method: POST /reports needs no scope here.
+	// On allow every identity header is answered, empty when unset, so a
+	// proxy copying them overwrites a client's copies.
 	r := httptest.NewRequest("GET", ForwardAuthPath, nil)
-	r.Header.Set("X-Forwarded-Method", "POST")
-	r.Header.Set("X-Forwarded-Uri", "/reports")
+	r.Header.Set("X-Original-URI", "/other")
 	r.Header.Set("Authorization", "Bearer noscope")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
-	if w.Code != 200 {
-		t.Fatalf("Traefik POST /reports = %d", w.Code)
+	for _, name := range IdentityHeaders {
+		if _, ok := w.Header()[http.CanonicalHeaderKey(name)]; !ok {
+			t.Errorf("allow without %s", name)
+		}
+	}
+	if w.Header().Get(HeaderScopes) != "" || w.Header().Get(HeaderExternalID) != "" || w.Header().Get(HeaderUserID) != "u2" {
+		t.Errorf("allow headers %v", w.Header())
+	}
+	// A deny carries its JSON in X-Keymint-Reason too (nginx drops the body).
+	r = httptest.NewRequest("GET", ForwardAuthPath, nil)
+	r.Header.Set("X-Original-URI", "/reports")
+	r.Header.Set("Authorization", "Bearer noscope")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 403 || w.Header().Get(HeaderReason) != strings.TrimSpace(w.Body.String()) || !strings.Contains(w.Body.String(), `"insufficient_scope"`) {
+		t.Errorf("deny: %d %q, reason header %q", w.Code, w.Body, w.Header().Get(HeaderReason))
+	}
+	// A path keymint refuses to match is refused before the token is looked at.
+	r = httptest.NewRequest("GET", ForwardAuthPath, nil)
+	r.Header.Set("X-Original-URI", "/reports%00")
+	r.Header.Set("Authorization", "Bearer good")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "invalid_path") {
+		t.Errorf("bad path: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestForwardAuthStyles: which headers describe the original request is
+// configuration; a header of another proxy, which a client can send through
+// any proxy that does not set it, is never believed.
+func TestForwardAuthStyles(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	type hdrs map[string]string
+	cases := []struct {
+		name  string
+		style Style
+		h     hdrs
+		want  int
+	}{
+		// noscope may not GET /reports; anything else it may.
+		{"nginx", StyleNginx, hdrs{"X-Original-URI": "/reports"}, 403},
+		{"nginx method", StyleNginx, hdrs{"X-Original-URI": "/reports", "X-Original-Method": "POST"}, 200},
+		{"nginx HEAD", StyleNginx, hdrs{"X-Original-URI": "/reports", "X-Original-Method": "HEAD"}, 403},
+		// The issue's bypass: nginx sets X-Original-URI only, the client adds Traefik's.
+		{"nginx ignores Traefik's uri", StyleNginx, hdrs{"X-Original-URI": "/reports", "X-Forwarded-Uri": "/public"}, 403},
+		{"nginx ignores Traefik's method", StyleNginx, hdrs{"X-Original-URI": "/reports", "X-Forwarded-Method": "POST"}, 403},
+		{"nginx without its uri", StyleNginx, hdrs{"X-Forwarded-Uri": "/public"}, 400},
+		{"nginx repeated uri", StyleNginx, hdrs{"X-Original-URI": "/reports", "x-original-uri": "/public"}, 400},
+		{"traefik", StyleTraefik, hdrs{"X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "GET"}, 403},
+		{"traefik POST", StyleTraefik, hdrs{"X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "POST"}, 200},
+		{"traefik ignores nginx's", StyleTraefik, hdrs{"X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "GET", "X-Original-URI": "/public", "X-Original-Method": "POST"}, 403},
+		{"traefik without its uri", StyleTraefik, hdrs{"X-Original-URI": "/public"}, 400},
+		{"caddy", StyleCaddy, hdrs{"X-Forwarded-Uri": "/reports;x", "X-Forwarded-Method": "HEAD"}, 403},
+		{"auto nginx", StyleAuto, hdrs{"X-Original-URI": "/reports", "X-Original-Method": "GET"}, 403},
+		{"auto traefik", StyleAuto, hdrs{"X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "GET"}, 403},
+		{"auto traefik POST", StyleAuto, hdrs{"X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "POST"}, 200},
+		{"auto both agree", StyleAuto, hdrs{"X-Original-URI": "/reports", "X-Original-Method": "POST", "X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "POST"}, 200},
+		{"auto uri disagrees", StyleAuto, hdrs{"X-Original-URI": "/reports", "X-Forwarded-Uri": "/public"}, 400},
+		{"auto method disagrees", StyleAuto, hdrs{"X-Original-URI": "/reports", "X-Forwarded-Method": "POST"}, 400},
+		{"auto client's nginx method under traefik", StyleAuto, hdrs{"X-Forwarded-Uri": "/reports", "X-Forwarded-Method": "GET", "X-Original-Method": "POST"}, 400},
+		{"auto nothing", StyleAuto, hdrs{}, 400},
+		{"zero style is auto", "", hdrs{"X-Original-URI": "/reports", "X-Forwarded-Uri": "/public"}, 400},
+	}
+	for _, c := range cases {
+		cfg.Style = c.style
+		h := NewForwardAuth(cfg)
+		r := httptest.NewRequest("GET", ForwardAuthPath, nil)
+		for k, v := range c.h {
+			r.Header.Add(k, v)
+		}
+		r.Header.Set("Authorization", "Bearer noscope")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("%s: %d, want %d (%s)", c.name, w.Code, c.want, w.Body)
+		}
+	}
+	for in, want := range map[string]Style{"": StyleAuto, "auto": StyleAuto, "nginx": StyleNginx, "traefik": StyleTraefik, "caddy": StyleCaddy} {
+		if got, err := ParseStyle(in); err != nil || got != want {
+			t.Errorf("ParseStyle(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseStyle("envoy"); err == nil {
+		t.Error("ParseStyle accepted envoy")
 	}
 }
 
@@ -146,6 +232,9 @@ func TestExtAuthzCheck(t *testing.T) {
 		if codes.Code(r.Status.Code) != c.code || d == nil || int(d.Status.Code) != c.http || d.Body == "" {
 			t.Errorf("auth %q: %v", c.auth, r)
 		}
+	}
+	if r := check("Bearer good", "/reports%00.json"); codes.Code(r.Status.Code) != codes.InvalidArgument || r.GetDeniedResponse().GetStatus().GetCode() != 400 {
+		t.Errorf("bad path: %v", r)
 	}
 	// header_map form (Envoy's encode_raw_headers).
 	resp, _ := s.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{

@@ -45,6 +45,10 @@ type Config struct {
 	// takes the downstream address Envoy reports instead (Envoy applies its
 	// own trusted-hop rules).
 	Clients *clientip.Resolver
+	// Style picks which headers forward-auth believes for the original
+	// request's method and URI (ext_authz has Envoy's own). The zero value
+	// is StyleAuto.
+	Style Style
 }
 
 // decision is an allow or a deny with its HTTP status and body.
@@ -64,7 +68,14 @@ var (
 	bodyUnavailable  = denyBody("unavailable", "authorization is unavailable, retry shortly")
 	bodyRateLimited  = denyBody("rate_limited", "the API token's rate limit is spent; retry later")
 	bodyIPNotAllowed = denyBody("ip_not_allowed", "the API token may not be used from this address")
+	bodyBadPath      = denyBody("invalid_path", "the request path has control characters or is not UTF-8")
+	bodyNoOriginal   = denyBody("invalid_forward_request", "the proxy did not say, unambiguously, which request to authorize")
 )
+
+// HeaderReason carries a deny's JSON body as a forward-auth response header
+// too: nginx's auth_request drops the subrequest's body, and its error_page
+// location returns this instead (deploy/compose/nginx.conf).
+const HeaderReason = "X-Keymint-Reason"
 
 func denyBody(code, msg string) []byte {
 	b, _ := json.Marshal(map[string]string{"error": code, "message": msg})
@@ -95,13 +106,17 @@ func tokenFromAuthorization(v string) string {
 // validation error denies with 503, never allows.
 // clientIP is the caller's address (empty when unknown).
 func decide(ctx context.Context, cfg *Config, authorization, method, path, clientIP string) decision {
+	scopes, err := cfg.Rules.Lookup(method, path)
+	if err != nil {
+		return decision{status: http.StatusBadRequest, body: bodyBadPath}
+	}
 	tok := tokenFromAuthorization(authorization)
 	if tok == "" {
 		return decision{status: http.StatusUnauthorized, body: bodyMissing}
 	}
 	resp, err := cfg.Validator.ValidateToken(ctx, &keymintv1.ValidateTokenRequest{
 		Token:          tok,
-		RequiredScopes: cfg.Rules.Scopes(method, path),
+		RequiredScopes: scopes,
 		ClientIp:       clientIP,
 	})
 	if err != nil {

@@ -59,6 +59,8 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 		code = codes.ResourceExhausted
 	case http.StatusServiceUnavailable:
 		code = codes.Unavailable
+	case http.StatusBadRequest:
+		code = codes.InvalidArgument
 	}
 	headers := []*corev3.HeaderValueOption{{
 		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},

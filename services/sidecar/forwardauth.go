@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/keymint/keymint/services/clientip"
@@ -10,9 +11,42 @@ import (
 // forward-auth.
 const ForwardAuthPath = "/v1/forward-auth"
 
-// ForwardAuth is the nginx auth_request / Traefik ForwardAuth endpoint: any
-// method; 200 with identity headers allows, 401/403 denies (503 when keymint
-// cannot decide: nginx and Traefik both treat it as a deny).
+// Style says which headers describe the original request to forward-auth.
+// A proxy sets its own headers and overwrites a client's copies of them,
+// but passes every other header the client sent: believing another
+// proxy's headers too would let the client pick the method and path.
+type Style string
+
+// The forward-auth styles.
+const (
+	// StyleAuto reads nginx's and Traefik's/Caddy's headers, and refuses
+	// (400) a request where any two of them disagree. Safe with a proxy
+	// that sets either family, but a client can refuse its own requests.
+	StyleAuto Style = "auto"
+	// StyleNginx believes X-Original-URI and X-Original-Method only (the
+	// method defaults to the subrequest's own, which nginx sends as GET).
+	StyleNginx Style = "nginx"
+	// StyleTraefik believes X-Forwarded-Uri and X-Forwarded-Method only.
+	StyleTraefik Style = "traefik"
+	// StyleCaddy is Caddy forward_auth's: the same headers as Traefik.
+	StyleCaddy Style = "caddy"
+)
+
+// ParseStyle reads a --forward-auth-style value; empty is StyleAuto.
+func ParseStyle(s string) (Style, error) {
+	switch st := Style(s); st {
+	case "":
+		return StyleAuto, nil
+	case StyleAuto, StyleNginx, StyleTraefik, StyleCaddy:
+		return st, nil
+	}
+	return "", fmt.Errorf("forward-auth-style %q: want auto, nginx, traefik or caddy", s)
+}
+
+// ForwardAuth is the nginx auth_request / Traefik ForwardAuth / Caddy
+// forward_auth endpoint: any method; 200 with identity headers allows,
+// 401/403/429 deny (400 for a path or proxy request keymint refuses, 503
+// when keymint cannot decide: every proxy treats both as a deny).
 type ForwardAuth struct {
 	cfg Config
 }
@@ -20,22 +54,20 @@ type ForwardAuth struct {
 // NewForwardAuth returns the forward-auth handler over cfg.
 func NewForwardAuth(cfg Config) *ForwardAuth { return &ForwardAuth{cfg: cfg} }
 
-// ServeHTTP decides on the original request the proxy describes: Traefik's
-// X-Forwarded-Method / X-Forwarded-Uri, or nginx's X-Original-Method /
-// X-Original-URI, else this request's own method and URI.
+// ServeHTTP decides on the original request the proxy describes, read as
+// cfg.Style says. On allow it answers every identity header, an empty value
+// when unset, so a proxy that copies them overwrites a client's copies.
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	method := firstHeader(r, "X-Forwarded-Method", "X-Original-Method")
-	if method == "" {
-		method = r.Method
-	}
-	uri := firstHeader(r, "X-Forwarded-Uri", "X-Original-URI")
-	if uri == "" {
-		uri = r.URL.RequestURI()
-	}
-	ip := clientip.String(f.cfg.Clients.FromHTTP(r.RemoteAddr, r.Header.Values("X-Forwarded-For")))
-	d := decide(r.Context(), &f.cfg, r.Header.Get("Authorization"), method, uri, ip)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
+	method, uri, ok := original(r, f.cfg.Style)
+	var d decision
+	if ok {
+		ip := clientip.String(f.cfg.Clients.FromHTTP(r.RemoteAddr, r.Header.Values("X-Forwarded-For")))
+		d = decide(r.Context(), &f.cfg, r.Header.Get("Authorization"), method, uri, ip)
+	} else {
+		d = decision{status: http.StatusBadRequest, body: bodyNoOriginal}
+	}
 	if d.allow {
 		for _, kv := range d.headers {
 			h.Set(kv[0], kv[1])
@@ -44,6 +76,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Content-Type", "application/json")
+	h.Set(HeaderReason, string(d.body))
 	if c := wwwAuthenticate(d.status); c != "" {
 		h.Set("WWW-Authenticate", c)
 	}
@@ -54,11 +87,42 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(d.body)
 }
 
-func firstHeader(r *http.Request, names ...string) string {
-	for _, n := range names {
-		if v := r.Header.Get(n); v != "" {
-			return v
+// original returns the method and URI of the request the proxy asks about;
+// ok is false when the style's headers are missing, repeated, or (auto)
+// disagree.
+func original(r *http.Request, style Style) (method, uri string, ok bool) {
+	type family struct{ method, uri string }
+	read := func(mh, uh string) (f family, present, ok bool) {
+		ms, us := r.Header.Values(mh), r.Header.Values(uh)
+		if len(ms) > 1 || len(us) > 1 {
+			return f, true, false
 		}
+		present = len(ms)+len(us) > 0
+		if len(us) == 1 {
+			f.uri = us[0]
+		}
+		f.method = r.Method
+		if len(ms) == 1 {
+			f.method = ms[0]
+		}
+		return f, present, f.uri != ""
 	}
-	return ""
+	nginx, nginxSeen, nginxOK := read("X-Original-Method", "X-Original-URI")
+	fwd, fwdSeen, fwdOK := read("X-Forwarded-Method", "X-Forwarded-Uri")
+	switch style {
+	case StyleNginx:
+		return nginx.method, nginx.uri, nginxOK
+	case StyleTraefik, StyleCaddy:
+		return fwd.method, fwd.uri, fwdOK
+	}
+	// Auto: every family present must be complete, and all must agree.
+	switch {
+	case nginxSeen && fwdSeen:
+		return nginx.method, nginx.uri, nginxOK && fwdOK && nginx == fwd
+	case nginxSeen:
+		return nginx.method, nginx.uri, nginxOK
+	case fwdSeen:
+		return fwd.method, fwd.uri, fwdOK
+	}
+	return "", "", false
 }

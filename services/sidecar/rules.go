@@ -5,12 +5,13 @@ package sidecar
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 )
@@ -26,10 +27,11 @@ type Rule struct {
 }
 
 // Rules picks the rule for a request: the longest matching prefix, a rule
-// with the exact method before one for any method. A request no rule matches
-// needs a valid token and no scope.
+// with the exact method before one for any method (a GET rule also covers
+// HEAD). A request no rule matches needs a valid token and no scope.
 type Rules struct {
-	rules []Rule
+	rules      []Rule
+	ignoreCase bool
 }
 
 // rulesFile is the file form: {"routes": [{method, path, scopes}]} in YAML or JSON.
@@ -48,7 +50,11 @@ func NewRules(rules []Rule) (*Rules, error) {
 		if !strings.HasPrefix(r.PathPrefix, "/") {
 			return nil, fmt.Errorf("route %d: path %q must start with /", i+1, r.PathPrefix)
 		}
-		r.PathPrefix = cleanPath(r.PathPrefix)
+		p, err := NormalizePath(r.PathPrefix, false)
+		if err != nil {
+			return nil, fmt.Errorf("route %d: path %q: %w", i+1, r.PathPrefix, err)
+		}
+		r.PathPrefix = p
 		for _, s := range r.Scopes {
 			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " ,\t") {
 				return nil, fmt.Errorf("route %d: scope %q is not valid", i+1, s)
@@ -106,36 +112,165 @@ func ParseRule(s string) (Rule, error) {
 	return r, nil
 }
 
-// Scopes returns the scopes a request needs.
-func (rs *Rules) Scopes(method, rawPath string) []string {
-	if rs == nil {
-		return nil
+// IgnoringCase returns the rules matching paths case-insensitively (after
+// Unicode simple case folding), for upstreams that route /REPORTS like
+// /reports.
+func (rs *Rules) IgnoringCase() *Rules {
+	out := &Rules{rules: rs.List(), ignoreCase: true}
+	for i := range out.rules {
+		out.rules[i].PathPrefix = strings.ToLower(out.rules[i].PathPrefix)
 	}
-	p := cleanPath(rawPath)
-	method = strings.ToUpper(method)
-	for _, r := range rs.rules {
-		if r.Method != "" && r.Method != method {
-			continue
-		}
-		if p == r.PathPrefix || r.PathPrefix == "/" || strings.HasPrefix(p, r.PathPrefix+"/") {
-			return r.Scopes
-		}
-	}
-	return nil
+	return out
 }
 
-// cleanPath drops the query, decodes percent-escapes and resolves dot
-// segments and repeated slashes, so /a/../reports and /%72eports cannot
-// dodge the rule for /reports.
-func cleanPath(raw string) string {
+// ErrBadPath is a request path keymint refuses to match, because upstreams
+// read it in different ways: NUL or other control characters, or bytes
+// that are not UTF-8 once decoded (overlong encodings of / and . among them),
+// or percent-encoding nested deeper than any upstream decodes.
+var ErrBadPath = errors.New("the request path has control characters, is not UTF-8 or is encoded more than 4 times over")
+
+// Scopes returns the scopes a request needs; nil for a path Lookup refuses
+// (use Lookup where that matters).
+func (rs *Rules) Scopes(method, rawPath string) []string {
+	s, _ := rs.Lookup(method, rawPath)
+	return s
+}
+
+// Lookup returns the scopes a request needs, or ErrBadPath. The path is
+// normalised by NormalizePath (lower-cased too when matching ignores case);
+// a rule's prefix matches whole segments (/reports matches /reports and
+// /reports/1, not /reportsX) and, for its last segment, a ".suffix" format
+// extension (/reports.json, /reports.): Spring, Rails and others route
+// those to /reports.
+func (rs *Rules) Lookup(method, rawPath string) ([]string, error) {
+	p, err := NormalizePath(rawPath, rs != nil && rs.ignoreCase)
+	if err != nil {
+		return nil, err
+	}
+	if rs == nil {
+		return nil, nil
+	}
+	method = strings.ToUpper(method)
+	for _, r := range rs.rules {
+		if r.Method != "" && r.Method != method && (method != "HEAD" || r.Method != "GET") {
+			continue
+		}
+		if r.PathPrefix == "/" || p == r.PathPrefix ||
+			strings.HasPrefix(p, r.PathPrefix+"/") || strings.HasPrefix(p, r.PathPrefix+".") {
+			return r.Scopes, nil
+		}
+	}
+	return nil, nil
+}
+
+// maxDecodeRounds bounds repeated percent-decoding (%2572 → %72 → r).
+const maxDecodeRounds = 4
+
+// NormalizePath is the path rules are matched against, in this order:
+//  1. an absolute-form URI (http://host/p) keeps only its path /p;
+//  2. the query and fragment (from the first raw ? or #) are dropped;
+//  3. valid percent-escapes are decoded, repeatedly until nothing changes
+//     (a path still encoded after 4 rounds is refused), so a
+//     double-decoding upstream gains nothing;
+//  4. a path with NUL or another control character, or that is not UTF-8,
+//     is refused (ErrBadPath);
+//  5. a backslash counts as a slash;
+//  6. ;parameters are removed from every segment (/reports;jsessionid=1/x
+//     is /reports/x), as Tomcat, Jetty and Spring do;
+//  7. dot segments and repeated slashes are resolved and a trailing slash
+//     dropped (path.Clean);
+//  8. with ignoreCase, the path is lower-cased.
+//
+// Every step only ever makes more paths match a rule, never fewer: a path an
+// upstream reads as /reports must not dodge the rule for /reports.
+func NormalizePath(raw string, ignoreCase bool) (string, error) {
+	raw = stripAbsoluteForm(raw)
 	if i := strings.IndexAny(raw, "?#"); i >= 0 {
 		raw = raw[:i]
 	}
-	if u, err := url.PathUnescape(raw); err == nil {
-		raw = u
+	for round := 0; ; round++ {
+		d := unescapeValid(raw)
+		if d == raw {
+			break
+		}
+		if round == maxDecodeRounds {
+			return "", ErrBadPath
+		}
+		raw = d
+	}
+	if !utf8.ValidString(raw) {
+		return "", ErrBadPath
+	}
+	for _, c := range raw {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			return "", ErrBadPath
+		}
+	}
+	raw = strings.ReplaceAll(raw, "\\", "/")
+	if strings.Contains(raw, ";") {
+		segs := strings.Split(raw, "/")
+		for i, s := range segs {
+			segs[i], _, _ = strings.Cut(s, ";")
+		}
+		raw = strings.Join(segs, "/")
 	}
 	p := path.Clean("/" + raw)
-	return p
+	if ignoreCase {
+		p = strings.ToLower(p)
+	}
+	return p, nil
+}
+
+// stripAbsoluteForm turns scheme://authority/path into /path (the
+// authority is not matched; Host routing is the proxy's).
+func stripAbsoluteForm(raw string) string {
+	i := strings.Index(raw, "://")
+	if i <= 0 {
+		return raw
+	}
+	for j, c := range raw[:i] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || j > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return raw
+		}
+	}
+	rest := raw[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		return rest[j:]
+	}
+	return "/"
+}
+
+// unescapeValid decodes every valid %XX escape and leaves invalid ones as
+// they are (url.PathUnescape would give up on the whole path).
+func unescapeValid(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // List returns the rules, most specific first.

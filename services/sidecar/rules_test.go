@@ -1,9 +1,11 @@
 package sidecar
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -14,33 +16,122 @@ func TestRulesMatch(t *testing.T) {
 		{Method: "*", PathPrefix: "/reports", Scopes: []string{"reports:write"}},
 		{PathPrefix: "/admin", Scopes: []string{"admin"}},
 		{PathPrefix: "/admin/public"},
+		{PathPrefix: "/données", Scopes: []string{"data"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	read, write, admin := []string{"reports:read"}, []string{"reports:write"}, []string{"admin"}
 	cases := []struct {
 		method, path string
 		want         []string
 	}{
-		{"GET", "/reports", []string{"reports:read"}},
-		{"get", "/reports/2024?x=1", []string{"reports:read"}},
-		{"POST", "/reports/2024", []string{"reports:write"}},
+		{"GET", "/reports", read},
+		{"get", "/reports/2024?x=1", read},
+		{"POST", "/reports/2024", write},
 		{"GET", "/reportsX", nil},
 		{"GET", "/", nil},
-		{"GET", "/admin/users", []string{"admin"}},
+		{"GET", "", nil},
+		{"GET", "/admin/users", admin},
 		{"GET", "/admin/public/logo.png", nil},
+		// A GET rule covers HEAD: servers run the GET handler for it.
+		{"HEAD", "/reports", read},
+		{"head", "/reports/1", read},
+		{"OPTIONS", "/reports", write},
 		// Attempts to dodge a rule by spelling the path differently.
-		{"GET", "/x/../reports", []string{"reports:read"}},
-		{"GET", "//reports", []string{"reports:read"}},
-		{"GET", "/%72eports", []string{"reports:read"}},
-		{"GET", "/admin/./users", []string{"admin"}},
-		{"GET", "/admin/public/../secret", []string{"admin"}},
-		{"GET", "reports", []string{"reports:read"}},
+		{"GET", "/x/../reports", read},
+		{"GET", "//reports", read},
+		{"GET", "/%72eports", read},
+		{"GET", "/%2572eports", read},     // double-encoded
+		{"GET", "/%25%37%32eports", read}, // double-encoded, each byte
+		{"GET", "/%25252572eports", read}, // four times over
+		{"GET", "/admin/./users", admin},
+		{"GET", "/admin/public/../secret", admin},
+		{"GET", "/admin/public/%2e%2e/secret", admin},
+		{"GET", "/admin/public/%2E%2E%2Fsecret", admin},
+		{"GET", "reports", read},
+		{"GET", "/reports/", read},  // trailing slash
+		{"GET", "/reports.", read},  // trailing dot
+		{"GET", "/reports./", read}, // trailing dot and slash
+		{"GET", "/reports.json", read},
+		{"GET", "/reports.json/1", read},
+		{"GET", "/reports;jsessionid=1", read},
+		{"GET", "/reports;/1", read},
+		{"GET", "/reports;a=b/x;c", read},
+		{"GET", "/reports%3bjsessionid=1", read},
+		{"GET", "/x;/../reports", read},
+		{"GET", "/reports\\1", read},
+		{"GET", "\\reports", read},
+		{"GET", "/reports#frag", read},
+		{"GET", "/reports%23frag", nil}, // an encoded # is part of the segment: reports#frag
+		{"GET", "/reports%zz", nil},     // an invalid escape stays as it is: one segment
+		{"GET", "/reports/%zz", read},
+		{"GET", "http://example.com/reports", read}, // absolute form
+		{"GET", "https://example.com:8443/reports/1?x", read},
+		{"GET", "HTTP://example.com", nil},
+		{"GET", "http://example.com?/reports", nil},
+		{"GET", "/reports/http://x", read},
+		// Case matters unless the rules ignore it.
+		{"GET", "/REPORTS", nil},
+		{"GET", "/Reports/1", nil},
+		// Unicode: paths are compared as UTF-8, without normalisation.
+		{"GET", "/données/1", []string{"data"}},
+		{"GET", "/donn%C3%A9es", []string{"data"}},
+		{"GET", "/reports/ü", read},
+		{"GET", "/rеports", nil}, // Cyrillic е: another path for the upstream too
 	}
 	for _, c := range cases {
-		if got := rs.Scopes(c.method, c.path); !slices.Equal(got, c.want) {
-			t.Errorf("Scopes(%s %s) = %v, want %v", c.method, c.path, got, c.want)
+		got, err := rs.Lookup(c.method, c.path)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("Lookup(%s %q) = %v, %v; want %v", c.method, c.path, got, err, c.want)
 		}
+	}
+
+	ci := rs.IgnoringCase()
+	for _, c := range []struct {
+		method, path string
+		want         []string
+	}{
+		{"GET", "/REPORTS", read},
+		{"GET", "/Reports;x/1", read},
+		{"HEAD", "/rEpOrTs.JSON", read},
+		{"POST", "/ADMIN/Public/../x", admin},
+		{"GET", "/ADMIN/PUBLIC/logo", nil},
+		{"GET", "/DONNÉES", []string{"data"}},
+		{"GET", "/reportsX", nil},
+	} {
+		if got, err := ci.Lookup(c.method, c.path); err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("ignoring case: Lookup(%s %q) = %v, %v; want %v", c.method, c.path, got, err, c.want)
+		}
+	}
+	if got, _ := rs.Lookup("GET", "/REPORTS"); got != nil {
+		t.Error("IgnoringCase changed the original rules")
+	}
+
+	// Refused outright: upstreams disagree on what these are.
+	for _, p := range []string{
+		"/reports%00", "/reports%00.json", "/%00/reports", "/reports\x00", "/reports%0a", "/reports%0d%0a",
+		"/reports%7f", "/reports%c2%85", // DEL and NEL
+		"/%c0%afreports", "/reports%c0%ae%c0%ae/admin", "/%e0%80%afreports", // overlong / and .
+		"/reports%ff", "/%2500reports", // invalid UTF-8; double-encoded NUL
+		"/%252525252572eports", // encoded five times over
+	} {
+		if got, err := rs.Lookup("GET", p); !errors.Is(err, ErrBadPath) {
+			t.Errorf("Lookup(GET %q) = %v, %v; want ErrBadPath", p, got, err)
+		}
+		if got := rs.Scopes("GET", p); got != nil {
+			t.Errorf("Scopes(GET %q) = %v, want nil", p, got)
+		}
+	}
+	if _, err := NewRules([]Rule{{PathPrefix: "/a%00"}}); err == nil {
+		t.Error("NewRules accepted a prefix with NUL")
+	}
+	var none *Rules
+	if got, err := none.Lookup("GET", "/x"); got != nil || err != nil {
+		t.Errorf("nil rules: %v, %v", got, err)
+	}
+	if _, err := none.Lookup("GET", "/%00"); !errors.Is(err, ErrBadPath) {
+		t.Error("nil rules accepted a bad path")
 	}
 }
 
@@ -79,11 +170,21 @@ func FuzzRulesScopes(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		got := rs.Scopes("GET", p)
-		c := cleanPath(p)
-		protected := c == "/reports" || len(c) > len("/reports/") && c[:len("/reports/")] == "/reports/"
+		got, err := rs.Lookup("GET", p)
+		c, nerr := NormalizePath(p, false)
+		if (err == nil) != (nerr == nil) {
+			t.Fatalf("path %q: Lookup error %v, NormalizePath error %v", p, err, nerr)
+		}
+		if err != nil {
+			return
+		}
+		protected := c == "/reports" || strings.HasPrefix(c, "/reports/") || strings.HasPrefix(c, "/reports.")
 		if protected != (len(got) == 1) {
-			t.Fatalf("path %q (clean %q): scopes %v", p, c, got)
+			t.Fatalf("path %q (normalised %q): scopes %v", p, c, got)
+		}
+		// Normalising is idempotent: the proxy's and keymint's views agree.
+		if again, err := NormalizePath(c, false); err != nil || again != c {
+			t.Fatalf("path %q: normalised %q, again %q, %v", p, c, again, err)
 		}
 	})
 }
