@@ -122,10 +122,15 @@ func readJSON(r *http.Request, v any, emptyOK bool) error {
 	return nil
 }
 
-// login signs in: POST /api/auth/login. The answer for a wrong password and
+// login signs in: POST /api/auth/login (GET answers the login page's
+// metadata). The answer for a wrong password and
 // an unknown email is the server's one Unauthenticated status, byte for byte.
 func (s *semaphoreRoutes) login(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, s.errs, http.MethodPost) {
+	if r.Method == http.MethodGet {
+		s.loginMetadata(w, r)
+		return
+	}
+	if !allowMethods(w, r, s.errs, http.MethodGet, http.MethodPost) {
 		return
 	}
 	var body loginBody
@@ -182,8 +187,7 @@ func (s *semaphoreRoutes) collection(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		s.create(w, r)
 	default:
-		w.Header().Add("Allow", http.MethodGet)
-		w.Header().Add("Allow", http.MethodPost)
+		setAllow(w, http.MethodGet, http.MethodPost)
 		s.errs.write(w, r, routingError(http.StatusMethodNotAllowed))
 	}
 }

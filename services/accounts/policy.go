@@ -31,6 +31,9 @@ const (
 	PolicyMaxRotationGrace     = "max_rotation_grace"
 )
 
+// policyOrganizationID is the policy's read-only field, ignored in updates.
+const policyOrganizationID = "organization_id"
+
 var policyFields = []string{PolicyAllowedScopes, PolicyMaxTokenLifetime, PolicyDefaultTokenLifetime, PolicyMaxRotationGrace}
 
 func requireCaller(ctx context.Context) (Principal, error) {
@@ -85,6 +88,9 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 	next := cur.Policy
 	for _, f := range paths {
 		switch f {
+		case policyOrganizationID:
+			// Read-only: a client sending back the policy it read (a
+			// read-modify-write) names it; the caller's org is updated.
 		case PolicyAllowedScopes:
 			if next.AllowedScopes, err = NormalizeScopes(in.AllowedScopes, maxOrgScopes); err != nil {
 				return store.Org{}, err
@@ -99,7 +105,7 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 		case PolicyMaxRotationGrace:
 			next.MaxRotationGrace = in.MaxRotationGrace
 		default:
-			return store.Org{}, fault.Newf(fault.InvalidArgument, "update_mask: an unknown field (want some of %v)", policyFields)
+			return store.Org{}, fault.New(fault.InvalidArgument, "updateMask names a field a policy update cannot change (allowedScopes, maxTokenLifetime, defaultTokenLifetime, maxRotationGrace)")
 		}
 	}
 	if err := checkPolicy(next); err != nil {
@@ -121,9 +127,9 @@ func checkPolicy(p store.OrgPolicy) error {
 		v    time.Duration
 		max  time.Duration
 	}{
-		{PolicyMaxTokenLifetime, p.MaxTokenLifetime, MaxTokenLifetimeCap},
-		{PolicyDefaultTokenLifetime, p.DefaultTokenLifetime, MaxTokenLifetimeCap},
-		{PolicyMaxRotationGrace, p.MaxRotationGrace, MaxRotationGraceCap},
+		{"maxTokenLifetime", p.MaxTokenLifetime, MaxTokenLifetimeCap},
+		{"defaultTokenLifetime", p.DefaultTokenLifetime, MaxTokenLifetimeCap},
+		{"maxRotationGrace", p.MaxRotationGrace, MaxRotationGraceCap},
 	} {
 		if d.v < 0 || d.v > d.max {
 			return fault.Newf(fault.InvalidArgument, "%s must be between 0 (unset) and %s", d.name, d.max)
@@ -133,7 +139,7 @@ func checkPolicy(p store.OrgPolicy) error {
 		}
 	}
 	if p.MaxTokenLifetime > 0 && p.DefaultTokenLifetime > p.MaxTokenLifetime {
-		return fault.New(fault.InvalidArgument, "default_token_lifetime must not exceed max_token_lifetime")
+		return fault.New(fault.InvalidArgument, "defaultTokenLifetime must not exceed maxTokenLifetime")
 	}
 	return nil
 }

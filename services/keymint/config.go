@@ -44,12 +44,12 @@ type Config struct {
 	// MaxConns and MaxConnsPerIP bound each listener's open connections.
 	MaxConns      uint
 	MaxConnsPerIP uint
-	SessionIdle     time.Duration
-	SessionMax      time.Duration
-	SecureCookies   bool
-	RoutesFile      string
-	Routes          []string
-	StripAuth       bool
+	SessionIdle   time.Duration
+	SessionMax    time.Duration
+	SecureCookies bool
+	RoutesFile    string
+	Routes        []string
+	StripAuth     bool
 	// Forward-auth: which proxy's headers name the original request, and
 	// whether route rules ignore case.
 	ForwardAuthStyle string

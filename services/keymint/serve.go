@@ -307,7 +307,8 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, fmt.Errorf("listen http %s: %w", c.HTTPAddr, err)
 	}
 	s.closers = append(s.closers, func() { _ = s.httpLis.Close() })
-	s.httpLis = limitListener(s.httpLis, c, clients)
+	// net/http's own error answers (bad header, 431) are JSON too.
+	s.httpLis = gateway.JSONErrors(limitListener(s.httpLis, c, clients))
 
 	// The gateway reaches the API through a real gRPC connection, so REST
 	// callers go through the same interceptors as gRPC callers.
