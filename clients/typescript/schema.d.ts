@@ -922,6 +922,7 @@ export interface components {
             clientIp?: string;
             /** @description Every one of these must be among the token's scopes. */
             requiredScopes?: string[];
+            /** @description The token; anything not well formed answers valid false, reason MALFORMED (no lookup). */
             token: string;
         };
         /** @description ValidateTokenResponse.Reason says why a token was refused. */
@@ -1140,6 +1141,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["UpsolverCreateBody"];
                 "application/json": components["schemas"]["UpsolverCreateBody"];
             };
         };
@@ -1201,6 +1203,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["UpsolverCreateBody"];
                 "application/json": components["schemas"]["UpsolverCreateBody"];
             };
         };
@@ -1323,6 +1326,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["SemaphoreLoginBody"];
                 "application/json": components["schemas"]["SemaphoreLoginBody"];
             };
         };
@@ -1490,6 +1494,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                "*/*": components["schemas"]["SemaphoreCreateBody"];
                 "application/json": components["schemas"]["SemaphoreCreateBody"];
             };
         };
@@ -2397,6 +2402,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["OrgPolicy"];
                 "application/json": components["schemas"]["OrgPolicy"];
             };
         };
@@ -2485,6 +2491,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["CreateTokenRequest"];
                 "application/json": components["schemas"]["CreateTokenRequest"];
             };
         };
@@ -2560,15 +2567,7 @@ export interface operations {
     };
     TokenService_RevokeToken: {
         parameters: {
-            query?: {
-                /**
-                 * @description Alternative to id: the token's secret itself, for callers that kept only
-                 *     the secret (Semaphore's DELETE /api/user/tokens/{token}). Set one of the
-                 *     two. A secret of a token the caller may not see answers NotFound, like an
-                 *     unknown one.
-                 */
-                token?: string;
-            };
+            query?: never;
             header?: never;
             path: {
                 id: string;
@@ -2617,6 +2616,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                "*/*": components["schemas"]["RevokeByIdBody"];
                 "application/json": components["schemas"]["RevokeByIdBody"];
             };
         };
@@ -2661,6 +2661,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["RotateTokenRequest"];
                 "application/json": components["schemas"]["RotateTokenRequest"];
             };
         };
@@ -2703,6 +2704,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["ReportLeakedTokensRequest"];
                 "application/json": components["schemas"]["ReportLeakedTokensRequest"];
             };
         };
@@ -2745,6 +2747,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["RevokeBySecretBody"];
                 "application/json": components["schemas"]["RevokeBySecretBody"];
             };
         };
@@ -2787,6 +2790,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["ValidateTokenRequest"];
                 "application/json": components["schemas"]["ValidateTokenRequest"];
             };
         };
@@ -2867,6 +2871,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["ChangePasswordRequest"];
                 "application/json": components["schemas"]["ChangePasswordRequest"];
             };
         };
@@ -2911,6 +2916,7 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "*/*": components["schemas"]["UpdateUserScopesRequest"];
                 "application/json": components["schemas"]["UpdateUserScopesRequest"];
             };
         };

@@ -156,7 +156,50 @@ func merge(gen, routes object) (object, error) {
 	}
 	comps["schemas"] = schemas
 	doc["components"] = comps
+	anyContentType(paths)
 	return to31(doc).(object), nil
+}
+
+// anyContentType adds "*/*" beside each application/json request body:
+// keymint reads a body as JSON whatever its Content-Type says (curl -d
+// sends application/x-www-form-urlencoded).
+func anyContentType(paths object) {
+	for _, item := range paths {
+		for _, op := range item.(object) {
+			o, ok := op.(object)
+			if !ok {
+				continue
+			}
+			body, _ := o["requestBody"].(object)
+			content, _ := body["content"].(object)
+			js, ok := content["application/json"].(object)
+			if !ok {
+				continue
+			}
+			if _, set := content["*/*"]; !set {
+				content["*/*"] = deepCopy(js)
+			}
+		}
+	}
+}
+
+// deepCopy copies a decoded JSON value.
+func deepCopy(v any) any {
+	switch t := v.(type) {
+	case object:
+		c := make(object, len(t))
+		for k, e := range t {
+			c[k] = deepCopy(e)
+		}
+		return c
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			c[i] = deepCopy(e)
+		}
+		return c
+	}
+	return v
 }
 
 // deepMerge merges b into a: objects merge key by key, anything else in b

@@ -331,10 +331,16 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	if err != nil {
 		return nil, fmt.Errorf("build gateway: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(sidecar.ForwardAuthPath, sidecar.NewForwardAuth(authzCfg))
-	mux.Handle("/", gw)
-	s.http = newHTTPServer(mux, log)
+	// Not an http.ServeMux: it would answer a non-canonical path ("//",
+	// "..") with a text/html redirect; the gateway answers it JSON.
+	forwardAuth := sidecar.NewForwardAuth(authzCfg)
+	s.http = newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == sidecar.ForwardAuthPath {
+			forwardAuth.ServeHTTP(w, r)
+			return
+		}
+		gw.ServeHTTP(w, r)
+	}), log)
 	return s, nil
 }
 
