@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages keymint's tests need, only when missing:
 # PostgreSQL server binaries, redis-server, nginx for the forward-auth
-# end-to-end test, and chromium (headless) for the web page's browser test.
+# end-to-end test, chromium (headless) for the web page's browser test, and
+# Node with npm for the TypeScript client.
 # Go tools come from go.mod.
 set -euo pipefail
 need=()
@@ -9,6 +10,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Node and npm: the TypeScript client's generation and its node --test run.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
