@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -28,6 +29,9 @@ import (
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/clientip"
 )
+
+// setQueryParser installs quietQueryParser, once per process.
+var setQueryParser sync.Once
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes int64 = 1 << 20
@@ -111,13 +115,18 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	marshaler := newMarshaler()
 	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie, allow: spec.allow}
 
+	// grpc-gateway keeps the query parser in a package variable, which
+	// SetQueryParameterParser's option writes each time a mux is built: set
+	// it once, or two gateways built concurrently (tests) race on it.
+	setQueryParser.Do(func() {
+		_ = runtime.NewServeMux(runtime.SetQueryParameterParser(&quietQueryParser{}))
+	})
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(muxHeaderMatcher),
 		runtime.WithMetadata(sessionAnnotator),
 		runtime.WithMetadata(clientAnnotator),
 		runtime.WithMiddlewares(recordRoute),
-		runtime.SetQueryParameterParser(&quietQueryParser{}),
 		runtime.WithOutgoingHeaderMatcher(dropHeaderMatcher),
 		runtime.WithOutgoingTrailerMatcher(dropHeaderMatcher),
 		runtime.WithErrorHandler(g.errs.handle),
