@@ -75,6 +75,8 @@ func load(path string) (object, error) {
 
 // merge builds the 3.1 document from the generated one and the routes file.
 func merge(gen, routes object) (object, error) {
+	// Work on copies: the merge fills maps in place.
+	gen, routes = deepCopy(gen).(object), deepCopy(routes).(object)
 	opOverlay, _ := routes["x-keymint-operations"].(object)
 	schemaOverlay, _ := routes["x-keymint-schemas"].(object)
 	commonResponses, _ := routes["x-keymint-responses"].(object)
