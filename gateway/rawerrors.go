@@ -54,11 +54,12 @@ func (c jsonErrorConn) Write(p []byte) (int, error) {
 // net/http's own error responses.
 func rewriteRawError(p []byte) ([]byte, bool) {
 	const prefix = "HTTP/1.1 "
-	if len(p) < len(prefix)+3 || string(p[:len(prefix)]) != prefix || !bytes.Contains(p, rawErrorHeaders) {
+	// Cheap checks first: most writes are a handler's 2xx response.
+	if len(p) < len(prefix)+3 || string(p[:len(prefix)]) != prefix || (p[len(prefix)] != '4' && p[len(prefix)] != '5') {
 		return nil, false
 	}
 	httpStatus, err := strconv.Atoi(string(p[len(prefix) : len(prefix)+3]))
-	if err != nil || httpStatus < 400 || httpStatus > 599 {
+	if err != nil || httpStatus < 400 || httpStatus > 599 || !bytes.Contains(p, rawErrorHeaders) {
 		return nil, false
 	}
 	code, msg := codes.InvalidArgument, "the request is not valid HTTP (a malformed request line, header or Host)"
