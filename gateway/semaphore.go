@@ -27,6 +27,9 @@ import (
 //	POST   /api/user/tokens       -> 201 {"id": SECRET, ...}, the secret shown this once
 //	DELETE /api/user/tokens/{id}  (token id or the secret itself) -> 204
 //
+// and the read-only ones of semaphoreinfo.go (GET /api/auth/login, /api/user,
+// /api/ping, /api/info).
+//
 // They authenticate with the session cookie or, like every route, with
 // Authorization: Bearer TOKEN (or x-api-email + x-api-password). Unlike
 // Semaphore, the list never shows a secret again: its "id" is the token id.
