@@ -198,3 +198,20 @@ func TestUndescribedBindingIsNotFound(t *testing.T) {
 		t.Errorf("gRPC server got %d calls", n)
 	}
 }
+
+// The read-only Semaphore routes a Semaphore client calls without
+// credentials answer in Semaphore's shapes.
+func TestSemaphoreReadRoutes(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	for path, want := range map[string]string{
+		"/api/auth/login": `{"oidc_providers":[],"login_with_password":true}`,
+		"/api/info":       `{"version":"1.0.0"}`,
+		"/api/ping":       `pong`,
+	} {
+		resp, body := send(t, http.MethodGet, g.url+path, "", nil)
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
+			t.Errorf("GET %s = %d %s, want %s", path, resp.StatusCode, body, want)
+		}
+	}
+}
