@@ -75,7 +75,10 @@ func TestAccessLog(t *testing.T) {
 		"User-Agent":     {"agent-with-" + secretish},
 	}
 	reqs := []struct{ method, path, body, route string }{
-		{"GET", "/v1/tokens/tok-1?x=" + secretish, "", "GET /v1/tokens/{id=*}"},
+		{"GET", "/v1/tokens/tok-1", "", "GET /v1/tokens/{id=*}"},
+		{"GET", "/v1/tokens?pageToken=" + secretish, "", "GET /v1/tokens"},
+		// An unknown parameter is refused before routing; its value is not logged.
+		{"GET", "/v1/tokens/tok-1?x=" + secretish, "", ""},
 		{"DELETE", "/api/user/tokens/" + secretish, "", "/api/user/tokens/{id}"},
 		{"POST", "/api-tokens", `{"displayData":{"name":"` + secretish + `"}}`, "/api-tokens"},
 		{"GET", "/nowhere/" + secretish, "", "unmatched"},

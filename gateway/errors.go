@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,6 +37,9 @@ type errorWriter struct {
 	// cookie session failed to authenticate, so the browser stops sending a
 	// dead secret.
 	clearSession func(http.ResponseWriter, *http.Request)
+	// allow, when set, lists the methods a path answers, for the Allow
+	// header of a 405 the ServeMux raises.
+	allow func(path string) []string
 }
 
 // handle is the runtime.ErrorHandlerFunc of the gateway's ServeMux.
@@ -60,6 +64,14 @@ func (e *errorWriter) handle(ctx context.Context, _ *runtime.ServeMux, _ runtime
 // an unknown path is a 404 and a known path with the wrong method a 405, both
 // in the status JSON. (grpc-gateway's default answers 501 for the latter.)
 func (e *errorWriter) routing(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if e.allow != nil && (httpStatus == http.StatusMethodNotAllowed || httpStatus == http.StatusNotFound) {
+		// A path the document describes under other methods (POST
+		// /metrics, say) is a 405 even where the ServeMux knows no route.
+		if methods := e.allow(r.URL.Path); len(methods) > 0 && !slices.Contains(methods, r.Method) {
+			httpStatus = http.StatusMethodNotAllowed
+			setAllow(w, methods...)
+		}
+	}
 	e.handle(ctx, mux, m, w, r, routingError(httpStatus))
 }
 

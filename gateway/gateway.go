@@ -16,17 +16,19 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/clientip"
 )
+
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes int64 = 1 << 20
@@ -75,6 +77,8 @@ type gateway struct {
 	secureCookies bool
 	// validate is the in-process ValidateToken route, or nil.
 	validate *validateRoute
+	// spec is the routes' shapes as the OpenAPI document describes them.
+	spec *apiSpec
 }
 
 // New returns the HTTP handler for keymint's REST facade, serving the
@@ -100,14 +104,13 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	marshaler := quietMarshaler{&runtime.JSONPb{
-		// EmitDefaultValues so that {"valid": false} says false rather than
-		// leaving the field out.
-		MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true},
-		// An unknown field is a 400, not silently ignored.
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
-	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie}
+	spec, err := loadAPISpec()
+	if err != nil {
+		return nil, err
+	}
+	g.spec = spec
+	marshaler := newMarshaler()
+	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie, allow: spec.allow}
 
 	useQuietQueryParser()
 	mux := runtime.NewServeMux(
@@ -154,6 +157,9 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	sem := &semaphoreRoutes{g: g, tokens: client, accounts: accountsClient, errs: g.errs, now: time.Now}
 	g.routes.HandleFunc(loginPath, sem.login)
 	g.routes.HandleFunc(logoutPath, sem.logout)
+	g.routes.HandleFunc(userPath, sem.user)
+	g.routes.HandleFunc(pingPath, sem.ping)
+	g.routes.HandleFunc(infoPath, sem.info)
 	g.routes.HandleFunc("/api/user/tokens", sem.collection)
 	g.routes.HandleFunc("/api/user/tokens/{id}", sem.item)
 	page := newWebPage(g.errs)
@@ -161,7 +167,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	g.routes.HandleFunc("/ui/{file}", page.asset)
 	g.routes.HandleFunc("/docs", page.docs)
 	g.routes.HandleFunc("/openapi.json", page.openAPI)
-	g.routes.Handle("/", mux)
+	g.routes.Handle("/", g.described(mux))
 	return &accessLog{next: g, routes: g.routes, log: g.log, clients: cfg.Clients}, nil
 }
 
@@ -180,6 +186,23 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.errs.write(w, r, errForwardedTooLarge)
 		return
 	}
+	if r.Method == http.MethodHead {
+		// HEAD is GET without the body: net/http drops what the handler
+		// writes, so every GET route answers HEAD alike.
+		r = r.WithContext(r.Context())
+		r.Method = http.MethodGet
+	}
+	if !canonicalPath(r.URL.Path) {
+		// http.ServeMux would answer a text/html redirect to the cleaned
+		// path; an API answers JSON, and a client should send the path it
+		// means.
+		g.errs.write(w, r, routingError(http.StatusNotFound))
+		return
+	}
+	if err := g.spec.checkQuery(r); err != nil {
+		g.errs.write(w, r, err)
+		return
+	}
 	if !g.limitBody(w, r) {
 		return
 	}
@@ -193,6 +216,30 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.routes.ServeHTTP(w, r)
+}
+
+// described passes on to next (the generated routes) only the requests the
+// OpenAPI document describes, so a binding the document leaves out on
+// purpose (DELETE /v1/tokens/?token=, a secret in a URL, through the empty
+// {id}) answers 404 rather than working undocumented.
+func (g *gateway) described(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := g.spec.operation(r.Method, r.URL.Path); !ok {
+			g.errs.routing(r.Context(), nil, nil, w, r, http.StatusNotFound)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// canonicalPath reports whether p is a clean absolute path (no "//", "."
+// or ".." segments; a trailing slash is fine).
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	return c == p || c+"/" == p
 }
 
 // limitBody refuses a body over g.maxBody with a 413 before anything decodes
@@ -273,11 +320,25 @@ func allowMethods(w http.ResponseWriter, r *http.Request, errs *errorWriter, met
 			return true
 		}
 	}
-	for _, m := range methods {
-		w.Header().Add("Allow", m)
-	}
+	setAllow(w, methods...)
 	errs.write(w, r, routingError(http.StatusMethodNotAllowed))
 	return false
+}
+
+// setAllow sets the Allow header of a 405 to methods, with HEAD wherever GET
+// is (HEAD works wherever GET does).
+func setAllow(w http.ResponseWriter, methods ...string) {
+	list := make([]string, 0, len(methods)+1)
+	for _, m := range methods {
+		if m == http.MethodHead {
+			continue
+		}
+		list = append(list, m)
+		if m == http.MethodGet {
+			list = append(list, http.MethodHead)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(list, ", "))
 }
 
 // writeJSON writes v as a JSON response body with the given HTTP status.

@@ -349,7 +349,10 @@ func TestRoutingErrorsAreJSON(t *testing.T) {
 		{http.MethodPost, "/", http.StatusMethodNotAllowed, 12},
 		{http.MethodDelete, "/ui/app.js", http.StatusMethodNotAllowed, 12},
 		{http.MethodGet, "/api/user/tokens/a/b", http.StatusNotFound, 5},
-		{http.MethodGet, "/api/auth/login", http.StatusMethodNotAllowed, 12},
+		{http.MethodDelete, "/api/ping", http.StatusMethodNotAllowed, 12},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed, 12},
+		{http.MethodGet, "//v1/tokens", http.StatusNotFound, 5},
+		{http.MethodGet, "/v1/./tokens", http.StatusNotFound, 5},
 		{http.MethodPut, "/api/user/tokens", http.StatusMethodNotAllowed, 12},
 		{http.MethodGet, "/v1/tokens/a/b", http.StatusNotFound, 5},
 		{http.MethodGet, "/api-tokens/a/b", http.StatusNotFound, 5},
@@ -365,6 +368,9 @@ func TestRoutingErrorsAreJSON(t *testing.T) {
 		resp, body := send(t, tt.method, g.url+tt.path, "", nil)
 		t.Logf("%s %s -> %d %s", tt.method, tt.path, resp.StatusCode, body)
 		wantStatusJSON(t, resp, body, tt.httpStatus, tt.code)
+		if tt.httpStatus == http.StatusMethodNotAllowed && resp.Header.Get("Allow") == "" {
+			t.Errorf("%s %s: 405 without Allow", tt.method, tt.path)
+		}
 	}
 	if n := g.fake.callCount(); n != 0 {
 		t.Errorf("gRPC server got %d calls for routing errors", n)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/url"
@@ -8,8 +9,20 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
+
+// newMarshaler is the gateway's JSON codec: protojson with every default
+// value written (so {"valid": false} says false), and unknown fields a 400.
+func newMarshaler() quietMarshaler {
+	return quietMarshaler{&runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
 
 // Parse errors answered to callers. grpc-gateway's generated routes answer a
 // body or query that does not parse with the parser's own text, which
@@ -32,6 +45,22 @@ var (
 // take as an empty message) passes through.
 type quietMarshaler struct {
 	*runtime.JSONPb
+}
+
+// Marshal encodes v as protojson with default values, except that a
+// ValidateTokenResponse without a reason (a valid answer) leaves out
+// "reason" rather than saying REASON_UNSPECIFIED.
+func (m quietMarshaler) Marshal(v any) ([]byte, error) {
+	b, err := m.JSONPb.Marshal(v)
+	if r, ok := v.(*keymintv1.ValidateTokenResponse); err != nil || !ok || r.GetReason() != keymintv1.ValidateTokenResponse_REASON_UNSPECIFIED {
+		return b, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	delete(fields, "reason")
+	return json.Marshal(fields)
 }
 
 // Unmarshal decodes data into v; any error is errBadBody.

@@ -27,6 +27,9 @@ import (
 //	POST   /api/user/tokens       -> 201 {"id": SECRET, ...}, the secret shown this once
 //	DELETE /api/user/tokens/{id}  (token id or the secret itself) -> 204
 //
+// and the read-only ones of semaphoreinfo.go (GET /api/auth/login, /api/user,
+// /api/ping, /api/info).
+//
 // They authenticate with the session cookie or, like every route, with
 // Authorization: Bearer TOKEN (or x-api-email + x-api-password). Unlike
 // Semaphore, the list never shows a secret again: its "id" is the token id.
@@ -122,10 +125,15 @@ func readJSON(r *http.Request, v any, emptyOK bool) error {
 	return nil
 }
 
-// login signs in: POST /api/auth/login. The answer for a wrong password and
+// login signs in: POST /api/auth/login (GET answers the login page's
+// metadata). The answer for a wrong password and
 // an unknown email is the server's one Unauthenticated status, byte for byte.
 func (s *semaphoreRoutes) login(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, s.errs, http.MethodPost) {
+	if r.Method == http.MethodGet {
+		s.loginMetadata(w, r)
+		return
+	}
+	if !allowMethods(w, r, s.errs, http.MethodGet, http.MethodPost) {
 		return
 	}
 	var body loginBody
@@ -182,8 +190,7 @@ func (s *semaphoreRoutes) collection(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		s.create(w, r)
 	default:
-		w.Header().Add("Allow", http.MethodGet)
-		w.Header().Add("Allow", http.MethodPost)
+		setAllow(w, http.MethodGet, http.MethodPost)
 		s.errs.write(w, r, routingError(http.StatusMethodNotAllowed))
 	}
 }

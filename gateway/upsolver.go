@@ -79,8 +79,7 @@ func (u *upsolverRoutes) collection(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		u.list(w, r)
 	default:
-		w.Header().Add("Allow", http.MethodGet)
-		w.Header().Add("Allow", http.MethodPost)
+		setAllow(w, http.MethodGet, http.MethodPost)
 		u.errs.write(w, r, routingError(http.StatusMethodNotAllowed))
 	}
 }
@@ -93,8 +92,7 @@ func (u *upsolverRoutes) item(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		u.revoke(w, r)
 	default:
-		w.Header().Add("Allow", http.MethodGet)
-		w.Header().Add("Allow", http.MethodDelete)
+		setAllow(w, http.MethodGet, http.MethodDelete)
 		u.errs.write(w, r, routingError(http.StatusMethodNotAllowed))
 	}
 }

@@ -208,7 +208,7 @@ func (p *jsonScanner) end() bool {
 
 // appendValidateFast appends r as the gateway's marshaler would write it
 // (protojson with EmitDefaultValues: every scalar and list, unset messages
-// and optional fields left out), and reports false when r holds anything it
+// and optional fields left out; no reason on a valid answer), and reports false when r holds anything it
 // does not handle: a string needing escapes, an unknown reason, an invalid
 // timestamp or duration, metadata.
 func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte, bool) {
@@ -218,9 +218,12 @@ func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte,
 	}
 	dst = append(dst, `{"valid":`...)
 	dst = strconv.AppendBool(dst, r.GetValid())
-	dst = append(dst, `,"reason":"`...)
-	dst = append(dst, reason...)
-	dst = append(dst, '"')
+	// REASON_UNSPECIFIED (a valid answer) is left out, as quietMarshaler does.
+	if r.GetReason() != keymintv1.ValidateTokenResponse_REASON_UNSPECIFIED {
+		dst = append(dst, `,"reason":"`...)
+		dst = append(dst, reason...)
+		dst = append(dst, '"')
+	}
 	for _, f := range [...]struct{ name, v string }{
 		{`,"tokenId":`, r.GetTokenId()}, {`,"userId":`, r.GetUserId()}, {`,"organizationId":`, r.GetOrganizationId()},
 		{`,"externalId":`, r.GetExternalId()},

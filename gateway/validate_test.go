@@ -79,7 +79,7 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 			t.Errorf("%v: fast path refused it", resp)
 			continue
 		}
-		slow, err := protojson.MarshalOptions{EmitDefaultValues: true}.Marshal(resp)
+		slow, err := newMarshaler().Marshal(resp)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,12 @@ export KEYMINT_TEST_POSTGRES_URL KEYMINT_TEST_REDIS_URL
 export KEYMINT_TEST_REQUIRE_SERVICES=1
 echo "test: postgres and redis started on loopback" >&2
 
+# The TypeScript client's test (run by TestTypeScriptClient) needs its
+# pinned npm packages.
+if [ ! -d clients/typescript/node_modules ]; then
+  npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error >&2
+fi
+
 go test -race -shuffle=on -count=1 -timeout=15m ./...
 # Allocation counts need a build without the race detector (its
 # instrumentation allocates): the "0 allocs/op" of the validation path.

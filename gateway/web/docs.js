@@ -1,5 +1,6 @@
 "use strict";
-// Renders /openapi.json as a readable list of routes, with no third-party code.
+// Renders /openapi.json (OpenAPI 3.1) as a readable list of routes, with no
+// third-party code.
 (function () {
   const root = document.getElementById("docs");
 
@@ -30,15 +31,24 @@
       });
       return "{\n" + lines.join("\n") + "\n" + "  ".repeat(depth) + "}";
     }
-    return schema.format ? schema.type + " (" + schema.format + ")" : (schema.type || "object");
+    if (schema.allOf && schema.allOf.length === 1) return schemaText(schema.allOf[0], defs, depth);
+    const type = Array.isArray(schema.type) ? schema.type.join(" | ") : (schema.type || "object");
+    return schema.format ? type + " (" + schema.format + ")" : type;
+  }
+
+  // jsonSchema is the JSON schema of a request body or response, if any.
+  function jsonSchema(part) {
+    const c = part && part.content && (part.content["application/json"] || part.content["text/plain"]);
+    return c ? c.schema : undefined;
   }
 
   function render(doc) {
     root.textContent = "";
-    const defs = doc.definitions || {};
+    const defs = (doc.components && doc.components.schemas) || {};
+    const methods = ["get", "head", "post", "put", "patch", "delete", "options"];
     Object.keys(doc.paths || {}).sort().forEach(function (path) {
       const ops = doc.paths[path];
-      Object.keys(ops).forEach(function (verb) {
+      Object.keys(ops).filter(function (k) { return methods.indexOf(k) >= 0; }).forEach(function (verb) {
         const op = ops[verb];
         const box = el("section", undefined, "op");
         const h = el("h3");
@@ -46,7 +56,7 @@
         h.appendChild(document.createTextNode(path));
         box.appendChild(h);
         if (op.summary || op.description) box.appendChild(el("p", op.summary || op.description));
-        const params = op.parameters || [];
+        const params = (ops.parameters || []).concat(op.parameters || []);
         if (params.length) {
           const t = el("table");
           const head = el("tr");
@@ -61,11 +71,20 @@
           });
           box.appendChild(t);
         }
-        const ok = (op.responses || {})["200"];
-        if (ok && ok.schema) {
-          box.appendChild(el("p", "Answer:"));
-          box.appendChild(el("pre", schemaText(ok.schema, defs, 0)));
+        const body = jsonSchema(op.requestBody);
+        if (body) {
+          box.appendChild(el("p", "Body:"));
+          box.appendChild(el("pre", schemaText(body, defs, 0)));
         }
+        const responses = op.responses || {};
+        const okCode = ["200", "201", "204"].find(function (c) { return responses[c]; });
+        const answer = okCode && jsonSchema(responses[okCode]);
+        if (answer) {
+          box.appendChild(el("p", "Answer (" + okCode + "):"));
+          box.appendChild(el("pre", schemaText(answer, defs, 0)));
+        }
+        const errors = Object.keys(responses).filter(function (c) { return c >= "400" && c !== "default"; });
+        if (errors.length) box.appendChild(el("p", "Errors: " + errors.join(", ")));
         root.appendChild(box);
       });
     });

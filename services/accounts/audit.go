@@ -39,7 +39,7 @@ func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken s
 	}
 	switch {
 	case pageSize < 0:
-		return nil, "", fault.New(fault.InvalidArgument, "page_size must not be negative")
+		return nil, "", fault.New(fault.InvalidArgument, "pageSize must not be negative")
 	case pageSize == 0:
 		f.Limit = defaultAuditPage
 	default:
@@ -48,7 +48,7 @@ func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken s
 	if pageToken != "" {
 		after, err := base64.RawURLEncoding.DecodeString(pageToken)
 		if err != nil || uuid.Validate(string(after)) != nil {
-			return nil, "", fault.New(fault.InvalidArgument, "page_token is not valid")
+			return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 		}
 		f.AfterID = string(after)
 	}
@@ -56,7 +56,7 @@ func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken s
 	f.Limit++
 	list, err := s.store.ListAuditEvents(ctx, f)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "", fault.New(fault.InvalidArgument, "page_token is not valid")
+		return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 	}
 	if err != nil {
 		return nil, "", fault.StoreFailure(err, "list audit events")

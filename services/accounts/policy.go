@@ -34,6 +34,9 @@ const (
 	PolicyExpiryWarnings       = "expiry_warnings"
 )
 
+// policyOrganizationID is the policy's read-only field, ignored in updates.
+const policyOrganizationID = "organization_id"
+
 var policyFields = []string{PolicyAllowedScopes, PolicyMaxTokenLifetime, PolicyDefaultTokenLifetime, PolicyMaxRotationGrace,
 	PolicyExpiryWarnings}
 
@@ -89,6 +92,9 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 	next := cur.Policy
 	for _, f := range paths {
 		switch f {
+		case policyOrganizationID:
+			// Read-only: a client sending back the policy it read (a
+			// read-modify-write) names it; the caller's org is updated.
 		case PolicyAllowedScopes:
 			if next.AllowedScopes, err = NormalizeScopes(in.AllowedScopes, maxOrgScopes); err != nil {
 				return store.Org{}, err
@@ -105,7 +111,7 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 		case PolicyExpiryWarnings:
 			next.ExpiryWarnings = slices.Compact(slices.Sorted(slices.Values(in.ExpiryWarnings)))
 		default:
-			return store.Org{}, fault.Newf(fault.InvalidArgument, "update_mask: an unknown field (want some of %v)", policyFields)
+			return store.Org{}, fault.New(fault.InvalidArgument, "updateMask names a field a policy update cannot change (allowedScopes, maxTokenLifetime, defaultTokenLifetime, maxRotationGrace, expiryWarnings)")
 		}
 	}
 	if err := checkPolicy(next); err != nil {
@@ -127,9 +133,9 @@ func checkPolicy(p store.OrgPolicy) error {
 		v    time.Duration
 		max  time.Duration
 	}{
-		{PolicyMaxTokenLifetime, p.MaxTokenLifetime, MaxTokenLifetimeCap},
-		{PolicyDefaultTokenLifetime, p.DefaultTokenLifetime, MaxTokenLifetimeCap},
-		{PolicyMaxRotationGrace, p.MaxRotationGrace, MaxRotationGraceCap},
+		{"maxTokenLifetime", p.MaxTokenLifetime, MaxTokenLifetimeCap},
+		{"defaultTokenLifetime", p.DefaultTokenLifetime, MaxTokenLifetimeCap},
+		{"maxRotationGrace", p.MaxRotationGrace, MaxRotationGraceCap},
 	} {
 		if d.v < 0 || d.v > d.max {
 			return fault.Newf(fault.InvalidArgument, "%s must be between 0 (unset) and %s", d.name, d.max)
@@ -139,15 +145,15 @@ func checkPolicy(p store.OrgPolicy) error {
 		}
 	}
 	if len(p.ExpiryWarnings) > MaxExpiryWarnings {
-		return fault.Newf(fault.InvalidArgument, "%s: at most %d windows", PolicyExpiryWarnings, MaxExpiryWarnings)
+		return fault.Newf(fault.InvalidArgument, "expiryWarnings: at most %d windows", MaxExpiryWarnings)
 	}
 	for _, w := range p.ExpiryWarnings {
 		if w < time.Minute || w > MaxTokenLifetimeCap || w%time.Second != 0 {
-			return fault.Newf(fault.InvalidArgument, "%s must be whole seconds from 1m to %s", PolicyExpiryWarnings, MaxTokenLifetimeCap)
+			return fault.Newf(fault.InvalidArgument, "expiryWarnings must be whole seconds from 1m to %s", MaxTokenLifetimeCap)
 		}
 	}
 	if p.MaxTokenLifetime > 0 && p.DefaultTokenLifetime > p.MaxTokenLifetime {
-		return fault.New(fault.InvalidArgument, "default_token_lifetime must not exceed max_token_lifetime")
+		return fault.New(fault.InvalidArgument, "defaultTokenLifetime must not exceed maxTokenLifetime")
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	hs := newHTTPServer(gw, log)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(lis) }()
+	go func() { errc <- hs.Serve(gateway.JSONErrors(lis)) }()
 	log.Info("keymint gateway serving", "http", lis.Addr().String(), "grpc_endpoint", c.GRPCEndpoint)
 	select {
 	case <-ctx.Done():

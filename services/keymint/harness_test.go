@@ -109,6 +109,7 @@ func startServer(t testing.TB, cfg Config, before ...func(*server)) *testServer 
 		})
 	}
 	t.Cleanup(ts.stop)
+	specCheck.watch(ts.http)
 	waitReady(t, ts.http)
 	return ts
 }

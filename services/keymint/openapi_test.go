@@ -12,17 +12,36 @@ func TestOpenAPI(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, testConfig(t))
 	var doc struct {
-		Swagger string                    `json:"swagger"`
+		OpenAPI string `json:"openapi"`
+		Info    struct{ Title, Version string }
 		Paths   map[string]map[string]any `json:"paths"`
 	}
-	if code, body := do(t, "GET", srv.http+"/openapi.json", nil, "", &doc); code != 200 || doc.Swagger != "2.0" {
+	if code, body := do(t, "GET", srv.http+"/openapi.json", nil, "", &doc); code != 200 || doc.OpenAPI != "3.1.0" {
 		t.Fatalf("/openapi.json = %d %.200s", code, body)
 	}
+	if doc.Info.Title != "keymint API" || doc.Info.Version != "1.0.0" {
+		t.Errorf("info = %+v", doc.Info)
+	}
 	for path, verb := range map[string]string{
-		"/v1/tokens":          "post",
-		"/v1/tokens:validate": "post",
-		"/v1/tokens/{id}":     "get",
-		"/v1/user/password":   "put",
+		"/v1/tokens":            "post",
+		"/v1/tokens:validate":   "post",
+		"/v1/tokens/{id}":       "get",
+		"/v1/tokens:revoke":     "post",
+		"/v1/user/password":     "put",
+		"/api-tokens":           "post",
+		"/api-tokens/{id}":      "delete",
+		"/api/auth/login":       "get",
+		"/api/auth/logout":      "post",
+		"/api/user":             "get",
+		"/api/user/tokens":      "get",
+		"/api/user/tokens/{id}": "delete",
+		"/api/ping":             "get",
+		"/api/info":             "get",
+		"/v1/forward-auth":      "get",
+		"/healthz":              "get",
+		"/readyz":               "get",
+		"/metrics":              "get",
+		"/openapi.json":         "get",
 	} {
 		if _, ok := doc.Paths[path][verb]; !ok {
 			t.Errorf("OpenAPI document lacks %s %s", verb, path)

@@ -337,7 +337,8 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, fmt.Errorf("listen http %s: %w", c.HTTPAddr, err)
 	}
 	s.closers = append(s.closers, func() { _ = s.httpLis.Close() })
-	s.httpLis = limitListener(s.httpLis, c, clients)
+	// net/http's own error answers (bad header, 431) are JSON too.
+	s.httpLis = gateway.JSONErrors(limitListener(s.httpLis, c, clients))
 
 	// The gateway reaches the API through a real gRPC connection, so REST
 	// callers go through the same interceptors as gRPC callers.
@@ -360,13 +361,14 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	if err != nil {
 		return nil, fmt.Errorf("build gateway: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(sidecar.ForwardAuthPath, sidecar.NewForwardAuth(authzCfg))
+	// Not an http.ServeMux: it would answer a non-canonical path ("//",
+	// "..") with a text/html redirect; the gateway answers it JSON.
+	routes := map[string]http.Handler{sidecar.ForwardAuthPath: sidecar.NewForwardAuth(authzCfg)}
 	// Introspection validates through the same chain as REST validations.
 	introCfg := introspect.Config{Validator: introspect.ValidatorFunc(validateInProcess(validate)),
 		Issuer: c.Integrations.issuer(s.httpLis.Addr().String()), Clients: clients}
-	mux.Handle(introspect.Path, introspect.New(introCfg))
-	mux.Handle(introspect.MetadataPath, introspect.Metadata(introCfg))
+	routes[introspect.Path] = introspect.New(introCfg)
+	routes[introspect.MetadataPath] = introspect.Metadata(introCfg)
 	// Runs with or without GitHub configured: reports recorded before a
 	// restart are owed their revocations either way.
 	s.leaks = secretscan.NewProcessor(secretscan.ProcessorConfig{Store: st, Revoker: tok, Logger: log,
@@ -375,11 +377,16 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		if s.githubKeys, err = c.Integrations.githubKeySet(ctx, log); err != nil {
 			return nil, err
 		}
-		mux.Handle(secretscan.Path, secretscan.NewHandler(secretscan.Config{Keys: s.githubKeys, Tokens: tok, Store: st,
-			Processor: s.leaks, Logger: log}))
+		routes[secretscan.Path] = secretscan.NewHandler(secretscan.Config{Keys: s.githubKeys, Tokens: tok, Store: st,
+			Processor: s.leaks, Logger: log})
 	}
-	mux.Handle("/", gw)
-	s.http = newHTTPServer(mux, log)
+	s.http = newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := routes[r.URL.Path]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		gw.ServeHTTP(w, r)
+	}), log)
 	return s, nil
 }
 

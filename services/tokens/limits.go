@@ -56,7 +56,7 @@ type limits struct {
 func (l Limits) normalize() (limits, error) {
 	var out limits
 	if utf8.RuneCountInString(l.ExternalID) > maxExternalIDLen || !utf8.ValidString(l.ExternalID) {
-		return out, fault.Newf(fault.InvalidArgument, "external_id must be at most %d characters of valid UTF-8", maxExternalIDLen)
+		return out, fault.Newf(fault.InvalidArgument, "externalId must be at most %d characters of valid UTF-8", maxExternalIDLen)
 	}
 	out.externalID = l.ExternalID
 	if l.Metadata != nil && len(l.Metadata.GetFields()) > 0 {
@@ -76,16 +76,16 @@ func (l Limits) normalize() (limits, error) {
 	}
 	if l.RemainingUses != nil {
 		if n := *l.RemainingUses; n < 1 || n > maxUses {
-			return out, fault.Newf(fault.InvalidArgument, "remaining_uses must be from 1 to %d", int64(maxUses))
+			return out, fault.Newf(fault.InvalidArgument, "remainingUses must be from 1 to %d", int64(maxUses))
 		}
 		out.uses = l.RemainingUses
 	}
 	switch {
 	case l.RateLimit == 0 && l.RatePeriod == 0:
 	case l.RateLimit < 1 || l.RateLimit > maxRateLimit:
-		return out, fault.Newf(fault.InvalidArgument, "rate_limit.limit must be from 1 to %d", maxRateLimit)
+		return out, fault.Newf(fault.InvalidArgument, "rateLimit.limit must be from 1 to %d", maxRateLimit)
 	case l.RatePeriod < minRatePeriod || l.RatePeriod > maxRatePeriod || l.RatePeriod%time.Microsecond != 0:
-		return out, fault.New(fault.InvalidArgument, "rate_limit.period must be from 1s to 24h, in whole microseconds")
+		return out, fault.New(fault.InvalidArgument, "rateLimit.period must be from 1s to 24h, in whole microseconds")
 	default:
 		out.rate, out.period = l.RateLimit, l.RatePeriod
 	}
@@ -105,7 +105,7 @@ func (l limits) apply(t *store.Token) {
 // masked prefixes ("10.1.2.3" is "10.1.2.3/32"), unique, in the order given.
 func NormalizeCIDRs(in []string) ([]string, error) {
 	if len(in) > maxCIDRs {
-		return nil, fault.Newf(fault.InvalidArgument, "at most %d allowed_cidrs", maxCIDRs)
+		return nil, fault.Newf(fault.InvalidArgument, "at most %d allowedCidrs", maxCIDRs)
 	}
 	var out []string
 	// Errors name an entry by its position, never its text: a caller may
@@ -116,13 +116,13 @@ func NormalizeCIDRs(in []string) ([]string, error) {
 		if strings.Contains(c, "/") {
 			q, err := netip.ParsePrefix(c)
 			if err != nil || q.Addr().Zone() != "" {
-				return nil, fault.Newf(fault.InvalidArgument, "allowed_cidrs[%d] is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32", i)
+				return nil, fault.Newf(fault.InvalidArgument, "allowedCidrs[%d] is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32", i)
 			}
 			p = q
 		} else {
 			a, err := netip.ParseAddr(c)
 			if err != nil || a.Zone() != "" {
-				return nil, fault.Newf(fault.InvalidArgument, "allowed_cidrs[%d] is not an address or CIDR range", i)
+				return nil, fault.Newf(fault.InvalidArgument, "allowedCidrs[%d] is not an address or CIDR range", i)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

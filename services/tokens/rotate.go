@@ -35,7 +35,7 @@ func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (R
 		return Rotated{}, fault.New(fault.PermissionDenied, "rotating a token needs x-api-email and x-api-password credentials or a signed-in session; a token cannot mint another token")
 	}
 	if grace < 0 {
-		return Rotated{}, fault.New(fault.InvalidArgument, "grace_period must not be negative")
+		return Rotated{}, fault.New(fault.InvalidArgument, "gracePeriod must not be negative")
 	}
 	old, err := s.visible(ctx, p, id)
 	if err != nil {

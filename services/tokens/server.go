@@ -35,7 +35,7 @@ func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequ
 	}
 	if req.ExpireTime != nil {
 		if err := req.ExpireTime.CheckValid(); err != nil {
-			return nil, fault.New(fault.InvalidArgument, "expire_time is not a valid timestamp")
+			return nil, fault.New(fault.InvalidArgument, "expireTime is not a valid timestamp")
 		}
 		mr.ExpiresAt = req.ExpireTime.AsTime()
 	}
@@ -66,7 +66,7 @@ func limitsOf(req *keymintv1.CreateTokenRequest) (Limits, error) {
 	}
 	if rl := req.GetRateLimit(); rl != nil {
 		if err := rl.GetPeriod().CheckValid(); err != nil {
-			return l, fault.New(fault.InvalidArgument, "rate_limit.period must be a valid duration")
+			return l, fault.New(fault.InvalidArgument, "rateLimit.period must be a valid duration")
 		}
 		l.RateLimit, l.RatePeriod = rl.GetLimit(), rl.GetPeriod().AsDuration()
 	}
@@ -78,7 +78,7 @@ func (s *Server) RotateToken(ctx context.Context, req *keymintv1.RotateTokenRequ
 	var grace time.Duration
 	if g := req.GetGracePeriod(); g != nil {
 		if err := g.CheckValid(); err != nil {
-			return nil, fault.New(fault.InvalidArgument, "grace_period is not a valid duration")
+			return nil, fault.New(fault.InvalidArgument, "gracePeriod is not a valid duration")
 		}
 		grace = g.AsDuration()
 	}
@@ -155,7 +155,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 	return resp, nil
 }
 
-var errBadClientIP = fault.New(fault.InvalidArgument, "client_ip is not an IP address")
+var errBadClientIP = fault.New(fault.InvalidArgument, "clientIp is not an IP address")
 
 // ListTokens lists the caller's tokens.
 func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensRequest) (*keymintv1.ListTokensResponse, error) {

@@ -221,10 +221,10 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	var expires time.Time
 	switch {
 	case !req.ExpiresAt.IsZero() && req.TTL != 0:
-		return Minted{}, fault.New(fault.InvalidArgument, "set expire_time or ttl, not both")
+		return Minted{}, fault.New(fault.InvalidArgument, "set expireTime or ttl, not both")
 	case !req.ExpiresAt.IsZero():
 		if !req.ExpiresAt.After(now) {
-			return Minted{}, fault.New(fault.InvalidArgument, "expire_time must be in the future")
+			return Minted{}, fault.New(fault.InvalidArgument, "expireTime must be in the future")
 		}
 		expires = req.ExpiresAt.UTC().Truncate(time.Microsecond)
 	case req.TTL < 0:
@@ -361,7 +361,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 	}
 	switch {
 	case req.PageSize < 0:
-		return nil, "", fault.New(fault.InvalidArgument, "page_size must not be negative")
+		return nil, "", fault.New(fault.InvalidArgument, "pageSize must not be negative")
 	case req.PageSize == 0:
 		f.Limit = defaultPageSize
 	default:
@@ -370,7 +370,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 	if req.PageToken != "" {
 		after, err := base64.RawURLEncoding.DecodeString(req.PageToken)
 		if err != nil || uuid.Validate(string(after)) != nil {
-			return nil, "", fault.New(fault.InvalidArgument, "page_token is not valid")
+			return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 		}
 		f.AfterID = string(after)
 	}
@@ -379,7 +379,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 	list, err := s.store.ListTokens(ctx, f)
 	if errors.Is(err, store.ErrNotFound) {
 		// The page token names no token this caller can list.
-		return nil, "", fault.New(fault.InvalidArgument, "page_token is not valid")
+		return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 	}
 	if err != nil {
 		return nil, "", fault.StoreFailure(err, "list tokens")

@@ -925,7 +925,7 @@ var File_keymint_v1_accounts_proto protoreflect.FileDescriptor
 const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"\x19keymint/v1/accounts.proto\x12\n" +
-	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
 	"\fLoginRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x8a\x01\n" +
@@ -935,23 +935,23 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"expireTime\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
-	"\x0eLogoutResponse\"e\n" +
-	"\x15ChangePasswordRequest\x12)\n" +
-	"\x10current_password\x18\x01 \x01(\tR\x0fcurrentPassword\x12!\n" +
-	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
+	"\x0eLogoutResponse\"q\n" +
+	"\x15ChangePasswordRequest\x12/\n" +
+	"\x10current_password\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x0fcurrentPassword\x12'\n" +
+	"\fnew_password\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\vnewPassword\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x0eended_sessions\x18\x01 \x01(\x05R\rendedSessions\"\x17\n" +
-	"\x15GetCurrentUserRequest\"\xb0\x01\n" +
-	"\x04User\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
-	"\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12+\n" +
-	"\x11organization_name\x18\x04 \x01(\tR\x10organizationName\x12\x14\n" +
-	"\x05admin\x18\x05 \x01(\bR\x05admin\x12\x16\n" +
-	"\x06scopes\x18\x06 \x03(\tR\x06scopes\"\x15\n" +
-	"\x13GetOrgPolicyRequest\"\x82\x03\n" +
-	"\tOrgPolicy\x12'\n" +
-	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12%\n" +
+	"\x15GetCurrentUserRequest\"\xce\x01\n" +
+	"\x04User\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x02id\x12\x1a\n" +
+	"\x05email\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x05email\x12-\n" +
+	"\x0forganization_id\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\x0eorganizationId\x12+\n" +
+	"\x11organization_name\x18\x04 \x01(\tR\x10organizationName\x12\x1a\n" +
+	"\x05admin\x18\x05 \x01(\bB\x04\xe2A\x01\x02R\x05admin\x12\x1c\n" +
+	"\x06scopes\x18\x06 \x03(\tB\x04\xe2A\x01\x02R\x06scopes\"\x15\n" +
+	"\x13GetOrgPolicyRequest\"\x88\x03\n" +
+	"\tOrgPolicy\x12-\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x0eorganizationId\x12%\n" +
 	"\x0eallowed_scopes\x18\x02 \x03(\tR\rallowedScopes\x12G\n" +
 	"\x12max_token_lifetime\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x10maxTokenLifetime\x12O\n" +
 	"\x16default_token_lifetime\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x14defaultTokenLifetime\x12G\n" +
@@ -967,9 +967,9 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
-	"\x17ListAuditEventsResponse\x12.\n" +
-	"\x06events\x18\x01 \x03(\v2\x16.keymint.v1.AuditEventR\x06events\x12&\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"w\n" +
+	"\x17ListAuditEventsResponse\x124\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.keymint.v1.AuditEventB\x04\xe2A\x01\x02R\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +

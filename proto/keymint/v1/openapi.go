@@ -2,8 +2,10 @@ package keymintv1
 
 import _ "embed"
 
-// OpenAPI is the OpenAPI v2 document of keymint's REST routes, generated from
-// the protos by `make gen` (protoc-gen-openapiv2), served at /openapi.json.
+// OpenAPI is the OpenAPI 3.1 document of keymint's REST routes, served at
+// /openapi.json: the protos' OpenAPI v3 (protoc-gen-openapi) merged with the
+// hand-written routes of gateway/openapi-routes.yaml by `make gen`
+// (scripts/openapi).
 //
-//go:embed keymint.swagger.json
+//go:embed openapi.json
 var OpenAPI []byte

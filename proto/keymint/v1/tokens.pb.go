@@ -1352,16 +1352,16 @@ var File_keymint_v1_tokens_proto protoreflect.FileDescriptor
 const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"\x17keymint/v1/tokens.proto\x12\n" +
-	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x06\n" +
-	"\x05Token\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x12\n" +
-	"\x04hint\x18\x06 \x01(\tR\x04hint\x12\x16\n" +
-	"\x06scopes\x18\a \x03(\tR\x06scopes\x12;\n" +
-	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x06\n" +
+	"\x05Token\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x02id\x12-\n" +
+	"\x0forganization_id\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x0eorganizationId\x12\x1d\n" +
+	"\auser_id\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\x06userId\x12\x18\n" +
+	"\x04name\x18\x04 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x18\n" +
+	"\x04hint\x18\x06 \x01(\tB\x04\xe2A\x01\x02R\x04hint\x12\x1c\n" +
+	"\x06scopes\x18\a \x03(\tB\x04\xe2A\x01\x02R\x06scopes\x12A\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x02R\n" +
 	"createTime\x12;\n" +
 	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12@\n" +
@@ -1371,8 +1371,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"revokeTime\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\f \x01(\tR\tcreatedBy\x12(\n" +
-	"\x10created_by_email\x18\r \x01(\tR\x0ecreatedByEmail\x12/\n" +
-	"\x06status\x18\x0e \x01(\x0e2\x17.keymint.v1.TokenStatusR\x06status\x12\x1f\n" +
+	"\x10created_by_email\x18\r \x01(\tR\x0ecreatedByEmail\x125\n" +
+	"\x06status\x18\x0e \x01(\x0e2\x17.keymint.v1.TokenStatusB\x04\xe2A\x01\x02R\x06status\x12\x1f\n" +
 	"\vexternal_id\x18\x0f \x01(\tR\n" +
 	"externalId\x123\n" +
 	"\bmetadata\x18\x10 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12#\n" +
@@ -1381,12 +1381,12 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x13 \x01(\v2\x15.keymint.v1.RateLimitR\trateLimit\x12\"\n" +
 	"\rrotated_to_id\x18\x14 \x01(\tR\vrotatedToIdB\x11\n" +
-	"\x0f_remaining_uses\"T\n" +
-	"\tRateLimit\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x03R\x05limit\x121\n" +
-	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period\"\xbc\x03\n" +
-	"\x12CreateTokenRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\x0f_remaining_uses\"`\n" +
+	"\tRateLimit\x12\x1a\n" +
+	"\x05limit\x18\x01 \x01(\x03B\x04\xe2A\x01\x02R\x05limit\x127\n" +
+	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x04\xe2A\x01\x02R\x06period\"\xc2\x03\n" +
+	"\x12CreateTokenRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1400,24 +1400,24 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\n" +
 	" \x01(\v2\x15.keymint.v1.RateLimitR\trateLimitB\x11\n" +
-	"\x0f_remaining_uses\"\x85\x01\n" +
-	"\x13CreateTokenResponse\x12'\n" +
-	"\x05token\x18\x01 \x01(\v2\x11.keymint.v1.TokenR\x05token\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\x12-\n" +
+	"\x0f_remaining_uses\"\x91\x01\n" +
+	"\x13CreateTokenResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x11.keymint.v1.TokenB\x04\xe2A\x01\x02R\x05token\x12\x1c\n" +
+	"\x06secret\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x06secret\x12-\n" +
 	"\bprevious\x18\x03 \x01(\v2\x11.keymint.v1.TokenR\bprevious\"b\n" +
 	"\x12RotateTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
-	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"3\n" +
-	"\x19ReportLeakedTokensRequest\x12\x16\n" +
-	"\x06tokens\x18\x01 \x03(\tR\x06tokens\"8\n" +
-	"\x1aReportLeakedTokensResponse\x12\x1a\n" +
-	"\breceived\x18\x01 \x01(\x05R\breceived\"r\n" +
-	"\x14ValidateTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\x12'\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"9\n" +
+	"\x19ReportLeakedTokensRequest\x12\x1c\n" +
+	"\x06tokens\x18\x01 \x03(\tB\x04\xe2A\x01\x02R\x06tokens\">\n" +
+	"\x1aReportLeakedTokensResponse\x12 \n" +
+	"\breceived\x18\x01 \x01(\x05B\x04\xe2A\x01\x02R\breceived\"x\n" +
+	"\x14ValidateTokenRequest\x12\x1a\n" +
+	"\x05token\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05token\x12'\n" +
 	"\x0frequired_scopes\x18\x02 \x03(\tR\x0erequiredScopes\x12\x1b\n" +
-	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\x9d\x06\n" +
-	"\x15ValidateTokenResponse\x12\x14\n" +
-	"\x05valid\x18\x01 \x01(\bR\x05valid\x12@\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xa3\x06\n" +
+	"\x15ValidateTokenResponse\x12\x1a\n" +
+	"\x05valid\x18\x01 \x01(\bB\x04\xe2A\x01\x02R\x05valid\x12@\n" +
 	"\x06reason\x18\x02 \x01(\x0e2(.keymint.v1.ValidateTokenResponse.ReasonR\x06reason\x12\x19\n" +
 	"\btoken_id\x18\x03 \x01(\tR\atokenId\x12\x17\n" +
 	"\auser_id\x18\x04 \x01(\tR\x06userId\x12'\n" +
@@ -1452,9 +1452,9 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1b\n" +
 	"\tall_users\x18\x03 \x01(\bR\ballUsers\x12#\n" +
-	"\rshow_inactive\x18\x04 \x01(\bR\fshowInactive\"g\n" +
-	"\x12ListTokensResponse\x12)\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x11.keymint.v1.TokenR\x06tokens\x12&\n" +
+	"\rshow_inactive\x18\x04 \x01(\bR\fshowInactive\"m\n" +
+	"\x12ListTokensResponse\x12/\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x11.keymint.v1.TokenB\x04\xe2A\x01\x02R\x06tokens\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"!\n" +
 	"\x0fGetTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
@@ -1479,7 +1479,7 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14TOKEN_STATUS_EXPIRED\x10\x02\x12\x18\n" +
-	"\x14TOKEN_STATUS_REVOKED\x10\x032\xed\x06\n" +
+	"\x14TOKEN_STATUS_REVOKED\x10\x032\x86\a\n" +
 	"\fTokenService\x12e\n" +
 	"\vCreateToken\x12\x1e.keymint.v1.CreateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/tokens\x12t\n" +
@@ -1488,8 +1488,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"ListTokens\x12\x1d.keymint.v1.ListTokensRequest\x1a\x1e.keymint.v1.ListTokensResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/tokens\x12S\n" +
 	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12V\n" +
-	"\x10WatchRevocations\x12#.keymint.v1.WatchRevocationsRequest\x1a\x1b.keymint.v1.RevocationEvent0\x01\x12v\n" +
-	"\vRevokeToken\x12\x1e.keymint.v1.RevokeTokenRequest\x1a\x11.keymint.v1.Token\"4\x82\xd3\xe4\x93\x02.:\x01*Z\x11*\x0f/v1/tokens/{id}\"\x16/v1/tokens/{id}:revoke\x12q\n" +
+	"\x10WatchRevocations\x12#.keymint.v1.WatchRevocationsRequest\x1a\x1b.keymint.v1.RevocationEvent0\x01\x12\x8e\x01\n" +
+	"\vRevokeToken\x12\x1e.keymint.v1.RevokeTokenRequest\x1a\x11.keymint.v1.Token\"L\x82\xd3\xe4\x93\x02F:\x01*Z\x11*\x0f/v1/tokens/{id}Z\x16:\x01*\"\x11/v1/tokens:revoke\"\x16/v1/tokens/{id}:revoke\x12q\n" +
 	"\vRotateToken\x12\x1e.keymint.v1.RotateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens/{id}:rotate\x12\x86\x01\n" +
 	"\x12ReportLeakedTokens\x12%.keymint.v1.ReportLeakedTokensRequest\x1a&.keymint.v1.ReportLeakedTokensResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens:report-leakB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
 

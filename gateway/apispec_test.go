@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+)
+
+// Unknown query parameters are a 400 naming the parameter, never its value;
+// the parameters the document lists pass.
+func TestUnknownQueryParameter(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	const secret = "km_pastedintothewrongplace0123456789"
+	for _, tt := range []struct {
+		method, path string
+		want         int
+		named        string
+	}{
+		{http.MethodGet, "/v1/tokens?pageSize=5&showInactive=true", http.StatusOK, ""},
+		{http.MethodGet, "/v1/tokens?bogus=" + secret, http.StatusBadRequest, `"bogus"`},
+		{http.MethodGet, "/v1/tokens?page_size=5", http.StatusBadRequest, `"page_size"`},
+		{http.MethodPost, "/v1/tokens:validate?token=" + secret, http.StatusBadRequest, `"token"`},
+		{http.MethodDelete, "/v1/tokens/tok-1?token=" + secret, http.StatusBadRequest, `"token"`},
+		{http.MethodGet, "/api-tokens?" + secret + "=1", http.StatusBadRequest, ""},
+		{http.MethodGet, "/healthz?x=1", http.StatusBadRequest, `"x"`},
+	} {
+		resp, body := send(t, tt.method, g.url+tt.path, "", http.Header{"Authorization": {testToken}})
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s = %d %s, want %d", tt.method, tt.path, resp.StatusCode, body, tt.want)
+			continue
+		}
+		if strings.Contains(string(body), secret) {
+			t.Errorf("%s %s echoes the value: %s", tt.method, tt.path, body)
+		}
+		if tt.want == http.StatusBadRequest {
+			sb := wantStatusJSON(t, resp, body, http.StatusBadRequest, 3)
+			if !strings.Contains(sb.Message, "unknown query parameter") || !strings.Contains(sb.Message, tt.named) {
+				t.Errorf("%s %s: message %q does not name %s", tt.method, tt.path, sb.Message, tt.named)
+			}
+		}
+	}
+}
+
+// HEAD answers wherever GET does, without a body; a 405 of a generated
+// route carries Allow from the document.
+func TestHeadAndAllow(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	for _, path := range []string{"/v1/tokens", "/v1/tokens/tok-1", "/api-tokens", "/healthz", "/openapi.json", "/api/ping"} {
+		resp, body := send(t, http.MethodHead, g.url+path, "", nil)
+		get, _ := send(t, http.MethodGet, g.url+path, "", nil)
+		if resp.StatusCode != get.StatusCode || len(body) != 0 {
+			t.Errorf("HEAD %s = %d with %d bytes; GET = %d", path, resp.StatusCode, len(body), get.StatusCode)
+		}
+	}
+	for path, want := range map[string]string{
+		"/v1/tokens":              "GET, HEAD, POST",
+		"/v1/tokens/tok-1":        "DELETE, GET, HEAD",
+		"/v1/tokens:validate":     "POST",
+		"/v1/tokens/tok-1:rotate": "POST",
+		"/v1/org/policy":          "GET, HEAD, PATCH",
+	} {
+		resp, body := send(t, http.MethodPut, g.url+path, "", nil)
+		wantStatusJSON(t, resp, body, http.StatusMethodNotAllowed, 12)
+		if got := resp.Header.Get("Allow"); got != want {
+			t.Errorf("PUT %s: Allow %q, want %q", path, got, want)
+		}
+	}
+}
+
+// A valid ValidateToken answer has no reason, on the fast path and through
+// protojson alike.
+func TestValidAnswerHasNoReason(t *testing.T) {
+	t.Parallel()
+	for _, resp := range []*keymintv1.ValidateTokenResponse{
+		{Valid: true, TokenId: "t"},
+		{Valid: true, TokenId: "t", Metadata: nil, ExternalId: "é"}, // slow path
+	} {
+		fast, ok := appendValidateFast(nil, resp)
+		slow, err := newMarshaler().Marshal(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, out := range [][]byte{fast, slow} {
+			if !ok && &out[0] == &fast[0] {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal(out, &m); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			if _, has := m["reason"]; has || m["valid"] != true {
+				t.Errorf("valid answer %s", out)
+			}
+		}
+	}
+	out, err := newMarshaler().Marshal(&keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_REVOKED})
+	if err != nil || !strings.Contains(string(out), `"REVOKED"`) {
+		t.Errorf("refusal %s %v lost its reason", out, err)
+	}
+}
+
+// net/http's own answers to requests it cannot parse become keymint's error
+// JSON when the listener is wrapped by JSONErrors.
+func TestRawErrorsAreJSON(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{
+		Handler:        http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }),
+		MaxHeaderBytes: 1 << 10,
+	}
+	go func() { _ = hs.Serve(JSONErrors(lis)) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	for _, tt := range []struct {
+		name, request string
+		status, code  int
+	}{
+		{"bad header name", "GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, 3},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, 3},
+		{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431, 8},
+		{"fine", "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 204, 0},
+	} {
+		c, err := net.Dial("tcp", lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, tt.request); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = c.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: status %d %s, want %d", tt.name, resp.StatusCode, body, tt.status)
+			continue
+		}
+		if tt.code == 0 {
+			continue
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q", tt.name, ct)
+		}
+		var sb statusBody
+		if err := json.Unmarshal(body, &sb); err != nil || sb.Code != tt.code || sb.Message == "" || sb.Details == nil {
+			t.Errorf("%s: body %s (%v)", tt.name, body, err)
+		}
+	}
+}
+
+// The document the gateway reads describes the routes it serves.
+func TestAPISpecRoutes(t *testing.T) {
+	t.Parallel()
+	s, err := loadAPISpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path string
+		query        []string
+	}{
+		{"GET", "/v1/tokens", []string{"pageSize", "pageToken", "allUsers", "showInactive"}},
+		{"POST", "/v1/tokens/abc:revoke", []string{}},
+		{"POST", "/v1/tokens:revoke", []string{}},
+		{"HEAD", "/api/user/tokens", []string{}},
+		{"DELETE", "/api/user/tokens/km_x", []string{}},
+	} {
+		q, ok := s.operation(tt.method, tt.path)
+		if !ok || strings.Join(q, ",") != strings.Join(tt.query, ",") {
+			t.Errorf("%s %s: %v %v, want %v", tt.method, tt.path, q, ok, tt.query)
+		}
+	}
+	if _, ok := s.operation("PUT", "/v1/tokens"); ok {
+		t.Error("PUT /v1/tokens is described")
+	}
+}
+
+// A route grpc-gateway would answer but the document leaves out (the empty
+// {id} with the secret in the query) is a 404, and reaches no server.
+func TestUndescribedBindingIsNotFound(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	resp, body := send(t, http.MethodDelete, g.url+"/v1/tokens/?token=km_x", "", http.Header{"Authorization": {testToken}})
+	wantStatusJSON(t, resp, body, http.StatusNotFound, 5)
+	if n := g.fake.callCount(); n != 0 {
+		t.Errorf("gRPC server got %d calls", n)
+	}
+}
+
+// The read-only Semaphore routes a Semaphore client calls without
+// credentials answer in Semaphore's shapes.
+func TestSemaphoreReadRoutes(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	for path, want := range map[string]string{
+		"/api/auth/login": `{"oidc_providers":[],"login_with_password":true}`,
+		"/api/info":       `{"version":"1.0.0"}`,
+		"/api/ping":       `pong`,
+	} {
+		resp, body := send(t, http.MethodGet, g.url+path, "", nil)
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != want {
+			t.Errorf("GET %s = %d %s, want %s", path, resp.StatusCode, body, want)
+		}
+	}
+}
