@@ -29,7 +29,6 @@ import (
 	"github.com/keymint/keymint/services/clientip"
 )
 
-
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes int64 = 1 << 20
 
