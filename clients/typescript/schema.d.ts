@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/oauth-authorization-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** RFC 8414 metadata naming the introspection endpoint. */
+        get: operations["AuthorizationServerMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api-tokens": {
         parameters: {
             query?: never;
@@ -254,6 +271,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth2/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * RFC 7662 token introspection.
+         * @description Form-encoded; the caller authenticates with a keymint token holding
+         *     `keymint:introspect` (Basic password or Bearer). Every answer carries
+         *     `Cache-Control: no-store`. Each call is one ValidateToken (limits count).
+         */
+        post: operations["Introspect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -372,6 +411,28 @@ export interface paths {
          *     tokens minted or rotated from now on.
          */
         patch: operations["AccountService_UpdateOrgPolicy"];
+        trace?: never;
+    };
+    "/v1/secret-scanning/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * GitHub's secret-scanning partner report (served with --github-keys).
+         * @description A JSON array of matches, signed by GitHub. Recorded before the answer;
+         *     the named tokens are revoked after it. The answer labels each
+         *     well-formed keymint token.
+         */
+        post: operations["GitHubSecretScanning"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/tokens": {
@@ -712,6 +773,13 @@ export interface components {
             targetId?: string;
             userAgent?: string;
         };
+        AuthorizationServerMetadata: {
+            grant_types_supported?: string[];
+            introspection_endpoint: string;
+            introspection_endpoint_auth_methods_supported: string[];
+            issuer: string;
+            response_types_supported?: string[];
+        };
         ChangePasswordRequest: {
             currentPassword: string;
             newPassword: string;
@@ -775,12 +843,56 @@ export interface components {
             error: "missing_token" | "invalid_token" | "insufficient_scope" | "unavailable" | "rate_limited" | "ip_not_allowed" | "invalid_path" | "invalid_forward_request";
             message: string;
         };
+        GitHubLabel: {
+            /** @enum {string} */
+            label: "true_positive" | "false_positive";
+            /** @description Hex SHA-256 of the token. */
+            token_hash: string;
+            token_type: string;
+        };
+        GitHubMatch: {
+            source?: string;
+            token?: string;
+            type?: string;
+            url?: string;
+        };
         /** @description Contains an arbitrary serialized message along with a @type that describes the type of the serialized message. */
         GoogleProtobufAny: {
             /** @description The type of the serialized message. */
             "@type"?: string;
         } & {
             [key: string]: unknown;
+        };
+        IntrospectionRequest: {
+            /** @description The address the token came from */
+            client_ip?: string;
+            /** @description Space-separated scopes the token must hold (else inactive). */
+            scope?: string;
+            token: string;
+            /** @description Accepted and ignored (keymint has one kind of token). */
+            token_type_hint?: string;
+        };
+        /** @description {"active":false} alone for any unusable token; the members below only when active. */
+        IntrospectionResponse: {
+            active: boolean;
+            client_id?: string;
+            /** @description NumericDate; absent for a token that never expires. */
+            exp?: number;
+            /** @description NumericDate. */
+            iat?: number;
+            iss?: string;
+            jti?: string;
+            keymint_external_id?: string;
+            keymint_metadata?: Record<string, never>;
+            keymint_org_id?: string;
+            keymint_remaining_uses?: number;
+            scope?: string;
+            /** @description The user id. */
+            sub?: string;
+            /** @constant */
+            token_type?: "Bearer";
+            /** @description The user id. */
+            username?: string;
         };
         ListAuditEventsResponse: {
             events: components["schemas"]["AuditEvent"][];
@@ -797,6 +909,11 @@ export interface components {
         };
         ListWebhooksResponse: {
             webhooks?: components["schemas"]["Webhook"][];
+        };
+        /** @description RFC 6749 §5.2 error shape, as RFC 7662 answers use. */
+        OAuthError: {
+            error: string;
+            error_description?: string;
         };
         /** @description OrgPolicy is an organization's rules for its tokens. */
         OrgPolicy: {
@@ -879,6 +996,10 @@ export interface components {
             id?: string;
         };
         Scope: string;
+        SecretScanningError: {
+            error: string;
+            message: string;
+        };
         /** @description Optional; Semaphore sends no body. Fields not named here are ignored. */
         SemaphoreCreateBody: {
             description?: string;
@@ -1282,6 +1403,35 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             405: components["responses"]["MethodNotAllowed"];
+            431: components["responses"]["HeadersTooLarge"];
+        };
+    };
+    AuthorizationServerMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizationServerMetadata"];
+                };
+            };
+            /** @description Not GET or HEAD. */
+            405: {
+                headers: {
+                    Allow?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             431: components["responses"]["HeadersTooLarge"];
         };
     };
@@ -1805,6 +1955,106 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             405: components["responses"]["MethodNotAllowed"];
             431: components["responses"]["HeadersTooLarge"];
+        };
+    };
+    Introspect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["IntrospectionRequest"];
+            };
+        };
+        responses: {
+            /** @description The token's state. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntrospectionResponse"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            405: {
+                headers: {
+                    Allow?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            /** @description A bad request (OAuth error shape). */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+            431: components["responses"]["HeadersTooLarge"];
+            /** @description A bad request (OAuth error shape). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
         };
     };
     OpenAPI: {
@@ -2613,6 +2863,81 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GitHubSecretScanning: {
+        parameters: {
+            query?: never;
+            header: {
+                "Github-Public-Key-Identifier": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["GitHubMatch"][];
+                "application/json": components["schemas"]["GitHubMatch"][];
+            };
+        };
+        responses: {
+            /** @description Labels for the keymint tokens in the report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitHubLabel"][];
+                };
+            };
+            /** @description Refused (the body says why). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretScanningError"];
+                };
+            };
+            /** @description Refused (the body says why). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretScanningError"];
+                };
+            };
+            /** @description Refused (the body says why). */
+            405: {
+                headers: {
+                    Allow?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretScanningError"];
+                };
+            };
+            /** @description Refused (the body says why). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretScanningError"];
+                };
+            };
+            431: components["responses"]["HeadersTooLarge"];
+            /** @description Refused (the body says why). */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretScanningError"];
                 };
             };
         };

@@ -68,7 +68,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg := c.sidecarConfig(v, rules, clients)
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxGRPCMessage), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))
+	gs := grpc.NewServer(append(grpcTransportOptions(), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))...)
 	authv3.RegisterAuthorizationServer(gs, sidecar.NewAuthzServer(cfg))
 	gl, err := net.Listen("tcp", c.SidecarGRPCAddr)
 	if err != nil {
