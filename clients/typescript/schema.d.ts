@@ -864,7 +864,7 @@ export interface components {
             [key: string]: unknown;
         };
         IntrospectionRequest: {
-            /** @description The address the token came from */
+            /** @description The address the token came from, for tokens with allowed CIDRs. */
             client_ip?: string;
             /** @description Space-separated scopes the token must hold (else inactive). */
             scope?: string;

@@ -48,7 +48,19 @@ func TestMain(m *testing.M) {
 	// keymint reads a request body as JSON whatever its Content-Type (the
 	// document's "*/*" bodies); curl -d sends a form type.
 	openapi3filter.RegisterBodyDecoder("*/*", openapi3filter.JSONBodyDecoder)
-	openapi3filter.RegisterBodyDecoder("application/x-www-form-urlencoded", openapi3filter.JSONBodyDecoder)
+	// A form body is JSON to the /v1 routes, and a real form to RFC 7662
+	// introspection: try JSON first, then the form decoder.
+	formDecoder := openapi3filter.RegisteredBodyDecoder("application/x-www-form-urlencoded")
+	openapi3filter.RegisterBodyDecoder("application/x-www-form-urlencoded", func(body io.Reader, h http.Header, schema *openapi3.SchemaRef, enc openapi3filter.EncodingFn) (any, error) {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return nil, err
+		}
+		if v, err := openapi3filter.JSONBodyDecoder(bytes.NewReader(b), h, schema, enc); err == nil {
+			return v, nil
+		}
+		return formDecoder(bytes.NewReader(b), h, schema, enc)
+	})
 	http.DefaultClient = &http.Client{Transport: &specTransport{next: http.DefaultTransport}}
 	code := m.Run()
 	if problems := specCheck.report(); len(problems) > 0 {
