@@ -17,6 +17,7 @@ import (
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/store/postgres"
 	"github.com/keymint/keymint/services/throttle"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
@@ -29,6 +30,8 @@ type Config struct {
 	GRPCEndpoint    string // gateway only: the keymint gRPC server to front
 	DataDir         string
 	DatabaseURL     string
+	// DatabaseRead is the optional read replica (store.go).
+	DatabaseRead postgres.ReplicaConfig
 	PepperFile      string
 	Pepper          string // KEYMINT_PEPPER only: never a flag, flags show in ps
 	TokenPrefix     string
@@ -127,6 +130,10 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		}},
 		{"database-url", func() {
 			str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL; empty uses the embedded SQLite store")
+		}},
+		{"database-read-url", func() {
+			str(&c.DatabaseRead.URL, "database-read-url", "", "PostgreSQL streaming replica for validation lookups and token lists; empty: the primary answers all")
+			dur(&c.DatabaseRead.MaxLag, "database-read-max-lag", postgres.DefaultReplicaMaxLag, "a replica further behind the primary than this answers nothing")
 		}},
 		{"pepper-file", func() {
 			str(&c.PepperFile, "pepper-file", "", "file of token peppers, id:base64key per line, primary first")
@@ -283,6 +290,16 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	}
 	if set["database-url"] && c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		problems = append(problems, "database-url: want a postgres:// URL (or leave it empty for the embedded store)")
+	}
+	if set["database-read-url"] && c.DatabaseRead.URL != "" {
+		switch {
+		case c.DatabaseURL == "":
+			problems = append(problems, "database-read-url: needs database-url (the primary)")
+		case !strings.HasPrefix(c.DatabaseRead.URL, "postgres://") && !strings.HasPrefix(c.DatabaseRead.URL, "postgresql://"):
+			problems = append(problems, "database-read-url: want a postgres:// URL")
+		case c.DatabaseRead.MaxLag <= 0:
+			problems = append(problems, "database-read-max-lag: want a positive duration such as 1s")
+		}
 	}
 	if set["pepper-file"] && c.DatabaseURL != "" && c.Pepper == "" && c.PepperFile == "" {
 		problems = append(problems, "with database-url, a pepper is required: set KEYMINT_PEPPER or --pepper-file (id:base64key lines; 'keymint' generates none for shared databases)")

@@ -136,7 +136,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	bindFlags(fs, &c, "tls", "http-addr", "grpc-addr", "data-dir", "database-url", "pepper-file", "token-prefix",
+	bindFlags(fs, &c, "tls", "http-addr", "grpc-addr", "data-dir", "database-url", "database-read-url", "pepper-file", "token-prefix",
 		"log-format", "log-level", "shutdown-timeout", "usage-flush", "argon2-memory-kib", "argon2-time", "argon2-budget-mib",
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization", "forward-auth-style", "routes-ignore-case",
