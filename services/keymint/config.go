@@ -21,6 +21,7 @@ import (
 	"github.com/keymint/keymint/services/throttle"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // Config is every setting of keymint, from flags with environment defaults.
@@ -30,6 +31,8 @@ type Config struct {
 	GRPCEndpoint    string // gateway only: the keymint gRPC server to front
 	DataDir         string
 	DatabaseURL     string
+	// Tracing is OpenTelemetry tracing, off without an endpoint.
+	Tracing tracing.Config
 	// DatabaseRead is the optional read replica (store.go).
 	DatabaseRead postgres.ReplicaConfig
 	PepperFile      string
@@ -134,6 +137,9 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		{"database-read-url", func() {
 			str(&c.DatabaseRead.URL, "database-read-url", "", "PostgreSQL streaming replica for validation lookups and token lists; empty: the primary answers all")
 			dur(&c.DatabaseRead.MaxLag, "database-read-max-lag", postgres.DefaultReplicaMaxLag, "a replica further behind the primary than this answers nothing")
+		}},
+		{"otlp-endpoint", func() {
+			str(&c.Tracing.Endpoint, "otlp-endpoint", "", "OTLP/gRPC collector URL (http://host:4317) for traces; empty: tracing off; OTEL_* variables apply")
 		}},
 		{"pepper-file", func() {
 			str(&c.PepperFile, "pepper-file", "", "file of token peppers, id:base64key per line, primary first")
@@ -290,6 +296,11 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	}
 	if set["database-url"] && c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		problems = append(problems, "database-url: want a postgres:// URL (or leave it empty for the embedded store)")
+	}
+	if set["otlp-endpoint"] {
+		if err := c.Tracing.Validate(); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if set["database-read-url"] && c.DatabaseRead.URL != "" {
 		switch {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // defaultStatementTimeout bounds every statement when the URL sets none. The
@@ -63,6 +64,8 @@ func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !setsStatementTimeout(cfg.ConnConfig.RuntimeParams) {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(defaultStatementTimeout.Milliseconds())
 	}
+	// A span per query when tracing is on (a no-op span otherwise).
+	cfg.ConnConfig.Tracer = tracing.PGXTracer()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres pool: %w", err)
