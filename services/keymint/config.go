@@ -31,10 +31,6 @@ type Config struct {
 	GRPCEndpoint    string // gateway only: the keymint gRPC server to front
 	DataDir         string
 	DatabaseURL     string
-	// Tracing is OpenTelemetry tracing, off without an endpoint.
-	Tracing tracing.Config
-	// DatabaseRead is the optional read replica (store.go).
-	DatabaseRead postgres.ReplicaConfig
 	PepperFile      string
 	Pepper          string // KEYMINT_PEPPER only: never a flag, flags show in ps
 	TokenPrefix     string
@@ -50,12 +46,12 @@ type Config struct {
 	// MaxConns and MaxConnsPerIP bound each listener's open connections.
 	MaxConns      uint
 	MaxConnsPerIP uint
-	SessionIdle     time.Duration
-	SessionMax      time.Duration
-	SecureCookies   bool
-	RoutesFile      string
-	Routes          []string
-	StripAuth       bool
+	SessionIdle   time.Duration
+	SessionMax    time.Duration
+	SecureCookies bool
+	RoutesFile    string
+	Routes        []string
+	StripAuth     bool
 	// Forward-auth: which proxy's headers name the original request, and
 	// whether route rules ignore case.
 	ForwardAuthStyle string
@@ -71,6 +67,10 @@ type Config struct {
 	SidecarCacheTTL   time.Duration
 	Cache             cacheConfig // validation cache and Redis (cacheconfig.go)
 	Abuse             abuseConfig // trusted proxies, sign-in throttle (abuseconfig.go)
+	// Tracing is OpenTelemetry tracing, off without an endpoint.
+	Tracing tracing.Config
+	// DatabaseRead is the optional read replica (store.go).
+	DatabaseRead postgres.ReplicaConfig
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }

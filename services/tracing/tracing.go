@@ -126,7 +126,7 @@ func GRPCClientOptions(c Config) []grpc.DialOption {
 // PGXTracer traces PostgreSQL queries: the statement without parameters,
 // no connection details.
 func PGXTracer() pgx.QueryTracer {
-	return otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName(), otelpgx.WithDisableConnectionDetailsInAttributes())
+	return otelpgx.NewTracer(otelpgx.WithDisableConnectionDetailsInAttributes())
 }
 
 // InstrumentRedis adds spans to every Redis command of client, without
