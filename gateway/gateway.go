@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -77,6 +78,9 @@ type gateway struct {
 	validate *validateRoute
 }
 
+// setQueryParser installs quietQueryParser, once.
+var setQueryParser sync.Once
+
 // New returns the HTTP handler for keymint's REST facade, serving the
 // TokenService's REST routes, the Upsolver-compatible /api-tokens routes,
 // /healthz and /readyz. It makes no calls: cfg.Conn is used per request.
@@ -109,13 +113,16 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	}}
 	g.errs = &errorWriter{log: g.log, marshaler: marshaler, clearSession: g.clearSessionCookie}
 
+	// grpc-gateway keeps the query parser in a package variable, so it is
+	// set once per process: setting it in every New raced between
+	// gateways built concurrently (tests, in-process and standalone).
+	setQueryParser.Do(func() { runtime.SetQueryParameterParser(&quietQueryParser{})(nil) })
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(muxHeaderMatcher),
 		runtime.WithMetadata(sessionAnnotator),
 		runtime.WithMetadata(clientAnnotator),
 		runtime.WithMiddlewares(recordRoute),
-		runtime.SetQueryParameterParser(&quietQueryParser{}),
 		runtime.WithOutgoingHeaderMatcher(dropHeaderMatcher),
 		runtime.WithOutgoingTrailerMatcher(dropHeaderMatcher),
 		runtime.WithErrorHandler(g.errs.handle),
