@@ -278,7 +278,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Not served; introspection is POST only (RFC 7662 §2.1). */
+        get: operations["IntrospectWrongMethod"];
         put?: never;
         /**
          * RFC 7662 token introspection.
@@ -1957,6 +1958,27 @@ export interface operations {
             431: components["responses"]["HeadersTooLarge"];
         };
     };
+    IntrospectWrongMethod: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Use POST (OAuth error shape). */
+            405: {
+                headers: {
+                    Allow?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthError"];
+                };
+            };
+        };
+    };
     Introspect: {
         parameters: {
             query?: never;
@@ -2892,52 +2914,61 @@ export interface operations {
                     "application/json": components["schemas"]["GitHubLabel"][];
                 };
             };
-            /** @description Refused (the body says why). */
+            /** @description Refused (the body says why); a request keymint's router refuses first has keymint's Status shape. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SecretScanningError"];
+                    "application/json": components["schemas"]["SecretScanningError"] | components["schemas"]["Status"];
                 };
             };
-            /** @description Refused (the body says why). */
+            /** @description Refused (the body says why); a request keymint's router refuses first has keymint's Status shape. */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SecretScanningError"];
+                    "application/json": components["schemas"]["SecretScanningError"] | components["schemas"]["Status"];
                 };
             };
-            /** @description Refused (the body says why). */
+            /** @description Not served (keymint runs without --github-keys). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+            /** @description Refused (the body says why); a request keymint's router refuses first has keymint's Status shape. */
             405: {
                 headers: {
                     Allow?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SecretScanningError"];
+                    "application/json": components["schemas"]["SecretScanningError"] | components["schemas"]["Status"];
                 };
             };
-            /** @description Refused (the body says why). */
+            /** @description Refused (the body says why); a request keymint's router refuses first has keymint's Status shape. */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SecretScanningError"];
+                    "application/json": components["schemas"]["SecretScanningError"] | components["schemas"]["Status"];
                 };
             };
             431: components["responses"]["HeadersTooLarge"];
-            /** @description Refused (the body says why). */
+            /** @description Refused (the body says why); a request keymint's router refuses first has keymint's Status shape. */
             503: {
                 headers: {
                     "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SecretScanningError"];
+                    "application/json": components["schemas"]["SecretScanningError"] | components["schemas"]["Status"];
                 };
             };
         };

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // HashParams are argon2id parameters. Memory is in KiB.
@@ -223,6 +225,8 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password salt: %w", err)
 	}
+	ctx, span := tracing.Start(ctx, "argon2id.hash")
+	defer span.End()
 	start, err := h.acquire(ctx)
 	if err != nil {
 		return "", err
@@ -243,6 +247,8 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (bool, error)
 	if len(password) > MaxPasswordLen {
 		return false, nil
 	}
+	ctx, span := tracing.Start(ctx, "argon2id.verify")
+	defer span.End()
 	start, err := h.acquire(ctx)
 	if err != nil {
 		return false, err

@@ -17,9 +17,11 @@ import (
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/store/postgres"
 	"github.com/keymint/keymint/services/throttle"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // Config is every setting of keymint, from flags with environment defaults.
@@ -72,6 +74,10 @@ type Config struct {
 	// Integrations: introspection, forward-auth body, GitHub secret scanning (integrationsconfig.go).
 	Integrations integrationsConfig
 	Webhooks     webhooksConfig // webhook key, SSRF, dispatcher bounds (webhooksconfig.go)
+	// Tracing is OpenTelemetry tracing, off without an endpoint.
+	Tracing tracing.Config
+	// DatabaseRead is the optional read replica (store.go).
+	DatabaseRead postgres.ReplicaConfig
 	// storeHook, set by tests only, wraps the store (to count its calls).
 	storeHook func(store.Store) store.Store
 }
@@ -134,6 +140,13 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		}},
 		{"database-url", func() {
 			str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL; empty uses the embedded SQLite store")
+		}},
+		{"database-read-url", func() {
+			str(&c.DatabaseRead.URL, "database-read-url", "", "PostgreSQL streaming replica for validation lookups and token lists; empty: the primary answers all")
+			dur(&c.DatabaseRead.MaxLag, "database-read-max-lag", postgres.DefaultReplicaMaxLag, "a replica further behind the primary than this answers nothing")
+		}},
+		{"otlp-endpoint", func() {
+			str(&c.Tracing.Endpoint, "otlp-endpoint", "", "OTLP/gRPC collector URL (http://host:4317) for traces; empty: tracing off; OTEL_* variables apply")
 		}},
 		{"pepper-file", func() {
 			str(&c.PepperFile, "pepper-file", "", "file of token peppers, id:base64key per line, primary first")
@@ -302,6 +315,21 @@ func (c *Config) validate(fs *flag.FlagSet) error {
 	}
 	if set["database-url"] && c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		problems = append(problems, "database-url: want a postgres:// URL (or leave it empty for the embedded store)")
+	}
+	if set["otlp-endpoint"] {
+		if err := c.Tracing.Validate(); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if set["database-read-url"] && c.DatabaseRead.URL != "" {
+		switch {
+		case c.DatabaseURL == "":
+			problems = append(problems, "database-read-url: needs database-url (the primary)")
+		case !strings.HasPrefix(c.DatabaseRead.URL, "postgres://") && !strings.HasPrefix(c.DatabaseRead.URL, "postgresql://"):
+			problems = append(problems, "database-read-url: want a postgres:// URL")
+		case c.DatabaseRead.MaxLag <= 0:
+			problems = append(problems, "database-read-max-lag: want a positive duration such as 1s")
+		}
 	}
 	if set["pepper-file"] && c.DatabaseURL != "" && c.Pepper == "" && c.PepperFile == "" {
 		problems = append(problems, "with database-url, a pepper is required: set KEYMINT_PEPPER or --pepper-file (id:base64key lines; 'keymint' generates none for shared databases)")

@@ -31,6 +31,7 @@ import (
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
 	"github.com/keymint/keymint/services/webhooks"
+	"github.com/keymint/keymint/services/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -140,7 +141,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	bindFlags(fs, &c, "tls", "http-addr", "grpc-addr", "data-dir", "database-url", "pepper-file", "token-prefix",
+	bindFlags(fs, &c, "tls", "http-addr", "grpc-addr", "data-dir", "database-url", "database-read-url", "otlp-endpoint", "pepper-file", "token-prefix",
 		"log-format", "log-level", "shutdown-timeout", "usage-flush", "argon2-memory-kib", "argon2-time", "argon2-budget-mib",
 		"session-idle", "session-max", "secure-cookies",
 		"routes-file", "route", "strip-authorization", "forward-auth-style", "routes-ignore-case",
@@ -209,6 +210,17 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 			s.close()
 		}
 	}()
+	c.Tracing.ServiceName = "keymint"
+	stopTracing, err := tracing.Setup(ctx, c.Tracing)
+	if err != nil {
+		return nil, err
+	}
+	// Registered first, so it runs last: spans of the shutdown are flushed.
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(ctx)
+	})
 	keys, err := c.loadKeyring(log)
 	if err != nil {
 		return nil, err
@@ -231,6 +243,9 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		return nil, err
 	}
 	s.closers = append(s.closers, s.cache.close)
+	if err := tracing.InstrumentRedis(c.Tracing, s.cache.client); err != nil {
+		return nil, err
+	}
 	rpcm := newRPCMetrics(s.registry)
 
 	s.hasher, err = accounts.NewHasher(accounts.HasherConfig{Params: c.hashParams(), MemoryBudget: int64(c.Argon2BudgetMiB) << 20,
@@ -289,7 +304,11 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		fault.UnaryServerInterceptor(log), authn.UnaryServerInterceptor()}
 	tokenServer := tokens.NewServer(tok)
 	validate := validateHandler(unary, tokenServer)
-	s.grpc = grpc.NewServer(append(grpcTransportOptions(),
+	grpcOpts := grpcTransportOptions()
+	if h := tracing.GRPCServerHandler(c.Tracing); h != nil {
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(h))
+	}
+	s.grpc = grpc.NewServer(append(grpcOpts,
 		// Handle streams on long-lived workers: a goroutine per stream would
 		// start on a small stack and grow it (copy) on every call through
 		// the interceptor chain, which cost ~18% of a core at 25k calls/s.
@@ -343,8 +362,9 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	// The gateway reaches the API through a real gRPC connection, so REST
 	// callers go through the same interceptors as gRPC callers.
 	s.conn, err = grpc.NewClient("passthrough:///keymint-in-process",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		append(tracing.GRPCClientOptions(c.Tracing),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return nil, fmt.Errorf("dial own grpc listener: %w", err)
 	}
@@ -380,13 +400,13 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 		routes[secretscan.Path] = secretscan.NewHandler(secretscan.Config{Keys: s.githubKeys, Tokens: tok, Store: st,
 			Processor: s.leaks, Logger: log})
 	}
-	s.http = newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.http = newHTTPServer(tracing.HTTP(c.Tracing, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, ok := routes[r.URL.Path]; ok {
 			h.ServeHTTP(w, r)
 			return
 		}
 		gw.ServeHTTP(w, r)
-	}), log)
+	})), log)
 	return s, nil
 }
 

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/keymint/keymint/services/client"
 	"github.com/keymint/keymint/services/introspect"
 	"github.com/keymint/keymint/services/sidecar"
 	"github.com/keymint/keymint/services/tlsfiles"
+	"github.com/keymint/keymint/services/tracing"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -33,7 +35,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	bindFlags(fs, &c, "sidecar", "routes-file", "route", "strip-authorization", "log-format", "log-level", "shutdown-timeout",
 		"trusted-proxies", "forward-auth-style", "routes-ignore-case",
-		"issuer", "forward-auth-identity-body")
+		"issuer", "forward-auth-identity-body", "otlp-endpoint")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +43,16 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := c.logger(stderr)
+	c.Tracing.ServiceName = "keymint-sidecar"
+	stopTracing, err := tracing.Setup(ctx, c.Tracing)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(ctx)
+	}()
 	rules, err := c.routeRules()
 	if err != nil {
 		return err
@@ -51,7 +63,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	v, err := client.NewValidator(ctx, client.ValidatorConfig{
 		Target:      c.CentralAddr,
-		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
+		DialOptions: append(tracing.GRPCClientOptions(c.Tracing), grpc.WithTransportCredentials(creds)),
 		TTL:         c.SidecarCacheTTL,
 		WatchToken:  c.CentralWatchToken,
 		Logger:      log,
@@ -68,7 +80,11 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg := c.sidecarConfig(v, rules, clients)
-	gs := grpc.NewServer(append(grpcTransportOptions(), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))...)
+	gsOpts := append(grpcTransportOptions(), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))
+	if h := tracing.GRPCServerHandler(c.Tracing); h != nil {
+		gsOpts = append(gsOpts, grpc.StatsHandler(h))
+	}
+	gs := grpc.NewServer(gsOpts...)
 	authv3.RegisterAuthorizationServer(gs, sidecar.NewAuthzServer(cfg))
 	gl, err := net.Listen("tcp", c.SidecarGRPCAddr)
 	if err != nil {
@@ -97,7 +113,7 @@ func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
 		gl.Close()
 		return fmt.Errorf("listen sidecar http %s: %w", c.SidecarHTTPAddr, err)
 	}
-	hs := newHTTPServer(mux, log)
+	hs := newHTTPServer(tracing.HTTP(c.Tracing, mux), log)
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(gl) }()
 	go func() {

@@ -27,8 +27,17 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (store.Store, e
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
-		log.Info("store: postgres")
-		return store.WithTimeout(s, storeCallTimeout), nil
+		if c.DatabaseRead.URL == "" {
+			log.Info("store: postgres")
+			return store.WithTimeout(s, storeCallTimeout), nil
+		}
+		r, err := postgres.OpenReplicated(ctx, s, c.DatabaseRead)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open postgres read replica: %w", err)
+		}
+		log.Info("store: postgres with a read replica", "max_lag", c.DatabaseRead.MaxLag.String())
+		return store.WithTimeout(r, storeCallTimeout), nil
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)

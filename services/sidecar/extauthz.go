@@ -3,12 +3,15 @@ package sidecar
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // AuthzServer is Envoy's ext_authz v3 Authorization service.
@@ -45,6 +48,15 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 		}
 		if s.cfg.StripAuthorization {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
+		}
+		// The trace continues into the service behind Envoy.
+		tc := http.Header{}
+		tracing.Inject(ctx, tc)
+		for k := range tc {
+			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
+				Header:       &corev3.HeaderValue{Key: strings.ToLower(k), Value: tc.Get(k)},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			})
 		}
 		return &authv3.CheckResponse{
 			Status:       &status.Status{Code: int32(codes.OK)},

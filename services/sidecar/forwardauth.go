@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // ForwardAuthPath is where both the central server and the sidecar serve
@@ -72,6 +73,8 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, kv := range d.headers {
 			h.Set(kv[0], kv[1])
 		}
+		// traceparent for the proxy to pass on to the service behind it.
+		tracing.Inject(r.Context(), h)
 		if f.cfg.IdentityBody {
 			h.Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/tracing"
 )
 
 // defaultStatementTimeout bounds every statement when the URL sets none. The
@@ -35,19 +36,15 @@ var _ store.Store = (*Store)(nil)
 // like). Migrating here is a no-op once the schema is current, and goose's
 // advisory lock keeps replicas that start together from racing.
 func Open(ctx context.Context, url string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
+	if _, err := pgxpool.ParseConfig(url); err != nil {
 		return nil, fmt.Errorf("parse postgres url: %w", err)
 	}
 	if err := Migrate(ctx, url); err != nil {
 		return nil, err
 	}
-	if !setsStatementTimeout(cfg.ConnConfig.RuntimeParams) {
-		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(defaultStatementTimeout.Milliseconds())
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := newPool(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres pool: %w", err)
+		return nil, err
 	}
 	// Fail at start-up, not on the first request, if the server is unreachable.
 	if err := pool.Ping(ctx); err != nil {
@@ -55,6 +52,25 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("ping postgres: %w", err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// newPool is a pool configured from url, with the default statement
+// timeout unless url sets one.
+func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres url: %w", err)
+	}
+	if !setsStatementTimeout(cfg.ConnConfig.RuntimeParams) {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(defaultStatementTimeout.Milliseconds())
+	}
+	// A span per query when tracing is on (a no-op span otherwise).
+	cfg.ConnConfig.Tracer = tracing.PGXTracer()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres pool: %w", err)
+	}
+	return pool, nil
 }
 
 // setsStatementTimeout reports whether the URL already chose a timeout, either
