@@ -238,13 +238,10 @@ func TestBrowserTokenPage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"]`)))
 	waitForgotten(t, eval, secret, "after closing the dialog")
 	// The list reloads as the dialog closes; read the row once it is back.
-	waitText(t, ctx, `tr[data-token-id="`+tokenID+`"]`, "deploy bot")
-	row := text(`tr[data-token-id="` + tokenID + `"]`)
-	for _, want := range []string{"deploy bot", "Pushes releases from CI", "deploy:read", "deploy:write", secret[:9], "Active"} {
-		if !strings.Contains(row, want) {
-			t.Fatalf("token row %q lacks %q", row, want)
-		}
-	}
+	// The list may render more than once (each load replaces the rows),
+	// so the row is read until it holds everything, not once.
+	waitAllText(t, ctx, `tr[data-token-id="`+tokenID+`"]`,
+		"deploy bot", "Pushes releases from CI", "deploy:read", "deploy:write", secret[:9], "Active")
 	screenshot("list-desktop.png")
 
 	// A reload never shows the secret again.
@@ -470,6 +467,29 @@ func waitText(t *testing.T, ctx context.Context, sel string, wants ...string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s reads %q, want one of %q", sel, last, wants)
+}
+
+// waitAllText waits until the text of sel holds every one of wants (a
+// generous bound: a list that re-renders replaces its rows meanwhile).
+func waitAllText(t *testing.T, ctx context.Context, sel string, wants ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err == nil {
+			last = s
+			missing := false
+			for _, w := range wants {
+				missing = missing || !strings.Contains(s, w)
+			}
+			if !missing {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s reads %q, want all of %q", sel, last, wants)
 }
 
 // waitFile waits until a download has landed.
