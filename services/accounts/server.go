@@ -20,11 +20,6 @@ type Server struct {
 // NewServer returns the gRPC AccountService over svc.
 func NewServer(svc *Service) *Server { return &Server{svc: svc} }
 
-// PublicMethods are the AccountService methods that read no credentials from
-// metadata: Login takes its own in the request, so a stale session sent along
-// cannot make it fail.
-var PublicMethods = []string{keymintv1.AccountService_Login_FullMethodName}
-
 // Login starts a session and returns its secret, this once.
 func (s *Server) Login(ctx context.Context, req *keymintv1.LoginRequest) (*keymintv1.LoginResponse, error) {
 	if req.GetEmail() == "" || req.GetPassword() == "" {

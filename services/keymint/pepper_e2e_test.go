@@ -12,7 +12,7 @@ import (
 // is revoked through the restarted server, and is then refused; a token
 // minted after the restart (under pepper 2) validates too.
 //
-// Mutation: services/tokens/cache.go lookup offers only the primary digest,
+// Mutation: services/tokens/lookup.go lookup offers only the primary digest,
 // `all := s.keys.AllArrays(secret)` → `all := s.keys.AllArrays(secret)[:1]`.
 func TestPepperRotationEndToEnd(t *testing.T) {
 	t.Parallel()

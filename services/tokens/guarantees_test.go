@@ -36,7 +36,7 @@ func keyring(t testing.TB, ids ...string) *tokens.Keyring {
 // cache, once a new pepper is primary (README: "rotating the pepper
 // invalidates nothing"), and its revocation takes.
 //
-// Mutation: services/tokens/cache.go lookup offers only the primary digest,
+// Mutation: services/tokens/lookup.go lookup offers only the primary digest,
 // `all := s.keys.AllArrays(secret)` → `all := s.keys.AllArrays(secret)[:1]`.
 func TestOlderPepperStillValidates(t *testing.T) {
 	t.Parallel()
