@@ -9,7 +9,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/server"
 	"github.com/keymint/keymint/services/webhooks"
 )
@@ -67,7 +67,7 @@ func (c *webhookStore) open(env *cliEnv, f func(ctx context.Context, srv *webhoo
 	}
 	srv := webhooks.NewServer(webhooks.ServerConfig{Store: st, Sealer: sealer, Guard: webhooks.Guard{AllowPrivate: c.AllowPrivate},
 		MaxEndpoints: int(c.MaxEndpoints), Logger: log})
-	ctx := accounts.WithPrincipal(env.ctx, accounts.Principal{OrgID: o.ID, Admin: true, Email: "keymint-cli"})
+	ctx := authn.WithPrincipal(env.ctx, authn.Principal{OrgID: o.ID, Admin: true, Email: "keymint-cli"})
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	return f(ctx, srv, tw)

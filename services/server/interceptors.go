@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/requestid"
 )
@@ -47,16 +48,9 @@ func deadlineStream(max time.Duration, streaming map[string]bool) grpc.StreamSer
 		}
 		ctx, cancel := clampDeadline(ss.Context(), max)
 		defer cancel()
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, authn.StreamWithContext(ctx, ss))
 	}
 }
-
-type ctxStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // loggedMetadata are the metadata keys whose values the debug access log
 // shows (also as the gateway's grpcgateway- copies): known to carry no
@@ -164,7 +158,7 @@ func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handl
 func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	id := callRequestID(ss.Context())
 	_ = ss.SetHeader(metadata.Pairs(requestid.Key, id))
-	return handler(srv, &ctxStream{ServerStream: ss, ctx: requestid.With(ss.Context(), id)})
+	return handler(srv, authn.StreamWithContext(requestid.With(ss.Context(), id), ss))
 }
 
 // recoverUnary turns a panic into Internal: the stack goes to the log, never
