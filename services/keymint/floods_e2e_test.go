@@ -243,7 +243,7 @@ func TestLoginFloodMemory(t *testing.T) {
 			// left.
 			loginFlood(t, srv, 2, 99)
 			before := heapInUse()
-			// keymint serve's soft limit (gc.go), over what is live now.
+			// keymint serve's soft limit (services/server/memory.go), over what is live now.
 			limit, _ := server.MemoryLimit(0, int64(st.Slots)*int64(cfg.Argon2MemoryKiB)<<10, 0)
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(before) + limit))
 			defer debug.SetGCPercent(debug.SetGCPercent(server.DefaultGCPercent))
