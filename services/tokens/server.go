@@ -118,7 +118,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		return nil, err
 	}
 	if !r.Valid {
-		resp := &keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_Reason(r.Reason), NoStore: r.NoStore()}
+		resp := &keymintv1.ValidateTokenResponse{Reason: reasonToProto[r.Reason], NoStore: r.NoStore()}
 		if r.RetryAfter > 0 {
 			resp.RetryAfter = durationpb.New(r.RetryAfter)
 		}
@@ -222,7 +222,7 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		RevokeTime:     timestamp(t.RevokedAt),
 		CreatedBy:      t.CreatedBy,
 		CreatedByEmail: emails[t.CreatedBy],
-		Status:         keymintv1.TokenStatus(StatusAt(t, s.svc.now())),
+		Status:         statusToProto[StatusAt(t, s.svc.now())],
 		ExternalId:     t.ExternalID,
 		Metadata:       metadataProto(t.Metadata),
 		AllowedCidrs:   t.AllowedCIDRs,

@@ -271,6 +271,10 @@ const (
 	StatusActive Status = iota + 1
 	StatusExpired
 	StatusRevoked
+
+	// numStatuses bounds the states: every one needs a row in
+	// statusToProto (enums.go). Add new states above it.
+	numStatuses
 )
 
 // StatusAt returns t's state at now. Expiry takes effect exactly at ExpiresAt.
