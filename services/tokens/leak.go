@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -90,7 +91,7 @@ func (s *Service) revokeLeaked(ctx context.Context, t store.Token) {
 	s.revoked(ctx, r, time.Time{})
 	s.log.WarnContext(ctx, "token reported leaked and revoked", "token_id", r.ID, "org_id", r.OrgID, "hint", r.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: r.OrgID, ActorEmail: LeakReportActor,
-		Action: store.AuditTokenLeakRevoke, TargetID: r.ID})
+		Action: audit.TokenLeakRevoke, TargetID: r.ID})
 }
 
 // uniqueStrings returns ss without repeats, in first-seen order.

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
@@ -123,6 +124,6 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	}
 	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditTokenMint, TargetID: t.ID})
+		Action: audit.TokenMint, TargetID: t.ID})
 	return Minted{Token: t, Secret: secret}, nil
 }

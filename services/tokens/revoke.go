@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -30,7 +31,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
 	s.revoked(ctx, t, time.Time{})
 	s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "org_id", t.OrgID, "by_user_id", p.UserID)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditTokenRevoke, TargetID: t.ID})
+		Action: audit.TokenRevoke, TargetID: t.ID})
 	return t, nil
 }
 
