@@ -12,6 +12,10 @@ import (
 	"github.com/keymint/keymint/services/throttle"
 )
 
+// DefaultLeakReportLimit bounds leak reports per client address: 10 at once,
+// then one every 6 s.
+var DefaultLeakReportLimit = throttle.Limit{Burst: 10, Interval: 6 * time.Second}
+
 // MaxLeakReport bounds the tokens of one leak report.
 const MaxLeakReport = 100
 

@@ -29,7 +29,7 @@ type MintRequest struct {
 	// ExpiresAt or TTL; zero for neither (the org's default lifetime).
 	ExpiresAt time.Time
 	TTL       time.Duration
-	Limits
+	Options
 }
 
 // Minted is a new token: its stored form and the secret, returned this once.
@@ -66,7 +66,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, err
 	}
-	lim, err := req.Limits.normalize()
+	lim, err := req.Options.normalize()
 	if err != nil {
 		return Minted{}, err
 	}
