@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/store"
 )
 
@@ -388,7 +389,7 @@ func (c *leakCounts) RevokeToken(ctx context.Context, id string, at time.Time, e
 }
 
 func (c *leakCounts) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error {
-	if e.Action == store.AuditTokenLeakRevoke {
+	if e.Action == audit.TokenLeakRevoke {
 		c.audits.Add(1)
 	}
 	return c.Store.AppendAuditEvent(ctx, e)

@@ -289,6 +289,23 @@ func (r *Revocations) Committed(ctx context.Context, v Revocation) {
 // need not wait for them) and refuses new ones.
 func (r *Revocations) Close() { r.hub.close() }
 
+// isReady reports whether the log's head has been read, so a subscription's
+// head means something.
+func (r *Revocations) isReady() bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// subscribe registers a WatchRevocations stream from client and returns
+// the head at that instant: every revocation applied after it is queued.
+func (r *Revocations) subscribe(client string) (*revocationSub, int64, error) {
+	return r.hub.subscribe(client)
+}
+
 // Streams is how many WatchRevocations streams are open.
 func (r *Revocations) Streams() int { return r.hub.count() }
 
