@@ -18,10 +18,13 @@ import (
 type cacheConfig struct {
 	RedisURL     string
 	RedisTimeout time.Duration
-	L1Size       uint
-	L1TTL        time.Duration
-	NegativeTTL  time.Duration
-	RedisTTL     time.Duration
+	// RevocationTimeout bounds a revocation's Redis calls (zero: 10×
+	// RedisTimeout, at least rediscache.DefaultRevocationTimeout).
+	RevocationTimeout time.Duration
+	L1Size            uint
+	L1TTL             time.Duration
+	NegativeTTL       time.Duration
+	RedisTTL          time.Duration
 }
 
 // problems returns one line per invalid cache setting.
@@ -34,6 +37,9 @@ func (c *cacheConfig) problems(set map[string]bool) []string {
 		if set[d.name] && d.v <= 0 {
 			out = append(out, fmt.Sprintf("%s: want a positive duration such as 5s", d.name))
 		}
+	}
+	if set["redis-revocation-timeout"] && (c.RevocationTimeout < 0 || c.RevocationTimeout > 10*time.Minute) {
+		out = append(out, "redis-revocation-timeout: want 0 (10× redis-timeout) or a duration up to 10m")
 	}
 	if set["redis-timeout"] && c.RedisTimeout > 5*time.Second {
 		out = append(out, "redis-timeout: at most 5s (it bounds Redis calls on the validation path; tens of ms is usual)")
@@ -57,6 +63,14 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 
 // redisLogOnce: go-redis's logger is process-wide; the first server's wins.
 var redisLogOnce sync.Once
+
+// revocationTimeout is the bound on one revocation call to Redis.
+func (c *cacheConfig) revocationTimeout() time.Duration {
+	if c.RevocationTimeout > 0 {
+		return c.RevocationTimeout
+	}
+	return max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout)
+}
 
 // validationCache is the cache with, when configured, its Redis L2.
 type validationCache struct {
@@ -91,7 +105,8 @@ func newValidationCache(ctx context.Context, c *cacheConfig, reg prometheus.Regi
 		if err != nil {
 			return nil, fmt.Errorf("redis-url: %w", err)
 		}
-		revClient, err := rediscache.NewRevocationClient(c.RedisURL, max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout))
+		revTimeout := c.revocationTimeout()
+		revClient, err := rediscache.NewRevocationClient(c.RedisURL, revTimeout)
 		if err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("redis-url: %w", err)
@@ -99,7 +114,7 @@ func newValidationCache(ctx context.Context, c *cacheConfig, reg prometheus.Regi
 		remote, err := rediscache.New(rediscache.Config{
 			Client:            client,
 			RevocationClient:  revClient,
-			RevocationTimeout: max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout),
+			RevocationTimeout: revTimeout,
 			Timeout:           c.RedisTimeout,
 			// Longer than any entry written before a failed invalidation lives.
 			RetryFor: c.RedisTTL + cache.DefaultLoadTimeout,

@@ -224,6 +224,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 		}},
 		{"redis-timeout", func() {
 			dur(&c.Cache.RedisTimeout, "redis-timeout", 50*time.Millisecond, "bound on each Redis call on the validation path")
+			dur(&c.Cache.RevocationTimeout, "redis-revocation-timeout", 0, "bound on each Redis call of a revocation (tombstone, publish), made after the API call returned; 0: 10× redis-timeout, at least 500ms")
 		}},
 		{"cache-l1-size", func() {
 			num(&c.Cache.L1Size, "cache-l1-size", cache.DefaultL1Size, "in-process validation cache size in tokens; 0 turns it off")
@@ -265,6 +266,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, names ...string) {
 			dur(&c.Revocations.Heartbeat, "watch-heartbeat", tokens.DefaultWatchHeartbeat, "WatchRevocations heartbeat interval")
 			num(&c.Revocations.MaxStreams, "watch-max-streams", tokens.DefaultMaxWatchStreams, "WatchRevocations streams per replica")
 			num(&c.Revocations.MaxStreamsPerClient, "watch-max-streams-per-client", tokens.DefaultMaxWatchStreamsPerClient, "WatchRevocations streams per client address")
+			num(&c.Revocations.PublishQueue, "revocation-publish-queue", tokens.DefaultPublishQueue, "revocations this replica made that may wait for Redis (tombstone, publish); beyond, they are not published and other replicas read them from the log")
 			def := os.Getenv(envName("watch-require-scope")) == "true"
 			fs.BoolVar(&c.Revocations.RequireScope, "watch-require-scope", def, "WatchRevocations needs a token with the keymint:watch scope ("+envName("watch-require-scope")+")")
 		}},

@@ -21,6 +21,7 @@ type revocationConfig struct {
 	Heartbeat           time.Duration
 	MaxStreams          uint
 	MaxStreamsPerClient uint
+	PublishQueue        uint
 	RequireScope        bool
 }
 
@@ -39,7 +40,7 @@ func (c *revocationConfig) problems(set map[string]bool) []string {
 	for _, n := range []struct {
 		name string
 		v    uint
-	}{{"watch-max-streams", c.MaxStreams}, {"watch-max-streams-per-client", c.MaxStreamsPerClient}} {
+	}{{"watch-max-streams", c.MaxStreams}, {"watch-max-streams-per-client", c.MaxStreamsPerClient}, {"revocation-publish-queue", c.PublishQueue}} {
 		if set[n.name] && (n.v == 0 || n.v > 1_000_000) {
 			out = append(out, fmt.Sprintf("%s: want 1 to 1000000", n.name))
 		}

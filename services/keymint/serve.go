@@ -273,11 +273,13 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	s.usage = tokens.NewUsageRecorder(st, c.UsageFlush, log)
 	rc := tokens.RevocationsConfig{Log: st, Cache: s.cache.Cache, Poll: c.Revocations.Poll, Retention: c.Revocations.Retention,
 		Heartbeat: c.Revocations.Heartbeat, MaxStreams: int(c.Revocations.MaxStreams),
-		MaxStreamsPerClient: int(c.Revocations.MaxStreamsPerClient), Logger: log}
+		MaxStreamsPerClient: int(c.Revocations.MaxStreamsPerClient), PublishQueue: int(c.Revocations.PublishQueue),
+		Invalidate: s.cache.Cache.Invalidate, Logger: log}
 	if s.cache.revClient != nil {
 		// With Redis, a revocation reaches every replica at once; the
 		// store's log, read every poll, catches what Redis loses.
-		s.revocationFeed = rediscache.NewRevocationFeed(rediscache.RevocationFeedConfig{Client: s.cache.revClient, Logger: log})
+		s.revocationFeed = rediscache.NewRevocationFeed(rediscache.RevocationFeedConfig{Client: s.cache.revClient,
+			Timeout: c.Cache.revocationTimeout(), Logger: log})
 		rc.Publish = func(ctx context.Context, v tokens.Revocation) error {
 			return s.revocationFeed.Publish(ctx, toFeed(v))
 		}
@@ -438,6 +440,7 @@ func (s *server) run(ctx context.Context) error {
 	usageDone := make(chan struct{})
 	go func() { s.usage.Run(ctx); close(usageDone) }()
 	go s.revocations.Run(ctx)
+	go s.revocations.RunPublisher(ctx)
 	if s.revocationFeed != nil {
 		go s.revocationFeed.Run(ctx, feedSink{ctx: ctx, revs: s.revocations})
 	}
