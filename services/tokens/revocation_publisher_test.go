@@ -23,7 +23,7 @@ func (emptyLog) PruneRevocations(context.Context, time.Time) (int, error) { retu
 type revokedKeys struct{ ids chan string }
 
 func (c revokedKeys) Revoke(_ cache.Key, id string, _, _ time.Time) { c.ids <- id }
-func (revokedKeys) Flush()                                           {}
+func (revokedKeys) Flush()                                          {}
 
 // Committed returns once the row is applied here, while the Redis side
 // (here a publish that never returns until released, as on a SIGSTOPped
