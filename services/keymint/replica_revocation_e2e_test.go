@@ -30,7 +30,7 @@ func TestReadReplicaRevocation(t *testing.T) {
 	a := startServer(t, cfg)
 	cfgB := cfg
 	cfgB.DataDir = t.TempDir()
-	cfgB.DatabaseRead.URL = pair.StandbyURL
+	cfgB.DatabaseReadURL = pair.StandbyURL
 	b := startServer(t, cfgB)
 
 	ctx := context.Background()

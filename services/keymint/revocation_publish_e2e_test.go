@@ -34,7 +34,7 @@ func TestRevokeDoesNotWaitForHungRedis(t *testing.T) {
 	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || !r.Valid {
 		t.Fatalf("before: %+v %v", r, err)
 	}
-	before := a.srv.revocations.Applied()
+	before := a.srv.Revocations().Applied()
 
 	rds.Pause()
 	defer rds.Resume()
@@ -43,11 +43,11 @@ func TestRevokeDoesNotWaitForHungRedis(t *testing.T) {
 	if _, err := a.client.RevokeToken(ctx, &keymintv1.RevokeTokenRequest{Id: tok.Token.Id}); err != nil {
 		t.Fatalf("revoke with Redis hung: %v", err)
 	}
-	if n := a.srv.revocations.Unsent(); n != 1 {
+	if n := a.srv.Revocations().Unsent(); n != 1 {
 		t.Fatalf("%d revocations wait for Redis after the revoke returned, want 1 (its own)", n)
 	}
-	if a.srv.revocations.Applied() <= before {
-		t.Fatalf("the revoking replica applied %d, not past %d", a.srv.revocations.Applied(), before)
+	if a.srv.Revocations().Applied() <= before {
+		t.Fatalf("the revoking replica applied %d, not past %d", a.srv.Revocations().Applied(), before)
 	}
 	if r, err := a.client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: tok.Secret}); err != nil || r.GetValid() {
 		t.Fatalf("the revoking replica answered %v %v", r, err)
@@ -56,9 +56,9 @@ func TestRevokeDoesNotWaitForHungRedis(t *testing.T) {
 		r, err := v.Validate(context.Background(), tok.Secret)
 		return err == nil && !r.Valid
 	})
-	if n := a.srv.revocations.Unsent(); n != 1 {
+	if n := a.srv.Revocations().Unsent(); n != 1 {
 		t.Fatalf("the refusal came with %d unsent, want 1: Redis was not hung for the test", n)
 	}
 	rds.Resume()
-	waitFor(t, "the queued publish sent once Redis resumed", func() bool { return a.srv.revocations.Unsent() == 0 })
+	waitFor(t, "the queued publish sent once Redis resumed", func() bool { return a.srv.Revocations().Unsent() == 0 })
 }

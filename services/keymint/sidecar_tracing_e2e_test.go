@@ -30,7 +30,7 @@ import (
 func TestSidecarTracePropagation(t *testing.T) {
 	recv, endpoint := startReceiver(t)
 	cfg := testConfig(t)
-	cfg.Tracing.Endpoint = endpoint
+	cfg.OTLPEndpoint = endpoint
 	const email, password = "sidetrace@example.com", "a long sidecar tracing password"
 	createUser(t, cfg, email, "acme", password, false)
 	central := startServer(t, cfg)
