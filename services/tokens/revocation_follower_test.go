@@ -148,6 +148,7 @@ func TestRevocationMissedPublishCaughtUp(t *testing.T) {
 			published <- err
 			return err
 		}})
+	go a.revs.RunPublisher(ctx)
 	if err := a.revs.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
