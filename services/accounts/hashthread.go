@@ -24,8 +24,8 @@ const hashNice = 19
 // the runtime starts while on a locked thread come from its template
 // thread, so they do not inherit the nice value either.
 func (h *Hasher) onHashThread(f func()) {
-	procs.enter()
-	defer procs.exit()
+	boost.enter()
+	defer boost.exit()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -41,7 +41,7 @@ func (h *Hasher) onHashThread(f func()) {
 	<-done
 }
 
-// procs is the GOMAXPROCS boost of every Hasher in the process (GOMAXPROCS
+// boost is the GOMAXPROCS boost of every Hasher in the process (GOMAXPROCS
 // is process-wide): base + the hashes running. Outside hashing the process
 // has exactly the Ps it had, so validation alone never runs on more CPUs
 // than the container's limit gives it (a CPU quota would throttle it).
@@ -50,13 +50,23 @@ func (h *Hasher) onHashThread(f func()) {
 // no longer follows a container CPU limit changed while it runs (it read
 // the limit at start). runtime.SetDefaultGOMAXPROCS would keep that, but
 // would also undo a GOMAXPROCS a program set itself.
-var procs = &procBoost{}
+var boost = &procBoost{}
 
 type procBoost struct {
 	mu      sync.Mutex
 	running int
 	// base is GOMAXPROCS when the first of the running hashes started.
 	base int
+}
+
+// unboosted is GOMAXPROCS without the hashes running.
+func (b *procBoost) unboosted() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running > 0 {
+		return b.base
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // enter and exit are called on the caller's thread, never on a hashing one:

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -128,7 +127,7 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	}
 	procs := cfg.Procs
 	if procs <= 0 {
-		procs = runtime.GOMAXPROCS(0)
+		procs = boost.unboosted() // a hash running elsewhere does not count
 	}
 	// Hashing never holds every CPU: one is always left for validations.
 	n := min(int(budget/(int64(p.Memory)*1024)), procs-1)
