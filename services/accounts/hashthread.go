@@ -33,13 +33,17 @@ func (h *Hasher) onHashThread(f func()) {
 		if err := lowerThreadPriority(); err != nil {
 			h.niceErrors.Add(1) // hashing still works, at normal priority
 		}
-		if h.onThread != nil {
-			h.onThread()
+		if onHashThread != nil {
+			onHashThread(h)
 		}
 		f()
 	}()
 	<-done
 }
+
+// onHashThread, set by tests only, runs on every hashing thread before the
+// hash.
+var onHashThread func(*Hasher)
 
 // boost is the GOMAXPROCS boost of every Hasher in the process (GOMAXPROCS
 // is process-wide): base + the hashes running. Outside hashing the process

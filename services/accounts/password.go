@@ -84,8 +84,6 @@ type Hasher struct {
 	inUse, peak  atomic.Int64
 	hashes, busy atomic.Int64
 	niceErrors   atomic.Int64
-	// onThread, when set (tests), runs on each hashing thread before argon2.
-	onThread func()
 }
 
 // HasherStats describes a Hasher's work so far.
