@@ -31,8 +31,8 @@ func threadNice(t *testing.T, tid int) (int, bool) {
 }
 
 // hashThreads records, from inside each hashing thread, its id, its nice
-// value and GOMAXPROCS, and can hold the hashes until a number of them are
-// running at once.
+// value and GOMAXPROCS; with hold, it holds the hashes until that many run
+// at once and reads GOMAXPROCS then, once.
 type hashThreads struct {
 	t       *testing.T
 	mu      sync.Mutex
@@ -74,17 +74,20 @@ func (w *hashThreads) probe() {
 	w.tids[tid] = true
 	w.nices = append(w.nices, nice)
 	w.arrived++
-	if w.arrived == w.hold {
+	switch {
+	case w.hold == 0:
+		w.procs = append(w.procs, runtime.GOMAXPROCS(0))
+	case w.arrived == w.hold:
+		// The held hashes are all running now (none has finished): the
+		// last to arrive reads GOMAXPROCS for them all.
+		w.procs = append(w.procs, runtime.GOMAXPROCS(0))
 		close(w.all)
 	}
-	wait := w.arrived <= w.hold
+	wait := w.arrived < w.hold
 	w.mu.Unlock()
 	if wait {
 		<-w.all
 	}
-	w.mu.Lock()
-	w.procs = append(w.procs, runtime.GOMAXPROCS(0))
-	w.mu.Unlock()
 }
 
 // startNice is the test thread's nice value; it skips a test whose process already runs at hashNice: the
@@ -131,10 +134,8 @@ func TestHashRunsOnLowPriorityThreads(t *testing.T) {
 			t.Errorf("a hash ran at nice %d, want %d", n, hashNice)
 		}
 	}
-	for _, p := range w.procs {
-		if p != base+3 {
-			t.Errorf("GOMAXPROCS %d while 3 hashes ran, want %d", p, base+3)
-		}
+	if len(w.procs) != 1 || w.procs[0] != base+3 {
+		t.Errorf("GOMAXPROCS %v while 3 hashes ran, want %d", w.procs, base+3)
 	}
 	if p := runtime.GOMAXPROCS(0); p != base {
 		t.Errorf("GOMAXPROCS %d after hashing, want %d", p, base)
