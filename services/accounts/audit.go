@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -26,6 +28,26 @@ const (
 // Events of other organizations, and those of no organization, are never
 // in reach.
 func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken string) ([]store.AuditEvent, string, error) {
+	return s.SearchAuditEvents(ctx, AuditQuery{PageSize: pageSize, PageToken: pageToken})
+}
+
+// AuditQuery selects a page of audit events: filters are ANDed, zero ones
+// ignored.
+type AuditQuery struct {
+	PageSize     int
+	PageToken    string
+	Action       string
+	Actor        string
+	Since, Until time.Time
+}
+
+// maxAuditActor bounds the actor filter: an email is at most 320 characters.
+const maxAuditActor = 320
+
+// SearchAuditEvents is ListAuditEvents with filters (the console's audit
+// view); the same rules decide who sees what.
+func (s *Service) SearchAuditEvents(ctx context.Context, q AuditQuery) ([]store.AuditEvent, string, error) {
+	pageSize, pageToken := q.PageSize, q.PageToken
 	p, ok := PrincipalFrom(ctx)
 	if !ok {
 		return nil, "", fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
@@ -33,7 +55,15 @@ func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken s
 	if p.OrgID == "" || !p.Admin && p.UserID == "" {
 		return nil, "", fault.New(fault.PermissionDenied, "the audit log needs an organization admin (a token needs the keymint:admin scope)")
 	}
-	f := store.AuditFilter{OrgID: p.OrgID}
+	switch {
+	case len(q.Actor) > maxAuditActor:
+		return nil, "", fault.New(fault.InvalidArgument, "actor must be at most 320 characters")
+	case len(q.Action) > 64:
+		return nil, "", fault.New(fault.InvalidArgument, "action must be at most 64 characters")
+	case !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until):
+		return nil, "", fault.New(fault.InvalidArgument, "startTime must be before endTime")
+	}
+	f := store.AuditFilter{OrgID: p.OrgID, Action: q.Action, Actor: strings.TrimSpace(q.Actor), Since: q.Since, Until: q.Until}
 	if !p.Admin {
 		f.SubjectUserID = p.UserID
 	}
@@ -71,25 +101,20 @@ func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken s
 
 // ListAuditEvents lists the caller's organization's audit log.
 func (s *Server) ListAuditEvents(ctx context.Context, req *keymintv1.ListAuditEventsRequest) (*keymintv1.ListAuditEventsResponse, error) {
-	list, next, err := s.svc.ListAuditEvents(ctx, int(req.GetPageSize()), req.GetPageToken())
+	q := AuditQuery{PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(), Action: req.GetAction(), Actor: req.GetActor()}
+	if t := req.GetStartTime(); t != nil {
+		q.Since = t.AsTime()
+	}
+	if t := req.GetEndTime(); t != nil {
+		q.Until = t.AsTime()
+	}
+	list, next, err := s.svc.SearchAuditEvents(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	out := &keymintv1.ListAuditEventsResponse{Events: make([]*keymintv1.AuditEvent, len(list)), NextPageToken: next}
 	for i, e := range list {
-		out.Events[i] = &keymintv1.AuditEvent{
-			Id:             e.ID,
-			OrganizationId: e.OrgID,
-			ActorUserId:    e.ActorUserID,
-			ActorEmail:     e.ActorEmail,
-			Action:         e.Action,
-			TargetId:       e.TargetID,
-			ClientIp:       e.ClientIP,
-			UserAgent:      e.UserAgent,
-			CreateTime:     timestamppb.New(e.CreatedAt),
-			Details:        e.Details,
-			SubjectUserId:  e.SubjectUserID,
-		}
+		out.Events[i] = audit.ToProto(e)
 	}
 	return out, nil
 }
