@@ -45,11 +45,14 @@ type console struct {
 
 func (c *console) fail(what string, err error) {
 	c.t.Helper()
-	if buf, serr := chromedp.Run(c.ctx, chromedp.FullScreenshot(80)); serr == nil {
+	if buf, serr := chromedp.Run(c.ctx, chromedp.FullScreenshot(100)); serr == nil {
 		path := filepath.Join(c.shots, fmt.Sprintf("failed-%s-%s.png", c.size, strings.ReplaceAll(what, " ", "-")))
 		if os.WriteFile(path, buf, 0o644) == nil {
 			c.t.Logf("screenshot of the failed step: %s", path)
 		}
+	}
+	if layout, lerr := chromedp.Run(c.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('header.bar, header.bar > *, #sign-out')].map((e) => (e.id || e.className) + ' ' + JSON.stringify(e.getBoundingClientRect())).join('\n')`)); lerr == nil {
+		c.t.Logf("header layout:\n%s", layout)
 	}
 	c.t.Fatalf("%s (%s): %v", what, c.size, err)
 }
@@ -93,6 +96,13 @@ func (c *console) choose(id, value string) {
 	c.eval(fmt.Sprintf(`(() => { const e = document.getElementById(%q);
 		if (e.type === 'checkbox') e.checked = %q === 'on'; else e.value = %q;
 		e.dispatchEvent(new Event('change', { bubbles: true })); return ''; })()`, id, value, value))
+}
+
+// fill sets an input's value as typing would (the input event fires).
+func (c *console) fill(id, value string) {
+	c.t.Helper()
+	c.eval(fmt.Sprintf(`(() => { const e = document.getElementById(%q); e.value = %q;
+		e.dispatchEvent(new Event('input', { bubbles: true })); return ''; })()`, id, value))
 }
 
 // a11y runs axe-core in the page and fails on any serious or critical
@@ -185,9 +195,14 @@ func TestBrowserConsole(t *testing.T) {
 		}
 	}
 
+	// Failure screenshots outlive the test: $TEST_ARTIFACTS, or a directory
+	// of their own.
 	shots := os.Getenv("TEST_ARTIFACTS")
 	if shots == "" {
-		shots = t.TempDir()
+		var err error
+		if shots, err = os.MkdirTemp("", "keymint-console-"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := &console{t: t, ctx: newChromium(t, 4*time.Minute), axe: axe, shots: shots}
 	pageErrors := func() *pageErrorLog {
@@ -205,6 +220,10 @@ func TestBrowserConsole(t *testing.T) {
 	} {
 		c.size = size.name
 		c.do("open", size.vp, chromedp.Navigate(srv.http+"/#tokens"))
+		if i > 0 {
+			// The same URL again is no navigation: reload for a fresh page.
+			c.do("reload", chromedp.Reload())
+		}
 		if i == 0 {
 			c.do("sign in", chromedp.WaitVisible(chromedp.CSS("#signin-form")),
 				chromedp.SendKeys(chromedp.CSS("#signin-email"), admin),
@@ -233,7 +252,7 @@ func TestBrowserConsole(t *testing.T) {
 		c.until("page 2", `document.getElementById('page-label').textContent === 'Page 2' && `+rows+` === 25`)
 		c.do("search", chromedp.SendKeys(chromedp.CSS("#f-query"), "svc-042"))
 		c.until("search result", rows+` === 1 && document.getElementById('token-rows').textContent.includes('svc-042')`)
-		c.do("clear search", chromedp.SetValue(chromedp.CSS("#f-query"), ""), chromedp.SendKeys(chromedp.CSS("#f-query"), " "))
+		c.fill("f-query", "")
 		c.until("search cleared", rows+` === 25`)
 		// Filters: scope, expiring soon, status, sort.
 		c.choose("f-scope", "deploy")
@@ -304,14 +323,16 @@ func TestBrowserConsole(t *testing.T) {
 		// The policy, with its validation messages.
 		c.do("policy", chromedp.Click(chromedp.CSS(`#views a[data-view="policy"]`)))
 		c.until("policy loaded", `document.getElementById('p-scopes').value.includes('deploy')`)
-		c.do("bad policy", chromedp.SetValue(chromedp.CSS("#p-max"), "30"), chromedp.SetValue(chromedp.CSS("#p-default"), "60"),
-			chromedp.Click(chromedp.CSS("#policy-save")), chromedp.WaitVisible(chromedp.CSS("#p-default-error")))
+		c.fill("p-max", "30")
+		c.fill("p-default", "60")
+		c.do("bad policy", chromedp.Click(chromedp.CSS("#policy-save")), chromedp.WaitVisible(chromedp.CSS("#p-default-error")))
 		if d := c.eval(`document.getElementById('p-default').getAttribute('aria-describedby') + ' ' + document.getElementById('p-default').getAttribute('aria-invalid')`); d != "p-default-error true" {
 			t.Errorf("%s: the default lifetime is not tied to its error: %q", size.name, d)
 		}
 		c.a11y("policy")
-		c.do("fix policy", chromedp.SetValue(chromedp.CSS("#p-max"), ""), chromedp.SetValue(chromedp.CSS("#p-default"), ""),
-			chromedp.SendKeys(chromedp.CSS("#p-default"), "7"), chromedp.WaitNotVisible(chromedp.CSS("#p-default-error")))
+		c.fill("p-max", "")
+		c.fill("p-default", "7")
+		c.do("fix policy", chromedp.WaitNotVisible(chromedp.CSS("#p-default-error")))
 		c.do("back to my tokens", chromedp.Click(chromedp.CSS(`#views a[data-view="tokens"]`)))
 		c.until("my tokens", `!document.getElementById('generate').hidden && `+rows+` === 25`)
 	}
