@@ -994,7 +994,8 @@
         return;
       }
       $('signin-submit').disabled = true;
-      showAlert('Too many sign-in attempts. Try again in ' + left + (left === 1 ? ' second.' : ' seconds.'));
+      const wait = left < 120 ? left + (left === 1 ? ' second' : ' seconds') : Math.floor(left / 60) + ' min ' + (left % 60) + ' s';
+      showAlert('Too many sign-in attempts. Try again in ' + wait + '.');
       left--;
     };
     tick();

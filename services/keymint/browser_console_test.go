@@ -149,6 +149,9 @@ func TestBrowserConsole(t *testing.T) {
 	)
 	createUser(t, cfg, admin, "acme", password, true)
 	createUser(t, cfg, member, "acme", password, false)
+	// Three wrong guesses per account, then Retry-After (successes give
+	// their events back, so seeding with the password is not throttled).
+	cfg.Abuse.AccountLimit = "3/1h"
 	srv := startServer(t, cfg)
 	creds := func(email string) map[string]string {
 		return map[string]string{"x-api-email": email, "x-api-password": password, "Content-Type": "application/json"}
@@ -356,6 +359,28 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("the form came back with name %q", got)
 	}
 	c.a11y("signed in again")
+
+	// A throttled sign-in counts down the server's Retry-After.
+	c.do("sign out", chromedp.Click(chromedp.CSS("#generate-dialog [data-close]")), chromedp.WaitNotVisible(chromedp.CSS("#generate-dialog")),
+		chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	c.fill("signin-email", "guesser@example.com")
+	for i := 0; ; i++ {
+		if i == 10 {
+			c.fail("throttle", fmt.Errorf("ten wrong passwords and no countdown: %q", c.eval(`document.getElementById('alert').textContent`)))
+		}
+		c.fill("signin-password", "wrong guess")
+		c.do("wrong guess", chromedp.Click(chromedp.CSS("#signin-submit")))
+		c.until("an answer", `document.getElementById('alert').textContent !== '' && !document.getElementById('signin-password').value`)
+		if strings.Contains(c.eval(`document.getElementById('alert').textContent`), "Try again in") {
+			break
+		}
+	}
+	first := c.eval(`document.getElementById('alert').textContent`)
+	c.until("the countdown ticks", `document.getElementById('alert').textContent !== `+fmt.Sprintf("%q", first)+` && document.getElementById('alert').textContent.includes('Try again in')`)
+	if c.eval(`String(document.getElementById('signin-submit').disabled)`) != "true" {
+		t.Error("sign-in stays enabled while throttled")
+	}
+	c.a11y("throttled sign-in")
 
 	if errs := pageErrors.list(); len(errs) > 0 {
 		t.Fatalf("the page reported errors:\n%s", strings.Join(errs, "\n"))
