@@ -11,6 +11,7 @@ import (
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -48,7 +49,7 @@ const maxAuditActor = 320
 // view); the same rules decide who sees what.
 func (s *Service) SearchAuditEvents(ctx context.Context, q AuditQuery) ([]store.AuditEvent, string, error) {
 	pageSize, pageToken := q.PageSize, q.PageToken
-	p, ok := PrincipalFrom(ctx)
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return nil, "", fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}
