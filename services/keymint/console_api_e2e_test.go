@@ -139,7 +139,9 @@ func TestConsoleListingAPI(t *testing.T) {
 	// The audit log's filters.
 	audit := func(q string) []string {
 		t.Helper()
-		var out struct{ Events []struct{ Action, ActorEmail string } }
+		var out struct {
+			Events []struct{ Action, ActorEmail string }
+		}
 		if code, body := do(t, "GET", srv.http+"/v1/audit-events?"+q, h("boss@example.com"), "", &out); code != http.StatusOK {
 			t.Fatalf("audit %s = %d %s", q, code, body)
 		}
