@@ -513,11 +513,11 @@
         : [el('span', { className: 'none', textContent: 'none' })];
       const lim = limits(t).filter((x) => !x.classList.contains('none'));
       const tr = el('tr', { className: usable ? '' : 'inactive' },
-        cell('Name', 'name',
+        cell('Name', 'name', el('div', { className: 'name-box' },
           el('span', { className: 'tname', textContent: t.name }), ' ',
           el('code', { className: 'hint', textContent: t.hint + '…' }),
           t.description ? el('span', { className: 'desc', textContent: t.description, title: t.description }) : null,
-          lim.length ? el('span', { className: 'row-limits' }, ...lim) : null),
+          lim.length ? el('span', { className: 'row-limits' }, ...lim) : null)),
         cell('Owner', 'owner-col', t.createdByEmail || t.userId),
         cell('Scopes', 'scopes', el('span', {}, ...scopes)),
         cell('Last used', 'time', when(t.lastUsedTime, 'never')),
