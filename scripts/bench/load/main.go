@@ -8,6 +8,7 @@
 //	load grpc       -addr ADDR -tokens FILE [-c 50] [-d 10s] [-warmup 2s] [-pid PID] -name NAME
 //	load http       -url URL -tokens FILE [...]
 //	load flood      -url URL [-c 60] [-pid PID] -name NAME   (until SIGTERM)
+//	load otlp       [-listen ADDR]   an OTLP trace collector counting spans (until SIGTERM)
 //	load report     FILE
 //
 // scripts/bench/run.sh (make bench) strings them together.
@@ -41,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|report ...")
+		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|otlp|report ...")
 		os.Exit(2)
 	}
 	var err error
@@ -57,6 +58,8 @@ func main() {
 		err = runLoad(os.Args[1], args)
 	case "flood":
 		err = runFlood(args)
+	case "otlp":
+		err = runOTLP(args)
 	case "report":
 		err = runReport(args)
 	default:
@@ -554,6 +557,7 @@ func runReport(args []string) error {
 		fmt.Printf("      REST validate (L1) / net/http sending the body alone: %.3f (one round, for reference)\n", median(b).RPS/a[0].RPS)
 	}
 	reportFlood(byName, median)
+	reportTracing(byName)
 	if rs, ok := byName["grpc-keymint-l1-long"]; ok && rs[0].RSSMaxMB > 0 {
 		r := rs[0]
 		fmt.Printf("RSS over the %.0f s run: start %.0f MB, max %.0f MB, end %.0f MB (growth %.0f MB; target <= 50)\n",
