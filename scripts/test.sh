@@ -25,6 +25,10 @@ echo "test: postgres and redis started on loopback" >&2
 if [ ! -d clients/typescript/node_modules ]; then
   npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error >&2
 fi
+# The web page's browser tests inject axe-core (pinned) into every view.
+if [ ! -d gateway/web/a11y/node_modules ]; then
+  npm ci --prefix gateway/web/a11y --no-audit --no-fund --loglevel=error >&2
+fi
 
 go test -race -shuffle=on -count=1 -timeout=15m ./...
 # Allocation counts need a build without the race detector (its

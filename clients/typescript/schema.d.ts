@@ -480,6 +480,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tokens/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description GetTokenHistory returns a token's rotation chain (its predecessors and
+         *     successors, at most 50) and the most recent audit events about any token
+         *     of the chain (at most 50), for whoever may see the token.
+         */
+        get: operations["TokenService_GetTokenHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens/{id}:revoke": {
         parameters: {
             query?: never;
@@ -1114,6 +1135,12 @@ export interface components {
             status: "TOKEN_STATUS_UNSPECIFIED" | "TOKEN_STATUS_ACTIVE" | "TOKEN_STATUS_EXPIRED" | "TOKEN_STATUS_REVOKED";
             /** @description The user the token acts for. */
             userId: string;
+        };
+        TokenHistory: {
+            /** @description Newest first. */
+            events: components["schemas"]["AuditEvent"][];
+            /** @description Oldest first; the asked-for token is among them. */
+            rotationChain: components["schemas"]["Token"][];
         };
         UpdateUserScopesRequest: {
             scopes?: components["schemas"]["Scope"][];
@@ -2169,6 +2196,16 @@ export interface operations {
                 pageSize?: number;
                 /** @description next_page_token of the previous page. */
                 pageToken?: string;
+                /** @description Keep events of this action (see AuditEvent.action). */
+                action?: string;
+                /**
+                 * @description Keep events whose actor has this user id or email (at most 320
+                 *     characters).
+                 */
+                actor?: string;
+                /** @description Keep events at or after start_time and before end_time. */
+                startTime?: string;
+                endTime?: string;
             };
             header?: never;
             path?: never;
@@ -2983,6 +3020,32 @@ export interface operations {
                 allUsers?: boolean;
                 /** @description Include revoked and expired tokens. */
                 showInactive?: boolean;
+                /**
+                 * @description Keep tokens whose name, hint or description contains this
+                 *     (case-insensitive for ASCII letters); at most 200 characters.
+                 */
+                query?: string;
+                /**
+                 * @description Keep tokens in this state; wins over show_inactive. Unspecified: active
+                 *     ones, or every one with show_inactive.
+                 */
+                status?: "TOKEN_STATUS_UNSPECIFIED" | "TOKEN_STATUS_ACTIVE" | "TOKEN_STATUS_EXPIRED" | "TOKEN_STATUS_REVOKED";
+                /** @description Keep tokens that carry this scope. */
+                scope?: string;
+                /**
+                 * @description Keep active tokens that expire within this long from now (at most 10
+                 *     years).
+                 */
+                expiresWithin?: string;
+                /** @description Org admins only (implies all_users): keep this user's tokens. */
+                userId?: string;
+                /**
+                 * @description create_time (default), last_used_time or expire_time, optionally
+                 *     followed by " desc"; create_time alone means newest first, the others
+                 *     ascending. Never-used tokens sort as used longest ago, tokens without an
+                 *     expiry as expiring last. A page_token continues the order it came from.
+                 */
+                orderBy?: string;
             };
             header?: never;
             path?: never;
@@ -3120,6 +3183,46 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Token"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    TokenService_GetTokenHistory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenHistory"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -1,6 +1,7 @@
-// keymint token page. Plain JavaScript over keymint's JSON routes: sign-in
-// and sign-out (/api/auth/...), the signed-in user (/v1/user), tokens
-// (/v1/tokens). The session lives in an HttpOnly cookie this script cannot
+// keymint console. Plain JavaScript (no build step) over keymint's JSON
+// routes: sign-in and sign-out (/api/auth/...), the signed-in user
+// (/v1/user), tokens (/v1/tokens, paged and filtered by the server), and for
+// org admins the org's tokens, the audit log, the policy and webhooks. The session lives in an HttpOnly cookie this script cannot
 // read; every call carries X-Keymint-CSRF, which no other site can send.
 // A new token's secret exists only in the reveal dialog, and only until the
 // dialog closes: nothing stores it, so a reload can never show it again.
@@ -10,9 +11,11 @@
   const $ = (id) => document.getElementById(id);
 
   class ApiError extends Error {
-    constructor(status, message) {
+    constructor(status, message, retryAfter) {
       super(message);
       this.status = status;
+      // Seconds the server asked us to wait (429, 503), or 0.
+      this.retryAfter = retryAfter || 0;
     }
   }
 
@@ -42,7 +45,8 @@
       if (!msg) msg = 'The request failed (HTTP ' + resp.status + ').';
       msg = msg.charAt(0).toUpperCase() + msg.slice(1);
       if (!/[.!?]$/.test(msg)) msg += '.';
-      throw new ApiError(resp.status, msg);
+      const ra = parseInt(resp.headers.get('Retry-After') || '', 10);
+      throw new ApiError(resp.status, msg, ra > 0 ? ra : 0);
     }
     return data;
   }
@@ -74,11 +78,85 @@
   // sends the person back to sign-in with a word on why.
   function fail(err, target) {
     if (err instanceof ApiError && err.status === 401 && signedIn) {
+      // Keep what was being typed: the open dialog comes back, filled in as
+      // it was, once the person signs in again.
+      const open = document.querySelector('dialog[open]');
+      resume = open && open.id !== 'reveal-dialog' ? open : null;
       closeAllDialogs();
-      showSignIn('Your session has ended. Sign in again to continue.');
+      showSignIn('Your session has ended. Sign in again to continue.', lastEmail);
       return;
     }
     showAlert(err && err.message ? err.message : 'Something went wrong.', target);
+  }
+
+  // --- field errors -------------------------------------------------------
+
+  // Server messages start with the field's JSON name; these say which
+  // input it is and how the page calls it.
+  const fieldNames = {
+    name: ['gen-name', 'Name'],
+    description: ['gen-description', 'Description'],
+    scopes: ['gen-scopes', 'Scopes'],
+    scope: ['gen-scopes', 'Scope'],
+    expireTime: ['gen-expiry', 'Expiry'],
+    ttl: ['gen-expiry', 'Expiry'],
+    allowedCidrs: ['gen-cidrs', 'Allowed IP addresses'],
+    remainingUses: ['gen-uses', 'Maximum uses'],
+    rateLimit: ['gen-rate', 'Rate limit'],
+    allowedScopes: ['p-scopes', 'Allowed scopes'],
+    maxTokenLifetime: ['p-max', 'Longest token lifetime'],
+    defaultTokenLifetime: ['p-default', 'Default lifetime'],
+    maxRotationGrace: ['p-grace', 'Longest rotation grace period'],
+    actor: ['a-actor', 'Actor'],
+    startTime: ['a-from', 'From'],
+  };
+
+  // fieldError shows msg under the input with this id, tied to it by
+  // aria-describedby, until the input changes.
+  function fieldError(id, msg) {
+    const box = $(id + '-error');
+    const input = $(id);
+    if (!box || !input) return false;
+    box.textContent = msg;
+    box.hidden = false;
+    input.setAttribute('aria-invalid', 'true');
+    const picker = id === 'gen-scopes' && !$('gen-scope-picker').hidden ? $('gen-scope-picker') : null;
+    if (picker) picker.setAttribute('aria-invalid', 'true');
+    return true;
+  }
+  function clearFieldError(id) {
+    const box = $(id + '-error');
+    if (box) { box.hidden = true; box.textContent = ''; }
+    const input = $(id);
+    if (input) input.removeAttribute('aria-invalid');
+    if (id === 'gen-scopes') $('gen-scope-picker').removeAttribute('aria-invalid');
+  }
+  function clearFieldErrors(form) {
+    for (const box of form.querySelectorAll('.field-error')) clearFieldError(box.id.replace(/-error$/, ''));
+  }
+  // Any edit clears that field's error.
+  for (const box of document.querySelectorAll('.field-error')) {
+    const id = box.id.replace(/-error$/, '');
+    const input = $(id);
+    if (input) {
+      input.addEventListener('input', () => clearFieldError(id));
+      input.addEventListener('change', () => clearFieldError(id));
+    }
+  }
+  $('gen-scope-options').addEventListener('change', () => clearFieldError('gen-scopes'));
+  $('gen-expiry-date').addEventListener('input', () => clearFieldError('gen-expiry'));
+
+  // serverFieldError ties a server refusal to its field in plain words;
+  // false when the message names no field of this form.
+  function serverFieldError(err, form) {
+    const m = /^([a-zA-Z]+)(?:\[(\d+)\])?(?:\.[a-zA-Z]+)?\s*(.*)$/.exec(err.message || '');
+    if (!m) return false;
+    const key = m[1].charAt(0).toLowerCase() + m[1].slice(1);
+    const f = fieldNames[key];
+    if (!f || !form.contains($(f[0]))) return false;
+    let rest = m[3];
+    if (m[2] !== undefined) rest = '(entry ' + (Number(m[2]) + 1) + ') ' + rest;
+    return fieldError(f[0], f[1] + ' ' + rest);
   }
 
   // busy disables a button while its call runs.
@@ -155,32 +233,89 @@
 
   let signedIn = false;
 
-  function showSignIn(message) {
+  let resume = null;
+  let lastEmail = '';
+
+  function showSignIn(message, email) {
     signedIn = false;
     $('account').hidden = true;
-    $('tokens-view').hidden = true;
-    $('webhooks-view').hidden = true;
+    $('views').hidden = true;
+    for (const v of document.querySelectorAll('main > section')) v.hidden = true;
     $('signin-view').hidden = false;
+    if (email) $('signin-email').value = email;
     $('token-rows').replaceChildren();
     $('webhook-rows').replaceChildren();
     $('delivery-rows').replaceChildren();
     if (message) showAlert(message); else hideAlert();
     hideNotice();
     $('signin-password').value = '';
-    $('signin-email').focus();
+    (email ? $('signin-password') : $('signin-email')).focus();
   }
+
+  let me = null;
+  let policy = { allowedScopes: [] };
 
   async function showTokens(user) {
     signedIn = true;
+    me = user;
+    lastEmail = user.email;
     $('who').textContent = user.email;
+    $('who').title = user.email;
+    $('pw-username').value = user.email;
     $('account').hidden = false;
+    $('views').hidden = false;
+    // The admin area is an org admin's only: for others it is not there.
+    for (const a of document.querySelectorAll('.admin-only')) a.hidden = !user.admin;
     $('signin-view').hidden = true;
-    $('tokens-view').hidden = false;
-    await loadTokens();
-    // Webhooks are an org admin's: others would get 403 from the API.
-    $('webhooks-view').hidden = !user.admin;
-    if (user.admin) await loadWebhooks();
+    try {
+      policy = (await api('GET', '/v1/org/policy')) || { allowedScopes: [] };
+    } catch (err) {
+      policy = { allowedScopes: [] };
+    }
+    fillScopeChoices();
+    await route();
   }
+
+  // --- views and routing --------------------------------------------------
+
+  const views = { tokens: 'tokens-view', 'org-tokens': 'tokens-view', audit: 'audit-view', policy: 'policy-view', webhooks: 'webhooks-view' };
+
+  function currentView() {
+    const v = location.hash.replace(/^#/, '');
+    if (!views[v] || (v !== 'tokens' && !(me && me.admin))) return 'tokens';
+    return v;
+  }
+
+  async function route() {
+    if (!signedIn) return;
+    const v = currentView();
+    for (const id of new Set(Object.values(views))) $(id).hidden = id !== views[v];
+    for (const a of $('views').querySelectorAll('a')) {
+      if (a.dataset.view === v) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
+    if (v === 'tokens' || v === 'org-tokens') {
+      const org = v === 'org-tokens';
+      if (list.org !== org) {
+        list.org = org;
+        list.pages = [''];
+        $('f-owner').value = '';
+      }
+      $('tokens-title').textContent = org ? "Your organization's tokens" : 'API tokens';
+      $('token-caption').textContent = org ? "Your organization's tokens" : 'Your API tokens';
+      $('generate').hidden = org;
+      $('tokens-lede').hidden = org;
+      $('f-owner-wrap').hidden = !org;
+      $('token-table').classList.toggle('with-owner', org);
+      await loadTokens();
+    } else if (v === 'audit') {
+      await loadAudit();
+    } else if (v === 'policy') {
+      await loadPolicy();
+    } else if (v === 'webhooks') {
+      await loadWebhooks();
+    }
+  }
+  window.addEventListener('hashchange', () => { hideAlert(); route(); });
 
   // --- webhooks (org admins) ------------------------------------------------
 
@@ -273,28 +408,79 @@
 
   // --- tokens -------------------------------------------------------------
 
-  async function fetchTokens() {
-    const inactive = $('show-inactive').checked;
-    let all = [];
-    let page = '';
-    for (let i = 0; i < 20; i++) {
-      const q = new URLSearchParams({ pageSize: '1000', showInactive: String(inactive) });
-      if (page) q.set('pageToken', page);
-      const resp = await api('GET', '/v1/tokens?' + q.toString());
-      all = all.concat(resp.tokens || []);
-      if (!resp.nextPageToken || resp.nextPageToken === page) break;
-      page = resp.nextPageToken;
-    }
-    return all;
+  const pageSize = 25;
+  // list is the token list's state: page tokens seen (pages[i] opens page
+  // i), the page shown, and whether it is the org-wide list.
+  const list = { org: false, pages: [''], page: 0, next: '', owners: new Map() };
+
+  function fillScopeChoices() {
+    const scopes = (policy.allowedScopes || []).filter((s) => s !== 'keymint:admin' || (me && me.admin));
+    const allowed = me && (me.scopes || []).length ? scopes.filter((s) => me.scopes.includes(s)) : scopes;
+    $('f-scope').replaceChildren(el('option', { value: '', textContent: 'Any' }),
+      ...scopes.map((s) => el('option', { value: s, textContent: s })));
+    $('gen-scope-options').replaceChildren(...allowed.map((s, i) => el('label', { className: 'check' },
+      el('input', { type: 'checkbox', value: s, id: 'gen-scope-' + i }), ' ', el('code', { textContent: s }))));
+    // A picker when the org lists its scopes; free text when any scope goes.
+    $('gen-scope-picker').hidden = allowed.length === 0;
+    $('gen-scopes-free').hidden = allowed.length > 0;
   }
 
-  async function loadTokens() {
+  function listQuery(pageToken) {
+    const q = new URLSearchParams({ pageSize: String(pageSize), orderBy: $('f-sort').value });
+    const st = $('f-status').value;
+    if (st === 'inactive') q.set('showInactive', 'true');
+    else if (st) q.set('status', st);
+    const text = $('f-query').value.trim();
+    if (text) q.set('query', text);
+    if ($('f-scope').value) q.set('scope', $('f-scope').value);
+    if ($('f-expiring').checked) q.set('expiresWithin', String(7 * 86400) + 's');
+    if (list.org) {
+      q.set('allUsers', 'true');
+      if ($('f-owner').value) q.set('userId', $('f-owner').value);
+    }
+    if (pageToken) q.set('pageToken', pageToken);
+    return q;
+  }
+
+  let listSeq = 0;
+
+  async function loadTokens(focusId) {
+    const seq = ++listSeq;
     try {
-      renderTokens(await fetchTokens());
+      const resp = await api('GET', '/v1/tokens?' + listQuery(list.pages[list.page]).toString());
+      if (seq !== listSeq) return; // a newer load answers instead
+      list.next = resp.nextPageToken || '';
+      renderTokens(resp.tokens || []);
+      if (focusId) focusRow(focusId);
     } catch (err) {
       fail(err);
     }
   }
+
+  // A filter change starts again at page 1.
+  function reloadFromStart() {
+    list.pages = [''];
+    list.page = 0;
+    loadTokens();
+  }
+  let searchTimer = 0;
+  $('f-query').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(reloadFromStart, 250);
+  });
+  for (const id of ['f-status', 'f-scope', 'f-sort', 'f-owner', 'f-expiring']) $(id).addEventListener('change', reloadFromStart);
+  $('list-filters').addEventListener('submit', (ev) => { ev.preventDefault(); reloadFromStart(); });
+  $('page-next').addEventListener('click', () => {
+    if (!list.next) return;
+    list.pages[list.page + 1] = list.next;
+    list.page++;
+    loadTokens();
+  });
+  $('page-prev').addEventListener('click', () => {
+    if (list.page === 0) return;
+    list.page--;
+    loadTokens();
+  });
 
   function cell(label, cls, ...content) {
     const td = el('td', { className: cls || '' }, ...content);
@@ -302,56 +488,257 @@
     return td;
   }
 
+  // focusRow puts focus back on a row's actions button after the list was
+  // drawn again (a dialog opened from it closed).
+  function focusRow(id) {
+    const b = document.querySelector('tr[data-token-id="' + CSS.escape(id) + '"] .menu-button');
+    if (b) b.focus();
+  }
+
   function renderTokens(tokens) {
+    for (const t of tokens) {
+      if (t.createdByEmail && t.userId === t.createdBy) list.owners.set(t.userId, t.createdByEmail);
+    }
+    if (list.org) {
+      const chosen = $('f-owner').value;
+      $('f-owner').replaceChildren(el('option', { value: '', textContent: 'Everyone' }),
+        ...[...list.owners].sort((a, b) => a[1].localeCompare(b[1])).map(([id, email]) => el('option', { value: id, textContent: email })));
+      $('f-owner').value = chosen;
+    }
     const rows = tokens.map((t) => {
       const [cls, label] = status(t);
       const usable = t.status === 'TOKEN_STATUS_ACTIVE';
       const scopes = (t.scopes || []).length
         ? (t.scopes || []).map((s) => el('code', { className: 'scope', textContent: s }))
         : [el('span', { className: 'none', textContent: 'none' })];
+      const lim = limits(t).filter((x) => !x.classList.contains('none'));
       const tr = el('tr', { className: usable ? '' : 'inactive' },
-        cell('Name', 'name', t.name),
-        cell('Description', 'desc', t.description || null),
-        cell('Hint', '', el('code', { textContent: t.hint + '…' })),
-        cell('Scopes', '', el('span', {}, ...scopes)),
-        cell('Created', 'time', when(t.createTime, '')),
+        cell('Name', 'name', el('div', { className: 'name-box' },
+          el('span', { className: 'tname', textContent: t.name }), ' ',
+          el('code', { className: 'hint', textContent: t.hint + '…' }),
+          t.description ? el('span', { className: 'desc', textContent: t.description, title: t.description }) : null,
+          lim.length ? el('span', { className: 'row-limits' }, ...lim) : null)),
+        cell('Owner', 'owner-col', t.createdByEmail || t.userId),
+        cell('Scopes', 'scopes', el('span', {}, ...scopes)),
         cell('Last used', 'time', when(t.lastUsedTime, 'never')),
         cell('Expires', 'time', when(t.expireTime, 'never')),
-        cell('Limits', 'limits', el('div', {}, ...limits(t))),
         cell('Status', '', el('span', { className: 'badge ' + cls, textContent: label })),
-        cell('', 'act',
-          usable ? el('button', {
-            type: 'button',
-            className: 'secondary small',
-            textContent: 'Revoke',
-            onclick: () => askRevoke(t),
-          }) : null,
-          usable && !t.rotatedToId ? el('button', {
-            type: 'button',
-            className: 'secondary small rotate',
-            textContent: 'Rotate',
-            onclick: () => askRotate(t),
-          }) : null));
+        cell('', 'act', rowMenu(t, usable)));
       tr.dataset.tokenId = t.id;
-      for (const btn of tr.querySelectorAll('button')) {
-        btn.setAttribute('aria-label', btn.textContent + ' token ' + t.name);
-      }
       return tr;
     });
     $('token-rows').replaceChildren(...rows);
-    // The Limits column shows only when some token has limits.
-    const limited = tokens.some((t) => t.remainingUses !== undefined || t.rateLimit || (t.allowedCidrs || []).length);
-    $('token-table').classList.toggle('no-limits', !limited);
+    const filtered = list.page > 0 || $('f-query').value.trim() || $('f-scope').value || $('f-expiring').checked || $('f-status').value || $('f-owner').value;
+    $('empty').textContent = filtered ? 'No tokens match these filters.' : (list.org ? 'Your organization has no tokens yet.' : 'No tokens yet. Generate one to call the API.');
     $('empty').hidden = tokens.length > 0;
     $('token-table').hidden = tokens.length === 0;
+    $('page-prev').disabled = list.page === 0;
+    $('page-next').disabled = !list.next;
+    $('page-label').textContent = 'Page ' + (list.page + 1);
+    $('list-status').textContent = tokens.length ? 'Showing ' + tokens.length + (tokens.length === 1 ? ' token' : ' tokens') + ' on page ' + (list.page + 1) + '.' : '';
   }
+
+  // rowMenu is a row's one actions button and the menu it opens.
+  function rowMenu(t, usable) {
+    const id = 'menu-' + t.id;
+    const button = el('button', { type: 'button', className: 'secondary small menu-button', textContent: 'Actions' });
+    button.setAttribute('aria-haspopup', 'true');
+    button.setAttribute('aria-expanded', 'false');
+    button.setAttribute('aria-controls', id);
+    button.setAttribute('aria-label', 'Actions for ' + t.name + ' (' + t.hint + ')');
+    const items = [el('button', { type: 'button', className: 'details', textContent: 'Details', onclick: () => { closeMenus(); showDetail(t, button); } })];
+    if (usable) {
+      if (!t.rotatedToId && !list.org) items.push(el('button', { type: 'button', className: 'rotate', textContent: 'Rotate', onclick: () => { closeMenus(); askRotate(t, button); } }));
+      items.push(el('button', { type: 'button', className: 'revoke', textContent: 'Revoke', onclick: () => { closeMenus(); askRevoke(t, button); } }));
+    }
+    const menu = el('div', { id, className: 'menu', hidden: true }, ...items);
+    button.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      const open = menu.hidden;
+      closeMenus();
+      if (open) {
+        menu.hidden = false;
+        button.setAttribute('aria-expanded', 'true');
+        items[0].focus();
+      }
+    });
+    menu.addEventListener('keydown', (ev) => {
+      const i = items.indexOf(document.activeElement);
+      if (ev.key === 'Escape') { ev.preventDefault(); closeMenus(); button.focus(); }
+      if (ev.key === 'ArrowDown') { ev.preventDefault(); items[(i + 1) % items.length].focus(); }
+      if (ev.key === 'ArrowUp') { ev.preventDefault(); items[(i - 1 + items.length) % items.length].focus(); }
+    });
+    return el('div', { className: 'menu-wrap' }, button, menu);
+  }
+
+  function closeMenus() {
+    for (const m of document.querySelectorAll('.menu:not([hidden])')) m.hidden = true;
+    for (const b of document.querySelectorAll('.menu-button[aria-expanded="true"]')) b.setAttribute('aria-expanded', 'false');
+  }
+  document.addEventListener('click', (ev) => { if (!ev.target.closest('.menu-wrap')) closeMenus(); });
+
+  // --- detail --------------------------------------------------------------
+
+  async function showDetail(t, opener) {
+    $('detail-title').textContent = t.name;
+    hideAlert($('detail-error'));
+    const [cls, label] = status(t);
+    const rows = [
+      ['Hint', el('code', { textContent: t.hint + '…' })],
+      ['Status', el('span', { className: 'badge ' + cls, textContent: label })],
+      ['Description', t.description || el('span', { className: 'none', textContent: 'none' })],
+      ['Scopes', el('span', {}, ...((t.scopes || []).length ? t.scopes.map((s) => el('code', { className: 'scope', textContent: s })) : [el('span', { className: 'none', textContent: 'none' })]))],
+      ['Created', when(t.createTime, '')],
+      ['Created by', t.createdByEmail || t.createdBy || '—'],
+      ['Last used', when(t.lastUsedTime, 'never')],
+      ['Expires', when(t.expireTime, 'never')],
+      ['Revoked', when(t.revokeTime, 'no')],
+      ['Limits', el('div', {}, ...limits(t))],
+      ['External id', t.externalId || el('span', { className: 'none', textContent: 'none' })],
+      ['Metadata', t.metadata ? el('code', { className: 'meta', textContent: JSON.stringify(t.metadata) }) : el('span', { className: 'none', textContent: 'none' })],
+      ['Token id', el('code', { textContent: t.id })],
+    ];
+    $('detail-fields').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', {}, v)]));
+    $('detail-chain').replaceChildren(el('li', { className: 'none', textContent: 'Loading…' }));
+    $('detail-events').replaceChildren();
+    openDialog($('detail-dialog'), () => focusRow(t.id), opener);
+    try {
+      const h = await api('GET', '/v1/tokens/' + encodeURIComponent(t.id) + '/history');
+      $('detail-chain').replaceChildren(...(h.rotationChain || []).map((c) => {
+        const [ccls, clabel] = status(c);
+        return el('li', { className: c.id === t.id ? 'this' : '' },
+          el('code', { textContent: c.hint + '…' }), ' ', when(c.createTime, ''), ' ',
+          el('span', { className: 'badge ' + ccls, textContent: clabel }),
+          c.id === t.id ? el('span', { className: 'opt', textContent: ' (this token)' }) : null);
+      }));
+      const evs = h.events || [];
+      $('detail-events').replaceChildren(...(evs.length ? evs.map((e) => el('li', {}, when(e.createTime, ''), ' ',
+        el('strong', { textContent: actionName(e.action) }), ' by ' + (e.actorEmail || e.actorUserId || 'unknown'),
+        e.clientIp ? ' from ' + e.clientIp : '')) : [el('li', { className: 'none', textContent: 'No events recorded.' })]));
+    } catch (err) {
+      fail(err, $('detail-error'));
+    }
+  }
+
+  const actionNames = {
+    'sign_in.success': 'Signed in', 'sign_in.failure': 'Sign-in failed', sign_out: 'Signed out',
+    'token.mint': 'Token generated', 'token.revoke': 'Token revoked', 'token.rotate': 'Token rotated',
+    'token.leak_revoke': 'Leaked token revoked', 'token.leak_report': 'Leak reported',
+    'password.change': 'Password changed', 'org.policy_update': 'Policy changed', 'user.scopes_update': 'User scopes changed',
+    'webhook.create': 'Webhook added', 'webhook.delete': 'Webhook deleted', 'webhook.replay': 'Delivery replayed', 'webhook.disabled': 'Webhook disabled',
+  };
+  function actionName(a) { return actionNames[a] || a; }
+
+  // --- audit log (org admins) -------------------------------------------------
+
+  const audit = { pages: [''], page: 0, next: '' };
+
+  function localToISO(v) {
+    if (!v) return '';
+    const d = new Date(v);
+    return isNaN(d) ? '' : d.toISOString();
+  }
+
+  async function loadAudit() {
+    clearFieldErrors($('audit-filters'));
+    const q = new URLSearchParams({ pageSize: '50' });
+    if ($('a-action').value) q.set('action', $('a-action').value);
+    const actor = $('a-actor').value.trim();
+    if (actor) q.set('actor', actor);
+    const from = localToISO($('a-from').value);
+    const to = localToISO($('a-to').value);
+    if (from && to && from >= to) {
+      fieldError('a-from', 'From must be before Until.');
+      return;
+    }
+    if (from) q.set('startTime', from);
+    if (to) q.set('endTime', to);
+    if (audit.pages[audit.page]) q.set('pageToken', audit.pages[audit.page]);
+    try {
+      const resp = await api('GET', '/v1/audit-events?' + q.toString());
+      audit.next = resp.nextPageToken || '';
+      const evs = resp.events || [];
+      $('audit-rows').replaceChildren(...evs.map((e) => el('tr', {},
+        cell('When', 'time', when(e.createTime, '')), cell('Action', '', actionName(e.action)),
+        cell('Actor', 'actor', e.actorEmail || e.actorUserId || '—'), cell('Target', '', e.targetId ? el('code', { textContent: e.targetId }) : '—'),
+        cell('Address', '', e.clientIp || '—'))));
+      $('audit-table').hidden = evs.length === 0;
+      $('audit-status').textContent = evs.length ? 'Showing ' + evs.length + ' events on page ' + (audit.page + 1) + '.' : 'No events match these filters.';
+      $('audit-prev').disabled = audit.page === 0;
+      $('audit-next').disabled = !audit.next;
+      $('audit-page').textContent = 'Page ' + (audit.page + 1);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 400 && serverFieldError(err, $('audit-filters')))) fail(err);
+    }
+  }
+  $('audit-filters').addEventListener('submit', (ev) => { ev.preventDefault(); audit.pages = ['']; audit.page = 0; loadAudit(); });
+  $('audit-next').addEventListener('click', () => { if (!audit.next) return; audit.pages[audit.page + 1] = audit.next; audit.page++; loadAudit(); });
+  $('audit-prev').addEventListener('click', () => { if (audit.page === 0) return; audit.page--; loadAudit(); });
+
+  // --- policy (org admins) -----------------------------------------------------
+
+  const daySecs = 86400;
+  function secs(d) { return d ? parseFloat(d) : 0; }
+
+  async function loadPolicy() {
+    hideAlert($('policy-error'));
+    clearFieldErrors($('policy-form'));
+    try {
+      policy = (await api('GET', '/v1/org/policy')) || {};
+      $('p-scopes').value = (policy.allowedScopes || []).join('\n');
+      $('p-max').value = policy.maxTokenLifetime ? String(Math.round(secs(policy.maxTokenLifetime) / daySecs)) : '';
+      $('p-default').value = policy.defaultTokenLifetime ? String(Math.round(secs(policy.defaultTokenLifetime) / daySecs)) : '';
+      $('p-grace').value = policy.maxRotationGrace ? String(Math.round(secs(policy.maxRotationGrace) / 3600)) : '';
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  function wholeNumber(id, min, what) {
+    const v = $(id).value.trim();
+    if (!v) return null;
+    if (!/^\d+$/.test(v) || Number(v) < min) {
+      fieldError(id, what + ' must be a whole number' + (min > 0 ? ' of at least ' + min : '') + '.');
+      return undefined;
+    }
+    return Number(v);
+  }
+
+  $('policy-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    hideAlert($('policy-error'));
+    clearFieldErrors($('policy-form'));
+    const scopes = $('p-scopes').value.split(/[\s,]+/).filter(Boolean);
+    const bad = scopes.find((s) => !/^[A-Za-z0-9:._\-/*]{1,128}$/.test(s));
+    if (bad !== undefined) fieldError('p-scopes', 'Scopes are letters, digits and : . _ - / *, at most 128 characters; check "' + bad.slice(0, 40) + '".');
+    const max = wholeNumber('p-max', 1, 'The longest lifetime');
+    const def = wholeNumber('p-default', 1, 'The default lifetime');
+    const grace = wholeNumber('p-grace', 0, 'The grace period');
+    if (max && def && def > max) fieldError('p-default', 'The default lifetime cannot be longer than the longest lifetime (' + max + ' days).');
+    const firstBad = $('policy-form').querySelector('[aria-invalid="true"]');
+    if (firstBad) { firstBad.focus(); return; }
+    const body = { allowedScopes: scopes };
+    // An empty field clears the rule: a zero duration means "no rule".
+    body.maxTokenLifetime = (max || 0) * daySecs + 's';
+    body.defaultTokenLifetime = (def || 0) * daySecs + 's';
+    body.maxRotationGrace = (grace || 0) * 3600 + 's';
+    try {
+      policy = await busy($('policy-save'), () => api('PATCH', '/v1/org/policy', body));
+      fillScopeChoices();
+      showNotice('The policy is saved.');
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 400 && serverFieldError(err, $('policy-form')))) fail(err, $('policy-error'));
+    }
+  });
 
   // --- dialogs ------------------------------------------------------------
 
-  let returnFocus = null;
+  // Where focus goes when a dialog closes: the control that opened it (or,
+  // when the list was drawn again meanwhile, its row's actions button).
+  const returnTo = new Map();
 
-  function openDialog(d, focusAfter) {
-    returnFocus = focusAfter || document.activeElement;
+  function openDialog(d, back, opener) {
+    returnTo.set(d, { back, opener: opener || (typeof back === 'function' ? null : back) || document.activeElement });
     d.showModal();
   }
 
@@ -361,9 +748,11 @@
 
   for (const d of document.querySelectorAll('dialog')) {
     d.addEventListener('close', () => {
-      if (returnFocus && document.contains(returnFocus) && !returnFocus.closest('[hidden]')) {
-        returnFocus.focus();
-      }
+      const r = returnTo.get(d);
+      returnTo.delete(d);
+      if (!r || !signedIn) return;
+      if (r.opener && document.contains(r.opener) && !r.opener.closest('[hidden]')) r.opener.focus();
+      else if (typeof r.back === 'function') r.back();
     });
     for (const b of d.querySelectorAll('[data-close]')) {
       b.addEventListener('click', () => d.close());
@@ -374,39 +763,86 @@
   $('generate').addEventListener('click', () => {
     $('generate-form').reset();
     hideAlert($('generate-error'));
+    clearFieldErrors($('generate-form'));
+    expiryChanged();
     openDialog($('generate-dialog'), $('generate'));
     $('gen-name').focus();
   });
 
+  const maxPlainDays = 90;
+
+  // expiryChanged shows the date input for a custom expiry, and a warning
+  // for a lifetime past 90 days (or none at all).
+  function expiryChanged() {
+    const v = $('gen-expiry').value;
+    $('gen-expiry-custom').hidden = v !== 'custom';
+    let days = v === '' ? Infinity : Number(v) / 86400;
+    if (v === 'custom') {
+      const d = $('gen-expiry-date').valueAsDate;
+      days = d ? (d.getTime() - Date.now()) / 86400000 : 0;
+    }
+    const w = $('gen-expiry-warning');
+    w.hidden = days <= maxPlainDays;
+    w.textContent = days === Infinity
+      ? 'A token that never expires stays usable until someone revokes it. Prefer an expiry.'
+      : 'This token lives longer than 90 days. Long-lived tokens are riskier if leaked; prefer a shorter expiry and rotate.';
+  }
+  $('gen-expiry').addEventListener('change', () => {
+    expiryChanged();
+    if ($('gen-expiry').value === 'custom') $('gen-expiry-date').focus();
+  });
+  $('gen-expiry-date').addEventListener('input', expiryChanged);
+
+  function chosenScopes() {
+    if (!$('gen-scope-picker').hidden) {
+      return [...$('gen-scope-options').querySelectorAll('input:checked')].map((i) => i.value);
+    }
+    return $('gen-scopes').value.split(/[\s,]+/).filter(Boolean);
+  }
+
   $('generate-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    const form = $('generate-form');
     const errBox = $('generate-error');
     hideAlert(errBox);
+    clearFieldErrors(form);
     const name = $('gen-name').value.trim();
-    if (!name) {
-      showAlert('Give the token a name, so you can tell it apart later.', errBox);
-      $('gen-name').focus();
-      return;
+    if (!name) fieldError('gen-name', 'Give the token a name, so you can tell it apart later.');
+    const body = { name, description: $('gen-description').value.trim(), scopes: chosenScopes() };
+    const expiry = $('gen-expiry').value;
+    if (expiry === 'custom') {
+      const d = $('gen-expiry-date').valueAsDate;
+      if (!d) fieldError('gen-expiry', 'Pick the day the token expires.');
+      else if (d.getTime() <= Date.now()) fieldError('gen-expiry', 'The expiry date must be in the future.');
+      else body.expireTime = d.toISOString();
+    } else if (expiry) {
+      body.ttl = expiry + 's';
     }
-    const body = {
-      name,
-      description: $('gen-description').value.trim(),
-      scopes: $('gen-scopes').value.split(/[\s,]+/).filter(Boolean),
-    };
-    const secs = $('gen-expiry').value;
-    if (secs) body.ttl = secs + 's';
     const cidrs = $('gen-cidrs').value.split(/[\s,]+/).filter(Boolean);
     if (cidrs.length) body.allowedCidrs = cidrs;
     const uses = $('gen-uses').value.trim();
-    if (uses) body.remainingUses = uses;
+    if (uses && !/^[1-9]\d*$/.test(uses)) fieldError('gen-uses', 'Maximum uses must be a whole number of at least 1, or empty for unlimited.');
+    else if (uses) body.remainingUses = uses;
     const rate = $('gen-rate').value.trim();
-    if (rate) body.rateLimit = { limit: rate, period: $('gen-rate-period').value + 's' };
+    if (rate && !/^[1-9]\d*$/.test(rate)) fieldError('gen-rate', 'The rate limit must be a whole number of at least 1, or empty for none.');
+    else if (rate) body.rateLimit = { limit: rate, period: $('gen-rate-period').value + 's' };
+    const firstBad = form.querySelector('[aria-invalid="true"]');
+    if (firstBad) {
+      if (firstBad.closest('details')) firstBad.closest('details').open = true;
+      firstBad.focus();
+      return;
+    }
     try {
       const resp = await busy($('generate-submit'), () => api('POST', '/v1/tokens', body));
       $('generate-dialog').close();
-      reveal(resp.token, resp.secret);
-      loadTokens();
+      reveal(resp.token, resp.secret, '', $('generate'));
     } catch (err) {
+      if (err instanceof ApiError && err.status === 400 && serverFieldError(err, form)) {
+        const bad = form.querySelector('[aria-invalid="true"]');
+        if (bad && bad.closest('details')) bad.closest('details').open = true;
+        if (bad) bad.focus();
+        return;
+      }
       fail(err, errBox);
     }
   });
@@ -414,13 +850,15 @@
   // Reveal: the one place a secret is ever shown.
   let revealed = null;
 
-  function reveal(token, secret, title) {
-    revealed = { name: token.name, secret };
+  function reveal(token, secret, title, opener) {
+    revealed = { name: token.name, secret, id: token.id };
     $('reveal-title').textContent = title || 'Your new token';
     $('reveal-name').textContent = token.name;
     $('reveal-secret').value = secret;
     $('copy-status').textContent = '';
-    openDialog($('reveal-dialog'), $('generate'));
+    $('reveal-ask').hidden = true;
+    $('reveal-actions').hidden = false;
+    openDialog($('reveal-dialog'), () => focusRow(token.id), opener);
     $('reveal-secret').focus();
     $('reveal-secret').select();
   }
@@ -432,10 +870,25 @@
     $('reveal-secret').value = '';
     $('copy-status').textContent = '';
   }
-  $('reveal-dialog').addEventListener('cancel', forgetSecret);
+  // Escape asks first: the secret cannot be shown again.
+  $('reveal-dialog').addEventListener('cancel', (ev) => {
+    ev.preventDefault();
+    $('reveal-ask').hidden = false;
+    $('reveal-actions').hidden = true;
+    $('reveal-back').focus();
+  });
+  $('reveal-back').addEventListener('click', () => {
+    $('reveal-ask').hidden = true;
+    $('reveal-actions').hidden = false;
+    $('reveal-secret').focus();
+  });
+  $('reveal-close-anyway').addEventListener('click', () => {
+    forgetSecret();
+    $('reveal-dialog').close();
+  });
   $('reveal-dialog').addEventListener('close', () => {
     forgetSecret();
-    loadTokens();
+    if (signedIn) loadTokens();
   });
   $('reveal-done').addEventListener('click', () => {
     forgetSecret();
@@ -474,10 +927,11 @@
   // Revoke, after a confirmation.
   let revoking = null;
 
-  function askRevoke(token) {
+  function askRevoke(token, opener) {
     revoking = token;
     $('revoke-name').textContent = token.name;
-    openDialog($('revoke-dialog'), $('generate'));
+    $('revoke-hint').textContent = token.hint + '…';
+    openDialog($('revoke-dialog'), () => focusRow(token.id), opener);
   }
 
   $('revoke-confirm').addEventListener('click', async () => {
@@ -487,8 +941,8 @@
       await busy($('revoke-confirm'), () => api('DELETE', '/v1/tokens/' + encodeURIComponent(t.id)));
       revoking = null;
       $('revoke-dialog').close();
-      showNotice('Token "' + t.name + '" is revoked.');
-      await loadTokens();
+      showNotice('Token "' + t.name + '" (' + t.hint + '…) is revoked.');
+      await loadTokens(t.id);
     } catch (err) {
       $('revoke-dialog').close();
       fail(err);
@@ -499,12 +953,13 @@
   // period chosen.
   let rotating = null;
 
-  function askRotate(token) {
+  function askRotate(token, opener) {
     rotating = token;
     $('rotate-form').reset();
     hideAlert($('rotate-error'));
     $('rotate-name').textContent = token.name;
-    openDialog($('rotate-dialog'), $('generate'));
+    $('rotate-hint').textContent = token.hint + '…';
+    openDialog($('rotate-dialog'), () => focusRow(token.id), opener);
     $('rotate-grace').focus();
   }
 
@@ -519,15 +974,34 @@
         { gracePeriod: $('rotate-grace').value + 's' }));
       rotating = null;
       $('rotate-dialog').close();
-      reveal(resp.token, resp.secret, 'Your rotated token');
+      reveal(resp.token, resp.secret, 'Your rotated token', null);
     } catch (err) {
       fail(err, errBox);
     }
   });
 
-  $('show-inactive').addEventListener('change', loadTokens);
-
   // Sign in and out.
+  // A throttled sign-in counts down the server's Retry-After.
+  let countdown = 0;
+  function throttled(seconds) {
+    clearInterval(countdown);
+    let left = seconds;
+    const tick = () => {
+      if (left <= 0) {
+        clearInterval(countdown);
+        $('signin-submit').disabled = false;
+        showAlert('You can try signing in again now.');
+        return;
+      }
+      $('signin-submit').disabled = true;
+      const wait = left < 120 ? left + (left === 1 ? ' second' : ' seconds') : Math.floor(left / 60) + ' min ' + (left % 60) + ' s';
+      showAlert('Too many sign-in attempts. Try again in ' + wait + '.');
+      left--;
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+  }
+
   $('signin-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     hideAlert();
@@ -542,12 +1016,21 @@
       await busy($('signin-submit'), () => api('POST', '/api/auth/login', { auth: email, password }));
       $('signin-password').value = '';
       const user = await api('GET', '/v1/user');
+      const back = resume && user.email === lastEmail ? resume : null;
+      resume = null;
       await showTokens(user);
-      $('main').focus();
+      if (back) {
+        // The form the session ended in, as it was left.
+        openDialog(back, $('main'));
+      } else {
+        $('main').focus();
+      }
     } catch (err) {
       $('signin-password').value = '';
       if (err instanceof ApiError && err.status === 401) {
         showAlert('That email and password do not match an account.');
+      } else if (err instanceof ApiError && err.status === 429 && err.retryAfter) {
+        throttled(err.retryAfter);
       } else {
         fail(err);
       }
@@ -561,6 +1044,7 @@
     } catch (err) {
       // The cookie is cleared by the answer whatever happened; sign-in shows.
     }
+    resume = null;
     closeAllDialogs();
     showSignIn();
     showNotice('You are signed out.');

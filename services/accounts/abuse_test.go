@@ -113,7 +113,7 @@ func TestAuditedSignIns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, next, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 0, "")
+	list, next, err := audit.List(authn.WithPrincipal(ctx, p), f.store, audit.Query{PageSize: 0, PageToken: ""})
 	if err != nil || next != "" {
 		t.Fatalf("ListAuditEvents: %v %q", err, next)
 	}
@@ -137,11 +137,11 @@ func TestAuditedSignIns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	page, next, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 2, "")
+	page, next, err := audit.List(authn.WithPrincipal(ctx, p), f.store, audit.Query{PageSize: 2, PageToken: ""})
 	if err != nil || len(page) != 2 || next == "" {
 		t.Fatalf("first page: %d events, next %q, %v", len(page), next, err)
 	}
-	rest, next2, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 10, next)
+	rest, next2, err := audit.List(authn.WithPrincipal(ctx, p), f.store, audit.Query{PageSize: 10, PageToken: next})
 	if err != nil || len(rest) != 3 || next2 != "" {
 		t.Fatalf("second page: %d events, next %q, %v", len(rest), next2, err)
 	}
@@ -149,13 +149,13 @@ func TestAuditedSignIns(t *testing.T) {
 	member.Admin = false
 	// A member lists only events about their own tokens caused by others
 	// (leak reports): none of these sign-ins.
-	if list, _, err := audit.List(authn.WithPrincipal(ctx, member), f.store, 0, ""); err != nil || len(list) != 0 {
+	if list, _, err := audit.List(authn.WithPrincipal(ctx, member), f.store, audit.Query{PageSize: 0, PageToken: ""}); err != nil || len(list) != 0 {
 		t.Fatalf("non-admin: %d events, %v; want none", len(list), err)
 	}
-	if _, _, err := audit.List(ctx, f.store, 0, ""); fault.CodeOf(err) != fault.Unauthenticated {
+	if _, _, err := audit.List(ctx, f.store, audit.Query{PageSize: 0, PageToken: ""}); fault.CodeOf(err) != fault.Unauthenticated {
 		t.Fatalf("anonymous: %v, want Unauthenticated", err)
 	}
-	if _, _, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 0, "!!"); fault.CodeOf(err) != fault.InvalidArgument {
+	if _, _, err := audit.List(authn.WithPrincipal(ctx, p), f.store, audit.Query{PageSize: 0, PageToken: "!!"}); fault.CodeOf(err) != fault.InvalidArgument {
 		t.Fatalf("bad page token: %v", err)
 	}
 }

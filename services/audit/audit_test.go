@@ -132,20 +132,20 @@ func TestListRules(t *testing.T) {
 		add(store.AuditEvent{Action: audit.SignInFailure}) // no organization's
 		as := func(p authn.Principal) context.Context { return authn.WithPrincipal(t.Context(), p) }
 
-		all, next, err := audit.List(as(admin), st, 0, "")
+		all, next, err := audit.List(as(admin), st, audit.Query{PageSize: 0, PageToken: ""})
 		if err != nil || len(all) != 5 || next != "" || all[0].ID != leak.ID {
 			t.Fatalf("admin: %d events (first %+v), next %q, %v; want the org's 5, newest first", len(all), all, next, err)
 		}
-		page, next, err := audit.List(as(admin), st, 3, "")
+		page, next, err := audit.List(as(admin), st, audit.Query{PageSize: 3, PageToken: ""})
 		if err != nil || len(page) != 3 || next == "" {
 			t.Fatalf("first page: %d, next %q, %v", len(page), next, err)
 		}
-		rest, next2, err := audit.List(as(admin), st, 3, next)
+		rest, next2, err := audit.List(as(admin), st, audit.Query{PageSize: 3, PageToken: next})
 		if err != nil || len(rest) != 2 || next2 != "" || rest[0].ID != all[3].ID {
 			t.Fatalf("second page: %+v, next %q, %v", rest, next2, err)
 		}
 		// A member sees only what others did about their tokens.
-		mine, _, err := audit.List(as(member), st, 0, "")
+		mine, _, err := audit.List(as(member), st, audit.Query{PageSize: 0, PageToken: ""})
 		if err != nil || len(mine) != 1 || mine[0].ID != leak.ID {
 			t.Fatalf("member: %+v, %v; want the leak report alone", mine, err)
 		}
@@ -163,12 +163,12 @@ func TestListRules(t *testing.T) {
 			{"page token not an id", as(admin), 0, "bm90LWFuLWlk", fault.InvalidArgument},
 			{"page token of another org's event", as(admin), 0, pageTokenOf(foreign.ID), fault.InvalidArgument},
 		} {
-			if _, _, err := audit.List(tc.ctx, st, tc.size, tc.pageToken); fault.CodeOf(err) != tc.want {
+			if _, _, err := audit.List(tc.ctx, st, audit.Query{PageSize: tc.size, PageToken: tc.pageToken}); fault.CodeOf(err) != tc.want {
 				t.Errorf("%s: %v, want code %v", tc.name, err, tc.want)
 			}
 		}
 		// A page size over the cap is capped, not refused.
-		if list, _, err := audit.List(as(admin), st, audit.MaxPageSize+1, ""); err != nil || len(list) != 5 {
+		if list, _, err := audit.List(as(admin), st, audit.Query{PageSize: audit.MaxPageSize+1, PageToken: ""}); err != nil || len(list) != 5 {
 			t.Errorf("oversized page: %d, %v", len(list), err)
 		}
 	})

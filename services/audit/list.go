@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/authn"
@@ -25,13 +26,30 @@ const (
 	MaxPageSize     = 1000
 )
 
+// Query selects a page of audit events: filters are ANDed, zero ones
+// ignored.
+type Query struct {
+	PageSize     int
+	PageToken    string
+	Action       string
+	Actor        string
+	Since, Until time.Time
+}
+
+// Filter bounds: an email is at most 320 characters; action names are short.
+const (
+	maxActor  = 320
+	maxAction = 64
+)
+
 // List returns a page of the caller's organization's audit events, newest
 // first, and the token of the next page (empty on the last). An
 // organization admin lists them all; any other member only the events
 // concerning their own tokens that someone else caused (leak reports).
 // Events of other organizations, and those of no organization, are never
 // in reach.
-func List(ctx context.Context, st Lister, pageSize int, pageToken string) ([]store.AuditEvent, string, error) {
+func List(ctx context.Context, st Lister, q Query) ([]store.AuditEvent, string, error) {
+	pageSize, pageToken := q.PageSize, q.PageToken
 	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return nil, "", fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
@@ -39,7 +57,15 @@ func List(ctx context.Context, st Lister, pageSize int, pageToken string) ([]sto
 	if p.OrgID == "" || !p.Admin && p.UserID == "" {
 		return nil, "", fault.New(fault.PermissionDenied, "the audit log needs an organization admin (a token needs the keymint:admin scope)")
 	}
-	f := store.AuditFilter{OrgID: p.OrgID}
+	switch {
+	case len(q.Actor) > maxActor:
+		return nil, "", fault.New(fault.InvalidArgument, "actor must be at most 320 characters")
+	case len(q.Action) > maxAction:
+		return nil, "", fault.New(fault.InvalidArgument, "action must be at most 64 characters")
+	case !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until):
+		return nil, "", fault.New(fault.InvalidArgument, "startTime must be before endTime")
+	}
+	f := store.AuditFilter{OrgID: p.OrgID, Action: q.Action, Actor: strings.TrimSpace(q.Actor), Since: q.Since, Until: q.Until}
 	if !p.Admin {
 		f.SubjectUserID = p.UserID
 	}
@@ -80,19 +106,7 @@ func List(ctx context.Context, st Lister, pageSize int, pageToken string) ([]sto
 func ListResponse(list []store.AuditEvent, next string) *keymintv1.ListAuditEventsResponse {
 	out := &keymintv1.ListAuditEventsResponse{Events: make([]*keymintv1.AuditEvent, len(list)), NextPageToken: next}
 	for i, e := range list {
-		out.Events[i] = &keymintv1.AuditEvent{
-			Id:             e.ID,
-			OrganizationId: e.OrgID,
-			ActorUserId:    e.ActorUserID,
-			ActorEmail:     e.ActorEmail,
-			Action:         e.Action,
-			TargetId:       e.TargetID,
-			ClientIp:       e.ClientIP,
-			UserAgent:      e.UserAgent,
-			CreateTime:     timestamppb.New(e.CreatedAt),
-			Details:        e.Details,
-			SubjectUserId:  e.SubjectUserID,
-		}
+		out.Events[i] = ToProto(e)
 	}
 	return out
 }

@@ -181,10 +181,16 @@ func TestBrowserTokenPage(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#gen-name"), "bad"),
 		chromedp.SendKeys(chromedp.CSS("#gen-scopes"), "no!good"),
 		chromedp.Click(chromedp.CSS("#generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#generate-error")))
-	if msg := text("#generate-error"); !strings.Contains(msg, "Scope must be") || strings.Contains(msg, "{") {
+		chromedp.WaitVisible(chromedp.CSS("#gen-scopes-error")))
+	// The refusal is in plain words under its field, tied to it, and goes
+	// once the field is edited.
+	if msg := text("#gen-scopes-error"); !strings.Contains(msg, "Scope") || strings.Contains(msg, "{") || strings.Contains(msg, "scopes") {
 		t.Fatalf("bad scope shows %q", msg)
 	}
+	if d := eval(`document.getElementById('gen-scopes').getAttribute('aria-describedby') + ' ' + document.getElementById('gen-scopes').getAttribute('aria-invalid')`); !strings.Contains(d, "gen-scopes-error") || !strings.Contains(d, "true") {
+		t.Fatalf("the scopes field is not tied to its error: %q", d)
+	}
+	act("fix the scope", chromedp.SendKeys(chromedp.CSS("#gen-scopes"), kb.Backspace), chromedp.WaitNotVisible(chromedp.CSS("#gen-scopes-error")))
 
 	// Generate a token; the reveal dialog shows its secret once.
 	// Cancel, then open again: the form starts empty.
@@ -269,8 +275,13 @@ func TestBrowserTokenPage(t *testing.T) {
 		t.Fatalf("phone reveal: %v", err)
 	}
 	screenshot("reveal-phone.png")
-	// Escape closes the dialog, as for any modal, and forgets the secret too.
-	act("escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.CSS("#reveal-dialog")))
+	// Escape asks first (the secret cannot be shown again); closing then
+	// forgets the secret too.
+	act("escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitVisible(chromedp.CSS("#reveal-ask")))
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#reveal-secret"))); v != phoneSecret {
+		t.Fatal("Escape dropped the secret before the person confirmed")
+	}
+	act("close without it", chromedp.Click(chromedp.CSS("#reveal-close-anyway")), chromedp.WaitNotVisible(chromedp.CSS("#reveal-dialog")))
 	waitForgotten(t, eval, phoneSecret, "after Escape")
 	waitText(t, ctx, "#token-rows", "5 uses left")
 	if rows := text("#token-rows"); !strings.Contains(rows, "10 per minute") || !strings.Contains(rows, "10.0.0.0/8") {
@@ -280,6 +291,8 @@ func TestBrowserTokenPage(t *testing.T) {
 	// Rotate in the page: the new secret shows once in the reveal dialog,
 	// and the old one keeps working through the grace period.
 	act("rotate", desktop, chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] .menu-button`)),
+		chromedp.Click(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] .menu-button`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button.rotate`)),
 		chromedp.Click(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button.rotate`)),
 		chromedp.WaitVisible(chromedp.CSS("#rotate-dialog[open]")),
@@ -306,16 +319,21 @@ func TestBrowserTokenPage(t *testing.T) {
 
 	// Revoke in the page, after the confirmation.
 	act("revoke", desktop, chromedp.Reload(),
-		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button`)),
-		chromedp.Click(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] .menu-button`)),
+		chromedp.Click(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] .menu-button`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button.revoke`)),
+		chromedp.Click(chromedp.CSS(`tr[data-token-id="`+tokenID+`"] button.revoke`)),
 		chromedp.WaitVisible(chromedp.CSS("#revoke-dialog[open]")))
-	if msg := text("#revoke-text"); !strings.Contains(msg, "deploy bot") || !strings.Contains(msg, "cannot be undone") {
+	// After a rotation two rows share the name: the dialog names the hint.
+	if msg := text("#revoke-text"); !strings.Contains(msg, "deploy bot") || !strings.Contains(msg, secret[:9]) || !strings.Contains(msg, "cannot be undone") {
 		t.Fatalf("revoke confirmation reads %q", msg)
 	}
 	screenshot("revoke-confirm-desktop.png")
 	act("confirm revoke",
 		chromedp.Click(chromedp.CSS("#revoke-confirm")),
 		chromedp.WaitVisible(chromedp.CSS("#notice")))
+	// The list shows active tokens by default; "All" brings the revoked one.
+	eval(`(() => { const s = document.getElementById('f-status'); s.value = 'inactive'; s.dispatchEvent(new Event('change')); return ''; })()`)
 	waitText(t, ctx, `tr[data-token-id="`+tokenID+`"]`, "Revoked")
 	if n := text("#notice"); !strings.Contains(n, "revoked") {
 		t.Fatalf("notice after revoke reads %q", n)

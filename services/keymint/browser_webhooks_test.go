@@ -48,7 +48,7 @@ func TestBrowserWebhooks(t *testing.T) {
 		}
 		return s
 	}
-	act("sign in", chromedp.Navigate(srv.http+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-form")),
+	act("sign in", chromedp.Navigate(srv.http+"/#webhooks"), chromedp.WaitVisible(chromedp.CSS("#signin-form")),
 		chromedp.SendKeys(chromedp.CSS("#signin-email"), admin.email),
 		chromedp.SendKeys(chromedp.CSS("#signin-password"), admin.password+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("#webhooks-view")), chromedp.WaitVisible(chromedp.CSS("#wh-empty")))

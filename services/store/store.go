@@ -150,7 +150,51 @@ type TokenFilter struct {
 	// both descending, ids compared bytewise).
 	Limit   int
 	AfterID string
+
+	// Status narrows by state as of Now (TokenStatus*; empty: Active
+	// decides). It wins over Active.
+	Status TokenStatus
+	// Query keeps tokens whose name, hint or description contains it
+	// (case-insensitive for ASCII letters).
+	Query string
+	// Scope keeps tokens that carry this scope.
+	Scope string
+	// ExpiresBefore, when set, keeps tokens that expire at or before it
+	// (tokens without an expiry never match).
+	ExpiresBefore time.Time
+	// RotatedToID keeps the token rotated into this id (its predecessor).
+	RotatedToID string
+	// Order sorts the page; the zero value is newest first. Every order
+	// breaks ties by id in the same direction, so AfterID pages stay stable.
+	Order TokenOrder
 }
+
+// TokenStatus is a token's state for TokenFilter.Status.
+type TokenStatus string
+
+// Token states: active (not revoked, not expired), revoked, expired (not
+// revoked, expiry passed), inactive (revoked or expired).
+const (
+	TokenStatusAny      TokenStatus = ""
+	TokenStatusActive   TokenStatus = "active"
+	TokenStatusRevoked  TokenStatus = "revoked"
+	TokenStatusExpired  TokenStatus = "expired"
+	TokenStatusInactive TokenStatus = "inactive"
+)
+
+// TokenOrder is a ListTokens sort order.
+type TokenOrder int
+
+// Sort orders. Tokens never used sort as used longest ago; tokens without
+// an expiry as expiring last.
+const (
+	OrderCreatedDesc TokenOrder = iota
+	OrderCreatedAsc
+	OrderLastUsedDesc
+	OrderLastUsedAsc
+	OrderExpiresAsc
+	OrderExpiresDesc
+)
 
 // Session is a signed-in web session. Its secret is 256 random bits held
 // only by the browser (in a cookie); the store keeps Hash, the SHA-256 of it.
@@ -211,6 +255,16 @@ type AuditFilter struct {
 	// OrgID. Events come newest first (created_at, then id, descending).
 	Limit   int
 	AfterID string
+
+	// Action keeps events of this action (one of the Audit* constants).
+	Action string
+	// Actor keeps events whose actor's user id or email equals it.
+	Actor string
+	// TargetIDs keeps events whose target is one of these ids.
+	TargetIDs []string
+	// Since and Until, when set, keep events created at or after Since and
+	// before Until.
+	Since, Until time.Time
 }
 
 // Store is the persistence contract. Every method takes a context and is safe

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/keymint/keymint/services/fault"
@@ -22,6 +24,34 @@ type ListRequest struct {
 	PageToken    string
 	AllUsers     bool
 	ShowInactive bool
+	// Status wins over ShowInactive when set.
+	Status        store.TokenStatus
+	Query         string
+	Scope         string
+	ExpiresWithin time.Duration
+	// UserID: org admins only.
+	UserID  string
+	OrderBy string
+}
+
+// List limits.
+const (
+	maxQueryLen      = 200
+	maxExpiresWithin = 10 * 365 * 24 * time.Hour
+)
+
+// tokenOrders maps ListTokens' order_by to store orders.
+var tokenOrders = map[string]store.TokenOrder{
+	"":                    store.OrderCreatedDesc,
+	"create_time":         store.OrderCreatedDesc,
+	"create_time desc":    store.OrderCreatedDesc,
+	"create_time asc":     store.OrderCreatedAsc,
+	"last_used_time":      store.OrderLastUsedAsc,
+	"last_used_time asc":  store.OrderLastUsedAsc,
+	"last_used_time desc": store.OrderLastUsedDesc,
+	"expire_time":         store.OrderExpiresAsc,
+	"expire_time asc":     store.OrderExpiresAsc,
+	"expire_time desc":    store.OrderExpiresDesc,
 }
 
 // List returns a page of the caller's tokens (the org's for an admin asking
@@ -37,6 +67,36 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 			return nil, "", fault.New(fault.PermissionDenied, "listing all users' tokens needs an organization admin")
 		}
 		f.UserID = ""
+	}
+	if req.UserID != "" {
+		if !p.Admin {
+			return nil, "", fault.New(fault.PermissionDenied, "listing another user's tokens needs an organization admin")
+		}
+		if uuid.Validate(req.UserID) != nil {
+			return nil, "", fault.New(fault.InvalidArgument, "userId is not a user id")
+		}
+		f.UserID = req.UserID
+	}
+	if len(req.Query) > maxQueryLen {
+		return nil, "", fault.New(fault.InvalidArgument, "query must be at most 200 characters")
+	}
+	if len(req.Scope) > maxQueryLen {
+		return nil, "", fault.New(fault.InvalidArgument, "scope must be at most 200 characters")
+	}
+	f.Query, f.Scope, f.Status = req.Query, req.Scope, req.Status
+	order, ok := tokenOrders[strings.Join(strings.Fields(req.OrderBy), " ")]
+	if !ok {
+		return nil, "", fault.New(fault.InvalidArgument, "orderBy must be create_time, last_used_time or expire_time, optionally followed by asc or desc")
+	}
+	f.Order = order
+	switch {
+	case req.ExpiresWithin < 0 || req.ExpiresWithin > maxExpiresWithin:
+		return nil, "", fault.New(fault.InvalidArgument, "expiresWithin must be between 0 and 10 years")
+	case req.ExpiresWithin > 0:
+		f.ExpiresBefore = f.Now.Add(req.ExpiresWithin)
+		if f.Status == store.TokenStatusAny {
+			f.Status = store.TokenStatusActive
+		}
 	}
 	switch {
 	case req.PageSize < 0:

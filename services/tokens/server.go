@@ -6,6 +6,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -159,12 +160,34 @@ var errBadClientIP = fault.New(fault.InvalidArgument, "clientIp is not an IP add
 
 // ListTokens lists the caller's tokens.
 func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensRequest) (*keymintv1.ListTokensResponse, error) {
-	list, next, err := s.svc.List(ctx, ListRequest{
+	lr := ListRequest{
 		PageSize:     int(req.GetPageSize()),
 		PageToken:    req.GetPageToken(),
 		AllUsers:     req.GetAllUsers(),
 		ShowInactive: req.GetShowInactive(),
-	})
+		Query:        req.GetQuery(),
+		Scope:        req.GetScope(),
+		UserID:       req.GetUserId(),
+		OrderBy:      req.GetOrderBy(),
+	}
+	switch req.GetStatus() {
+	case keymintv1.TokenStatus_TOKEN_STATUS_ACTIVE:
+		lr.Status = store.TokenStatusActive
+	case keymintv1.TokenStatus_TOKEN_STATUS_EXPIRED:
+		lr.Status = store.TokenStatusExpired
+	case keymintv1.TokenStatus_TOKEN_STATUS_REVOKED:
+		lr.Status = store.TokenStatusRevoked
+	case keymintv1.TokenStatus_TOKEN_STATUS_UNSPECIFIED:
+	default:
+		return nil, fault.New(fault.InvalidArgument, "status is not a token status")
+	}
+	if d := req.GetExpiresWithin(); d != nil {
+		if d.CheckValid() != nil {
+			return nil, fault.New(fault.InvalidArgument, "expiresWithin is not a valid duration")
+		}
+		lr.ExpiresWithin = d.AsDuration()
+	}
+	list, next, err := s.svc.List(ctx, lr)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +206,23 @@ func (s *Server) GetToken(ctx context.Context, req *keymintv1.GetTokenRequest) (
 		return nil, err
 	}
 	return s.toProto(t, s.svc.CreatorEmails(ctx, []store.Token{t}), s.svc.UsesLeft(ctx, []store.Token{t})), nil
+}
+
+// GetTokenHistory returns a token's rotation chain and recent events.
+func (s *Server) GetTokenHistory(ctx context.Context, req *keymintv1.GetTokenHistoryRequest) (*keymintv1.TokenHistory, error) {
+	h, err := s.svc.History(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	emails, left := s.svc.CreatorEmails(ctx, h.Chain), s.svc.UsesLeft(ctx, h.Chain)
+	out := &keymintv1.TokenHistory{RotationChain: make([]*keymintv1.Token, len(h.Chain)), Events: make([]*keymintv1.AuditEvent, len(h.Events))}
+	for i, t := range h.Chain {
+		out.RotationChain[i] = s.toProto(t, emails, left)
+	}
+	for i, e := range h.Events {
+		out.Events[i] = audit.ToProto(e)
+	}
+	return out, nil
 }
 
 // RevokeToken revokes a token, named by its id or by its secret.

@@ -33,6 +33,8 @@ type Store interface {
 	TakeTokenUses(ctx context.Context, id string, n int64) (taken, left int64, err error)
 	// TokensByDigests looks up a partner's leak report in bulk (reported.go).
 	TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error)
+	// ListAuditEvents reads a token's recent events (history.go).
+	ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
 }
 
 // UsageCounter takes uses of usage-limited tokens (quota.Counter).

@@ -680,7 +680,15 @@ type ListAuditEventsRequest struct {
 	// At most this many events (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Keep events of this action (see AuditEvent.action).
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// Keep events whose actor has this user id or email (at most 320
+	// characters).
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Keep events at or after start_time and before end_time.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -727,6 +735,34 @@ func (x *ListAuditEventsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
 }
 
 type ListAuditEventsResponse struct {
@@ -963,11 +999,16 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"updateMask\"J\n" +
 	"\x17UpdateUserScopesRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06scopes\x18\x02 \x03(\tR\x06scopes\"T\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\"\xf4\x01\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"w\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"w\n" +
 	"\x17ListAuditEventsResponse\x124\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.keymint.v1.AuditEventB\x04\xe2A\x01\x02R\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x03\n" +
@@ -1044,30 +1085,32 @@ var file_keymint_v1_accounts_proto_depIdxs = []int32{
 	17, // 4: keymint.v1.OrgPolicy.expiry_warnings:type_name -> google.protobuf.Duration
 	9,  // 5: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
 	18, // 6: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	14, // 7: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
-	16, // 8: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	15, // 9: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
-	0,  // 10: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
-	2,  // 11: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
-	4,  // 12: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
-	6,  // 13: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
-	12, // 14: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
-	8,  // 15: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
-	10, // 16: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
-	11, // 17: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
-	1,  // 18: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
-	3,  // 19: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
-	5,  // 20: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
-	7,  // 21: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
-	13, // 22: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
-	9,  // 23: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	9,  // 24: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	7,  // 25: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	16, // 7: keymint.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	16, // 8: keymint.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	14, // 9: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
+	16, // 10: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	15, // 11: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
+	0,  // 12: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
+	2,  // 13: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
+	4,  // 14: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
+	6,  // 15: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
+	12, // 16: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
+	8,  // 17: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
+	10, // 18: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
+	11, // 19: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
+	1,  // 20: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
+	3,  // 21: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
+	5,  // 22: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
+	7,  // 23: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
+	13, // 24: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
+	9,  // 25: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	9,  // 26: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	7,  // 27: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_accounts_proto_init() }

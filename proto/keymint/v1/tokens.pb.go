@@ -980,7 +980,25 @@ type ListTokensRequest struct {
 	// Org admins only: list every token of the organization.
 	AllUsers bool `protobuf:"varint,3,opt,name=all_users,json=allUsers,proto3" json:"all_users,omitempty"`
 	// Include revoked and expired tokens.
-	ShowInactive  bool `protobuf:"varint,4,opt,name=show_inactive,json=showInactive,proto3" json:"show_inactive,omitempty"`
+	ShowInactive bool `protobuf:"varint,4,opt,name=show_inactive,json=showInactive,proto3" json:"show_inactive,omitempty"`
+	// Keep tokens whose name, hint or description contains this
+	// (case-insensitive for ASCII letters); at most 200 characters.
+	Query string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	// Keep tokens in this state; wins over show_inactive. Unspecified: active
+	// ones, or every one with show_inactive.
+	Status TokenStatus `protobuf:"varint,6,opt,name=status,proto3,enum=keymint.v1.TokenStatus" json:"status,omitempty"`
+	// Keep tokens that carry this scope.
+	Scope string `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Keep active tokens that expire within this long from now (at most 10
+	// years).
+	ExpiresWithin *durationpb.Duration `protobuf:"bytes,8,opt,name=expires_within,json=expiresWithin,proto3" json:"expires_within,omitempty"`
+	// Org admins only (implies all_users): keep this user's tokens.
+	UserId string `protobuf:"bytes,9,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// create_time (default), last_used_time or expire_time, optionally
+	// followed by " desc"; create_time alone means newest first, the others
+	// ascending. Never-used tokens sort as used longest ago, tokens without an
+	// expiry as expiring last. A page_token continues the order it came from.
+	OrderBy       string `protobuf:"bytes,10,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1041,6 +1059,48 @@ func (x *ListTokensRequest) GetShowInactive() bool {
 		return x.ShowInactive
 	}
 	return false
+}
+
+func (x *ListTokensRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetStatus() TokenStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TokenStatus_TOKEN_STATUS_UNSPECIFIED
+}
+
+func (x *ListTokensRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetExpiresWithin() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresWithin
+	}
+	return nil
+}
+
+func (x *ListTokensRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return ""
 }
 
 type ListTokensResponse struct {
@@ -1139,6 +1199,104 @@ func (x *GetTokenRequest) GetId() string {
 	return ""
 }
 
+type GetTokenHistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenHistoryRequest) Reset() {
+	*x = GetTokenHistoryRequest{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenHistoryRequest) ProtoMessage() {}
+
+func (x *GetTokenHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetTokenHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetTokenHistoryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TokenHistory struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first; the asked-for token is among them.
+	RotationChain []*Token `protobuf:"bytes,1,rep,name=rotation_chain,json=rotationChain,proto3" json:"rotation_chain,omitempty"`
+	// Newest first.
+	Events        []*AuditEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenHistory) Reset() {
+	*x = TokenHistory{}
+	mi := &file_keymint_v1_tokens_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenHistory) ProtoMessage() {}
+
+func (x *TokenHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_tokens_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenHistory.ProtoReflect.Descriptor instead.
+func (*TokenHistory) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TokenHistory) GetRotationChain() []*Token {
+	if x != nil {
+		return x.RotationChain
+	}
+	return nil
+}
+
+func (x *TokenHistory) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type RevokeTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1153,7 +1311,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[12]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1323,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[12]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1336,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{12}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1207,7 +1365,7 @@ type WatchRevocationsRequest struct {
 
 func (x *WatchRevocationsRequest) Reset() {
 	*x = WatchRevocationsRequest{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[13]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1377,7 @@ func (x *WatchRevocationsRequest) String() string {
 func (*WatchRevocationsRequest) ProtoMessage() {}
 
 func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[13]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1390,7 @@ func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{13}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchRevocationsRequest) GetSince() int64 {
@@ -1270,7 +1428,7 @@ type RevocationEvent struct {
 
 func (x *RevocationEvent) Reset() {
 	*x = RevocationEvent{}
-	mi := &file_keymint_v1_tokens_proto_msgTypes[14]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1440,7 @@ func (x *RevocationEvent) String() string {
 func (*RevocationEvent) ProtoMessage() {}
 
 func (x *RevocationEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_tokens_proto_msgTypes[14]
+	mi := &file_keymint_v1_tokens_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1453,7 @@ func (x *RevocationEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationEvent.ProtoReflect.Descriptor instead.
 func (*RevocationEvent) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{14}
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevocationEvent) GetSubscribed() bool {
@@ -1352,7 +1510,7 @@ var File_keymint_v1_tokens_proto protoreflect.FileDescriptor
 const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"\x17keymint/v1/tokens.proto\x12\n" +
-	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x06\n" +
+	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19keymint/v1/accounts.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x06\n" +
 	"\x05Token\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x02id\x12-\n" +
 	"\x0forganization_id\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x0eorganizationId\x12\x1d\n" +
@@ -1446,18 +1604,30 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\fRATE_LIMITED\x10\x06\x12\x13\n" +
 	"\x0fUSAGE_EXHAUSTED\x10\a\x12\x12\n" +
 	"\x0eIP_NOT_ALLOWED\x10\bB\x11\n" +
-	"\x0f_remaining_uses\"\x91\x01\n" +
+	"\x0f_remaining_uses\"\xe4\x02\n" +
 	"\x11ListTokensRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1b\n" +
 	"\tall_users\x18\x03 \x01(\bR\ballUsers\x12#\n" +
-	"\rshow_inactive\x18\x04 \x01(\bR\fshowInactive\"m\n" +
+	"\rshow_inactive\x18\x04 \x01(\bR\fshowInactive\x12\x14\n" +
+	"\x05query\x18\x05 \x01(\tR\x05query\x12/\n" +
+	"\x06status\x18\x06 \x01(\x0e2\x17.keymint.v1.TokenStatusR\x06status\x12\x14\n" +
+	"\x05scope\x18\a \x01(\tR\x05scope\x12@\n" +
+	"\x0eexpires_within\x18\b \x01(\v2\x19.google.protobuf.DurationR\rexpiresWithin\x12\x17\n" +
+	"\auser_id\x18\t \x01(\tR\x06userId\x12\x19\n" +
+	"\border_by\x18\n" +
+	" \x01(\tR\aorderBy\"m\n" +
 	"\x12ListTokensResponse\x12/\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x11.keymint.v1.TokenB\x04\xe2A\x01\x02R\x06tokens\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"!\n" +
 	"\x0fGetTokenRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\":\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
+	"\x16GetTokenHistoryRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x84\x01\n" +
+	"\fTokenHistory\x12>\n" +
+	"\x0erotation_chain\x18\x01 \x03(\v2\x11.keymint.v1.TokenB\x04\xe2A\x01\x02R\rrotationChain\x124\n" +
+	"\x06events\x18\x02 \x03(\v2\x16.keymint.v1.AuditEventB\x04\xe2A\x01\x02R\x06events\":\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\">\n" +
@@ -1479,7 +1649,7 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14TOKEN_STATUS_EXPIRED\x10\x02\x12\x18\n" +
-	"\x14TOKEN_STATUS_REVOKED\x10\x032\x86\a\n" +
+	"\x14TOKEN_STATUS_REVOKED\x10\x032\xf8\a\n" +
 	"\fTokenService\x12e\n" +
 	"\vCreateToken\x12\x1e.keymint.v1.CreateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/tokens\x12t\n" +
@@ -1487,7 +1657,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"ListTokens\x12\x1d.keymint.v1.ListTokensRequest\x1a\x1e.keymint.v1.ListTokensResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/tokens\x12S\n" +
-	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12V\n" +
+	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12p\n" +
+	"\x0fGetTokenHistory\x12\".keymint.v1.GetTokenHistoryRequest\x1a\x18.keymint.v1.TokenHistory\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/tokens/{id}/history\x12V\n" +
 	"\x10WatchRevocations\x12#.keymint.v1.WatchRevocationsRequest\x1a\x1b.keymint.v1.RevocationEvent0\x01\x12\x8e\x01\n" +
 	"\vRevokeToken\x12\x1e.keymint.v1.RevokeTokenRequest\x1a\x11.keymint.v1.Token\"L\x82\xd3\xe4\x93\x02F:\x01*Z\x11*\x0f/v1/tokens/{id}Z\x16:\x01*\"\x11/v1/tokens:revoke\"\x16/v1/tokens/{id}:revoke\x12q\n" +
 	"\vRotateToken\x12\x1e.keymint.v1.RotateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/tokens/{id}:rotate\x12\x86\x01\n" +
@@ -1506,7 +1677,7 @@ func file_keymint_v1_tokens_proto_rawDescGZIP() []byte {
 }
 
 var file_keymint_v1_tokens_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_keymint_v1_tokens_proto_goTypes = []any{
 	(TokenStatus)(0),                   // 0: keymint.v1.TokenStatus
 	(ValidateTokenResponse_Reason)(0),  // 1: keymint.v1.ValidateTokenResponse.Reason
@@ -1522,57 +1693,66 @@ var file_keymint_v1_tokens_proto_goTypes = []any{
 	(*ListTokensRequest)(nil),          // 11: keymint.v1.ListTokensRequest
 	(*ListTokensResponse)(nil),         // 12: keymint.v1.ListTokensResponse
 	(*GetTokenRequest)(nil),            // 13: keymint.v1.GetTokenRequest
-	(*RevokeTokenRequest)(nil),         // 14: keymint.v1.RevokeTokenRequest
-	(*WatchRevocationsRequest)(nil),    // 15: keymint.v1.WatchRevocationsRequest
-	(*RevocationEvent)(nil),            // 16: keymint.v1.RevocationEvent
-	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),            // 18: google.protobuf.Struct
-	(*durationpb.Duration)(nil),        // 19: google.protobuf.Duration
+	(*GetTokenHistoryRequest)(nil),     // 14: keymint.v1.GetTokenHistoryRequest
+	(*TokenHistory)(nil),               // 15: keymint.v1.TokenHistory
+	(*RevokeTokenRequest)(nil),         // 16: keymint.v1.RevokeTokenRequest
+	(*WatchRevocationsRequest)(nil),    // 17: keymint.v1.WatchRevocationsRequest
+	(*RevocationEvent)(nil),            // 18: keymint.v1.RevocationEvent
+	(*timestamppb.Timestamp)(nil),      // 19: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),            // 20: google.protobuf.Struct
+	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
+	(*AuditEvent)(nil),                 // 22: keymint.v1.AuditEvent
 }
 var file_keymint_v1_tokens_proto_depIdxs = []int32{
-	17, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	17, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	17, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	19, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	19, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	19, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: keymint.v1.Token.status:type_name -> keymint.v1.TokenStatus
-	18, // 5: keymint.v1.Token.metadata:type_name -> google.protobuf.Struct
+	20, // 5: keymint.v1.Token.metadata:type_name -> google.protobuf.Struct
 	3,  // 6: keymint.v1.Token.rate_limit:type_name -> keymint.v1.RateLimit
-	19, // 7: keymint.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	17, // 8: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 9: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	18, // 10: keymint.v1.CreateTokenRequest.metadata:type_name -> google.protobuf.Struct
+	21, // 7: keymint.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	19, // 8: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 9: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	20, // 10: keymint.v1.CreateTokenRequest.metadata:type_name -> google.protobuf.Struct
 	3,  // 11: keymint.v1.CreateTokenRequest.rate_limit:type_name -> keymint.v1.RateLimit
 	2,  // 12: keymint.v1.CreateTokenResponse.token:type_name -> keymint.v1.Token
 	2,  // 13: keymint.v1.CreateTokenResponse.previous:type_name -> keymint.v1.Token
-	19, // 14: keymint.v1.RotateTokenRequest.grace_period:type_name -> google.protobuf.Duration
+	21, // 14: keymint.v1.RotateTokenRequest.grace_period:type_name -> google.protobuf.Duration
 	1,  // 15: keymint.v1.ValidateTokenResponse.reason:type_name -> keymint.v1.ValidateTokenResponse.Reason
-	17, // 16: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 17: keymint.v1.ValidateTokenResponse.metadata:type_name -> google.protobuf.Struct
-	19, // 18: keymint.v1.ValidateTokenResponse.retry_after:type_name -> google.protobuf.Duration
-	17, // 19: keymint.v1.ValidateTokenResponse.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 20: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
-	17, // 21: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
-	4,  // 22: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
-	9,  // 23: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
-	11, // 24: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
-	13, // 25: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
-	15, // 26: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
-	14, // 27: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
-	6,  // 28: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
-	7,  // 29: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
-	5,  // 30: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
-	10, // 31: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
-	12, // 32: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
-	2,  // 33: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
-	16, // 34: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
-	2,  // 35: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
-	5,  // 36: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
-	8,  // 37: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
-	30, // [30:38] is the sub-list for method output_type
-	22, // [22:30] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	19, // 16: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 17: keymint.v1.ValidateTokenResponse.metadata:type_name -> google.protobuf.Struct
+	21, // 18: keymint.v1.ValidateTokenResponse.retry_after:type_name -> google.protobuf.Duration
+	19, // 19: keymint.v1.ValidateTokenResponse.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 20: keymint.v1.ListTokensRequest.status:type_name -> keymint.v1.TokenStatus
+	21, // 21: keymint.v1.ListTokensRequest.expires_within:type_name -> google.protobuf.Duration
+	2,  // 22: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
+	2,  // 23: keymint.v1.TokenHistory.rotation_chain:type_name -> keymint.v1.Token
+	22, // 24: keymint.v1.TokenHistory.events:type_name -> keymint.v1.AuditEvent
+	19, // 25: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
+	4,  // 26: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
+	9,  // 27: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
+	11, // 28: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
+	13, // 29: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
+	14, // 30: keymint.v1.TokenService.GetTokenHistory:input_type -> keymint.v1.GetTokenHistoryRequest
+	17, // 31: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
+	16, // 32: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
+	6,  // 33: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
+	7,  // 34: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
+	5,  // 35: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
+	10, // 36: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
+	12, // 37: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
+	2,  // 38: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
+	15, // 39: keymint.v1.TokenService.GetTokenHistory:output_type -> keymint.v1.TokenHistory
+	18, // 40: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
+	2,  // 41: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
+	5,  // 42: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
+	8,  // 43: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_tokens_proto_init() }
@@ -1580,17 +1760,18 @@ func file_keymint_v1_tokens_proto_init() {
 	if File_keymint_v1_tokens_proto != nil {
 		return
 	}
+	file_keymint_v1_accounts_proto_init()
 	file_keymint_v1_tokens_proto_msgTypes[0].OneofWrappers = []any{}
 	file_keymint_v1_tokens_proto_msgTypes[2].OneofWrappers = []any{}
 	file_keymint_v1_tokens_proto_msgTypes[8].OneofWrappers = []any{}
-	file_keymint_v1_tokens_proto_msgTypes[13].OneofWrappers = []any{}
+	file_keymint_v1_tokens_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_tokens_proto_rawDesc), len(file_keymint_v1_tokens_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	TokenService_ValidateToken_FullMethodName      = "/keymint.v1.TokenService/ValidateToken"
 	TokenService_ListTokens_FullMethodName         = "/keymint.v1.TokenService/ListTokens"
 	TokenService_GetToken_FullMethodName           = "/keymint.v1.TokenService/GetToken"
+	TokenService_GetTokenHistory_FullMethodName    = "/keymint.v1.TokenService/GetTokenHistory"
 	TokenService_WatchRevocations_FullMethodName   = "/keymint.v1.TokenService/WatchRevocations"
 	TokenService_RevokeToken_FullMethodName        = "/keymint.v1.TokenService/RevokeToken"
 	TokenService_RotateToken_FullMethodName        = "/keymint.v1.TokenService/RotateToken"
@@ -47,6 +48,10 @@ type TokenServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
+	// GetTokenHistory returns a token's rotation chain (its predecessors and
+	// successors, at most 50) and the most recent audit events about any token
+	// of the chain (at most 50), for whoever may see the token.
+	GetTokenHistory(ctx context.Context, in *GetTokenHistoryRequest, opts ...grpc.CallOption) (*TokenHistory, error)
 	// WatchRevocations streams the ids of tokens revoked (or rotated, which
 	// shortens their expiry), on any replica, in the order of the store's
 	// revocation log, so caching validators (the Go client library, sidecars)
@@ -128,6 +133,16 @@ func (c *tokenServiceClient) GetToken(ctx context.Context, in *GetTokenRequest, 
 	return out, nil
 }
 
+func (c *tokenServiceClient) GetTokenHistory(ctx context.Context, in *GetTokenHistoryRequest, opts ...grpc.CallOption) (*TokenHistory, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenHistory)
+	err := c.cc.Invoke(ctx, TokenService_GetTokenHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RevocationEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &TokenService_ServiceDesc.Streams[0], TokenService_WatchRevocations_FullMethodName, cOpts...)
@@ -195,6 +210,10 @@ type TokenServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)
+	// GetTokenHistory returns a token's rotation chain (its predecessors and
+	// successors, at most 50) and the most recent audit events about any token
+	// of the chain (at most 50), for whoever may see the token.
+	GetTokenHistory(context.Context, *GetTokenHistoryRequest) (*TokenHistory, error)
 	// WatchRevocations streams the ids of tokens revoked (or rotated, which
 	// shortens their expiry), on any replica, in the order of the store's
 	// revocation log, so caching validators (the Go client library, sidecars)
@@ -247,6 +266,9 @@ func (UnimplementedTokenServiceServer) ListTokens(context.Context, *ListTokensRe
 }
 func (UnimplementedTokenServiceServer) GetToken(context.Context, *GetTokenRequest) (*Token, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetToken not implemented")
+}
+func (UnimplementedTokenServiceServer) GetTokenHistory(context.Context, *GetTokenHistoryRequest) (*TokenHistory, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTokenHistory not implemented")
 }
 func (UnimplementedTokenServiceServer) WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[RevocationEvent]) error {
 	return status.Error(codes.Unimplemented, "method WatchRevocations not implemented")
@@ -353,6 +375,24 @@ func _TokenService_GetToken_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_GetTokenHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTokenHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetTokenHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetTokenHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetTokenHistory(ctx, req.(*GetTokenHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_WatchRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRevocationsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -440,6 +480,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetToken",
 			Handler:    _TokenService_GetToken_Handler,
+		},
+		{
+			MethodName: "GetTokenHistory",
+			Handler:    _TokenService_GetTokenHistory_Handler,
 		},
 		{
 			MethodName: "RevokeToken",

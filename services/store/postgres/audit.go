@@ -41,6 +41,22 @@ func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]sto
 		}
 		where += fmt.Sprintf(" AND (created_at, id) < (%s, %s)", q.arg(at), q.arg(f.AfterID))
 	}
+	if f.Action != "" {
+		where += " AND action = " + q.arg(f.Action)
+	}
+	if f.Actor != "" {
+		a := q.arg(f.Actor)
+		where += " AND (actor_user_id = " + a + " OR actor_email = " + a + ")"
+	}
+	if len(f.TargetIDs) > 0 {
+		where += " AND target_id = ANY(" + q.arg(f.TargetIDs) + ")"
+	}
+	if !f.Since.IsZero() {
+		where += " AND created_at >= " + q.arg(f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		where += " AND created_at < " + q.arg(f.Until.UTC())
+	}
 	sql := `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + where + ` ORDER BY created_at DESC, id DESC`
 	if f.Limit > 0 {
 		sql += " LIMIT " + q.arg(f.Limit)

@@ -176,8 +176,9 @@ func (s *Store) GetTokenByDigest(ctx context.Context, digests [][]byte) (store.T
 	return t, nil
 }
 
-// ListTokens returns one page of f's tokens, newest first, ties by id
-// descending. An AfterID that is not a token of f's org (and user) is ErrNotFound.
+// ListTokens returns one page of f's tokens in f.Order (newest first by
+// default), ties by id in the same direction. An AfterID that is not a token
+// of f's org (and user) is ErrNotFound.
 func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error) {
 	if f.OrgID == "" {
 		return nil, fmt.Errorf("list tokens: %w", errNoOrg)
@@ -187,27 +188,61 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if f.UserID != "" {
 		where += " AND user_id = " + q.arg(f.UserID)
 	}
+	key, desc := tokenOrderKey(f.Order)
 	if f.AfterID != "" {
 		// The cursor is looked up within the same tenant, so a page token
 		// from another org reveals nothing about that org's tokens.
 		cursor := append(slices.Clone(q.args), f.AfterID)
-		var at time.Time
+		var one int
 		err := s.pool.QueryRow(ctx,
-			`SELECT created_at FROM tokens WHERE `+where+` AND id = $`+strconv.Itoa(len(cursor)),
-			cursor...).Scan(&at)
+			`SELECT 1 FROM tokens WHERE `+where+` AND id = $`+strconv.Itoa(len(cursor)),
+			cursor...).Scan(&one)
 		if err != nil {
 			return nil, fmt.Errorf("list tokens after %s: %w", f.AfterID, mapErr(err))
 		}
-		where += fmt.Sprintf(" AND (created_at, id) < (%s, %s)", q.arg(at), q.arg(f.AfterID))
-	}
-	if f.Active {
-		now := f.Now
-		if now.IsZero() {
-			now = time.Now()
+		cmp := ">"
+		if desc {
+			cmp = "<"
 		}
-		where += " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > " + q.arg(now.UTC()) + ")"
+		where += " AND (" + key + ", id) " + cmp + " (SELECT " + key + ", id FROM tokens WHERE id = " + q.arg(f.AfterID) + ")"
 	}
-	sql := `SELECT ` + tokenColumns + ` FROM tokens WHERE ` + where + ` ORDER BY created_at DESC, id DESC`
+	now := f.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	status := f.Status
+	if status == store.TokenStatusAny && f.Active {
+		status = store.TokenStatusActive
+	}
+	switch status {
+	case store.TokenStatusActive:
+		where += " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > " + q.arg(now.UTC()) + ")"
+	case store.TokenStatusRevoked:
+		where += " AND revoked_at IS NOT NULL"
+	case store.TokenStatusExpired:
+		where += " AND revoked_at IS NULL AND expires_at <= " + q.arg(now.UTC())
+	case store.TokenStatusInactive:
+		where += " AND (revoked_at IS NOT NULL OR expires_at <= " + q.arg(now.UTC()) + ")"
+	}
+	if f.Query != "" {
+		// lower() on both sides; strpos, unlike LIKE, needs no escaping.
+		a := "lower(" + q.arg(f.Query) + ")"
+		where += " AND (strpos(lower(name), " + a + ") > 0 OR strpos(lower(hint), " + a + ") > 0 OR strpos(lower(description), " + a + ") > 0)"
+	}
+	if f.Scope != "" {
+		where += " AND " + q.arg(f.Scope) + " = ANY(scopes)"
+	}
+	if !f.ExpiresBefore.IsZero() {
+		where += " AND expires_at <= " + q.arg(f.ExpiresBefore.UTC())
+	}
+	if f.RotatedToID != "" {
+		where += " AND rotated_to_id = " + q.arg(f.RotatedToID)
+	}
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	sql := `SELECT ` + tokenColumns + ` FROM tokens WHERE ` + where + ` ORDER BY ` + key + dir + `, id` + dir
 	if f.Limit > 0 {
 		sql += " LIMIT " + q.arg(f.Limit)
 	}
@@ -228,6 +263,25 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil
+}
+
+// tokenOrderKey is the sort expression of o and whether it descends: a
+// missing last use sorts as the oldest, a missing expiry as the latest.
+func tokenOrderKey(o store.TokenOrder) (string, bool) {
+	switch o {
+	case store.OrderCreatedAsc:
+		return "created_at", false
+	case store.OrderLastUsedDesc:
+		return "COALESCE(last_used_at, '-infinity')", true
+	case store.OrderLastUsedAsc:
+		return "COALESCE(last_used_at, '-infinity')", false
+	case store.OrderExpiresAsc:
+		return "COALESCE(expires_at, 'infinity')", false
+	case store.OrderExpiresDesc:
+		return "COALESCE(expires_at, 'infinity')", true
+	default:
+		return "created_at", true
+	}
 }
 
 // TouchTokens raises last_used_at for a batch of tokens in one statement.

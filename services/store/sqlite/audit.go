@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keymint/keymint/services/store"
@@ -41,6 +42,28 @@ func (s *Store) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]sto
 		}
 		where += " AND (created_at, id) < (?, ?)"
 		args = append(args, at, f.AfterID)
+	}
+	if f.Action != "" {
+		where += " AND action = ?"
+		args = append(args, f.Action)
+	}
+	if f.Actor != "" {
+		where += " AND (actor_user_id = ? OR actor_email = ?)"
+		args = append(args, f.Actor, f.Actor)
+	}
+	if len(f.TargetIDs) > 0 {
+		where += " AND target_id IN (?" + strings.Repeat(", ?", len(f.TargetIDs)-1) + ")"
+		for _, id := range f.TargetIDs {
+			args = append(args, id)
+		}
+	}
+	if !f.Since.IsZero() {
+		where += " AND created_at >= ?"
+		args = append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		where += " AND created_at < ?"
+		args = append(args, f.Until.UnixMicro())
 	}
 	q := `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + where + ` ORDER BY created_at DESC, id DESC`
 	if f.Limit > 0 {

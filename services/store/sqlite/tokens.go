@@ -174,8 +174,9 @@ func (s *Store) GetTokenByDigest(ctx context.Context, digests [][]byte) (store.T
 	return t, nil
 }
 
-// ListTokens returns one page of f's tokens, newest first, ties by id
-// descending. An AfterID that is not a token of f's org (and user) is ErrNotFound.
+// ListTokens returns one page of f's tokens in f.Order (newest first by
+// default), ties by id in the same direction. An AfterID that is not a token
+// of f's org (and user) is ErrNotFound.
 func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error) {
 	if f.OrgID == "" {
 		return nil, fmt.Errorf("list tokens: %w", errNoOrg)
@@ -185,23 +186,62 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 		where += " AND user_id = ?"
 		args = append(args, f.UserID)
 	}
+	key, desc := tokenOrderKey(f.Order)
 	if f.AfterID != "" {
 		// The cursor is looked up within the same tenant, so a page token
 		// from another org reveals nothing about that org's tokens.
-		var at int64
-		err := s.r.QueryRowContext(ctx, `SELECT created_at FROM tokens WHERE `+where+` AND id = ?`,
-			append(slices.Clone(args), f.AfterID)...).Scan(&at)
+		var one int
+		err := s.r.QueryRowContext(ctx, `SELECT 1 FROM tokens WHERE `+where+` AND id = ?`,
+			append(slices.Clone(args), f.AfterID)...).Scan(&one)
 		if err != nil {
 			return nil, fmt.Errorf("list tokens after %s: %w", f.AfterID, mapErr(err))
 		}
-		where += " AND (created_at, id) < (?, ?)"
-		args = append(args, at, f.AfterID)
+		cmp := ">"
+		if desc {
+			cmp = "<"
+		}
+		where += " AND (" + key + ", id) " + cmp + " (SELECT " + key + ", id FROM tokens WHERE id = ?)"
+		args = append(args, f.AfterID)
 	}
-	if f.Active {
+	now := orNow(f.Now).UnixMicro()
+	status := f.Status
+	if status == store.TokenStatusAny && f.Active {
+		status = store.TokenStatusActive
+	}
+	switch status {
+	case store.TokenStatusActive:
 		where += " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
-		args = append(args, orNow(f.Now).UnixMicro())
+		args = append(args, now)
+	case store.TokenStatusRevoked:
+		where += " AND revoked_at IS NOT NULL"
+	case store.TokenStatusExpired:
+		where += " AND revoked_at IS NULL AND expires_at <= ?"
+		args = append(args, now)
+	case store.TokenStatusInactive:
+		where += " AND (revoked_at IS NOT NULL OR expires_at <= ?)"
+		args = append(args, now)
 	}
-	q := `SELECT ` + tokenColumns + ` FROM tokens WHERE ` + where + ` ORDER BY created_at DESC, id DESC`
+	if f.Query != "" {
+		where += " AND (instr(lower(name), lower(?)) > 0 OR instr(lower(hint), lower(?)) > 0 OR instr(lower(description), lower(?)) > 0)"
+		args = append(args, f.Query, f.Query, f.Query)
+	}
+	if f.Scope != "" {
+		where += " AND EXISTS (SELECT 1 FROM json_each(tokens.scopes) WHERE value = ?)"
+		args = append(args, f.Scope)
+	}
+	if !f.ExpiresBefore.IsZero() {
+		where += " AND expires_at <= ?"
+		args = append(args, f.ExpiresBefore.UnixMicro())
+	}
+	if f.RotatedToID != "" {
+		where += " AND rotated_to_id = ?"
+		args = append(args, f.RotatedToID)
+	}
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	q := `SELECT ` + tokenColumns + ` FROM tokens WHERE ` + where + ` ORDER BY ` + key + dir + `, id` + dir
 	if f.Limit > 0 {
 		q += " LIMIT ?"
 		args = append(args, f.Limit)
@@ -223,6 +263,25 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil
+}
+
+// tokenOrderKey is the sort expression of o and whether it descends. Times
+// are microseconds; a missing last use sorts first, a missing expiry last.
+func tokenOrderKey(o store.TokenOrder) (string, bool) {
+	switch o {
+	case store.OrderCreatedAsc:
+		return "created_at", false
+	case store.OrderLastUsedDesc:
+		return "COALESCE(last_used_at, -1)", true
+	case store.OrderLastUsedAsc:
+		return "COALESCE(last_used_at, -1)", false
+	case store.OrderExpiresAsc:
+		return "COALESCE(expires_at, 9223372036854775807)", false
+	case store.OrderExpiresDesc:
+		return "COALESCE(expires_at, 9223372036854775807)", true
+	default:
+		return "created_at", true
+	}
 }
 
 // TouchTokens raises last_used_at for a batch of tokens in one transaction.
