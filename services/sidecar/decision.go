@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 )
 
@@ -99,15 +100,6 @@ func wwwAuthenticate(status int) string {
 	return ""
 }
 
-// tokenFromAuthorization accepts "Bearer TOKEN" or the raw token.
-func tokenFromAuthorization(v string) string {
-	v = strings.TrimSpace(v)
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return v
-}
-
 // decide validates the token for method + path. It fails closed: a
 // validation error denies with 503, never allows.
 // clientIP is the caller's address (empty when unknown).
@@ -116,7 +108,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 	if err != nil {
 		return decision{status: http.StatusBadRequest, body: bodyBadPath}
 	}
-	tok := tokenFromAuthorization(authorization)
+	tok := authn.TokenFromAuthorization(authorization)
 	if tok == "" {
 		return decision{status: http.StatusUnauthorized, body: bodyMissing}
 	}

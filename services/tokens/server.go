@@ -6,7 +6,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -49,7 +49,7 @@ func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequ
 	if err != nil {
 		return nil, err
 	}
-	p, _ := accounts.PrincipalFrom(ctx)
+	p, _ := authn.PrincipalFrom(ctx)
 	return &keymintv1.CreateTokenResponse{
 		Token:  s.toProto(m.Token, map[string]string{m.Token.CreatedBy: p.Email}, s.svc.UsesLeft(ctx, []store.Token{m.Token})),
 		Secret: m.Secret,
