@@ -61,7 +61,7 @@ type decision struct {
 	allow   bool
 	status  int
 	headers [5][2]string // identity headers on allow (in place: no allocation)
-	body    []byte      // JSON on deny
+	body    []byte       // JSON on deny
 	// retryAfter is set on a 429: whole seconds, rounded up.
 	retryAfter string
 	// valid is the validation answer of an allow.
