@@ -15,7 +15,8 @@
 #                                   and a CIDR allow-list (validated with client_ip)
 #   grpc-keymint-uses, -rate        tokens with a usage limit or a rate limit:
 #                                   every call also takes a use / an event in Redis
-#   grpc-keymint-l2                 L1 off: every call reads Redis
+#   grpc-echo-l2 / grpc-keymint-l2  L1 off: every call reads Redis (each uncached
+#                                   case has its own interleaved bare echo)
 #   grpc-keymint-store-STORE        no cache: every call reads the store; with
 #                                   the embedded store, a second server on a
 #                                   throwaway PostgreSQL too (-store-postgres)
@@ -242,14 +243,30 @@ log "grpc: keymint ValidateToken for $LONG, RSS sampled"
 load grpc -name grpc-keymint-l1-long -addr "$KM_GRPC" -conns "$CONNS" -d "$LONG" -pid "$KM_PID"
 stop_pid "$KM_PID"
 
+# uncached NAME TOKENS: ROUNDS rounds of a bare gRPC echo (answering a copy
+# of this server's answer) and keymint at $KM_GRPC, interleaved like the
+# cached cases, so a neighbour's burst hits both sides of the ratio.
+uncached() {
+  local name=$1 toks=$2
+  start_echo grpc-echo -from "$KM_GRPC" -tokens "$toks"
+  for round in $(seq 1 "$ROUNDS"); do
+    log "round $round/$ROUNDS $name: gRPC echo, gRPC keymint ($DURATION each)"
+    "${LOAD[@]}" "$work/load" grpc -name "grpc-echo-$name" -tokens "$toks" -addr "$ECHO_ADDR" -conns "$CONNS" \
+      -c "$CONC" -d "$DURATION" -pid "$ECHO_PID" -out "$results" >/dev/null
+    "${LOAD[@]}" "$work/load" grpc -name "grpc-keymint-$name" -tokens "$toks" -addr "$KM_GRPC" -conns "$CONNS" \
+      -c "$CONC" -d "$DURATION" -pid "$KM_PID" -out "$results" >/dev/null
+  done
+  stop_pid "$ECHO_PID"
+}
+
 log "grpc: keymint with L1 off, Redis L2"
 start_keymint l2 --redis-url "$REDIS_URL" --cache-l1-size 0
-load grpc -name grpc-keymint-l2 -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+uncached l2 "$work/tokens"
 stop_pid "$KM_PID"
 
 log "grpc: keymint with no cache ($STORE)"
 start_keymint store --cache-l1-size 0
-load grpc -name "grpc-keymint-store-$STORE" -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+uncached "store-$STORE" "$work/tokens"
 stop_pid "$KM_PID"
 
 if [ "$STORE" != postgres ]; then
@@ -265,8 +282,7 @@ if [ "$STORE" != postgres ]; then
   printf '%s\n' 'bench-password' | "$work/keymint" user create --email bench@example.com --org bench --password-stdin >/dev/null
   start_keymint store-pg --cache-l1-size 0
   "$work/load" mint -http "http://$KM_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens-pg"
-  "${LOAD[@]}" "$work/load" grpc -name grpc-keymint-store-postgres -tokens "$work/tokens-pg" -addr "$KM_GRPC" -conns "$CONNS" \
-    -c "$CONC" -d "$DURATION" -pid "$KM_PID" -out "$results" >/dev/null
+  uncached store-postgres "$work/tokens-pg"
   stop_pid "$KM_PID"
   unset KEYMINT_DATABASE_URL KEYMINT_PEPPER
   export KEYMINT_DATA_DIR=$SAVED_DATA_DIR
