@@ -28,7 +28,9 @@
 # Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
 # store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
 # BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1), BENCH_SCENARIOS
-# (all, or flood for the login flood alone), BENCH_FLOOD_CONCURRENCY (60).
+# (all, or flood for the login flood alone), BENCH_FLOOD_CONCURRENCY (60),
+# BENCH_IDLE_WAIT (3, seconds before the idle RSS sample), BENCH_RESULTS
+# (a file to keep the raw results in).
 # Postgres and Redis are throwaway instances from scripts/pg.sh and
 # scripts/redis.sh.
 set -euo pipefail
@@ -319,4 +321,6 @@ SRV=("${SAVED_SRV[@]}")
 
 echo
 echo "keymint bench: store=$STORE concurrency=$CONC tokens=$NTOKENS grpc-conns=$CONNS rounds=$ROUNDS duration=$DURATION cpus=$(nproc) pinned=$([ ${#SRV[@]} -gt 0 ] && echo yes || echo no)"
+# BENCH_RESULTS=FILE keeps the raw results (JSON lines) for `load report FILE`.
+if [ -n "${BENCH_RESULTS:-}" ]; then cp "$results" "$BENCH_RESULTS"; fi
 "$work/load" report "$results"

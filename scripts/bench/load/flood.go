@@ -127,7 +127,7 @@ func printFloodRows(byName map[string][]Result) {
 		}
 		b, d, f := median(base), median(during), flood[0]
 		p99 := d.P99us / max(b.P99us, 1)
-		fmt.Printf("| gRPC validation during %d wrong-password sign-ins, GOMAXPROCS=%s (sign-ins answered %v, peak RSS %.0f MB) | %.0f | %.0f (no flood) | %.2f | for reference | %.0f / %.0f µs | %.1f (goal ≤ 3) | %s |\n",
+		fmt.Printf("| gRPC validation during %d wrong-password sign-ins, GOMAXPROCS=%s (sign-ins answered %v, peak RSS %.0f MB) | %.0f | %.0f (no flood) | %.2f | | for reference | %.0f / %.0f µs | %.1f (goal ≤ 3) | %s |\n",
 			f.Concurrency, procs, f.Statuses, f.RSSMaxMB, d.RPS, b.RPS, d.RPS/max(b.RPS, 1), d.P99us, b.P99us, p99, verdict(p99 <= 3, "p99 above"))
 	}
 }
