@@ -475,11 +475,3 @@ func (r *rssSampler) sample() {
 		}
 	}
 }
-
-func fmtList(xs []float64) string {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = fmt.Sprintf("%.2f", x)
-	}
-	return strings.Join(parts, " ")
-}
