@@ -100,8 +100,8 @@ func TestHelmChartRenders(t *testing.T) {
 		d := checkKeymint(t, b, 0)
 		c := container(t, d, "keymint")
 		opt := secretRefs(t, b, c)
-		if opt["KEYMINT_PEPPER"] || opt["KEYMINT_DATABASE_URL"] || !opt["KEYMINT_REDIS_URL"] {
-			t.Errorf("default: secret refs optional %v, want pepper and database required, redis optional", opt)
+		if opt["KEYMINT_PEPPER"] || opt["KEYMINT_DATABASE_URL"] || !opt["KEYMINT_REDIS_URL"] || !opt["KEYMINT_DATABASE_READ_URL"] || !opt["OTEL_EXPORTER_OTLP_HEADERS"] {
+			t.Errorf("default: secret refs optional %v, want pepper and database required, the others optional", opt)
 		}
 		h := one[autoscalingv2.HorizontalPodAutoscaler](t, b, "keymint")
 		if *h.Spec.MinReplicas != 2 || h.Spec.MaxReplicas != 6 {
@@ -127,7 +127,7 @@ func TestHelmChartRenders(t *testing.T) {
 		d := checkKeymint(t, b, 0)
 		c := container(t, d, "keymint")
 		for name, optional := range secretRefs(t, b, c) {
-			if optional {
+			if optional && !optionalEverywhere[name] {
 				t.Errorf("production: %s must be required (optional: false)", name)
 			}
 		}
@@ -181,6 +181,27 @@ func TestHelmChartRenders(t *testing.T) {
 			t.Errorf("dev: image %q, want the locally built keymint:dev", c.Image)
 		}
 		checkSameAsKustomize(t, b, build(t, filepath.Join(kubeDir, "overlays/dev")))
+	})
+	t.Run("secret keys", func(t *testing.T) {
+		t.Parallel()
+		// A Secret another tool writes (a PostgreSQL operator's "uri"):
+		// the read URL and the primary's come from the keys named.
+		b := mustRender(t, "values-production.yaml", map[string]any{"secrets": map[string]any{
+			"existingSecret": "pg-app",
+			"keys":           map[string]any{"databaseUrl": "uri", "databaseReadUrl": "ro-uri"},
+			"optional":       map[string]any{"databaseReadUrl": false},
+		}})
+		c := container(t, checkKeymint(t, b, 0), "keymint")
+		for name, want := range map[string]string{"KEYMINT_DATABASE_URL": "uri", "KEYMINT_DATABASE_READ_URL": "ro-uri", "KEYMINT_PEPPER": "pepper"} {
+			e := env(c, name)
+			if e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+				t.Fatalf("secret keys: %s is not read from a Secret", name)
+			}
+			r := e.ValueFrom.SecretKeyRef
+			if r.Name != "pg-app" || r.Key != want || r.Optional == nil || *r.Optional {
+				t.Errorf("secret keys: %s reads %s/%s (optional %v), want pg-app/%s, required", name, r.Name, r.Key, r.Optional, want)
+			}
+		}
 	})
 	t.Run("namespace", func(t *testing.T) {
 		t.Parallel()
@@ -311,6 +332,8 @@ func TestHelmChartRefusesBadValues(t *testing.T) {
 		"bad digest":          {map[string]any{"image": map[string]any{"digest": "sha256:abc"}}, "image.digest"},
 		"no secret name":      {map[string]any{"secrets": map[string]any{"existingSecret": ""}}, "secrets.existingSecret"},
 		"unknown value":       {map[string]any{"replicas": 3}, "replicas"},
+		"bad secret key":      {map[string]any{"secrets": map[string]any{"keys": map[string]any{"databaseReadUrl": "a/b"}}}, "databaseReadUrl"},
+		"unknown secret key":  {map[string]any{"secrets": map[string]any{"keys": map[string]any{"readUrl": "x"}}}, "readUrl"},
 		"misspelled optional": {map[string]any{"secrets": map[string]any{"optional": map[string]any{"database_url": true}}}, "database_url"},
 		"wrong type":          {map[string]any{"autoscaling": map[string]any{"minReplicas": "two"}}, "minReplicas"},
 	} {

@@ -9,6 +9,10 @@
 #   scripts/pg-standby.sh promote DIR   promote the standby to primary (waits)
 #   scripts/pg-standby.sh stop-standby DIR   stop the standby (fast shutdown)
 #   scripts/pg-standby.sh start-standby DIR  start it again on its port
+#   scripts/pg-standby.sh pause-standby DIR  freeze the standby (SIGSTOP its postmaster
+#                                       and every backend: a hung host; connections are
+#                                       accepted by the kernel, nothing is answered)
+#   scripts/pg-standby.sh resume-standby DIR thaw it (SIGCONT)
 #   scripts/pg-standby.sh stop DIR      stop both and remove DIR
 #
 # Replication is synchronous (synchronous_standby_names = 'FIRST 1 (standby1)',
@@ -161,12 +165,21 @@ start_standby() {
   start_one standby
 }
 
+# signal_standby SIG: the standby's postmaster and all its children.
+signal_standby() {
+  local pid
+  pid=$(head -n1 "$DIR/standby/postmaster.pid" 2>/dev/null) || die "the standby is not running"
+  kill -"$1" "$pid" $(pgrep -P "$pid") || die "kill -$1 the standby failed"
+}
+
 stop() {
   [ -d "$DIR" ] || { log "$DIR does not exist; nothing to stop"; return; }
   [ -e "$DIR/$marker" ] || die "$DIR was not made by $0 start; not removing it"
   DIR=$(cd "$DIR" && pwd)
   find_bin
   cd "$DIR"
+  # A paused standby would never act on pg_ctl's signal.
+  ( signal_standby CONT ) 2>/dev/null || true
   local n
   for n in standby primary; do
     if [ -f "$DIR/$n/postmaster.pid" ]; then
@@ -178,13 +191,15 @@ stop() {
 }
 
 DIR=${2:-}
-[ -n "$DIR" ] || { echo "usage: $0 start|kill-primary|promote|stop-standby|start-standby|stop DIR" >&2; exit 2; }
+[ -n "$DIR" ] || { echo "usage: $0 start|kill-primary|promote|stop-standby|start-standby|pause-standby|resume-standby|stop DIR" >&2; exit 2; }
 case "$1" in
   start) start ;;
   kill-primary) kill_primary ;;
   promote) promote ;;
   stop-standby) stop_standby ;;
   start-standby) start_standby ;;
+  pause-standby) signal_standby STOP ;;
+  resume-standby) signal_standby CONT ;;
   stop) stop ;;
-  *) echo "usage: $0 start|kill-primary|promote|stop-standby|start-standby|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start|kill-primary|promote|stop-standby|start-standby|pause-standby|resume-standby|stop DIR" >&2; exit 2 ;;
 esac

@@ -24,13 +24,19 @@
 #                                   concurrent wrong-password sign-ins (default
 #                                   argon2), peak RSS (flood-signins-pN), at
 #                                   GOMAXPROCS 1 and 2
+#   grpc-trace-off / grpc-trace-1pct, rest-trace-off / rest-trace-1pct
+#                                   BENCH_SCENARIOS=tracing only: ValidateToken
+#                                   and REST validate on cached tokens with
+#                                   tracing off, then on (--otlp-endpoint, a real
+#                                   OTLP receiver: load otlp) sampling 1 % of
+#                                   root spans; server CPU per call compared
 #
 # Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
 # store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
 # BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1), BENCH_SCENARIOS
-# (all, or flood for the login flood alone), BENCH_FLOOD_CONCURRENCY (60),
-# BENCH_IDLE_WAIT (3, seconds before the idle RSS sample), BENCH_RESULTS
-# (a file to keep the raw results in).
+# (all, flood for the login flood alone, tracing for the tracing cost alone),
+# BENCH_FLOOD_CONCURRENCY (60), BENCH_IDLE_WAIT (3, seconds before the idle
+# RSS sample), BENCH_RESULTS (a file to keep the raw results in).
 # Postgres and Redis are throwaway instances from scripts/pg.sh and
 # scripts/redis.sh.
 set -euo pipefail
@@ -294,6 +300,40 @@ else
   stop_pid "$L1_PID"
 fi
 
+# Tracing cost: the same server with tracing off, then on at 1 % sampling
+# (parentbased_traceidratio: the load sends no traceparent, so 1 % of the
+# calls start a sampled trace) exporting to a real OTLP/gRPC receiver on
+# the load's CPU. One SQLite file cannot serve two processes, so each run
+# starts its own server; rounds alternate off and on.
+if [ "$SCENARIOS" = tracing ]; then
+  "${LOAD[@]}" "$work/load" otlp >"$work/otlp.addr" 2>"$work/otlp.log" &
+  OTLP_PID=$!
+  pids+=("$OTLP_PID")
+  for _ in $(seq 1 100); do
+    OTLP_ADDR=$(head -n1 "$work/otlp.addr" 2>/dev/null || true)
+    [ -n "$OTLP_ADDR" ] && break
+    sleep 0.1
+  done
+  [ -n "$OTLP_ADDR" ] || { cat "$work/otlp.log" >&2; exit 1; }
+  for round in $(seq 1 "$ROUNDS"); do
+    for mode in off 1pct; do
+      log "round $round/$ROUNDS tracing $mode: gRPC ValidateToken, REST validate ($DURATION each)"
+      if [ "$mode" = off ]; then
+        start_keymint trace-$mode --redis-url "$REDIS_URL"
+      else
+        export OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01
+        start_keymint trace-$mode --redis-url "$REDIS_URL" --otlp-endpoint "http://$OTLP_ADDR"
+        unset OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG
+      fi
+      load grpc -name grpc-trace-$mode -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+      load http -name rest-trace-$mode -url "http://$KM_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$KM_PID"
+      stop_pid "$KM_PID"
+    done
+  done
+  stop_pid "$OTLP_PID"
+  log "$(cat "$work/otlp.log")"
+fi
+
 # Login flood: gRPC validation of cached tokens without, then during,
 # FLOOD_CONC concurrent wrong-password sign-ins (half a known account, half
 # unknown emails) at keymint's default argon2 settings (64 MiB, t=2, a
@@ -303,6 +343,7 @@ fi
 # load shares them), at the same priority as the load.
 SAVED_SRV=("${SRV[@]}")
 for procs in 1 2; do
+  [ "$SCENARIOS" = tracing ] && break
   SRV=(env GOMAXPROCS="$procs")
   if [ "$(id -u)" -eq 0 ] && [ "$NICE" != 0 ]; then SRV=(nice -n "$NICE" "${SRV[@]}"); fi
   log "login flood at GOMAXPROCS=$procs: validation without, then during $FLOOD_CONC sign-ins in flight ($DURATION each)"

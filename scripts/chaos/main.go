@@ -50,7 +50,7 @@ const (
 )
 
 func main() {
-	mode := flag.String("redis", "standalone", "Redis: standalone, cluster, sentinel or none")
+	mode := flag.String("redis", "standalone", "Redis: standalone, cluster, sentinel, netns (standalone in a network namespace, for partitions; root) or none")
 	rounds := flag.Int("rounds", 5, "revocations per fault")
 	faults := flag.String("faults", "", "comma-separated faults (default: every fault the Redis mode has)")
 	flag.Parse()
@@ -119,6 +119,7 @@ func run(mode string, rounds int, faultList string) error {
 		"standalone": {"baseline", "redis-down", "redis-sigstop", "replica-kill"},
 		"sentinel":   {"baseline", "redis-sigstop", "sentinel-failover", "replica-kill"},
 		"cluster":    {"baseline", "redis-sigstop", "cluster-failover", "replica-kill"},
+		"netns":      {"baseline", "redis-partition", "redis-congested"},
 	}[mode]
 	if faultList != "" {
 		all = strings.Split(faultList, ",")
@@ -173,6 +174,9 @@ func (e *env) startServices() error {
 		return fmt.Errorf("pg.sh: %v: %s", err, e.pgURL)
 	}
 	e.stops = append(e.stops, func() { _, _ = command(e.root, "bash", "scripts/pg.sh", "stop", pgDir) })
+	if e.mode == "netns" {
+		return e.startNetnsRedis()
+	}
 	script := map[string]string{"standalone": "redis.sh", "cluster": "redis-cluster.sh", "sentinel": "redis-sentinel.sh"}[e.mode]
 	if script == "" {
 		return nil
@@ -486,6 +490,11 @@ func (e *env) applyFault(name string, round int) (func(), error) {
 			}
 		}
 		return resume, nil
+	case "redis-partition", "redis-congested":
+		if e.mode != "netns" {
+			return nil, fmt.Errorf("%s needs -redis netns", name)
+		}
+		return e.netFault(name)
 	case "replica-kill":
 		// A different replica each round, so each follower loses its own
 		// upstream in some round; the revoke goes through a survivor.
@@ -493,7 +502,7 @@ func (e *env) applyFault(name string, round int) (func(), error) {
 		victim.kill()
 		return func() { _ = e.start(victim) }, nil
 	}
-	return nil, fmt.Errorf("unknown fault %q (packet loss needs tc netem or iptables, not on this machine)", name)
+	return nil, fmt.Errorf("unknown fault %q", name)
 }
 
 // sentinelMaster names the node directory of the current master.

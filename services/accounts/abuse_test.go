@@ -113,11 +113,11 @@ func TestAuditedSignIns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, next, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 0, "")
+	list, next, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 0, "")
 	if err != nil || next != "" {
 		t.Fatalf("ListAuditEvents: %v %q", err, next)
 	}
-	if len(list) != 2 || list[0].Action != store.AuditSignInSuccess || list[1].Action != store.AuditSignInFailure {
+	if len(list) != 2 || list[0].Action != audit.SignInSuccess || list[1].Action != audit.SignInFailure {
 		t.Fatalf("events = %+v, want a success after a failure (the unknown email's is no tenant's)", list)
 	}
 	for _, e := range list {
@@ -127,7 +127,7 @@ func TestAuditedSignIns(t *testing.T) {
 		}
 	}
 	orgless, err := f.store.ListAuditEvents(t.Context(), store.AuditFilter{OrgID: ""})
-	if err != nil || len(orgless) != 1 || orgless[0].ActorEmail != "" || orgless[0].Action != store.AuditSignInFailure {
+	if err != nil || len(orgless) != 1 || orgless[0].ActorEmail != "" || orgless[0].Action != audit.SignInFailure {
 		t.Fatalf("org-less events = %+v, %v; want the unknown email's failure, naming nobody", orgless, err)
 	}
 
@@ -137,11 +137,11 @@ func TestAuditedSignIns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	page, next, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 2, "")
+	page, next, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 2, "")
 	if err != nil || len(page) != 2 || next == "" {
 		t.Fatalf("first page: %d events, next %q, %v", len(page), next, err)
 	}
-	rest, next2, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 10, next)
+	rest, next2, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 10, next)
 	if err != nil || len(rest) != 3 || next2 != "" {
 		t.Fatalf("second page: %d events, next %q, %v", len(rest), next2, err)
 	}
@@ -149,13 +149,13 @@ func TestAuditedSignIns(t *testing.T) {
 	member.Admin = false
 	// A member lists only events about their own tokens caused by others
 	// (leak reports): none of these sign-ins.
-	if list, _, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, member), 0, ""); err != nil || len(list) != 0 {
+	if list, _, err := audit.List(authn.WithPrincipal(ctx, member), f.store, 0, ""); err != nil || len(list) != 0 {
 		t.Fatalf("non-admin: %d events, %v; want none", len(list), err)
 	}
-	if _, _, err := f.svc.ListAuditEvents(ctx, 0, ""); fault.CodeOf(err) != fault.Unauthenticated {
+	if _, _, err := audit.List(ctx, f.store, 0, ""); fault.CodeOf(err) != fault.Unauthenticated {
 		t.Fatalf("anonymous: %v, want Unauthenticated", err)
 	}
-	if _, _, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 0, "!!"); fault.CodeOf(err) != fault.InvalidArgument {
+	if _, _, err := audit.List(authn.WithPrincipal(ctx, p), f.store, 0, "!!"); fault.CodeOf(err) != fault.InvalidArgument {
 		t.Fatalf("bad page token: %v", err)
 	}
 }

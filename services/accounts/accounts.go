@@ -216,7 +216,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (aut
 		// No account, so no tenant: the event names nobody (the attempted
 		// email is caller-chosen text, perhaps a password typed in the
 		// wrong field) and no organization admin can list it.
-		s.audit.Record(ctx, store.AuditEvent{Action: store.AuditSignInFailure})
+		s.audit.Record(ctx, store.AuditEvent{Action: audit.SignInFailure})
 		return authn.Principal{}, ErrInvalidCredentials
 	case err != nil:
 		att.Refund(ctx)
@@ -231,7 +231,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (aut
 		s.log.ErrorContext(ctx, "stored password hash is invalid", "user_id", u.ID, "err", err.Error())
 	}
 	if !ok {
-		s.audit.Record(ctx, userEvent(u, store.AuditSignInFailure))
+		s.audit.Record(ctx, userEvent(u, audit.SignInFailure))
 		return authn.Principal{}, ErrInvalidCredentials
 	}
 	// A success is no guess to count.
@@ -239,7 +239,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (aut
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		s.rehash(ctx, u.ID, password)
 	}
-	s.audit.Record(ctx, userEvent(u, store.AuditSignInSuccess))
+	s.audit.Record(ctx, userEvent(u, audit.SignInSuccess))
 	return authn.Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: authn.ByPassword}, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -73,7 +72,8 @@ type HasherConfig struct {
 const pacedShare = 0.5
 
 // Hasher hashes and verifies argon2id passwords with bounded concurrency, so
-// a sign-in flood cannot eat memory or starve token validation of CPU.
+// a sign-in flood cannot eat memory or starve token validation of CPU. Each
+// hash runs on a low-priority thread and P of its own (onHashThread).
 type Hasher struct {
 	params  HashParams
 	slots   chan struct{}
@@ -83,6 +83,7 @@ type Hasher struct {
 	// Counters for Stats.
 	inUse, peak  atomic.Int64
 	hashes, busy atomic.Int64
+	niceErrors   atomic.Int64
 }
 
 // HasherStats describes a Hasher's work so far.
@@ -95,11 +96,15 @@ type HasherStats struct {
 	Hashes, Busy int64
 	// Paced says hashing runs at a bounded share of the one CPU.
 	Paced bool
+	// NiceErrors counts hashing threads whose priority could not be
+	// lowered (they hashed at normal priority).
+	NiceErrors int64
 }
 
 // Stats returns the Hasher's counters.
 func (h *Hasher) Stats() HasherStats {
-	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load(), Paced: h.paced}
+	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load(), Paced: h.paced,
+		NiceErrors: h.niceErrors.Load()}
 }
 
 // MaxWait is how long a caller waits for a hashing slot before ErrBusy.
@@ -120,7 +125,7 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	}
 	procs := cfg.Procs
 	if procs <= 0 {
-		procs = runtime.GOMAXPROCS(0)
+		procs = boost.unboosted() // a hash running elsewhere does not count
 	}
 	// Hashing never holds every CPU: one is always left for validations.
 	n := min(int(budget/(int64(p.Memory)*1024)), procs-1)
@@ -232,7 +237,10 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release(start)
-	key := argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
+	var key []byte
+	h.onHashThread(func() {
+		key = argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
+	})
 	return encodePHC(h.params, salt, key), nil
 }
 
@@ -254,7 +262,8 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (bool, error)
 		return false, err
 	}
 	defer h.release(start)
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	var got []byte
+	h.onHashThread(func() { got = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key))) })
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 

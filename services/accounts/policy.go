@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -123,7 +124,7 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 	}
 	s.log.InfoContext(ctx, "org policy updated", "org_id", o.ID, "by_user_id", p.UserID)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: o.ID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditOrgPolicyUpdate, TargetID: o.ID})
+		Action: audit.OrgPolicyUpdate, TargetID: o.ID})
 	return o, nil
 }
 
@@ -192,7 +193,7 @@ func (s *Service) UpdateUserScopes(ctx context.Context, userID string, scopes []
 	u.Scopes = scopes
 	s.log.InfoContext(ctx, "user scopes updated", "user_id", u.ID, "org_id", u.OrgID, "by_user_id", p.UserID)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: u.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditUserScopesUpdate, TargetID: u.ID})
+		Action: audit.UserScopesUpdate, TargetID: u.ID})
 	return u, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
@@ -175,7 +176,7 @@ func (s *Service) Logout(ctx context.Context) error {
 	}
 	s.log.InfoContext(ctx, "signed out", "user_id", p.UserID)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: p.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditSignOut, TargetID: p.UserID})
+		Action: audit.SignOut, TargetID: p.UserID})
 	return nil
 }
 
@@ -211,7 +212,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		return 0, hashFault(err)
 	}
 	if !ok {
-		s.audit.Record(ctx, userEvent(u, store.AuditSignInFailure))
+		s.audit.Record(ctx, userEvent(u, audit.SignInFailure))
 		return 0, fault.New(fault.PermissionDenied, "the current password is not correct")
 	}
 	att.Refund(ctx)
@@ -222,7 +223,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 	if err := s.store.UpdatePasswordHash(ctx, u.ID, hash, events.PasswordChanged(u, s.now().UTC())); err != nil {
 		return 0, fault.StoreFailure(err, "update password")
 	}
-	s.audit.Record(ctx, userEvent(u, store.AuditPasswordChange))
+	s.audit.Record(ctx, userEvent(u, audit.PasswordChange))
 	keep := ""
 	if p.Method == authn.BySession {
 		keep = p.SessionID

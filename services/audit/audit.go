@@ -1,6 +1,9 @@
-// Package audit records security-relevant actions (sign-ins, sign-outs,
-// token mints and revocations, password changes) in the store, with who
-// acted, for which organization, on what, from which address and client.
+// Package audit is keymint's audit log: the names of the security-relevant
+// actions it records (actions.go: sign-ins, sign-outs, token mints,
+// rotations and revocations, leak reports, password, policy and webhook
+// changes), the Recorder that writes them to the store with who acted, for
+// which organization, on what, from which address and client, and List,
+// the reading rules of AccountService.ListAuditEvents (list.go).
 // Validation is never audited: it is the hot path, and its volume would
 // drown the log.
 package audit

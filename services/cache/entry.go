@@ -79,10 +79,13 @@ func (e *Entry) ttl(now time.Time, base, negative time.Duration) time.Duration {
 	return base
 }
 
-// The Redis value format: a version byte, then protobuf wire-format fields.
-// Readers skip fields they do not know, so later fields (metadata, external
-// id, CIDR allow-list, limits) can be added without a version bump; a new
-// version byte is for changes old readers must not misread.
+// The Redis value format: a version byte, then protobuf wire-format fields,
+// described once by entryFields. Readers skip fields they do not know, so
+// later fields (metadata, external id, CIDR allow-list, limits) can be added
+// without a version bump; a new version byte is for changes old readers must
+// not misread. A value of an unknown version does not decode
+// (ErrBadEncoding), which the Redis level answers as a miss: a reader never
+// guesses at a format it does not know.
 const encodingV1 = 1
 
 // Field numbers of the v1 encoding. Never reuse a number.
@@ -94,8 +97,8 @@ const (
 	fieldOrgID     = 5
 	fieldPepperID  = 6
 	fieldScope     = 7 // repeated
-	fieldExpiresAt = 8 // unix microseconds
-	fieldRevokedAt = 9 // unix microseconds
+	fieldExpiresAt = 8 // unix microseconds, zigzag
+	fieldRevokedAt = 9 // unix microseconds, zigzag
 	// Token lifecycle fields. An older reader skips them: roll every
 	// replica out before minting tokens that use them.
 	fieldExternalID    = 10
@@ -103,69 +106,157 @@ const (
 	fieldCIDR          = 12 // repeated, netip.Prefix text form
 	fieldUsagePool     = 13
 	fieldRemainingUses = 14 // zigzag
-	fieldRateLimit     = 15
-	fieldRatePeriod    = 16 // microseconds
-	fieldCreatedAt     = 17 // unix microseconds
+	fieldRateLimit     = 15 // zigzag
+	fieldRatePeriod    = 16 // microseconds, zigzag
+	fieldCreatedAt     = 17 // unix microseconds, zigzag
 )
 
 // ErrBadEncoding means a cached value could not be decoded.
 var ErrBadEncoding = errors.New("cache: bad entry encoding")
+
+// entryField is one field of the v1 encoding: its number, its wire type
+// (BytesType or VarintType), how it is appended from an Entry (nothing when
+// unset) and how a value of that type is read into one. A value of a known
+// number but another wire type is skipped like an unknown field.
+type entryField struct {
+	num    protowire.Number
+	typ    protowire.Type
+	append func(b []byte, e *Entry) []byte
+	bytes  func(e *Entry, v []byte) error
+	varint func(e *Entry, v uint64)
+}
+
+// entryFields is the v1 format, in field-number order.
+var entryFields = [...]entryField{
+	{num: fieldKey, typ: protowire.BytesType,
+		append: func(b []byte, e *Entry) []byte {
+			return protowire.AppendBytes(protowire.AppendTag(b, fieldKey, protowire.BytesType), e.Key[:])
+		},
+		bytes: func(e *Entry, v []byte) error {
+			if len(v) != KeySize {
+				return fmt.Errorf("%w: key is %d bytes", ErrBadEncoding, len(v))
+			}
+			copy(e.Key[:], v)
+			return nil
+		}},
+	{num: fieldNegative, typ: protowire.VarintType,
+		append: func(b []byte, e *Entry) []byte {
+			if !e.Negative {
+				return b
+			}
+			return protowire.AppendVarint(protowire.AppendTag(b, fieldNegative, protowire.VarintType), 1)
+		},
+		varint: func(e *Entry, v uint64) { e.Negative = v != 0 }},
+	stringField(fieldTokenID, func(e *Entry) *string { return &e.TokenID }),
+	stringField(fieldUserID, func(e *Entry) *string { return &e.UserID }),
+	stringField(fieldOrgID, func(e *Entry) *string { return &e.OrgID }),
+	stringField(fieldPepperID, func(e *Entry) *string { return &e.PepperID }),
+	{num: fieldScope, typ: protowire.BytesType,
+		append: func(b []byte, e *Entry) []byte {
+			for _, s := range e.Scopes {
+				b = protowire.AppendString(protowire.AppendTag(b, fieldScope, protowire.BytesType), s)
+			}
+			return b
+		},
+		bytes: func(e *Entry, v []byte) error {
+			e.Scopes = append(e.Scopes, string(v))
+			return nil
+		}},
+	timeField(fieldExpiresAt, func(e *Entry) *time.Time { return &e.ExpiresAt }),
+	timeField(fieldRevokedAt, func(e *Entry) *time.Time { return &e.RevokedAt }),
+	stringField(fieldExternalID, func(e *Entry) *string { return &e.ExternalID }),
+	{num: fieldMetadata, typ: protowire.BytesType,
+		append: func(b []byte, e *Entry) []byte {
+			if len(e.Metadata) == 0 {
+				return b
+			}
+			return protowire.AppendBytes(protowire.AppendTag(b, fieldMetadata, protowire.BytesType), e.Metadata)
+		},
+		bytes: func(e *Entry, v []byte) error {
+			e.Metadata = append([]byte(nil), v...)
+			return nil
+		}},
+	{num: fieldCIDR, typ: protowire.BytesType,
+		append: func(b []byte, e *Entry) []byte {
+			for _, p := range e.AllowedCIDRs {
+				b = protowire.AppendString(protowire.AppendTag(b, fieldCIDR, protowire.BytesType), p.String())
+			}
+			return b
+		},
+		bytes: func(e *Entry, v []byte) error {
+			p, err := netip.ParsePrefix(string(v))
+			if err != nil {
+				return fmt.Errorf("%w: allowed cidr: %v", ErrBadEncoding, err)
+			}
+			e.AllowedCIDRs = append(e.AllowedCIDRs, p)
+			return nil
+		}},
+	stringField(fieldUsagePool, func(e *Entry) *string { return &e.UsagePool }),
+	intField(fieldRemainingUses, func(e *Entry) *int64 { return &e.RemainingUses }),
+	intField(fieldRateLimit, func(e *Entry) *int64 { return &e.RateLimit }),
+	{num: fieldRatePeriod, typ: protowire.VarintType,
+		append: func(b []byte, e *Entry) []byte {
+			return appendInt(b, fieldRatePeriod, e.RatePeriod.Microseconds())
+		},
+		varint: func(e *Entry, v uint64) { e.RatePeriod = time.Duration(protowire.DecodeZigZag(v)) * time.Microsecond }},
+	timeField(fieldCreatedAt, func(e *Entry) *time.Time { return &e.CreatedAt }),
+}
+
+// stringField is a string field, left out when empty.
+func stringField(num protowire.Number, field func(*Entry) *string) entryField {
+	return entryField{num: num, typ: protowire.BytesType,
+		append: func(b []byte, e *Entry) []byte {
+			if v := *field(e); v != "" {
+				b = protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), v)
+			}
+			return b
+		},
+		bytes: func(e *Entry, v []byte) error {
+			*field(e) = string(v)
+			return nil
+		}}
+}
+
+// intField is a zigzag int64 field, left out when zero.
+func intField(num protowire.Number, field func(*Entry) *int64) entryField {
+	return entryField{num: num, typ: protowire.VarintType,
+		append: func(b []byte, e *Entry) []byte { return appendInt(b, num, *field(e)) },
+		varint: func(e *Entry, v uint64) { *field(e) = protowire.DecodeZigZag(v) }}
+}
+
+// timeField is a time as zigzag unix microseconds (UTC when read), left out
+// when zero.
+func timeField(num protowire.Number, field func(*Entry) *time.Time) entryField {
+	return entryField{num: num, typ: protowire.VarintType,
+		append: func(b []byte, e *Entry) []byte {
+			if t := *field(e); !t.IsZero() {
+				b = appendInt(b, num, t.UnixMicro())
+			}
+			return b
+		},
+		varint: func(e *Entry, v uint64) { *field(e) = time.UnixMicro(protowire.DecodeZigZag(v)).UTC() }}
+}
+
+func appendInt(b []byte, num protowire.Number, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), protowire.EncodeZigZag(v))
+}
 
 // MarshalBinary encodes e in the versioned Redis value format.
 func (e *Entry) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, 64+len(e.TokenID)+len(e.UserID)+len(e.OrgID)+16*len(e.Scopes)+len(e.ExternalID)+
 		len(e.Metadata)+len(e.UsagePool)+24*len(e.AllowedCIDRs))
 	b = append(b, encodingV1)
-	b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
-	b = protowire.AppendBytes(b, e.Key[:])
-	if e.Negative {
-		b = protowire.AppendTag(b, fieldNegative, protowire.VarintType)
-		b = protowire.AppendVarint(b, 1)
-	}
-	for _, f := range []struct {
-		num protowire.Number
-		v   string
-	}{{fieldTokenID, e.TokenID}, {fieldUserID, e.UserID}, {fieldOrgID, e.OrgID}, {fieldPepperID, e.PepperID},
-		{fieldExternalID, e.ExternalID}, {fieldUsagePool, e.UsagePool}} {
-		if f.v != "" {
-			b = protowire.AppendTag(b, f.num, protowire.BytesType)
-			b = protowire.AppendString(b, f.v)
-		}
-	}
-	for _, s := range e.Scopes {
-		b = protowire.AppendTag(b, fieldScope, protowire.BytesType)
-		b = protowire.AppendString(b, s)
-	}
-	for _, f := range []struct {
-		num protowire.Number
-		v   time.Time
-	}{{fieldExpiresAt, e.ExpiresAt}, {fieldRevokedAt, e.RevokedAt}, {fieldCreatedAt, e.CreatedAt}} {
-		if !f.v.IsZero() {
-			b = protowire.AppendTag(b, f.num, protowire.VarintType)
-			b = protowire.AppendVarint(b, protowire.EncodeZigZag(f.v.UnixMicro()))
-		}
-	}
-	if len(e.Metadata) > 0 {
-		b = protowire.AppendTag(b, fieldMetadata, protowire.BytesType)
-		b = protowire.AppendBytes(b, e.Metadata)
-	}
-	for _, p := range e.AllowedCIDRs {
-		b = protowire.AppendTag(b, fieldCIDR, protowire.BytesType)
-		b = protowire.AppendString(b, p.String())
-	}
-	for _, f := range []struct {
-		num protowire.Number
-		v   int64
-	}{{fieldRemainingUses, e.RemainingUses}, {fieldRateLimit, e.RateLimit}, {fieldRatePeriod, e.RatePeriod.Microseconds()}} {
-		if f.v != 0 {
-			b = protowire.AppendTag(b, f.num, protowire.VarintType)
-			b = protowire.AppendVarint(b, protowire.EncodeZigZag(f.v))
-		}
+	for i := range entryFields {
+		b = entryFields[i].append(b, e)
 	}
 	return b, nil
 }
 
-// UnmarshalBinary decodes a value written by MarshalBinary.
+// UnmarshalBinary decodes a value written by MarshalBinary, of this or a
+// later keymint (whose unknown fields it skips).
 func (e *Entry) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 || b[0] != encodingV1 {
 		return fmt.Errorf("%w: unknown version", ErrBadEncoding)
@@ -179,85 +270,46 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 			return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
 		}
 		b = b[n:]
+		f := fieldOf(num, typ)
+		var err error
 		switch {
-		case typ == protowire.BytesType && (num >= fieldKey && num <= fieldScope && num != fieldNegative ||
-			num == fieldExternalID || num == fieldMetadata || num == fieldCIDR || num == fieldUsagePool):
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
+		case f != nil && typ == protowire.BytesType:
+			var v []byte
+			if v, n = protowire.ConsumeBytes(b); n >= 0 {
+				err = f.bytes(e, v)
 			}
-			b = b[n:]
-			switch num {
-			case fieldKey:
-				if len(v) != KeySize {
-					return fmt.Errorf("%w: key is %d bytes", ErrBadEncoding, len(v))
-				}
-				copy(e.Key[:], v)
-				haveKey = true
-			case fieldTokenID:
-				e.TokenID = string(v)
-			case fieldUserID:
-				e.UserID = string(v)
-			case fieldOrgID:
-				e.OrgID = string(v)
-			case fieldPepperID:
-				e.PepperID = string(v)
-			case fieldScope:
-				e.Scopes = append(e.Scopes, string(v))
-			case fieldExternalID:
-				e.ExternalID = string(v)
-			case fieldMetadata:
-				e.Metadata = append([]byte(nil), v...)
-			case fieldCIDR:
-				p, err := netip.ParsePrefix(string(v))
-				if err != nil {
-					return fmt.Errorf("%w: allowed cidr: %v", ErrBadEncoding, err)
-				}
-				e.AllowedCIDRs = append(e.AllowedCIDRs, p)
-			case fieldUsagePool:
-				e.UsagePool = string(v)
-			}
-		case typ == protowire.VarintType && (num == fieldRemainingUses || num == fieldRateLimit || num == fieldRatePeriod):
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
-			}
-			b = b[n:]
-			switch x := protowire.DecodeZigZag(v); num {
-			case fieldRemainingUses:
-				e.RemainingUses = x
-			case fieldRateLimit:
-				e.RateLimit = x
-			case fieldRatePeriod:
-				e.RatePeriod = time.Duration(x) * time.Microsecond
-			}
-		case typ == protowire.VarintType && (num == fieldNegative || num == fieldExpiresAt || num == fieldRevokedAt || num == fieldCreatedAt):
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
-			}
-			b = b[n:]
-			switch num {
-			case fieldNegative:
-				e.Negative = v != 0
-			case fieldExpiresAt:
-				e.ExpiresAt = time.UnixMicro(protowire.DecodeZigZag(v)).UTC()
-			case fieldRevokedAt:
-				e.RevokedAt = time.UnixMicro(protowire.DecodeZigZag(v)).UTC()
-			case fieldCreatedAt:
-				e.CreatedAt = time.UnixMicro(protowire.DecodeZigZag(v)).UTC()
+		case f != nil:
+			var v uint64
+			if v, n = protowire.ConsumeVarint(b); n >= 0 {
+				f.varint(e, v)
 			}
 		default:
-			// A field from a later writer: skip it.
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
-			}
-			b = b[n:]
+			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
+		if n < 0 {
+			return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
+		}
+		if err != nil {
+			return err
+		}
+		haveKey = haveKey || num == fieldKey && typ == protowire.BytesType
+		b = b[n:]
 	}
 	if !haveKey {
 		return fmt.Errorf("%w: no key", ErrBadEncoding)
 	}
 	return nil
+}
+
+// fieldOf returns the v1 field num is when its wire type is typ, else nil
+// (a later writer's field, or one of another type: skipped).
+func fieldOf(num protowire.Number, typ protowire.Type) *entryField {
+	if num < 1 || int(num) > len(entryFields) {
+		return nil
+	}
+	f := &entryFields[num-1]
+	if f.typ != typ {
+		return nil
+	}
+	return f
 }

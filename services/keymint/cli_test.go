@@ -22,13 +22,13 @@ import (
 
 // Flag and environment errors come all at once, one line each, with no
 // usage text: unknown flags, values that do not parse, and what Validate
-// refuses.
+// refuses. Go-flag style single-dash long flags still work.
 func TestCLIErrorsAllAtOnce(t *testing.T) {
 	t.Setenv("KEYMINT_CACHE_L1_SIZE", "many")
 	t.Setenv("KEYMINT_ROUTES_IGNORE_CASE", "perhaps")
 	var out, errOut bytes.Buffer
 	err := realMain(context.Background(), []string{"serve", "--bogus-flag", "--also-bogus=1", "--shutdown-timeout", "soon",
-		"--log-format", "xml", "--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errOut)
+		"-log-format", "xml", "--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errOut)
 	if err == nil {
 		t.Fatal("serve started with bad flags")
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/store"
 )
 
@@ -243,7 +244,7 @@ func TestLoginFloodMemory(t *testing.T) {
 			// left.
 			loginFlood(t, srv, 2, 99)
 			before := heapInUse()
-			// keymint serve's soft limit (gc.go), over what is live now.
+			// keymint serve's soft limit (services/server/memory.go), over what is live now.
 			limit, _ := server.MemoryLimit(0, int64(st.Slots)*int64(cfg.Argon2MemoryKiB)<<10, 0)
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(before) + limit))
 			defer debug.SetGCPercent(debug.SetGCPercent(server.DefaultGCPercent))
@@ -388,7 +389,7 @@ func (c *leakCounts) RevokeToken(ctx context.Context, id string, at time.Time, e
 }
 
 func (c *leakCounts) AppendAuditEvent(ctx context.Context, e store.AuditEvent) error {
-	if e.Action == store.AuditTokenLeakRevoke {
+	if e.Action == audit.TokenLeakRevoke {
 		c.audits.Add(1)
 	}
 	return c.Store.AppendAuditEvent(ctx, e)

@@ -60,7 +60,7 @@ func registerProbe(s *server.Server) {
 // its documentation fails here.
 //
 // Mutations: services/server/listeners.go `maxConcurrentStreams = 100` →
-// `200`, `maxGRPCMessage = 1 << 20` → `2 << 20`; interceptors.go
+// `200`, `maxGRPCMessage = 1 << 20` → `2 << 20`; services/server/interceptors.go
 // `maxRPCDeadline = 30 * time.Second` → `time.Minute`.
 func TestTransportLimits(t *testing.T) {
 	t.Parallel()

@@ -23,6 +23,7 @@ const maxUnknownFlags = 16
 // again, and values are decoded by mappers that note their errors rather
 // than stop (valueProblems).
 func parse(parser *kong.Kong, args []string, values *valueProblems) (*kong.Context, error) {
+	args = doubleDash(args)
 	var problems server.Problems
 	for range maxUnknownFlags {
 		values.lines = nil
@@ -46,6 +47,23 @@ func parse(parser *kong.Kong, args []string, values *valueProblems) (*kong.Conte
 		args = slices.DeleteFunc(args, func(a string) bool { return a == flag || strings.HasPrefix(a, flag+"=") })
 	}
 	return nil, problems
+}
+
+// doubleDash turns Go-flag style -name into --name, as keymint's flags
+// were written before kong (which reads one dash as short flags).
+func doubleDash(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && ('a' <= a[2] && a[2] <= 'z' || a[2] == '=') && 'a' <= a[1] && a[1] <= 'z' {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // unknownFlag is the flag of kong's "unknown flag --x" error.

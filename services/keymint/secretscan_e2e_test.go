@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/secretscan"
 	"github.com/keymint/keymint/services/secretscan/secretscantest"
-	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/postgres/pgtest"
 	"github.com/keymint/keymint/services/tokens"
 )
@@ -122,7 +122,7 @@ func (f *scanFixture) leakEvents(t *testing.T) []*keymintv1.AuditEvent {
 	}
 	var out []*keymintv1.AuditEvent
 	for _, e := range resp.GetEvents() {
-		if e.GetAction() == store.AuditTokenLeakReport {
+		if e.GetAction() == audit.TokenLeakReport {
 			out = append(out, e)
 		}
 	}

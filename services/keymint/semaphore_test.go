@@ -399,7 +399,7 @@ func TestSemaphoreCSRF(t *testing.T) {
 	b.expect(http.StatusOK, "GET", "/v1/tokens", nil, "")
 	b.expect(http.StatusOK, "DELETE", "/v1/tokens/"+victim.TokenID, map[string]string{"X-Keymint-CSRF": "1"}, "")
 	// X-Requested-With is a proof too (README, CSRF): a form cannot send it.
-	// Mutation: gateway/session.go drops it from the accepted proofs,
+	// Mutation: gateway/csrf.go drops it from the accepted proofs,
 	// `|| r.Header.Get("X-Requested-With") != ""` removed.
 	xhr := b.mint(`{"name":"xhr"}`)
 	b.expect(http.StatusOK, "DELETE", "/v1/tokens/"+xhr.TokenID, map[string]string{"X-Requested-With": "XMLHttpRequest"}, "")

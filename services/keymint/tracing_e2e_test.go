@@ -32,21 +32,26 @@ type otlpReceiver struct {
 	spans    []*tracepb.Span
 	scopes   map[*tracepb.Span]string
 	services map[string]bool
+	// service is each span's service.name.
+	service map[*tracepb.Span]string
 }
 
 func (r *otlpReceiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rs := range req.GetResourceSpans() {
+		var service string
 		for _, a := range rs.GetResource().GetAttributes() {
 			if a.GetKey() == "service.name" {
-				r.services[a.GetValue().GetStringValue()] = true
+				service = a.GetValue().GetStringValue()
+				r.services[service] = true
 			}
 		}
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
 				r.spans = append(r.spans, s)
 				r.scopes[s] = ss.GetScope().GetName()
+				r.service[s] = service
 			}
 		}
 	}
@@ -59,7 +64,7 @@ func startReceiver(t *testing.T) (*otlpReceiver, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &otlpReceiver{scopes: map[*tracepb.Span]string{}, services: map[string]bool{}}
+	r := &otlpReceiver{scopes: map[*tracepb.Span]string{}, services: map[string]bool{}, service: map[*tracepb.Span]string{}}
 	gs := grpc.NewServer()
 	collectortrace.RegisterTraceServiceServer(gs, r)
 	go func() { _ = gs.Serve(lis) }()

@@ -18,16 +18,22 @@ import (
 type CacheConfig struct {
 	RedisURL     string        `name:"redis-url" env:"KEYMINT_REDIS_URL" help:"Redis for the shared validation cache and revocation across replicas: redis://, rediss://, redis+sentinel://, redis+cluster://; empty: L1 only."`
 	RedisTimeout time.Duration `name:"redis-timeout" env:"KEYMINT_REDIS_TIMEOUT" default:"50ms" help:"Bound on each Redis call on the validation path."`
-	L1Size       uint          `name:"cache-l1-size" env:"KEYMINT_CACHE_L1_SIZE" default:"${cache_l1_size}" help:"In-process validation cache size in tokens; 0 turns it off."`
-	L1TTL        time.Duration `name:"cache-l1-ttl" env:"KEYMINT_CACHE_L1_TTL" default:"${cache_l1_ttl}" help:"How long a replica answers from its in-process cache; bounds revocation staleness without Redis."`
-	NegativeTTL  time.Duration `name:"cache-negative-ttl" env:"KEYMINT_CACHE_NEGATIVE_TTL" default:"${cache_negative_ttl}" help:"How long an unknown token is remembered (in-process only)."`
-	RedisTTL     time.Duration `name:"cache-redis-ttl" env:"KEYMINT_CACHE_REDIS_TTL" default:"${cache_redis_ttl}" help:"How long a token stays in Redis."`
+	// RevocationTimeout bounds a revocation's Redis calls (zero: 10×
+	// RedisTimeout, at least rediscache.DefaultRevocationTimeout).
+	RevocationTimeout time.Duration `name:"redis-revocation-timeout" env:"KEYMINT_REDIS_REVOCATION_TIMEOUT" default:"0s" help:"Bound on each Redis call of a revocation (tombstone, publish), made after the API call returned; 0: 10× redis-timeout, at least 500ms."`
+	L1Size            uint          `name:"cache-l1-size" env:"KEYMINT_CACHE_L1_SIZE" default:"${cache_l1_size}" help:"In-process validation cache size in tokens; 0 turns it off."`
+	L1TTL             time.Duration `name:"cache-l1-ttl" env:"KEYMINT_CACHE_L1_TTL" default:"${cache_l1_ttl}" help:"How long a replica answers from its in-process cache; bounds revocation staleness without Redis."`
+	NegativeTTL       time.Duration `name:"cache-negative-ttl" env:"KEYMINT_CACHE_NEGATIVE_TTL" default:"${cache_negative_ttl}" help:"How long an unknown token is remembered (in-process only)."`
+	RedisTTL          time.Duration `name:"cache-redis-ttl" env:"KEYMINT_CACHE_REDIS_TTL" default:"${cache_redis_ttl}" help:"How long a token stays in Redis."`
 }
 
 // problems returns one line per invalid cache setting.
 func (c *CacheConfig) problems() []string {
 	out := positive(map[string]time.Duration{"redis-timeout": c.RedisTimeout, "cache-l1-ttl": c.L1TTL,
 		"cache-negative-ttl": c.NegativeTTL, "cache-redis-ttl": c.RedisTTL})
+	if c.RevocationTimeout < 0 || c.RevocationTimeout > 10*time.Minute {
+		out = append(out, "redis-revocation-timeout: want 0 (10× redis-timeout) or a duration up to 10m")
+	}
 	if c.RedisTimeout > 5*time.Second {
 		out = append(out, "redis-timeout: at most 5s (it bounds Redis calls on the validation path; tens of ms is usual)")
 	}
@@ -37,6 +43,14 @@ func (c *CacheConfig) problems() []string {
 		}
 	}
 	return out
+}
+
+// revocationTimeout is the bound on one revocation call to Redis.
+func (c *CacheConfig) revocationTimeout() time.Duration {
+	if c.RevocationTimeout > 0 {
+		return c.RevocationTimeout
+	}
+	return max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout)
 }
 
 // redisLog sends go-redis's own log lines (dial failures, reconnects) to the
@@ -84,7 +98,8 @@ func newValidationCache(ctx context.Context, c *CacheConfig, reg prometheus.Regi
 		if err != nil {
 			return nil, fmt.Errorf("redis-url: %w", err)
 		}
-		revClient, err := rediscache.NewRevocationClient(c.RedisURL, max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout))
+		revTimeout := c.revocationTimeout()
+		revClient, err := rediscache.NewRevocationClient(c.RedisURL, revTimeout)
 		if err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("redis-url: %w", err)
@@ -92,7 +107,7 @@ func newValidationCache(ctx context.Context, c *CacheConfig, reg prometheus.Regi
 		remote, err := rediscache.New(rediscache.Config{
 			Client:            client,
 			RevocationClient:  revClient,
-			RevocationTimeout: max(10*c.RedisTimeout, rediscache.DefaultRevocationTimeout),
+			RevocationTimeout: revTimeout,
 			Timeout:           c.RedisTimeout,
 			// Longer than any entry written before a failed invalidation lives.
 			RetryFor: c.RedisTTL + cache.DefaultLoadTimeout,

@@ -88,6 +88,7 @@ func Defaults() map[string]string {
 		"watch_heartbeat":              d(tokens.DefaultWatchHeartbeat),
 		"watch_max_streams":            u(tokens.DefaultMaxWatchStreams),
 		"watch_max_streams_per_client": u(tokens.DefaultMaxWatchStreamsPerClient),
+		"revocation_publish_queue":     u(tokens.DefaultPublishQueue),
 		"webhook_timeout":              d(webhooks.DefaultTimeout),
 		"webhook_concurrency":          u(webhooks.DefaultConcurrency),
 		"webhook_retry_for":            d(webhooks.DefaultRetryFor),

@@ -21,6 +21,7 @@ type RevocationConfig struct {
 	Heartbeat           time.Duration `name:"watch-heartbeat" env:"KEYMINT_WATCH_HEARTBEAT" default:"${watch_heartbeat}" help:"WatchRevocations heartbeat interval."`
 	MaxStreams          uint          `name:"watch-max-streams" env:"KEYMINT_WATCH_MAX_STREAMS" default:"${watch_max_streams}" help:"WatchRevocations streams per replica."`
 	MaxStreamsPerClient uint          `name:"watch-max-streams-per-client" env:"KEYMINT_WATCH_MAX_STREAMS_PER_CLIENT" default:"${watch_max_streams_per_client}" help:"WatchRevocations streams per client address."`
+	PublishQueue        uint          `name:"revocation-publish-queue" env:"KEYMINT_REVOCATION_PUBLISH_QUEUE" default:"${revocation_publish_queue}" help:"Revocations this replica made that may wait for Redis (tombstone, publish); beyond, they are not published and other replicas read them from the log."`
 	RequireScope        bool          `name:"watch-require-scope" env:"KEYMINT_WATCH_REQUIRE_SCOPE" help:"WatchRevocations needs a token with the keymint:watch scope."`
 }
 
@@ -39,7 +40,7 @@ func (c *RevocationConfig) problems() []string {
 	for _, n := range []struct {
 		name string
 		v    uint
-	}{{"watch-max-streams", c.MaxStreams}, {"watch-max-streams-per-client", c.MaxStreamsPerClient}} {
+	}{{"watch-max-streams", c.MaxStreams}, {"watch-max-streams-per-client", c.MaxStreamsPerClient}, {"revocation-publish-queue", c.PublishQueue}} {
 		if n.v == 0 || n.v > 1_000_000 {
 			out = append(out, fmt.Sprintf("%s: want 1 to 1000000", n.name))
 		}

@@ -289,9 +289,11 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 func (s *Server) revocationsConfig(st store.Store) tokens.RevocationsConfig {
 	c := &s.cfg.Revocations
 	rc := tokens.RevocationsConfig{Log: st, Cache: s.cache.Cache, Poll: c.Poll, Retention: c.Retention,
-		Heartbeat: c.Heartbeat, MaxStreams: int(c.MaxStreams), MaxStreamsPerClient: int(c.MaxStreamsPerClient), Logger: s.log}
+		Heartbeat: c.Heartbeat, MaxStreams: int(c.MaxStreams), MaxStreamsPerClient: int(c.MaxStreamsPerClient),
+		PublishQueue: int(c.PublishQueue), Invalidate: s.cache.Cache.Invalidate, Logger: s.log}
 	if s.cache.revClient != nil {
-		s.revocationFeed = rediscache.NewRevocationFeed(rediscache.RevocationFeedConfig{Client: s.cache.revClient, Logger: s.log})
+		s.revocationFeed = rediscache.NewRevocationFeed(rediscache.RevocationFeedConfig{Client: s.cache.revClient,
+			Timeout: s.cfg.Cache.revocationTimeout(), Logger: s.log})
 		rc.Publish = func(ctx context.Context, v tokens.Revocation) error {
 			return s.revocationFeed.Publish(ctx, toFeed(v))
 		}
@@ -347,6 +349,10 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // HasherStats is the password hasher's slots and waits.
 func (s *Server) HasherStats() accounts.HasherStats { return s.hasher.Stats() }
 
+// Revocations is this replica's revocation follower, for tests that look
+// inside (its publish queue).
+func (s *Server) Revocations() *tokens.Revocations { return s.revocations }
+
 // WaitTokens waits for the TokenService's background work (revocations of
 // reported leaks) to finish.
 func (s *Server) WaitTokens() { s.tokens.Wait() }
@@ -370,6 +376,7 @@ func (s *Server) Run(ctx context.Context) error {
 	usageDone := make(chan struct{})
 	go func() { s.usage.Run(ctx); close(usageDone) }()
 	go s.revocations.Run(ctx)
+	go s.revocations.RunPublisher(ctx)
 	if s.revocationFeed != nil {
 		go s.revocationFeed.Run(ctx, feedSink{ctx: ctx, revs: s.revocations})
 	}

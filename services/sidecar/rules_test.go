@@ -182,19 +182,24 @@ func TestParseRuleAndLoadRules(t *testing.T) {
 	}
 }
 
-// FuzzRulesScopes: matching never panics, and a path whose segments, once
-// unescaped and resolved, start with "reports" always gets /reports's
-// scopes. The expectation walks the segments itself (a reference model),
-// not through the code's own cleanPath.
+// FuzzRulesScopes: matching never panics, NormalizePath gives the path
+// referencePath (an independent model written from the README's
+// normalisation steps) gives, refuses what it refuses, and a path whose
+// normalised first segment is "reports" (or "reports.suffix") always gets
+// /reports's scopes.
 //
-// Mutation: services/sidecar/rules.go cleanPath skips the unescape (the
-// seed "/%2e%2e/reports" then escapes the rule), or drops path.Clean.
+// Mutation: services/sidecar/rules.go NormalizePath skips the unescape (the
+// seed "/%2e%2e/reports" then escapes the rule), stops after fewer decoding
+// rounds, drops path.Clean, the backslash or the ;parameter step, or
+// unescapeValid's "i+2 < len(s)" becomes "i+1 < len(s)".
 func FuzzRulesScopes(f *testing.F) {
 	rs, err := NewRules([]Rule{{PathPrefix: "/reports", Scopes: []string{"reports:read"}}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range []string{"/reports", "/a/../reports", "/%2e%2e/reports", "//reports/x", "/reportsx", "?", "/x/%2e%2e/reports/./y", "/reports%2fz", "/./reports#x"} {
+	for _, s := range []string{"/reports", "/a/../reports", "/%2e%2e/reports", "//reports/x", "/reportsx", "?", "/x/%2e%2e/reports/./y", "/reports%2fz", "/./reports#x",
+		"/%2572eports", "/%25252572eports", "/%2525252572eports", "/..;/reports", "/reports;jsessionid=1/x", `\reports\x`, "http://h/reports", "https://h", "a:b://h/reports",
+		"/%c0%af", "/%00", "/%7f", "/%c2%85", "/reports.json", "/x%", "/x%2", "/%%2e%2e/reports"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
@@ -203,10 +208,15 @@ func FuzzRulesScopes(f *testing.F) {
 		if (err == nil) != (nerr == nil) {
 			t.Fatalf("path %q: Lookup error %v, NormalizePath error %v", p, err, nerr)
 		}
+		want, ok := referencePath(p)
+		if ok != (nerr == nil) || ok && c != want {
+			t.Fatalf("path %q: NormalizePath %q (error %v), the README's steps give %q (accepted %v)", p, c, nerr, want, ok)
+		}
 		if err != nil {
 			return
 		}
-		protected := c == "/reports" || strings.HasPrefix(c, "/reports/") || strings.HasPrefix(c, "/reports.")
+		first, _, _ := strings.Cut(strings.TrimPrefix(want, "/"), "/")
+		protected := first == "reports" || strings.HasPrefix(first, "reports.")
 		if protected != (len(got) == 1) {
 			t.Fatalf("path %q (normalised %q): scopes %v", p, c, got)
 		}

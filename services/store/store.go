@@ -168,33 +168,6 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
-// Audit actions: what an AuditEvent records.
-const (
-	AuditSignInSuccess  = "sign_in.success"
-	AuditSignInFailure  = "sign_in.failure"
-	AuditSignOut        = "sign_out"
-	AuditTokenMint      = "token.mint"
-	AuditTokenRevoke    = "token.revoke"
-	AuditPasswordChange = "password.change"
-	// AuditTokenRotate: a token was rotated; the target is the old token.
-	AuditTokenRotate = "token.rotate"
-	// AuditTokenLeakRevoke: a token reported as leaked was revoked; the
-	// actor is "leak-report", with the reporter's address.
-	AuditTokenLeakRevoke = "token.leak_revoke"
-	// AuditTokenLeakReport: a secret-scanning partner reported a token
-	// found in public and keymint revoked it (if it was not already); the
-	// actor is the partner ("github"), Details hold url and source.
-	AuditTokenLeakReport  = "token.leak_report"
-	AuditOrgPolicyUpdate  = "org.policy_update"
-	AuditUserScopesUpdate = "user.scopes_update"
-	// Webhook endpoints: created, deleted, a delivery replayed, and
-	// disabled by keymint for failing too long (actor "webhooks").
-	AuditWebhookCreate   = "webhook.create"
-	AuditWebhookDelete   = "webhook.delete"
-	AuditWebhookReplay   = "webhook.replay"
-	AuditWebhookDisabled = "webhook.disabled"
-)
-
 // AuditEvent is one security-relevant action. It never holds a secret:
 // tokens appear by id, passwords and session secrets not at all.
 type AuditEvent struct {
@@ -207,7 +180,7 @@ type AuditEvent struct {
 	// for a sign-in the account the attempt named. Empty when unknown.
 	ActorUserID string
 	ActorEmail  string
-	// Action is one of the Audit* constants.
+	// Action is one of services/audit's action names.
 	Action string
 	// TargetID is what was acted on: a token id, or the user id of a sign-in
 	// or password change.

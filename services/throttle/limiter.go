@@ -1,8 +1,12 @@
-// Package throttle slows password guessing: per-key GCRA limits (the
+// Package throttle is keymint's rate limiting: per-key GCRA limits (the
 // generic cell rate algorithm: Burst events at once, then one per Interval),
 // kept in Redis when keymint has one, so every replica counts together, and
-// in process otherwise or while Redis is unreachable. SignIn (signin.go)
-// applies them to sign-in attempts per account and per client address.
+// in process otherwise or while Redis is unreachable. Three users share the
+// Limiter: sign-in throttling (SignIn, signin.go: attempts per account and
+// per client address, slowing password guessing), per-token rate limits
+// (services/tokens' validation) and leak reports per address
+// (tokens.DefaultLeakReportLimit). Usage quotas, which count down and never
+// refill, are services/quota's, not a rate.
 package throttle
 
 import (

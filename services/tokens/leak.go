@@ -5,11 +5,16 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/throttle"
 )
+
+// DefaultLeakReportLimit bounds leak reports per client address: 10 at once,
+// then one every 6 s.
+var DefaultLeakReportLimit = throttle.Limit{Burst: 10, Interval: 6 * time.Second}
 
 // MaxLeakReport bounds the tokens of one leak report.
 const MaxLeakReport = 100
@@ -90,7 +95,7 @@ func (s *Service) revokeLeaked(ctx context.Context, t store.Token) {
 	s.revoked(ctx, r, time.Time{})
 	s.log.WarnContext(ctx, "token reported leaked and revoked", "token_id", r.ID, "org_id", r.OrgID, "hint", r.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: r.OrgID, ActorEmail: LeakReportActor,
-		Action: store.AuditTokenLeakRevoke, TargetID: r.ID})
+		Action: audit.TokenLeakRevoke, TargetID: r.ID})
 }
 
 // uniqueStrings returns ss without repeats, in first-seen order.

@@ -33,7 +33,7 @@ func TestNormalizeCIDRs(t *testing.T) {
 
 // featureFixture mints a token with scopes, an expiry and an allow-list on
 // a cached service, as the hot-path benchmark's "features" run does.
-func featureFixture(b testing.TB, limits tokens.Limits) (*tokens.Service, tokens.Minted) {
+func featureFixture(b testing.TB, limits tokens.Options) (*tokens.Service, tokens.Minted) {
 	f := newFixture(b)
 	c, err := cache.New(cache.Config{})
 	if err != nil {
@@ -43,7 +43,7 @@ func featureFixture(b testing.TB, limits tokens.Limits) (*tokens.Service, tokens
 	usage := tokens.NewUsageRecorder(f.store, 0, nil)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
 	m, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{
-		Name: "t", Scopes: []string{"read", "write"}, TTL: 90 * 24 * time.Hour, Limits: limits,
+		Name: "t", Scopes: []string{"read", "write"}, TTL: 90 * 24 * time.Hour, Options: limits,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -56,7 +56,7 @@ var benchCIDRs = []string{"10.0.0.0/8", "192.168.0.0/16"}
 // BenchmarkValidateCachedFeatures is BenchmarkValidateCached on a token with
 // scopes, an expiry and a CIDR allow-list, validated from inside it.
 func BenchmarkValidateCachedFeatures(b *testing.B) {
-	svc, m := featureFixture(b, tokens.Limits{AllowedCIDRs: benchCIDRs})
+	svc, m := featureFixture(b, tokens.Options{AllowedCIDRs: benchCIDRs})
 	required, ip := []string{"read"}, netip.MustParseAddr("10.1.2.3")
 	if r, err := svc.ValidateFrom(context.Background(), m.Secret, required, ip); err != nil || !r.Valid {
 		b.Fatalf("%+v %v", r, err)
@@ -78,11 +78,11 @@ func BenchmarkValidateCachedFeatures(b *testing.B) {
 func BenchmarkServerValidate(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
-		limits tokens.Limits
+		limits tokens.Options
 		ip     string
 	}{
-		{"plain", tokens.Limits{}, ""},
-		{"scopes+expiry+allowlist", tokens.Limits{AllowedCIDRs: benchCIDRs}, "10.1.2.3"},
+		{"plain", tokens.Options{}, ""},
+		{"scopes+expiry+allowlist", tokens.Options{AllowedCIDRs: benchCIDRs}, "10.1.2.3"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			svc, m := featureFixture(b, bc.limits)
@@ -108,7 +108,7 @@ func BenchmarkServerValidate(b *testing.B) {
 // none) is refused without reaching the store, and the answer says no_store.
 func TestAllowListOnCachedEntry(t *testing.T) {
 	t.Parallel()
-	svc, m := featureFixture(t, tokens.Limits{AllowedCIDRs: benchCIDRs})
+	svc, m := featureFixture(t, tokens.Options{AllowedCIDRs: benchCIDRs})
 	srv := tokens.NewServer(svc)
 	for ip, valid := range map[string]bool{"10.9.9.9": true, "192.168.3.4": true, "172.16.0.1": false, "": false} {
 		r, err := srv.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: m.Secret, ClientIp: ip})

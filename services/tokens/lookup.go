@@ -162,14 +162,19 @@ func tokenOf(e *cache.Entry) store.Token {
 }
 
 // revoked runs after the store committed a revocation (notAfter zero) or a
-// rotation (notAfter the grace end) of t: the cache here and in Redis first,
-// then the revocation log row is applied here (so this replica's streams
-// hear it only once this replica refuses the token) and published to the
-// other replicas. A no-op revocation (RevocationSeq 0) still drops the
-// caches, which costs nothing that matters.
+// rotation (notAfter the grace end) of t. This replica stops accepting the
+// token before the call returns: the revocation log row is applied here
+// (L1 dropped, the id remembered, then this replica's streams told). The
+// Redis side (the shared entry's deletion and tombstone, the publish to
+// the other replicas) is queued: a hung Redis never holds the call, and
+// the other replicas read the store's log within their poll anyway. A
+// no-op revocation (RevocationSeq 0) still drops the caches.
 func (s *Service) revoked(ctx context.Context, t store.Token, notAfter time.Time) {
-	s.invalidate(ctx, t)
-	if s.revs == nil || t.RevocationSeq == 0 {
+	if s.revs == nil {
+		s.invalidate(ctx, t)
+		return
+	}
+	if len(t.Digest) != cache.KeySize {
 		return
 	}
 	v := Revocation{Seq: t.RevocationSeq, TokenID: t.ID, At: t.RevokedAt, Rotated: !notAfter.IsZero(), NotAfter: notAfter}
@@ -177,6 +182,10 @@ func (s *Service) revoked(ctx context.Context, t store.Token, notAfter time.Time
 		v.At = s.now().UTC()
 	}
 	copy(v.Key[:], t.Digest)
+	if t.RevocationSeq == 0 {
+		s.revs.Uncommitted(v)
+		return
+	}
 	s.revs.Committed(ctx, v)
 }
 

@@ -114,7 +114,10 @@ func (f *fixture) replica(t *testing.T, redisURL, prefix string) *replica {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.cache.Close)
-	r.revs = tokens.NewRevocations(tokens.RevocationsConfig{Log: f.store, Cache: r.cache, Logger: quiet})
+	r.revs = tokens.NewRevocations(tokens.RevocationsConfig{Log: f.store, Cache: r.cache, Invalidate: r.cache.Invalidate, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go r.revs.RunPublisher(ctx)
 	// The first read takes the head: older rows need no applying.
 	if err := r.revs.CatchUp(context.Background()); err != nil {
 		t.Fatal(err)

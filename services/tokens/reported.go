@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/store"
 )
@@ -93,7 +94,7 @@ func (s *Service) RevokeReported(ctx context.Context, r store.LeakReport) error 
 		s.log.WarnContext(ctx, "token reported leaked by a verified partner and revoked", "token_id", rt.ID,
 			"org_id", rt.OrgID, "hint", rt.Hint, "reporter", r.Reporter)
 	}
-	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorEmail: r.Reporter, Action: store.AuditTokenLeakReport,
+	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorEmail: r.Reporter, Action: audit.TokenLeakReport,
 		TargetID: t.ID, SubjectUserID: t.UserID, Details: map[string]string{"url": r.URL, "source": r.Source}})
 	return nil
 }

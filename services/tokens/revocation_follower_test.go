@@ -104,13 +104,16 @@ func TestRevokedTokenNeverValidFromStaleRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	v, _ := stale.MarshalBinary()
+	v, err := stale.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	hexKey := prefix + "t:{" + hexOf(keyOf(m)) + "}"
 	if err := raw.Set(context.Background(), hexKey, v, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := b.remote.Get(context.Background(), []cache.Key{keyOf(m)}); e == nil || !e.RevokedAt.IsZero() {
-		t.Fatalf("the stale copy is not in Redis (%+v): the test would prove nothing", e)
+	if e, err := b.remote.Get(context.Background(), []cache.Key{keyOf(m)}); err != nil || e == nil || !e.RevokedAt.IsZero() {
+		t.Fatalf("the stale copy is not in Redis (%+v, %v): the test would prove nothing", e, err)
 	}
 	if res := validate(t, b.svc, m.Secret); res.Valid || res.Reason != tokens.ReasonRevoked {
 		t.Fatalf("B answered %+v from a stale Redis copy after applying the revocation", res)
@@ -148,6 +151,7 @@ func TestRevocationMissedPublishCaughtUp(t *testing.T) {
 			published <- err
 			return err
 		}})
+	go a.revs.RunPublisher(ctx)
 	if err := a.revs.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}

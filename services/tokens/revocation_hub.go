@@ -27,8 +27,9 @@ type revocationHub struct {
 	closed   bool
 }
 
-// revocationSub is one stream's queue.
+// revocationSub is one stream's queue: what a stream sees of the hub.
 type revocationSub struct {
+	hub    *revocationHub
 	client string
 	notify chan struct{} // one pending wake-up
 	done   chan struct{} // closed when the stream must end
@@ -55,11 +56,24 @@ func (h *revocationHub) subscribe(client string) (*revocationSub, int64, error) 
 	case h.byClient[client] >= h.maxPerClient:
 		return nil, 0, errTooManyByClient
 	}
-	s := &revocationSub{client: client, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &revocationSub{hub: h, client: client, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	h.subs[s] = struct{}{}
 	h.byClient[client]++
 	return s, h.head, nil
 }
+
+// Wakeups signals when events were queued (at most one signal pending).
+func (s *revocationSub) Wakeups() <-chan struct{} { return s.notify }
+
+// Ended is closed when the stream must end; Take then says why.
+func (s *revocationSub) Ended() <-chan struct{} { return s.done }
+
+// Take returns the queued events (emptying the queue), the hub's head at
+// that instant, and why the subscription ended, if it did.
+func (s *revocationSub) Take() ([]Revocation, int64, error) { return s.hub.take(s) }
+
+// Close unsubscribes (idempotent).
+func (s *revocationSub) Close() { s.hub.unsubscribe(s) }
 
 // unsubscribe removes s (idempotent).
 func (h *revocationHub) unsubscribe(s *revocationSub) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keymint/keymint/services/cache"
@@ -30,6 +31,11 @@ const (
 	// DefaultWatchBacklog bounds the log rows a resuming stream is sent
 	// from the store; further behind, it is told to resync.
 	DefaultWatchBacklog = 10_000
+	// DefaultPublishQueue bounds the revocations this replica wrote that
+	// wait for their Redis side (tombstone, publish). A revocation that
+	// finds it full is not published: the other replicas read it from the
+	// store's log within Poll anyway.
+	DefaultPublishQueue = 1024
 	// revocationPage is how many log rows one catch-up query reads.
 	revocationPage = 500
 	// pruneEvery is how often old log rows are deleted.
@@ -82,6 +88,14 @@ type RevocationsConfig struct {
 	// (Redis pub/sub: the fast path). A failure is logged: the others read
 	// the store's log within Poll anyway.
 	Publish func(context.Context, Revocation) error
+	// Invalidate, when set, deletes a revoked token's shared (Redis) cache
+	// entry and leaves a tombstone; this replica's L1 is dropped before.
+	Invalidate func(context.Context, cache.Key) error
+	// PublishQueue bounds the revocations waiting for Invalidate and
+	// Publish (DefaultPublishQueue). They run on one worker
+	// (RunPublisher), never on the revoking call: a hung Redis must not hold an API
+	// call the store has already committed.
+	PublishQueue int
 	// Poll is how often the log is read (DefaultRevocationPoll).
 	Poll time.Duration
 	// Retention is how long log rows are kept (every replica prunes older
@@ -114,6 +128,19 @@ type Revocations struct {
 	applied int64
 	ready   chan struct{} // closed once applied is known
 	wake    chan struct{}
+
+	// outbox holds the Redis side of this replica's revocations, in
+	// commit order; busy counts those queued or being sent.
+	outbox  chan outgoing
+	busy    atomic.Int64
+	dropped atomic.Int64
+}
+
+// outgoing is one revocation's Redis side: publish is false for a no-op
+// revocation (no log row), which still drops the shared cache entry.
+type outgoing struct {
+	v       Revocation
+	publish bool
 }
 
 // NewRevocations returns a follower; Run starts it.
@@ -136,11 +163,15 @@ func NewRevocations(cfg RevocationsConfig) *Revocations {
 	if cfg.Backlog <= 0 {
 		cfg.Backlog = DefaultWatchBacklog
 	}
+	if cfg.PublishQueue <= 0 {
+		cfg.PublishQueue = DefaultPublishQueue
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Revocations{
-		cfg: cfg, log: cfg.Logger, applied: -1,
+		outbox: make(chan outgoing, cfg.PublishQueue),
+		cfg:    cfg, log: cfg.Logger, applied: -1,
 		hub:   newRevocationHub(cfg.MaxStreams, cfg.MaxStreamsPerClient, cfg.Queue),
 		ready: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
@@ -148,7 +179,7 @@ func NewRevocations(cfg RevocationsConfig) *Revocations {
 
 // Run follows the log until ctx ends: it reads the head first (a new
 // replica's cache is empty, so older rows need no applying), then catches
-// up every Poll and whenever woken.
+// up every Poll and whenever woken. RunPublisher runs beside it.
 func (r *Revocations) Run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Poll)
 	defer t.Stop()
@@ -275,19 +306,91 @@ func (r *Revocations) applyLocked(v Revocation) {
 }
 
 // Committed is called after this replica wrote a log row: it applies the
-// row here and publishes it to the other replicas.
+// row here at once, and queues its Redis side (the shared cache entry's
+// deletion, then the publish to the other replicas) for the worker.
 func (r *Revocations) Committed(ctx context.Context, v Revocation) {
 	r.Offer(ctx, v)
-	if r.cfg.Publish != nil {
-		if err := r.cfg.Publish(ctx, v); err != nil {
-			r.log.WarnContext(ctx, "publishing a revocation failed; other replicas read it from the store's log", "token_id", v.TokenID, "err", err.Error())
+	r.enqueue(outgoing{v: v, publish: true})
+}
+
+// Uncommitted is called for a revocation that wrote no log row (the token
+// was revoked already): the Redis side is only the cache entry's deletion.
+func (r *Revocations) Uncommitted(v Revocation) {
+	if r.cfg.Cache != nil {
+		r.cfg.Cache.Revoke(v.Key, v.TokenID, v.At, v.NotAfter)
+	}
+	r.enqueue(outgoing{v: v})
+}
+
+func (r *Revocations) enqueue(o outgoing) {
+	if r.cfg.Publish == nil && r.cfg.Invalidate == nil {
+		return
+	}
+	r.busy.Add(1)
+	select {
+	case r.outbox <- o:
+	default:
+		r.busy.Add(-1)
+		r.dropped.Add(1)
+		r.log.Warn("revocation publish queue full; other replicas read this revocation from the store's log", "token_id", o.v.TokenID, "queue", cap(r.outbox))
+	}
+}
+
+// RunPublisher runs the Redis side of this replica's revocations, one at
+// a time in commit order, until ctx ends; each call is bounded by the
+// Redis client's revocation timeout.
+func (r *Revocations) RunPublisher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-r.outbox:
+			r.send(ctx, o)
+			r.busy.Add(-1)
 		}
 	}
 }
 
+func (r *Revocations) send(ctx context.Context, o outgoing) {
+	if r.cfg.Invalidate != nil {
+		if err := r.cfg.Invalidate(ctx, o.v.Key); err != nil {
+			r.log.WarnContext(ctx, "deleting a revoked token's shared cache entry failed; retrying in the background", "token_id", o.v.TokenID, "err", err.Error())
+		}
+	}
+	if o.publish && r.cfg.Publish != nil {
+		if err := r.cfg.Publish(ctx, o.v); err != nil {
+			r.log.WarnContext(ctx, "publishing a revocation failed; other replicas read it from the store's log", "token_id", o.v.TokenID, "err", err.Error())
+		}
+	}
+}
+
+// Unsent is how many of this replica's revocations wait for their Redis
+// side (queued, or being sent now).
+func (r *Revocations) Unsent() int { return int(r.busy.Load()) }
+
+// Dropped is how many revocations found the publish queue full.
+func (r *Revocations) Dropped() int64 { return r.dropped.Load() }
+
 // Close ends every WatchRevocations stream (at shutdown, so graceful stop
 // need not wait for them) and refuses new ones.
 func (r *Revocations) Close() { r.hub.close() }
+
+// isReady reports whether the log's head has been read, so a subscription's
+// head means something.
+func (r *Revocations) isReady() bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// subscribe registers a WatchRevocations stream from client and returns
+// the head at that instant: every revocation applied after it is queued.
+func (r *Revocations) subscribe(client string) (*revocationSub, int64, error) {
+	return r.hub.subscribe(client)
+}
 
 // Streams is how many WatchRevocations streams are open.
 func (r *Revocations) Streams() int { return r.hub.count() }

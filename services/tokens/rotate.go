@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
@@ -94,8 +95,8 @@ func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (R
 	s.log.InfoContext(ctx, "token rotated", "token_id", prev.ID, "successor_id", next.ID, "org_id", prev.OrgID,
 		"by_user_id", p.UserID, "grace", grace.String())
 	s.audit.Record(ctx, store.AuditEvent{OrgID: prev.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditTokenRotate, TargetID: prev.ID})
+		Action: audit.TokenRotate, TargetID: prev.ID})
 	s.audit.Record(ctx, store.AuditEvent{OrgID: next.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditTokenMint, TargetID: next.ID})
+		Action: audit.TokenMint, TargetID: next.ID})
 	return Rotated{Minted: Minted{Token: next, Secret: secret}, Previous: prev}, nil
 }

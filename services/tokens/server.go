@@ -30,7 +30,7 @@ func NewServer(svc *Service) *Server { return &Server{svc: svc} }
 func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequest) (*keymintv1.CreateTokenResponse, error) {
 	mr := MintRequest{Name: req.GetName(), Description: req.GetDescription(), Scopes: req.GetScopes()}
 	var err error
-	if mr.Limits, err = limitsOf(req); err != nil {
+	if mr.Options, err = optionsOf(req); err != nil {
 		return nil, err
 	}
 	if req.ExpireTime != nil {
@@ -56,9 +56,9 @@ func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequ
 	}, nil
 }
 
-// limitsOf reads a CreateTokenRequest's optional restrictions.
-func limitsOf(req *keymintv1.CreateTokenRequest) (Limits, error) {
-	l := Limits{
+// optionsOf reads a CreateTokenRequest's optional parts.
+func optionsOf(req *keymintv1.CreateTokenRequest) (Options, error) {
+	l := Options{
 		ExternalID:    req.GetExternalId(),
 		Metadata:      req.GetMetadata(),
 		AllowedCIDRs:  req.GetAllowedCidrs(),
@@ -118,7 +118,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		return nil, err
 	}
 	if !r.Valid {
-		resp := &keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_Reason(r.Reason), NoStore: r.NoStore()}
+		resp := &keymintv1.ValidateTokenResponse{Reason: reasonToProto[r.Reason], NoStore: r.NoStore()}
 		if r.RetryAfter > 0 {
 			resp.RetryAfter = durationpb.New(r.RetryAfter)
 		}
@@ -222,7 +222,7 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		RevokeTime:     timestamp(t.RevokedAt),
 		CreatedBy:      t.CreatedBy,
 		CreatedByEmail: emails[t.CreatedBy],
-		Status:         keymintv1.TokenStatus(StatusAt(t, s.svc.now())),
+		Status:         statusToProto[StatusAt(t, s.svc.now())],
 		ExternalId:     t.ExternalID,
 		Metadata:       metadataProto(t.Metadata),
 		AllowedCidrs:   t.AllowedCIDRs,

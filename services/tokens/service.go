@@ -4,13 +4,10 @@ package tokens
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/keymint/keymint/services/audit"
@@ -134,36 +131,10 @@ func New(cfg Config) *Service {
 // call it at shutdown before closing the store.
 func (s *Service) Wait() { s.background.Wait() }
 
-// Limits on what a caller may put in a token.
-const (
-	maxNameLen        = 200
-	maxDescriptionLen = 2000
-	maxScopes         = 64
-	maxPageSize       = 1000
-	defaultPageSize   = 100
-)
-
 // AdminScope lets a token of an org admin act as an admin (list and revoke
 // the org's tokens). Without it an admin's token acts for its user alone, so
 // a leaked token cannot reach the whole organization.
 const AdminScope = authn.AdminScope
-
-// MintRequest describes a token to mint.
-type MintRequest struct {
-	Name        string
-	Description string
-	Scopes      []string
-	// ExpiresAt or TTL; zero for neither (the org's default lifetime).
-	ExpiresAt time.Time
-	TTL       time.Duration
-	Limits
-}
-
-// Minted is a new token: its stored form and the secret, returned this once.
-type Minted struct {
-	Token  store.Token
-	Secret string
-}
 
 func requirePrincipal(ctx context.Context) (authn.Principal, error) {
 	p, ok := authn.PrincipalFrom(ctx)
@@ -171,96 +142,6 @@ func requirePrincipal(ctx context.Context) (authn.Principal, error) {
 		return p, fault.New(fault.Unauthenticated, "credentials required: x-api-email and x-api-password, or authorization")
 	}
 	return p, nil
-}
-
-// NormalizeScopes checks scope syntax and returns them sorted and unique.
-func NormalizeScopes(scopes []string) ([]string, error) {
-	return authn.NormalizeScopes(scopes, maxScopes)
-}
-
-// Mint creates a token for the calling user. Minting needs password
-// credentials or a signed-in session: a token cannot mint another token.
-func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
-	p, err := requirePrincipal(ctx)
-	if err != nil {
-		return Minted{}, err
-	}
-	if p.Method != authn.ByPassword && p.Method != authn.BySession {
-		return Minted{}, fault.New(fault.PermissionDenied, "minting a token needs x-api-email and x-api-password credentials or a signed-in session; a token cannot mint another token")
-	}
-	name := strings.TrimSpace(req.Name)
-	switch {
-	case name == "":
-		return Minted{}, fault.New(fault.InvalidArgument, "name is required")
-	case utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name):
-		return Minted{}, fault.Newf(fault.InvalidArgument, "name must be at most %d characters of valid UTF-8", maxNameLen)
-	case utf8.RuneCountInString(req.Description) > maxDescriptionLen || !utf8.ValidString(req.Description):
-		return Minted{}, fault.Newf(fault.InvalidArgument, "description must be at most %d characters of valid UTF-8", maxDescriptionLen)
-	}
-	scopes, err := NormalizeScopes(req.Scopes)
-	if err != nil {
-		return Minted{}, err
-	}
-	lim, err := req.Limits.normalize()
-	if err != nil {
-		return Minted{}, err
-	}
-	org, err := s.store.GetOrg(ctx, p.OrgID)
-	if err != nil {
-		return Minted{}, fault.StoreFailure(err, "get organization")
-	}
-	// An undefined scope is a typo or a guess (400); a defined one the
-	// creator lacks is an escalation (403).
-	if err := authn.CheckScopesDefined(org.Policy.AllowedScopes, scopes); err != nil {
-		return Minted{}, err
-	}
-	if err := authn.CheckScopesHeld(org.Policy.AllowedScopes, p.HeldScopes, scopes); err != nil {
-		return Minted{}, err
-	}
-	now := s.now().UTC().Truncate(time.Microsecond)
-	var expires time.Time
-	switch {
-	case !req.ExpiresAt.IsZero() && req.TTL != 0:
-		return Minted{}, fault.New(fault.InvalidArgument, "set expireTime or ttl, not both")
-	case !req.ExpiresAt.IsZero():
-		if !req.ExpiresAt.After(now) {
-			return Minted{}, fault.New(fault.InvalidArgument, "expireTime must be in the future")
-		}
-		expires = req.ExpiresAt.UTC().Truncate(time.Microsecond)
-	case req.TTL < 0:
-		return Minted{}, fault.New(fault.InvalidArgument, "ttl must be positive")
-	case req.TTL > 0:
-		expires = now.Add(req.TTL)
-	}
-	if expires, err = applyLifetimePolicy(org.Policy, now, expires); err != nil {
-		return Minted{}, err
-	}
-	secret, err := s.format.Generate()
-	if err != nil {
-		return Minted{}, fault.Wrap(fault.Internal, err, "internal error")
-	}
-	t := store.Token{
-		ID:          uuid.NewString(),
-		OrgID:       p.OrgID,
-		UserID:      p.UserID,
-		Name:        name,
-		Description: req.Description,
-		Hint:        s.format.Hint(secret),
-		Digest:      s.keys.Primary(secret),
-		PepperID:    s.keys.PrimaryID(),
-		Scopes:      scopes,
-		CreatedBy:   p.UserID,
-		CreatedAt:   now,
-		ExpiresAt:   expires,
-	}
-	lim.apply(&t)
-	if err := s.store.CreateToken(ctx, t, events.TokenEvent(events.TokenCreated, t, now, actorOf(p))); err != nil {
-		return Minted{}, fault.StoreFailure(err, "create token")
-	}
-	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
-	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditTokenMint, TargetID: t.ID})
-	return Minted{Token: t, Secret: secret}, nil
 }
 
 // Status is a token's state at a given time.
@@ -271,6 +152,10 @@ const (
 	StatusActive Status = iota + 1
 	StatusExpired
 	StatusRevoked
+
+	// numStatuses bounds the states: every one needs a row in
+	// statusToProto (enums.go). Add new states above it.
+	numStatuses
 )
 
 // StatusAt returns t's state at now. Expiry takes effect exactly at ExpiresAt.
@@ -311,102 +196,6 @@ func (s *Service) Get(ctx context.Context, id string) (store.Token, error) {
 		return store.Token{}, err
 	}
 	return s.visible(ctx, p, id)
-}
-
-// Revoke revokes a token the caller may see. Revoking twice is a no-op.
-func (s *Service) Revoke(ctx context.Context, id string) (store.Token, error) {
-	p, err := requirePrincipal(ctx)
-	if err != nil {
-		return store.Token{}, err
-	}
-	old, err := s.visible(ctx, p, id)
-	if err != nil {
-		return store.Token{}, err
-	}
-	at := s.now().UTC().Truncate(time.Microsecond)
-	old.RevokedAt = at
-	t, err := s.store.RevokeToken(ctx, id, at, events.TokenEvent(events.TokenRevoked, old, at, actorOf(p)))
-	if err != nil {
-		return store.Token{}, fault.StoreFailure(err, "revoke token")
-	}
-	// After the commit: a lookup that starts now reads the revocation.
-	s.revoked(ctx, t, time.Time{})
-	s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "org_id", t.OrgID, "by_user_id", p.UserID)
-	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditTokenRevoke, TargetID: t.ID})
-	return t, nil
-}
-
-// ListRequest selects a page of tokens.
-type ListRequest struct {
-	PageSize     int
-	PageToken    string
-	AllUsers     bool
-	ShowInactive bool
-}
-
-// List returns a page of the caller's tokens (the org's for an admin asking
-// for all users) and the token of the next page, empty on the last.
-func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, string, error) {
-	p, err := requirePrincipal(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	f := store.TokenFilter{OrgID: p.OrgID, UserID: p.UserID, Active: !req.ShowInactive, Now: s.now().UTC()}
-	if req.AllUsers {
-		if !p.Admin {
-			return nil, "", fault.New(fault.PermissionDenied, "listing all users' tokens needs an organization admin")
-		}
-		f.UserID = ""
-	}
-	switch {
-	case req.PageSize < 0:
-		return nil, "", fault.New(fault.InvalidArgument, "pageSize must not be negative")
-	case req.PageSize == 0:
-		f.Limit = defaultPageSize
-	default:
-		f.Limit = min(req.PageSize, maxPageSize)
-	}
-	if req.PageToken != "" {
-		after, err := base64.RawURLEncoding.DecodeString(req.PageToken)
-		if err != nil || uuid.Validate(string(after)) != nil {
-			return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
-		}
-		f.AfterID = string(after)
-	}
-	// One extra row tells whether another page follows.
-	f.Limit++
-	list, err := s.store.ListTokens(ctx, f)
-	if errors.Is(err, store.ErrNotFound) {
-		// The page token names no token this caller can list.
-		return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
-	}
-	if err != nil {
-		return nil, "", fault.StoreFailure(err, "list tokens")
-	}
-	next := ""
-	if len(list) == f.Limit {
-		list = list[:f.Limit-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
-	}
-	return list, next, nil
-}
-
-// CreatorEmails maps the creators of tokens to their emails, for display.
-// A creator that cannot be read is left out.
-func (s *Service) CreatorEmails(ctx context.Context, list []store.Token) map[string]string {
-	out := map[string]string{}
-	for _, t := range list {
-		if _, done := out[t.CreatedBy]; done || t.CreatedBy == "" {
-			continue
-		}
-		u, err := s.store.GetUser(ctx, t.CreatedBy)
-		if err != nil {
-			continue
-		}
-		out[t.CreatedBy] = u.Email
-	}
-	return out
 }
 
 // actorOf is the caller as events name it.

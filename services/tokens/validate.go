@@ -28,6 +28,10 @@ const (
 	ReasonRateLimited
 	ReasonUsageExhausted
 	ReasonIPNotAllowed
+
+	// numReasons counts the reasons: every one needs a row in
+	// reasonToProto (enums.go). Add new reasons above it.
+	numReasons
 )
 
 // Result is a validation's answer. Token is set when the token exists, with

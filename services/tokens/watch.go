@@ -41,19 +41,17 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 	if req.Since != nil && req.GetSince() < 0 {
 		return fault.New(fault.InvalidArgument, "since must be a sequence the server sent (0 or more)")
 	}
-	select {
-	case <-r.ready:
-	default:
+	if !r.isReady() {
 		return fault.New(fault.Unavailable, "the revocation log cannot be read yet; retry shortly").Retry(time.Second)
 	}
-	sub, head, err := r.hub.subscribe(clientKey(stream))
+	sub, head, err := r.subscribe(clientKey(stream))
 	switch {
 	case errors.Is(err, errHubClosed):
 		return fault.New(fault.Unavailable, err.Error())
 	case err != nil:
 		return fault.New(fault.ResourceExhausted, err.Error()).Retry(time.Second)
 	}
-	defer r.hub.unsubscribe(sub)
+	defer sub.Close()
 
 	start, resync := head, false
 	var backlog []Revocation
@@ -65,7 +63,7 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 			if err := r.CatchUp(ctx); err != nil {
 				return fault.StoreFailure(err, "read the revocation log")
 			}
-			if _, head, _ = r.hub.take(sub); since > head {
+			if _, head, _ = sub.Take(); since > head {
 				return fault.Newf(fault.InvalidArgument, "since %d is ahead of the revocation log's head %d", since, head)
 			}
 			// What take drained is re-read from the log below.
@@ -118,8 +116,8 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 	defer beat.Stop()
 	for {
 		select {
-		case <-sub.notify:
-			evs, _, err := r.hub.take(sub)
+		case <-sub.Wakeups():
+			evs, _, err := sub.Take()
 			if err != nil {
 				return fault.New(fault.Unavailable, err.Error())
 			}
@@ -127,7 +125,7 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 				return err
 			}
 		case <-beat.C:
-			evs, head, err := r.hub.take(sub)
+			evs, head, err := sub.Take()
 			if err != nil {
 				return fault.New(fault.Unavailable, err.Error())
 			}
@@ -137,8 +135,8 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 			if err := stream.Send(&keymintv1.RevocationEvent{Heartbeat: true, Seq: max(head, last)}); err != nil {
 				return err
 			}
-		case <-sub.done:
-			_, _, err := r.hub.take(sub)
+		case <-sub.Ended():
+			_, _, err := sub.Take()
 			if errors.Is(err, errStreamTooSlow) {
 				return fault.New(fault.ResourceExhausted, err.Error())
 			}

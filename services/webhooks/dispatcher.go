@@ -238,7 +238,7 @@ func (d *Dispatcher) disable(ctx context.Context, e store.WebhookEndpoint, faili
 	}
 	d.log.WarnContext(ctx, "webhook endpoint disabled after failing", "endpoint_id", e.ID, "org_id", e.OrgID,
 		"failing_since", failingSince)
-	d.cfg.Audit.Record(ctx, store.AuditEvent{OrgID: e.OrgID, ActorEmail: AuditActor, Action: store.AuditWebhookDisabled,
+	d.cfg.Audit.Record(ctx, store.AuditEvent{OrgID: e.OrgID, ActorEmail: AuditActor, Action: audit.WebhookDisabled,
 		TargetID: e.ID})
 	return nil
 }

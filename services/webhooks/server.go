@@ -128,7 +128,7 @@ func (s *Server) CreateWebhook(ctx context.Context, req *keymintv1.CreateWebhook
 	}
 	s.cfg.Logger.InfoContext(ctx, "webhook created", "webhook_id", e.ID, "org_id", e.OrgID, "by_user_id", p.UserID)
 	s.cfg.Audit.Record(ctx, store.AuditEvent{OrgID: p.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditWebhookCreate, TargetID: e.ID})
+		Action: audit.WebhookCreate, TargetID: e.ID})
 	return &keymintv1.CreateWebhookResponse{Webhook: webhookPB(e), Secret: secret}, nil
 }
 
@@ -192,7 +192,7 @@ func (s *Server) DeleteWebhook(ctx context.Context, req *keymintv1.DeleteWebhook
 		return nil, fault.StoreFailure(err, "delete webhook")
 	}
 	s.cfg.Audit.Record(ctx, store.AuditEvent{OrgID: p.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditWebhookDelete, TargetID: req.GetId()})
+		Action: audit.WebhookDelete, TargetID: req.GetId()})
 	return &keymintv1.DeleteWebhookResponse{}, nil
 }
 
@@ -259,7 +259,7 @@ func (s *Server) ReplayWebhookDelivery(ctx context.Context, req *keymintv1.Repla
 		return nil, fault.StoreFailure(err, "replay webhook delivery")
 	}
 	s.cfg.Audit.Record(ctx, store.AuditEvent{OrgID: p.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
-		Action: store.AuditWebhookReplay, TargetID: d.EndpointID})
+		Action: audit.WebhookReplay, TargetID: d.EndpointID})
 	return deliveryPB(d), nil
 }
 

@@ -441,7 +441,7 @@ func TestDispatchGivesUpAndDisables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 1 || evs[0].Action != store.AuditWebhookDisabled || evs[0].TargetID != f.ep.ID {
+	if len(evs) != 1 || evs[0].Action != audit.WebhookDisabled || evs[0].TargetID != f.ep.ID {
 		t.Fatalf("audit %+v, want one webhook.disabled", evs)
 	}
 }

@@ -9,6 +9,7 @@
 //	load http       -url URL -tokens FILE [...]
 //	load flood      -url URL [-c 60] [-pid PID] -name NAME   (until SIGTERM)
 //	load rss        -pid PID -name NAME -out FILE   (one RSS sample: idle RSS)
+//	load otlp       [-listen ADDR]   an OTLP trace collector counting spans (until SIGTERM)
 //	load report     FILE
 //
 // scripts/bench/run.sh (make bench) strings them together.
@@ -41,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|rss|report ...")
+		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|otlp|rss|report ...")
 		os.Exit(2)
 	}
 	var err error
@@ -59,6 +60,8 @@ func main() {
 		err = runFlood(args)
 	case "rss":
 		err = runRSS(args)
+	case "otlp":
+		err = runOTLP(args)
 	case "report":
 		err = runReport(args)
 	default:

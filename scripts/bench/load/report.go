@@ -56,6 +56,11 @@ var rows = []row{
 	{label: "gRPC, usage-limited token (Redis every call)", bare: "grpc-echo-features", keymint: "grpc-keymint-uses", medians: true},
 	{label: "gRPC, rate-limited token (Redis every call)", bare: "grpc-echo-features", keymint: "grpc-keymint-rate", medians: true},
 	{label: "REST validate / `net/http` sending the body alone", bare: "http-echo-body-only", keymint: "rest-keymint-l1", medians: true},
+	// BENCH_SCENARIOS=tracing: the same server with tracing on at 1 %
+	// sampling against tracing off (the "bare" side), CPU per call at most
+	// 1.05× off's.
+	{label: "gRPC `ValidateToken`, tracing on (1 % sampled) / off", bare: "grpc-trace-off", keymint: "grpc-trace-1pct", metric: byCPU, target: 1 / 1.05},
+	{label: "REST validate, tracing on (1 % sampled) / off", bare: "rest-trace-off", keymint: "rest-trace-1pct", metric: byCPU, target: 1 / 1.05},
 }
 
 // Memory targets.
@@ -265,7 +270,7 @@ func printRow(spec row, bare, km []Result) {
 	}
 	targetCell, verdictCell := "for reference", ""
 	if spec.target > 0 {
-		targetCell = fmt.Sprintf("≥ %.1f %s", spec.target, unit)
+		targetCell = fmt.Sprintf("≥ %.3g %s", spec.target, unit)
 	}
 	p99Cell := ""
 	var p99 float64

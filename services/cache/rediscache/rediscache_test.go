@@ -2,7 +2,9 @@ package rediscache
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -333,8 +335,41 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("%s: no error", bad)
 		}
 	}
-	if _, err := ParseURL("redis://:hunter2@h:port", 0); err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Errorf("error leaks the password or is missing: %v", err)
+	// No error quotes a password, wherever the URL goes wrong.
+	for _, bad := range []string{"redis://:hunter2@h:port", "redis://u:hunter2@h/x", "redis://u:hunter2@h/1/2", "redis://u:hunter2@a,b",
+		"redis+sentinel://u:hunter2@s1", "redis+sentinel://u:hunter2@s1/m/x?sentinel_password=hunter2", "redis+cluster://u:hunter2@n1/3",
+		"redis://u:hunter2@h?pool_size=1", "redis://u:hunter2@h?sentinel_password=hunter2", "redis://u:hunter2@h/%zz", "redis+foo://u:hunter2@h"} {
+		if _, err := ParseURL(bad, 0); err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error leaks the password or is missing: %v", err)
+		}
+	}
+}
+
+// Sentinel: the user info is the master's, sentinel_password the
+// sentinels'; go-redis's own options in the query are not taken (keymint
+// bounds timeouts, retries and the pool itself).
+func TestParseURLCredentialsAndOptions(t *testing.T) {
+	t.Parallel()
+	o, err := ParseURL("rediss+sentinel://app:m-pass@s1,[2001:db8::1]:26380/mymaster/3?sentinel_password=s-pass", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MasterName != "mymaster" || o.DB != 3 || o.Username != "app" || o.Password != "m-pass" || o.SentinelUsername != "" ||
+		o.SentinelPassword != "s-pass" || o.TLSConfig == nil || o.TLSConfig.ServerName != "s1" || o.TLSConfig.MinVersion != tls.VersionTLS12 ||
+		!slices.Equal(o.Addrs, []string{"s1:26379", "[2001:db8::1]:26380"}) {
+		t.Errorf("got %+v", o)
+	}
+	o, err = ParseURL("redis+cluster://u:p@[::1]:7000,n2", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.IsClusterMode || o.Username != "u" || o.Password != "p" || !slices.Equal(o.Addrs, []string{"[::1]:7000", "n2:6379"}) {
+		t.Errorf("got %+v", o)
+	}
+	for _, q := range []string{"pool_size=1000", "max_retries=5", "dial_timeout=1h", "db=3", "addr=evil:6379"} {
+		if _, err := ParseURL("redis://h?"+q, 0); err == nil {
+			t.Errorf("?%s: no error", q)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/store"
 )
 
@@ -18,7 +19,7 @@ func newAuditEvent(orgID string, created time.Time) store.AuditEvent {
 		OrgID:       orgID,
 		ActorUserID: uuid.NewString(),
 		ActorEmail:  "actor@example.com",
-		Action:      store.AuditTokenMint,
+		Action:      audit.TokenMint,
 		TargetID:    uuid.NewString(),
 		ClientIP:    "2001:db8::7",
 		UserAgent:   "curl/8.5.0",
@@ -75,7 +76,7 @@ func testAuditRoundTrip(t *testing.T, s store.Store) {
 
 	// A zero time is set to now; empty fields stay empty.
 	before := time.Now().Add(-time.Second)
-	bare := store.AuditEvent{ID: uuid.NewString(), OrgID: "", Action: store.AuditSignInFailure}
+	bare := store.AuditEvent{ID: uuid.NewString(), OrgID: "", Action: audit.SignInFailure}
 	appendAuditEvents(t, s, bare)
 	orgless := must(s.ListAuditEvents(ctx, store.AuditFilter{OrgID: ""}))(t)
 	if len(orgless) != 1 || orgless[0].ID != bare.ID || orgless[0].ActorEmail != "" || orgless[0].CreatedAt.Before(before) {

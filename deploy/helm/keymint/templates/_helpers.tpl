@@ -81,3 +81,15 @@ KEYMINT_DATA_DIR: "/data"
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* One variable read from secrets.existingSecret: (list $ NAME valueKey),
+valueKey naming the entry in secrets.keys and secrets.optional. */}}
+{{- define "keymint.secretEnv" -}}
+{{- $v := (index . 0).Values.secrets -}}
+- name: {{ index . 1 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.existingSecret }}
+      key: {{ index $v.keys (index . 2) }}
+      optional: {{ index $v.optional (index . 2) }}
+{{- end -}}

@@ -87,6 +87,13 @@ func (p *Pair) StopStandby() { p.run("stop-standby") }
 // StartStandby starts the stopped standby again on its port.
 func (p *Pair) StartStandby() { p.run("start-standby") }
 
+// PauseStandby freezes the standby (SIGSTOP, every process of it): a hung
+// host. ResumeStandby thaws it; the test's end does too.
+func (p *Pair) PauseStandby() { p.run("pause-standby") }
+
+// ResumeStandby thaws a paused standby (SIGCONT).
+func (p *Pair) ResumeStandby() { p.run("resume-standby") }
+
 func (p *Pair) run(cmd string) string {
 	p.t.Helper()
 	p.mu.Lock()

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"context"
 	"encoding/json"
 	"net/netip"
 	"strings"
@@ -13,10 +12,9 @@ import (
 
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
-	"github.com/keymint/keymint/services/throttle"
 )
 
-// Limits on the optional parts of a token.
+// Bounds on the optional parts of a token.
 const (
 	// MaxMetadataBytes caps a token's metadata, protobuf-serialized: it
 	// rides in every ValidateToken answer and in the cache.
@@ -29,9 +27,10 @@ const (
 	maxRatePeriod    = 24 * time.Hour
 )
 
-// Limits are a token's optional restrictions and the data ValidateToken
-// returns with it, as a caller asks for them.
-type Limits struct {
+// Options are a token's optional parts, as a caller asks for them: its
+// restrictions (allowed addresses, usage quota, rate limit) and the data
+// ValidateToken returns with it (external id, metadata).
+type Options struct {
 	ExternalID string
 	Metadata   *structpb.Struct
 	// AllowedCIDRs are CIDR ranges or single addresses.
@@ -43,8 +42,8 @@ type Limits struct {
 	RatePeriod time.Duration
 }
 
-// limits are Limits checked and in stored form.
-type limits struct {
+// options are Options checked and in stored form.
+type options struct {
 	externalID string
 	metadata   []byte
 	cidrs      []string
@@ -53,8 +52,8 @@ type limits struct {
 	period     time.Duration
 }
 
-func (l Limits) normalize() (limits, error) {
-	var out limits
+func (l Options) normalize() (options, error) {
+	var out options
 	if utf8.RuneCountInString(l.ExternalID) > maxExternalIDLen || !utf8.ValidString(l.ExternalID) {
 		return out, fault.Newf(fault.InvalidArgument, "externalId must be at most %d characters of valid UTF-8", maxExternalIDLen)
 	}
@@ -93,7 +92,7 @@ func (l Limits) normalize() (limits, error) {
 }
 
 // apply sets l on a token about to be created (its ID set).
-func (l limits) apply(t *store.Token) {
+func (l options) apply(t *store.Token) {
 	t.ExternalID, t.Metadata, t.AllowedCIDRs = l.externalID, l.metadata, l.cidrs
 	t.RateLimit, t.RatePeriod = l.rate, l.period
 	if l.uses != nil {
@@ -155,64 +154,4 @@ func ParseCIDRs(in []string) ([]netip.Prefix, error) {
 		out[i] = p
 	}
 	return out, nil
-}
-
-// applyLifetimePolicy gives a token without an expiry the org's default
-// lifetime (or its maximum), and refuses an expiry beyond the maximum.
-func applyLifetimePolicy(p store.OrgPolicy, now, expires time.Time) (time.Time, error) {
-	if expires.IsZero() {
-		switch {
-		case p.DefaultTokenLifetime > 0:
-			expires = now.Add(p.DefaultTokenLifetime)
-		case p.MaxTokenLifetime > 0:
-			expires = now.Add(p.MaxTokenLifetime)
-		}
-	}
-	if p.MaxTokenLifetime > 0 && expires.After(now.Add(p.MaxTokenLifetime)) {
-		return time.Time{}, fault.Newf(fault.InvalidArgument,
-			"the token would expire after the organization's maximum token lifetime of %s", p.MaxTokenLifetime)
-	}
-	return expires, nil
-}
-
-// DefaultLeakReportLimit bounds leak reports per client address: 10 at once,
-// then one every 6 s.
-var DefaultLeakReportLimit = throttle.Limit{Burst: 10, Interval: 6 * time.Second}
-
-// storeUses counts uses in the store alone, when no UsageCounter is set.
-type storeUses struct{ s Store }
-
-func (u storeUses) Take(ctx context.Context, pool string, _ int64) (bool, int64, error) {
-	taken, left, err := u.s.TakeTokenUses(ctx, pool, 1)
-	return taken == 1, left, err
-}
-
-func (storeUses) Leased(context.Context, []string) map[string]int64 { return nil }
-
-// UsesLeft returns the uses left of each usage pool among list: the pool
-// row's count in the store plus what the counter holds outside it. A pool
-// that cannot be read is left out.
-func (s *Service) UsesLeft(ctx context.Context, list []store.Token) map[string]int64 {
-	out := map[string]int64{}
-	var pools []string
-	for _, t := range list {
-		if t.UsagePool == "" {
-			continue
-		}
-		if _, done := out[t.UsagePool]; done {
-			continue
-		}
-		if t.UsagePool == t.ID {
-			out[t.ID] = t.RemainingUses
-		} else if pt, err := s.store.GetToken(ctx, t.UsagePool); err == nil {
-			out[t.UsagePool] = pt.RemainingUses
-		} else {
-			continue
-		}
-		pools = append(pools, t.UsagePool)
-	}
-	for pool, n := range s.uses.Leased(ctx, pools) {
-		out[pool] += n
-	}
-	return out
 }

@@ -1,0 +1,29 @@
+package audit
+
+// Actions: what an event records (store.AuditEvent.Action). They are
+// stored and listed by these names: never rename one.
+const (
+	SignInSuccess  = "sign_in.success"
+	SignInFailure  = "sign_in.failure"
+	SignOut        = "sign_out"
+	TokenMint      = "token.mint"
+	TokenRevoke    = "token.revoke"
+	PasswordChange = "password.change"
+	// TokenRotate: a token was rotated; the target is the old token.
+	TokenRotate = "token.rotate"
+	// TokenLeakRevoke: a token reported as leaked was revoked; the
+	// actor is "leak-report", with the reporter's address.
+	TokenLeakRevoke = "token.leak_revoke"
+	// TokenLeakReport: a secret-scanning partner reported a token
+	// found in public and keymint revoked it (if it was not already); the
+	// actor is the partner ("github"), Details hold url and source.
+	TokenLeakReport  = "token.leak_report"
+	OrgPolicyUpdate  = "org.policy_update"
+	UserScopesUpdate = "user.scopes_update"
+	// Webhook endpoints: created, deleted, a delivery replayed, and
+	// disabled by keymint for failing too long (actor "webhooks").
+	WebhookCreate   = "webhook.create"
+	WebhookDelete   = "webhook.delete"
+	WebhookReplay   = "webhook.replay"
+	WebhookDisabled = "webhook.disabled"
+)

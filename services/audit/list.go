@@ -1,0 +1,98 @@
+package audit
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
+	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/store"
+)
+
+// Lister is what List needs of store.Store.
+type Lister interface {
+	ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+}
+
+// Audit log pages.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// List returns a page of the caller's organization's audit events, newest
+// first, and the token of the next page (empty on the last). An
+// organization admin lists them all; any other member only the events
+// concerning their own tokens that someone else caused (leak reports).
+// Events of other organizations, and those of no organization, are never
+// in reach.
+func List(ctx context.Context, st Lister, pageSize int, pageToken string) ([]store.AuditEvent, string, error) {
+	p, ok := authn.PrincipalFrom(ctx)
+	if !ok {
+		return nil, "", fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
+	}
+	if p.OrgID == "" || !p.Admin && p.UserID == "" {
+		return nil, "", fault.New(fault.PermissionDenied, "the audit log needs an organization admin (a token needs the keymint:admin scope)")
+	}
+	f := store.AuditFilter{OrgID: p.OrgID}
+	if !p.Admin {
+		f.SubjectUserID = p.UserID
+	}
+	switch {
+	case pageSize < 0:
+		return nil, "", fault.New(fault.InvalidArgument, "pageSize must not be negative")
+	case pageSize == 0:
+		f.Limit = DefaultPageSize
+	default:
+		f.Limit = min(pageSize, MaxPageSize)
+	}
+	if pageToken != "" {
+		after, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || uuid.Validate(string(after)) != nil {
+			return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
+		}
+		f.AfterID = string(after)
+	}
+	// One extra row tells whether another page follows.
+	f.Limit++
+	list, err := st.ListAuditEvents(ctx, f)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
+	}
+	if err != nil {
+		return nil, "", fault.StoreFailure(err, "list audit events")
+	}
+	next := ""
+	if len(list) == f.Limit {
+		list = list[:f.Limit-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+	}
+	return list, next, nil
+}
+
+// ListResponse is AccountService.ListAuditEvents's answer for a page List
+// returned.
+func ListResponse(list []store.AuditEvent, next string) *keymintv1.ListAuditEventsResponse {
+	out := &keymintv1.ListAuditEventsResponse{Events: make([]*keymintv1.AuditEvent, len(list)), NextPageToken: next}
+	for i, e := range list {
+		out.Events[i] = &keymintv1.AuditEvent{
+			Id:             e.ID,
+			OrganizationId: e.OrgID,
+			ActorUserId:    e.ActorUserID,
+			ActorEmail:     e.ActorEmail,
+			Action:         e.Action,
+			TargetId:       e.TargetID,
+			ClientIp:       e.ClientIP,
+			UserAgent:      e.UserAgent,
+			CreateTime:     timestamppb.New(e.CreatedAt),
+			Details:        e.Details,
+			SubjectUserId:  e.SubjectUserID,
+		}
+	}
+	return out
+}
