@@ -56,6 +56,13 @@ type Entry struct {
 	// CreatedAt is when the token was minted (RFC 7662 introspection's
 	// iat); zero in entries written before it was cached.
 	CreatedAt time.Time
+	// OwnerKind is the owner's kind (store.KindUser or
+	// store.KindServiceAccount; empty in entries written before it was
+	// cached, meaning a user). RevokeReason is why a revoked token was
+	// revoked (store.RevokeReasonOwnerDisabled and the like; empty for a
+	// plain revocation).
+	OwnerKind    string
+	RevokeReason string
 }
 
 // Live reports whether e is a token neither revoked nor expired at now.
@@ -106,6 +113,8 @@ const (
 	fieldRateLimit     = 15
 	fieldRatePeriod    = 16 // microseconds
 	fieldCreatedAt     = 17 // unix microseconds
+	fieldOwnerKind     = 18
+	fieldRevokeReason  = 19
 )
 
 // ErrBadEncoding means a cached value could not be decoded.
@@ -114,7 +123,7 @@ var ErrBadEncoding = errors.New("cache: bad entry encoding")
 // MarshalBinary encodes e in the versioned Redis value format.
 func (e *Entry) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, 64+len(e.TokenID)+len(e.UserID)+len(e.OrgID)+16*len(e.Scopes)+len(e.ExternalID)+
-		len(e.Metadata)+len(e.UsagePool)+24*len(e.AllowedCIDRs))
+		len(e.Metadata)+len(e.UsagePool)+24*len(e.AllowedCIDRs)+len(e.OwnerKind)+len(e.RevokeReason))
 	b = append(b, encodingV1)
 	b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
 	b = protowire.AppendBytes(b, e.Key[:])
@@ -126,7 +135,8 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 		num protowire.Number
 		v   string
 	}{{fieldTokenID, e.TokenID}, {fieldUserID, e.UserID}, {fieldOrgID, e.OrgID}, {fieldPepperID, e.PepperID},
-		{fieldExternalID, e.ExternalID}, {fieldUsagePool, e.UsagePool}} {
+		{fieldExternalID, e.ExternalID}, {fieldUsagePool, e.UsagePool}, {fieldOwnerKind, e.OwnerKind},
+		{fieldRevokeReason, e.RevokeReason}} {
 		if f.v != "" {
 			b = protowire.AppendTag(b, f.num, protowire.BytesType)
 			b = protowire.AppendString(b, f.v)
@@ -181,7 +191,8 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 		b = b[n:]
 		switch {
 		case typ == protowire.BytesType && (num >= fieldKey && num <= fieldScope && num != fieldNegative ||
-			num == fieldExternalID || num == fieldMetadata || num == fieldCIDR || num == fieldUsagePool):
+			num == fieldExternalID || num == fieldMetadata || num == fieldCIDR || num == fieldUsagePool ||
+			num == fieldOwnerKind || num == fieldRevokeReason):
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return fmt.Errorf("%w: %v", ErrBadEncoding, protowire.ParseError(n))
@@ -216,6 +227,10 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 				e.AllowedCIDRs = append(e.AllowedCIDRs, p)
 			case fieldUsagePool:
 				e.UsagePool = string(v)
+			case fieldOwnerKind:
+				e.OwnerKind = string(v)
+			case fieldRevokeReason:
+				e.RevokeReason = string(v)
 			}
 		case typ == protowire.VarintType && (num == fieldRemainingUses || num == fieldRateLimit || num == fieldRatePeriod):
 			v, n := protowire.ConsumeVarint(b)

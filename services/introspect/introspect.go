@@ -132,7 +132,9 @@ type active struct {
 	Iss       string `json:"iss,omitempty"`
 	Jti       string `json:"jti"`
 	// keymint's own.
-	OrgID         string          `json:"keymint_org_id"`
+	OrgID string `json:"keymint_org_id"`
+	// PrincipalKind is "user" or "service_account" (sub names either).
+	PrincipalKind string          `json:"keymint_principal_kind"`
 	ExternalID    string          `json:"keymint_external_id,omitempty"`
 	Metadata      json.RawMessage `json:"keymint_metadata,omitempty"`
 	RemainingUses *int64          `json:"keymint_remaining_uses,omitempty"`
@@ -235,8 +237,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Iss:           h.cfg.Issuer,
 		Jti:           resp.GetTokenId(),
 		OrgID:         resp.GetOrganizationId(),
+		PrincipalKind: "user",
 		ExternalID:    resp.GetExternalId(),
 		RemainingUses: resp.RemainingUses,
+	}
+	if resp.GetPrincipalKind() == keymintv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT {
+		a.PrincipalKind = "service_account"
 	}
 	if t := resp.GetExpireTime(); t != nil {
 		a.Exp = t.GetSeconds()

@@ -28,6 +28,7 @@ import (
 	"github.com/keymint/keymint/services/introspect"
 	"github.com/keymint/keymint/services/secretscan"
 	"github.com/keymint/keymint/services/sidecar"
+	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tokens"
 	"github.com/keymint/keymint/services/tracing"
@@ -129,6 +130,8 @@ var publicMethods = map[string]bool{
 	keymintv1.TokenService_WatchRevocations_FullMethodName: true,
 	authv3.Authorization_Check_FullMethodName:              true,
 	keymintv1.AccountService_Login_FullMethodName:          true, // credentials are in the request
+	// The reset code is the credential; throttled like Login.
+	keymintv1.AccountService_CompletePasswordReset_FullMethodName: true,
 	// Anyone who found a token in public may report it; it is rate limited
 	// per client address and tells nothing.
 	keymintv1.TokenService_ReportLeakedTokens_FullMethodName: true,
@@ -266,6 +269,8 @@ func newServer(ctx context.Context, c *Config, log *slog.Logger) (_ *server, err
 	acct, err := accounts.New(ctx, accounts.Config{
 		Store: st, Hasher: s.hasher, Logger: log, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
 		Throttle: signIn, Audit: auditLog, Clients: clients, Throttled: s.throttleNotices.Observe,
+		// s.tokens is set below, before any call is served.
+		Revoked: func(ctx context.Context, r []store.Token) { s.tokens.OwnerRemoved(ctx, r) },
 	})
 	if err != nil {
 		return nil, err

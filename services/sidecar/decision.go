@@ -26,10 +26,22 @@ const (
 	HeaderOrgID      = "x-keymint-org-id"
 	HeaderScopes     = "x-keymint-scopes"
 	HeaderExternalID = "x-keymint-external-id"
+	// HeaderPrincipalKind is what the token acts for: "user" or
+	// "service_account" (HeaderUserID then names the service account).
+	HeaderPrincipalKind = "x-keymint-principal-kind"
 )
 
 // IdentityHeaders lists the identity header names.
-var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes, HeaderExternalID}
+var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes, HeaderExternalID, HeaderPrincipalKind}
+
+// principalKind names a valid answer's principal kind for headers and
+// bodies; a server that does not say has only users.
+func principalKind(v *keymintv1.ValidateTokenResponse) string {
+	if v.GetPrincipalKind() == keymintv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT {
+		return "service_account"
+	}
+	return "user"
+}
 
 // Config configures both adapters.
 type Config struct {
@@ -151,6 +163,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 			{HeaderOrgID, resp.GetOrganizationId()},
 			{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
 			{HeaderExternalID, resp.GetExternalId()},
+			{HeaderPrincipalKind, principalKind(resp)},
 		},
 	}
 }

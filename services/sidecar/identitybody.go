@@ -18,11 +18,14 @@ type identity struct {
 	// expires.
 	Exp int64  `json:"exp,omitempty"`
 	Org string `json:"org"`
+	// Kind is "user" or "service_account".
+	Kind string `json:"kind"`
 }
 
 // identityBody is the JSON identity of a valid answer.
 func identityBody(v *keymintv1.ValidateTokenResponse) []byte {
-	id := identity{Sub: v.GetUserId(), Scope: strings.Join(v.GetScopes(), " "), Org: v.GetOrganizationId()}
+	id := identity{Sub: v.GetUserId(), Scope: strings.Join(v.GetScopes(), " "), Org: v.GetOrganizationId(),
+		Kind: principalKind(v)}
 	if t := v.GetExpireTime(); t != nil {
 		id.Exp = t.GetSeconds()
 	}

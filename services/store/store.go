@@ -212,6 +212,8 @@ type RevocationRecord struct {
 type TokenFilter struct {
 	OrgID  string
 	UserID string
+	// OwnerKind, when set, keeps the tokens of owners of that kind.
+	OwnerKind string
 	// Active drops revoked tokens and those expired as of Now (expires_at <=
 	// Now); a zero Now means the current time.
 	Active bool

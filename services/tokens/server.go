@@ -28,7 +28,8 @@ func NewServer(svc *Service) *Server { return &Server{svc: svc} }
 
 // CreateToken mints a token and reveals its secret once.
 func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequest) (*keymintv1.CreateTokenResponse, error) {
-	mr := MintRequest{Name: req.GetName(), Description: req.GetDescription(), Scopes: req.GetScopes()}
+	mr := MintRequest{Name: req.GetName(), Description: req.GetDescription(), Scopes: req.GetScopes(),
+		ServiceAccountID: req.GetServiceAccountId()}
 	var err error
 	if mr.Limits, err = limitsOf(req); err != nil {
 		return nil, err
@@ -133,6 +134,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		ExpireTime:     timestamp(r.Token.ExpiresAt),
 		CreateTime:     timestamp(r.Token.CreatedAt),
 		NoStore:        r.NoStore(),
+		PrincipalKind:  PrincipalKindProto(r.Token.OwnerKind),
 	}
 	if e := r.Entry; e != nil {
 		resp.ExternalId = e.ExternalID
@@ -162,8 +164,9 @@ func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensReques
 	list, next, err := s.svc.List(ctx, ListRequest{
 		PageSize:     int(req.GetPageSize()),
 		PageToken:    req.GetPageToken(),
-		AllUsers:     req.GetAllUsers(),
-		ShowInactive: req.GetShowInactive(),
+		AllUsers:         req.GetAllUsers(),
+		ShowInactive:     req.GetShowInactive(),
+		ServiceAccountID: req.GetServiceAccountId(),
 	})
 	if err != nil {
 		return nil, err
@@ -227,6 +230,7 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		Metadata:       metadataProto(t.Metadata),
 		AllowedCidrs:   t.AllowedCIDRs,
 		RotatedToId:    t.RotatedToID,
+		PrincipalKind:  PrincipalKindProto(t.OwnerKind),
 	}
 	if t.UsagePool != "" {
 		if n, ok := left[t.UsagePool]; ok {
@@ -237,6 +241,14 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		out.RateLimit = &keymintv1.RateLimit{Limit: t.RateLimit, Period: durationpb.New(t.RatePeriod)}
 	}
 	return out
+}
+
+// PrincipalKindProto is the API form of a token owner's kind.
+func PrincipalKindProto(kind string) keymintv1.PrincipalKind {
+	if kind == store.KindServiceAccount {
+		return keymintv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT
+	}
+	return keymintv1.PrincipalKind_PRINCIPAL_KIND_USER
 }
 
 // metadataProto decodes stored metadata; nil for none (or, never expected,

@@ -157,6 +157,9 @@ type MintRequest struct {
 	ExpiresAt time.Time
 	TTL       time.Duration
 	Limits
+	// ServiceAccountID, when set, mints for that service account of the
+	// caller's organization (admins only) instead of for the caller.
+	ServiceAccountID string
 }
 
 // Minted is a new token: its stored form and the secret, returned this once.
@@ -205,6 +208,10 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, err
 	}
+	owner, err := s.owner(ctx, p, req.ServiceAccountID)
+	if err != nil {
+		return Minted{}, err
+	}
 	org, err := s.store.GetOrg(ctx, p.OrgID)
 	if err != nil {
 		return Minted{}, fault.StoreFailure(err, "get organization")
@@ -214,7 +221,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err := accounts.CheckScopesDefined(org.Policy, scopes); err != nil {
 		return Minted{}, err
 	}
-	if err := accounts.CheckScopesHeld(org.Policy, p.HeldScopes, scopes); err != nil {
+	if err := accounts.CheckScopesHeld(org.Policy, owner.Scopes, scopes); err != nil {
 		return Minted{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -242,7 +249,8 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	t := store.Token{
 		ID:          uuid.NewString(),
 		OrgID:       p.OrgID,
-		UserID:      p.UserID,
+		UserID:      owner.ID,
+		OwnerKind:   owner.Kind,
 		Name:        name,
 		Description: req.Description,
 		Hint:        s.format.Hint(secret),
@@ -255,12 +263,53 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	}
 	lim.apply(&t)
 	if err := s.store.CreateToken(ctx, t, events.TokenEvent(events.TokenCreated, t, now, actorOf(p))); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Disabled or deleted since the caller authenticated.
+			return Minted{}, fault.New(fault.FailedPrecondition, "the token's owner is disabled or deleted")
+		}
 		return Minted{}, fault.StoreFailure(err, "create token")
 	}
 	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
 		Action: store.AuditTokenMint, TargetID: t.ID})
 	return Minted{Token: t, Secret: secret}, nil
+}
+
+// owner is who a token minted by p acts for: p itself (with the scopes p
+// holds), or a live service account of p's organization, for an admin.
+// Another organization's service account, a person's id or a deleted
+// account is NotFound.
+func (s *Service) owner(ctx context.Context, p accounts.Principal, serviceAccountID string) (store.User, error) {
+	if serviceAccountID == "" {
+		return store.User{ID: p.UserID, Kind: store.KindUser, Scopes: p.HeldScopes}, nil
+	}
+	if !p.Admin {
+		return store.User{}, fault.New(fault.PermissionDenied, "minting a service account's token needs an organization admin")
+	}
+	notFound := fault.New(fault.NotFound, "service account not found")
+	if uuid.Validate(serviceAccountID) != nil {
+		return store.User{}, notFound
+	}
+	u, err := s.store.GetUser(ctx, serviceAccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, notFound
+	}
+	if err != nil {
+		return store.User{}, fault.StoreFailure(err, "get service account")
+	}
+	if u.OrgID != p.OrgID || u.Kind != store.KindServiceAccount || !u.DeletedAt.IsZero() {
+		return store.User{}, notFound
+	}
+	return u, nil
+}
+
+// OwnerRemoved is the accounts service's revocation hook: tokens the store
+// revoked because their owner was disabled or deleted go through the same
+// steps as a revocation here (caches dropped, log rows applied, published).
+func (s *Service) OwnerRemoved(ctx context.Context, revoked []store.Token) {
+	for _, t := range revoked {
+		s.revoked(ctx, t, time.Time{})
+	}
 }
 
 // Status is a token's state at a given time.
@@ -343,6 +392,8 @@ type ListRequest struct {
 	PageToken    string
 	AllUsers     bool
 	ShowInactive bool
+	// ServiceAccountID lists that service account's tokens (admins only).
+	ServiceAccountID string
 }
 
 // List returns a page of the caller's tokens (the org's for an admin asking
@@ -353,11 +404,21 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 		return nil, "", err
 	}
 	f := store.TokenFilter{OrgID: p.OrgID, UserID: p.UserID, Active: !req.ShowInactive, Now: s.now().UTC()}
-	if req.AllUsers {
+	switch {
+	case req.ServiceAccountID != "" && req.AllUsers:
+		return nil, "", fault.New(fault.InvalidArgument, "set allUsers or serviceAccountId, not both")
+	case req.ServiceAccountID != "":
+		owner, err := s.owner(ctx, p, req.ServiceAccountID)
+		if err != nil {
+			return nil, "", err
+		}
+		f.UserID = owner.ID
+	case req.AllUsers:
 		if !p.Admin {
 			return nil, "", fault.New(fault.PermissionDenied, "listing all users' tokens needs an organization admin")
 		}
-		f.UserID = ""
+		// People's tokens: service accounts' are listed apart.
+		f.UserID, f.OwnerKind = "", store.KindUser
 	}
 	switch {
 	case req.PageSize < 0:

@@ -28,6 +28,8 @@ const (
 	ReasonRateLimited
 	ReasonUsageExhausted
 	ReasonIPNotAllowed
+	// ReasonOwnerDisabled: revoked because its owner was disabled.
+	ReasonOwnerDisabled
 )
 
 // Result is a validation's answer. Token is set when the token exists, with
@@ -104,6 +106,9 @@ func (s *Service) ValidateFrom(ctx context.Context, secret string, required []st
 	now := s.now()
 	switch StatusAt(t, now) {
 	case StatusRevoked:
+		if e.RevokeReason == store.RevokeReasonOwnerDisabled {
+			return Result{Reason: ReasonOwnerDisabled, Token: t, Entry: e}, nil
+		}
 		return Result{Reason: ReasonRevoked, Token: t, Entry: e}, nil
 	case StatusExpired:
 		return Result{Reason: ReasonExpired, Token: t, Entry: e}, nil

@@ -220,6 +220,9 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if f.UserID != "" {
 		where += " AND user_id = " + q.arg(f.UserID)
 	}
+	if f.OwnerKind != "" {
+		where += " AND owner_kind = " + q.arg(f.OwnerKind)
+	}
 	if f.AfterID != "" {
 		// The cursor is looked up within the same tenant, so a page token
 		// from another org reveals nothing about that org's tokens.

@@ -208,6 +208,10 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 		where += " AND user_id = ?"
 		args = append(args, f.UserID)
 	}
+	if f.OwnerKind != "" {
+		where += " AND owner_kind = ?"
+		args = append(args, f.OwnerKind)
+	}
 	if f.AfterID != "" {
 		// The cursor is looked up within the same tenant, so a page token
 		// from another org reveals nothing about that org's tokens.

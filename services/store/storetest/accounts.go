@@ -125,6 +125,10 @@ func testServiceAccounts(t *testing.T, s store.Store) {
 	if g := must(s.GetToken(ctx, people.ID))(t); g.OwnerKind != store.KindUser || g.RevokeReason != "" {
 		t.Errorf("person's token: owner kind %q, revoke reason %q", g.OwnerKind, g.RevokeReason)
 	}
+	people2 := must(s.ListTokens(ctx, store.TokenFilter{OrgID: org.ID, OwnerKind: store.KindUser}))(t)
+	checkIDs(t, "ListTokens(people's)", people2, []store.Token{people})
+	machines := must(s.ListTokens(ctx, store.TokenFilter{OrgID: org.ID, OwnerKind: store.KindServiceAccount}))(t)
+	checkIDs(t, "ListTokens(service accounts')", machines, []store.Token{tok})
 	// A rotation's successor keeps the owner's kind.
 	next := newToken(org.ID, sa.ID, base.Add(time.Second))
 	if _, err := s.RotateToken(ctx, tok.ID, next, base.Add(time.Hour)); err != nil {
