@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 )
 
 // seedCreateBody is the body of the seed page's curl example, byte for byte:
@@ -88,7 +89,7 @@ func authenticate(ctx context.Context) error {
 	if a := md.Get("authorization"); len(a) == 1 && (a[0] == "Bearer "+testToken || a[0] == testToken) {
 		return nil
 	}
-	if s := md.Get(mdSession); len(s) == 1 && s[0] == testSession {
+	if s := md.Get(authn.HeaderSession); len(s) == 1 && s[0] == testSession {
 		return nil
 	}
 	e, p := md.Get("x-api-email"), md.Get("x-api-password")

@@ -8,19 +8,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/keymint/keymint/services/authn"
 )
 
-// The only caller-controlled HTTP headers that reach the gRPC server, already
-// in the lower-case form gRPC metadata uses. The server decides what they are
-// worth; the gateway only carries them.
-const (
-	mdAuthorization = "authorization"
-	mdAPIEmail      = "x-api-email"
-	mdAPIPassword   = "x-api-password"
-)
-
-// forwardedHeaders lists the metadata keys headerMatcher can return.
-var forwardedHeaders = [...]string{mdAuthorization, mdAPIEmail, mdAPIPassword}
+// forwardedHeaders are the only caller-controlled HTTP headers that reach the
+// gRPC server (the metadata keys headerMatcher can return). The server
+// decides what they are worth; the gateway only carries them. The session
+// key is not among them: the gateway sets it from the cookie alone.
+var forwardedHeaders = [...]string{authn.HeaderAuthorization, authn.HeaderEmail, authn.HeaderPassword}
 
 // maxForwardedHeaderBytes bounds the credential headers the gateway
 // forwards, together: the gRPC server takes at most 16 KiB of metadata per
@@ -82,7 +78,7 @@ func headerMatcher(key string) (string, bool) {
 // matcher, so matching it again would send every value twice.
 func muxHeaderMatcher(key string) (string, bool) {
 	name, ok := headerMatcher(key)
-	if !ok || name == mdAuthorization {
+	if !ok || name == authn.HeaderAuthorization {
 		return "", false
 	}
 	return name, true
@@ -155,7 +151,7 @@ func outgoingMetadata(r *http.Request) metadata.MD {
 		}
 	}
 	if session := sessionFrom(r.Context()); session != "" {
-		md.Set(mdSession, session)
+		md.Set(authn.HeaderSession, session)
 	}
 	if r.Host != "" && validMetadataValue(r.Host) {
 		md.Set("x-forwarded-host", r.Host)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 )
 
 // Semaphore-compatible routes (see shared/seeds/semaphore-api-tokens.md):
@@ -80,7 +81,7 @@ type semaphoreCreateBody struct {
 }
 
 // credentialMetadata is every metadata key a caller's credentials travel in.
-var credentialMetadata = [...]string{mdAuthorization, mdAPIEmail, mdAPIPassword, mdSession}
+var credentialMetadata = [...]string{authn.HeaderAuthorization, authn.HeaderEmail, authn.HeaderPassword, authn.HeaderSession}
 
 // anonymousMetadata is outgoingMetadata(r) without any credential: what the
 // server sees of a sign-in, whose credentials are in the request message.
@@ -95,7 +96,7 @@ func anonymousMetadata(r *http.Request) metadata.MD {
 // sessionMetadata sends only the cookie's session, to end it.
 func sessionMetadata(r *http.Request, session string) metadata.MD {
 	md := anonymousMetadata(r)
-	md.Set(mdSession, session)
+	md.Set(authn.HeaderSession, session)
 	return md
 }
 

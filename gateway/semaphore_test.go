@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 )
 
 // testSession is the session secret the fake AccountService hands out.
@@ -69,7 +70,7 @@ func (f *fakeAccounts) Login(ctx context.Context, req *keymintv1.LoginRequest) (
 
 func (f *fakeAccounts) Logout(ctx context.Context, req *keymintv1.LogoutRequest) (*keymintv1.LogoutResponse, error) {
 	md := f.record(ctx, "Logout", req)
-	if s := md.Get(mdSession); len(s) != 1 || s[0] != testSession {
+	if s := md.Get(authn.HeaderSession); len(s) != 1 || s[0] != testSession {
 		return nil, status.Error(codes.Unauthenticated, "session expired or invalid; sign in again")
 	}
 	return &keymintv1.LogoutResponse{}, nil
@@ -77,7 +78,7 @@ func (f *fakeAccounts) Logout(ctx context.Context, req *keymintv1.LogoutRequest)
 
 func (f *fakeAccounts) GetCurrentUser(ctx context.Context, req *keymintv1.GetCurrentUserRequest) (*keymintv1.User, error) {
 	md := f.record(ctx, "GetCurrentUser", req)
-	if s := md.Get(mdSession); len(s) != 1 || s[0] != testSession {
+	if s := md.Get(authn.HeaderSession); len(s) != 1 || s[0] != testSession {
 		return nil, status.Error(codes.Unauthenticated, "session expired or invalid; sign in again")
 	}
 	return &keymintv1.User{Id: "user-1", Email: testEmail}, nil
@@ -230,7 +231,7 @@ func TestSessionCookieBecomesMetadata(t *testing.T) {
 			t.Fatalf("%s %s = %d %s", r.method, r.path, resp.StatusCode, body)
 		}
 		md := g.tokens.lastCall(t).md
-		if got := md.Get(mdSession); !slices.Equal(got, []string{testSession}) {
+		if got := md.Get(authn.HeaderSession); !slices.Equal(got, []string{testSession}) {
 			t.Errorf("%s %s: x-keymint-session = %q", r.method, r.path, got)
 		}
 	}
@@ -253,7 +254,7 @@ func TestSessionCookieBecomesMetadata(t *testing.T) {
 	seen := slices.Clone(g.tokens.calls)
 	g.tokens.mu.Unlock()
 	for _, c := range append(seen, g.accounts.callsOf("GetCurrentUser")...) {
-		if c.md.Get(mdSession) != nil && c.md.Get(mdSession)[0] != testSession {
+		if c.md.Get(authn.HeaderSession) != nil && c.md.Get(authn.HeaderSession)[0] != testSession {
 			t.Errorf("%s got a session that was not the cookie's", c.method)
 		}
 	}
@@ -264,7 +265,7 @@ func TestSessionCookieBecomesMetadata(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("Bearer + cookie = %d %s", resp.StatusCode, body)
 	}
-	if md := g.tokens.lastCall(t).md; md.Get(mdSession) != nil {
+	if md := g.tokens.lastCall(t).md; md.Get(authn.HeaderSession) != nil {
 		t.Errorf("the cookie rode along with a Bearer token")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/metadata"
+
+	"github.com/keymint/keymint/services/authn"
 )
 
 // Web sessions: the session secret lives in an HttpOnly cookie, and the
@@ -13,10 +15,6 @@ import (
 // authenticates. That metadata key is the gateway's alone: headerMatcher never
 // forwards it from a caller, and the annotator replaces any value grpc-gateway
 // might have copied.
-
-// mdSession is the gRPC metadata key of a session secret
-// (accounts.HeaderSession).
-const mdSession = "x-keymint-session"
 
 // Session cookie names. The __Host- prefix makes the browser refuse the cookie
 // unless it is Secure, has Path=/ and no Domain, so neither a sibling
@@ -45,7 +43,7 @@ func sessionFrom(ctx context.Context) string {
 // session, if the request is to use it.
 func sessionAnnotator(_ context.Context, r *http.Request) metadata.MD {
 	if s := sessionFrom(r.Context()); s != "" {
-		return metadata.Pairs(mdSession, s)
+		return metadata.Pairs(authn.HeaderSession, s)
 	}
 	return nil
 }

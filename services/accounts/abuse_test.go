@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/sqlite"
@@ -112,7 +113,7 @@ func TestAuditedSignIns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, next, err := f.svc.ListAuditEvents(WithPrincipal(ctx, p), 0, "")
+	list, next, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 0, "")
 	if err != nil || next != "" {
 		t.Fatalf("ListAuditEvents: %v %q", err, next)
 	}
@@ -136,11 +137,11 @@ func TestAuditedSignIns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	page, next, err := f.svc.ListAuditEvents(WithPrincipal(ctx, p), 2, "")
+	page, next, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 2, "")
 	if err != nil || len(page) != 2 || next == "" {
 		t.Fatalf("first page: %d events, next %q, %v", len(page), next, err)
 	}
-	rest, next2, err := f.svc.ListAuditEvents(WithPrincipal(ctx, p), 10, next)
+	rest, next2, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 10, next)
 	if err != nil || len(rest) != 3 || next2 != "" {
 		t.Fatalf("second page: %d events, next %q, %v", len(rest), next2, err)
 	}
@@ -148,13 +149,13 @@ func TestAuditedSignIns(t *testing.T) {
 	member.Admin = false
 	// A member lists only events about their own tokens caused by others
 	// (leak reports): none of these sign-ins.
-	if list, _, err := f.svc.ListAuditEvents(WithPrincipal(ctx, member), 0, ""); err != nil || len(list) != 0 {
+	if list, _, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, member), 0, ""); err != nil || len(list) != 0 {
 		t.Fatalf("non-admin: %d events, %v; want none", len(list), err)
 	}
 	if _, _, err := f.svc.ListAuditEvents(ctx, 0, ""); fault.CodeOf(err) != fault.Unauthenticated {
 		t.Fatalf("anonymous: %v, want Unauthenticated", err)
 	}
-	if _, _, err := f.svc.ListAuditEvents(WithPrincipal(ctx, p), 0, "!!"); fault.CodeOf(err) != fault.InvalidArgument {
+	if _, _, err := f.svc.ListAuditEvents(authn.WithPrincipal(ctx, p), 0, "!!"); fault.CodeOf(err) != fault.InvalidArgument {
 		t.Fatalf("bad page token: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -210,11 +211,11 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (store.User, store
 // a refused guess costs no hash; an unknown email is throttled the same as a
 // known one. Unknown email and wrong password both pay one argon2id hash,
 // write one audit event and return ErrInvalidCredentials.
-func (s *Service) Authenticate(ctx context.Context, email, password string) (Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, email, password string) (authn.Principal, error) {
 	email = NormalizeEmail(email)
 	att, err := s.beginAttempt(ctx, email)
 	if err != nil {
-		return Principal{}, err
+		return authn.Principal{}, err
 	}
 	u, err := s.store.GetUserByEmail(ctx, email)
 	if err == nil && (kindOf(u) != store.KindUser || !u.DeletedAt.IsZero()) {
@@ -225,28 +226,28 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (Pri
 	case errors.Is(err, store.ErrNotFound):
 		if _, err := s.hasher.Verify(ctx, password, s.dummyHash); err != nil {
 			att.Refund(ctx)
-			return Principal{}, hashFault(err)
+			return authn.Principal{}, hashFault(err)
 		}
 		// No account, so no tenant: the event names nobody (the attempted
 		// email is caller-chosen text, perhaps a password typed in the
 		// wrong field) and no organization admin can list it.
 		s.audit.Record(ctx, store.AuditEvent{Action: store.AuditSignInFailure})
-		return Principal{}, ErrInvalidCredentials
+		return authn.Principal{}, ErrInvalidCredentials
 	case err != nil:
 		att.Refund(ctx)
-		return Principal{}, fault.StoreFailure(err, "look up user")
+		return authn.Principal{}, fault.StoreFailure(err, "look up user")
 	}
 	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil && !errors.Is(err, errPHC) {
 		att.Refund(ctx)
-		return Principal{}, hashFault(err)
+		return authn.Principal{}, hashFault(err)
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "stored password hash is invalid", "user_id", u.ID, "err", err.Error())
 	}
 	if !ok {
 		s.audit.Record(ctx, userEvent(u, store.AuditSignInFailure))
-		return Principal{}, ErrInvalidCredentials
+		return authn.Principal{}, ErrInvalidCredentials
 	}
 	// A success is no guess to count.
 	att.Refund(ctx)
@@ -254,13 +255,13 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (Pri
 		// Only after the password proved who asks: a disabled account is
 		// told so, a guesser learns nothing.
 		s.audit.Record(ctx, userEvent(u, store.AuditSignInFailure))
-		return Principal{}, errDisabled
+		return authn.Principal{}, errDisabled
 	}
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		s.rehash(ctx, u.ID, password)
 	}
 	s.audit.Record(ctx, userEvent(u, store.AuditSignInSuccess))
-	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: ByPassword}, nil
+	return authn.Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: authn.ByPassword}, nil
 }
 
 // beginAttempt asks the throttle to admit a password check on the account

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -57,7 +58,7 @@ var errServiceAccountNotFound = fault.New(fault.NotFound, "service account not f
 // member loads a live user of kind in the admin's organization; anything
 // else (another organization's, deleted, the other kind, not an id) is
 // notFound, so ids of other tenants tell nothing.
-func (s *Service) member(ctx context.Context, p Principal, id, kind string, notFound error) (store.User, error) {
+func (s *Service) member(ctx context.Context, p authn.Principal, id, kind string, notFound error) (store.User, error) {
 	if uuid.Validate(id) != nil {
 		return store.User{}, notFound
 	}
@@ -81,8 +82,7 @@ func kindOf(u store.User) string {
 	return u.Kind
 }
 
-
-func (s *Service) auditAdmin(ctx context.Context, p Principal, orgID, action, target string) {
+func (s *Service) auditAdmin(ctx context.Context, p authn.Principal, orgID, action, target string) {
 	s.audit.Record(ctx, store.AuditEvent{OrgID: orgID, ActorUserID: p.UserID, ActorEmail: p.Email, Action: action, TargetID: target})
 }
 
@@ -238,7 +238,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (store.Removed, err
 	return s.remove(ctx, p, u, store.AuditUserDelete, errUserNotFound)
 }
 
-func (s *Service) remove(ctx context.Context, p Principal, u store.User, action string, notFound error) (store.Removed, error) {
+func (s *Service) remove(ctx context.Context, p authn.Principal, u store.User, action string, notFound error) (store.Removed, error) {
 	a := s.store
 	rm, err := a.DeleteUser(ctx, u.ID, s.now().UTC().Truncate(time.Microsecond))
 	if errors.Is(err, store.ErrNotFound) {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -26,7 +27,7 @@ const (
 // Events of other organizations, and those of no organization, are never
 // in reach.
 func (s *Service) ListAuditEvents(ctx context.Context, pageSize int, pageToken string) ([]store.AuditEvent, string, error) {
-	p, ok := PrincipalFrom(ctx)
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return nil, "", fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}

@@ -2,30 +2,20 @@ package accounts
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-)
 
-// Metadata keys callers authenticate with (HTTP headers through the gateway).
-const (
-	HeaderAuthorization = "authorization"
-	HeaderEmail         = "x-api-email"
-	HeaderPassword      = "x-api-password"
-	// HeaderSession carries a web-session secret. The gateway sets it from
-	// the session cookie and never forwards it from an HTTP caller; a gRPC
-	// caller holding a session secret may send it, like a token.
-	HeaderSession = "x-keymint-session"
+	"github.com/keymint/keymint/services/authn"
 )
 
 // TokenAuthenticator resolves an API token to the principal it acts for.
 type TokenAuthenticator interface {
-	AuthenticateToken(ctx context.Context, token string) (Principal, error)
+	AuthenticateToken(ctx context.Context, token string) (authn.Principal, error)
 }
 
 // Authenticator is the gRPC interceptor that turns request credentials into a
-// Principal in the context. Handlers decide what a method needs; a method
+// authn.Principal in the context. Handlers decide what a method needs; a method
 // without credentials simply gets no principal.
 type Authenticator struct {
 	Accounts *Service
@@ -35,42 +25,32 @@ type Authenticator struct {
 	Public map[string]bool
 }
 
-// TokenFromAuthorization returns the token in an authorization value, which
-// is "Bearer TOKEN" or the raw token (the Upsolver form).
-func TokenFromAuthorization(v string) string {
-	v = strings.TrimSpace(v)
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return v
-}
-
 // Authenticate reads credentials from incoming metadata: email + password,
 // else authorization, else a session. Credentials that are present but wrong
 // are an error.
 func (a *Authenticator) Authenticate(ctx context.Context) (context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	email, password := first(md, HeaderEmail), first(md, HeaderPassword)
+	email, password := first(md, authn.HeaderEmail), first(md, authn.HeaderPassword)
 	if email != "" || password != "" {
 		p, err := a.Accounts.Authenticate(ctx, email, password)
 		if err != nil {
 			return ctx, err
 		}
-		return WithPrincipal(ctx, p), nil
+		return authn.WithPrincipal(ctx, p), nil
 	}
-	if auth := first(md, HeaderAuthorization); auth != "" {
-		p, err := a.Tokens.AuthenticateToken(ctx, TokenFromAuthorization(auth))
+	if auth := first(md, authn.HeaderAuthorization); auth != "" {
+		p, err := a.Tokens.AuthenticateToken(ctx, authn.TokenFromAuthorization(auth))
 		if err != nil {
 			return ctx, err
 		}
-		return WithPrincipal(ctx, p), nil
+		return authn.WithPrincipal(ctx, p), nil
 	}
-	if secret := first(md, HeaderSession); secret != "" {
+	if secret := first(md, authn.HeaderSession); secret != "" {
 		p, err := a.Accounts.AuthenticateSession(ctx, secret)
 		if err != nil {
 			return ctx, err
 		}
-		return WithPrincipal(ctx, p), nil
+		return authn.WithPrincipal(ctx, p), nil
 	}
 	return ctx, nil
 }
@@ -106,13 +86,6 @@ func (a *Authenticator) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, authn.StreamWithContext(ctx, ss))
 	}
 }
-
-type authedStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *authedStream) Context() context.Context { return s.ctx }

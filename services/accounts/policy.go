@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
@@ -18,11 +19,10 @@ const (
 	MaxTokenLifetimeCap = 10 * 365 * 24 * time.Hour
 	// MaxRotationGraceCap bounds an org's max rotation grace.
 	MaxRotationGraceCap = 365 * 24 * time.Hour
-	// DefaultMaxRotationGrace caps a rotation's grace in an org that sets
-	// no max_rotation_grace.
-	DefaultMaxRotationGrace = 30 * 24 * time.Hour
 	// MaxExpiryWarnings bounds an org's token.expiring windows.
 	MaxExpiryWarnings = 8
+	// maxOrgScopes bounds an organization's list of defined scopes.
+	maxOrgScopes = 1000
 )
 
 // Policy fields an update can name.
@@ -40,15 +40,15 @@ const policyOrganizationID = "organization_id"
 var policyFields = []string{PolicyAllowedScopes, PolicyMaxTokenLifetime, PolicyDefaultTokenLifetime, PolicyMaxRotationGrace,
 	PolicyExpiryWarnings}
 
-func requireCaller(ctx context.Context) (Principal, error) {
-	p, ok := PrincipalFrom(ctx)
+func requireCaller(ctx context.Context) (authn.Principal, error) {
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return p, fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}
 	return p, nil
 }
 
-func requireAdmin(ctx context.Context, what string) (Principal, error) {
+func requireAdmin(ctx context.Context, what string) (authn.Principal, error) {
 	p, err := requireCaller(ctx)
 	if err != nil {
 		return p, err
@@ -96,7 +96,7 @@ func (s *Service) UpdateOrgPolicy(ctx context.Context, in store.OrgPolicy, paths
 			// Read-only: a client sending back the policy it read (a
 			// read-modify-write) names it; the caller's org is updated.
 		case PolicyAllowedScopes:
-			if next.AllowedScopes, err = NormalizeScopes(in.AllowedScopes, maxOrgScopes); err != nil {
+			if next.AllowedScopes, err = authn.NormalizeScopes(in.AllowedScopes, maxOrgScopes); err != nil {
 				return store.Org{}, err
 			}
 			if len(next.AllowedScopes) == 0 {
@@ -199,7 +199,7 @@ func (s *Service) UpdateUserScopes(ctx context.Context, userID string, scopes []
 // checkUserScopes normalizes scopes for a user of org and checks each is
 // defined there.
 func (s *Service) checkUserScopes(ctx context.Context, orgID string, scopes []string) ([]string, error) {
-	scopes, err := NormalizeScopes(scopes, MaxScopes)
+	scopes, err := authn.NormalizeScopes(scopes, authn.MaxScopes)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (s *Service) checkUserScopes(ctx context.Context, orgID string, scopes []st
 	if err != nil {
 		return nil, fault.StoreFailure(err, "get organization")
 	}
-	if err := CheckScopesDefined(o.Policy, scopes); err != nil {
+	if err := authn.CheckScopesDefined(o.Policy.AllowedScopes, scopes); err != nil {
 		return nil, err
 	}
 	return slices.Clip(scopes), nil

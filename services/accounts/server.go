@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -55,7 +56,7 @@ func (s *Server) ChangePassword(ctx context.Context, req *keymintv1.ChangePasswo
 
 // GetCurrentUser returns the caller.
 func (s *Server) GetCurrentUser(ctx context.Context, _ *keymintv1.GetCurrentUserRequest) (*keymintv1.User, error) {
-	p, ok := PrincipalFrom(ctx)
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return nil, fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -49,7 +50,7 @@ type sessionState struct {
 // NewSession is a session just started: its secret, returned this once, and
 // when it ends at the latest.
 type NewSession struct {
-	Principal Principal
+	Principal authn.Principal
 	Secret    string
 	ExpiresAt time.Time
 }
@@ -89,7 +90,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (NewSession
 	}
 	s.purgeSessions(ctx, now)
 	s.log.InfoContext(ctx, "signed in", "user_id", p.UserID, "org_id", p.OrgID)
-	p.Method, p.SessionID = BySession, ss.ID
+	p.Method, p.SessionID = authn.BySession, ss.ID
 	return NewSession{Principal: p, Secret: secret, ExpiresAt: ss.ExpiresAt}, nil
 }
 
@@ -117,26 +118,26 @@ func (s *Service) purgeSessions(ctx context.Context, now time.Time) {
 // A session past its absolute expiry or idle for longer than the idle timeout
 // is deleted and refused. The last-seen time is written at most once per
 // touchEvery.
-func (s *Service) AuthenticateSession(ctx context.Context, secret string) (Principal, error) {
+func (s *Service) AuthenticateSession(ctx context.Context, secret string) (authn.Principal, error) {
 	if len(secret) != sessionSecretLen {
-		return Principal{}, ErrInvalidSession
+		return authn.Principal{}, ErrInvalidSession
 	}
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(secret); err != nil {
-		return Principal{}, ErrInvalidSession
+		return authn.Principal{}, ErrInvalidSession
 	}
 	ss, err := s.store.GetSessionByHash(ctx, hashSession(secret))
 	if errors.Is(err, store.ErrNotFound) {
-		return Principal{}, ErrInvalidSession
+		return authn.Principal{}, ErrInvalidSession
 	}
 	if err != nil {
-		return Principal{}, fault.StoreFailure(err, "look up session")
+		return authn.Principal{}, fault.StoreFailure(err, "look up session")
 	}
 	now := s.now().UTC()
 	if !now.Before(ss.ExpiresAt) || now.Sub(ss.LastSeenAt) >= s.sessions.idle {
 		if err := s.store.DeleteSession(ctx, ss.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.WarnContext(ctx, "delete expired session failed", "user_id", ss.UserID, "err", err.Error())
 		}
-		return Principal{}, ErrInvalidSession
+		return authn.Principal{}, ErrInvalidSession
 	}
 	u, err := s.store.GetUser(ctx, ss.UserID)
 	if err == nil && (!u.DisabledAt.IsZero() || !u.DeletedAt.IsZero()) {
@@ -144,33 +145,33 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (Princ
 		err = store.ErrNotFound
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return Principal{}, ErrInvalidSession
+		return authn.Principal{}, ErrInvalidSession
 	}
 	if err != nil {
-		return Principal{}, fault.StoreFailure(err, "get session user")
+		return authn.Principal{}, fault.StoreFailure(err, "get session user")
 	}
 	if now.Sub(ss.LastSeenAt) >= min(touchEvery, s.sessions.idle/4) {
 		err := s.store.TouchSession(ctx, ss.ID, now.Truncate(time.Microsecond))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// Signed out (or the password changed) since the lookup.
-			return Principal{}, ErrInvalidSession
+			return authn.Principal{}, ErrInvalidSession
 		case err != nil:
 			// The session is good; a missed touch only makes it idle sooner.
 			s.log.WarnContext(ctx, "touch session failed", "user_id", ss.UserID, "err", err.Error())
 		}
 	}
-	return Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: BySession, SessionID: ss.ID}, nil
+	return authn.Principal{UserID: u.ID, OrgID: u.OrgID, Email: u.Email, Admin: u.Admin, HeldScopes: u.Scopes, Method: authn.BySession, SessionID: ss.ID}, nil
 }
 
 // Logout ends the caller's session. A caller that did not authenticate with a
 // session has none to end.
 func (s *Service) Logout(ctx context.Context) error {
-	p, ok := PrincipalFrom(ctx)
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return ErrInvalidSession
 	}
-	if p.Method != BySession {
+	if p.Method != authn.BySession {
 		return fault.New(fault.FailedPrecondition, "this call did not authenticate with a session; there is none to end")
 	}
 	if err := s.store.DeleteSession(ctx, p.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -188,11 +189,11 @@ func (s *Service) Logout(ctx context.Context) error {
 // must not become a way to take over the account. It returns how many
 // sessions it ended.
 func (s *Service) ChangePassword(ctx context.Context, current, next string) (int, error) {
-	p, ok := PrincipalFrom(ctx)
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return 0, fault.New(fault.Unauthenticated, "credentials required: a session, or x-api-email and x-api-password")
 	}
-	if p.Method != BySession && p.Method != ByPassword {
+	if p.Method != authn.BySession && p.Method != authn.ByPassword {
 		return 0, fault.New(fault.PermissionDenied, "changing a password needs a signed-in session or x-api-email and x-api-password; an API token cannot")
 	}
 	if err := CheckPassword(next); err != nil {
@@ -227,7 +228,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 	}
 	s.audit.Record(ctx, userEvent(u, store.AuditPasswordChange))
 	keep := ""
-	if p.Method == BySession {
+	if p.Method == authn.BySession {
 		keep = p.SessionID
 	}
 	n, err := s.store.DeleteUserSessions(ctx, u.ID, keep)

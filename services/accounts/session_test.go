@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/sqlite"
@@ -100,7 +101,7 @@ func TestLoginStartsASession(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AuthenticateSession: %v", err)
 	}
-	if p.Method != BySession || p.SessionID == "" || p.UserID != f.user.ID || p.Email != fixtureEmail {
+	if p.Method != authn.BySession || p.SessionID == "" || p.UserID != f.user.ID || p.Email != fixtureEmail {
 		t.Fatalf("principal = %+v", p)
 	}
 	// Stored hashed: the row holds SHA-256 of the secret, not the secret.
@@ -220,7 +221,7 @@ func TestLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Logout(WithPrincipal(t.Context(), p)); err != nil {
+	if err := f.svc.Logout(authn.WithPrincipal(t.Context(), p)); err != nil {
 		t.Fatalf("Logout: %v", err)
 	}
 	_, err = f.svc.AuthenticateSession(t.Context(), ns.Secret)
@@ -229,12 +230,12 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("sign-out ended another session: %v", err)
 	}
 	// Signing out twice is fine; without a session there is nothing to end.
-	if err := f.svc.Logout(WithPrincipal(t.Context(), p)); err != nil {
+	if err := f.svc.Logout(authn.WithPrincipal(t.Context(), p)); err != nil {
 		t.Fatalf("second Logout: %v", err)
 	}
 	byPassword := p
-	byPassword.Method, byPassword.SessionID = ByPassword, ""
-	if err := f.svc.Logout(WithPrincipal(t.Context(), byPassword)); fault.CodeOf(err) != fault.FailedPrecondition {
+	byPassword.Method, byPassword.SessionID = authn.ByPassword, ""
+	if err := f.svc.Logout(authn.WithPrincipal(t.Context(), byPassword)); fault.CodeOf(err) != fault.FailedPrecondition {
 		t.Fatalf("Logout with a password: %v", err)
 	}
 	wantInvalidSession(t, "Logout without credentials", f.svc.Logout(context.Background()))
@@ -244,7 +245,7 @@ func TestChangePassword(t *testing.T) {
 	t.Parallel()
 	f := newSessionFixture(t)
 	mine, phone, tablet := f.login(t), f.login(t), f.login(t)
-	ctx := WithPrincipal(t.Context(), mine.Principal)
+	ctx := authn.WithPrincipal(t.Context(), mine.Principal)
 	const next = "a brand new password"
 
 	for _, c := range []struct {
@@ -255,7 +256,7 @@ func TestChangePassword(t *testing.T) {
 	}{
 		{"wrong current", ctx, "wrong password!", next, fault.PermissionDenied},
 		{"too short", ctx, fixturePassword, "short", fault.InvalidArgument},
-		{"by token", WithPrincipal(t.Context(), Principal{UserID: f.user.ID, OrgID: f.user.OrgID, Method: ByToken}), fixturePassword, next, fault.PermissionDenied},
+		{"by token", authn.WithPrincipal(t.Context(), authn.Principal{UserID: f.user.ID, OrgID: f.user.OrgID, Method: authn.ByToken}), fixturePassword, next, fault.PermissionDenied},
 		{"anonymous", t.Context(), fixturePassword, next, fault.Unauthenticated},
 	} {
 		if _, err := f.svc.ChangePassword(c.ctx, c.current, c.next); fault.CodeOf(err) != c.want {
@@ -284,7 +285,7 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("new password refused: %v", err)
 	}
 	// With email + password (no session), every session ends.
-	byPassword := WithPrincipal(t.Context(), Principal{UserID: f.user.ID, OrgID: f.user.OrgID, Method: ByPassword})
+	byPassword := authn.WithPrincipal(t.Context(), authn.Principal{UserID: f.user.ID, OrgID: f.user.OrgID, Method: authn.ByPassword})
 	if n, err := f.svc.ChangePassword(byPassword, next, fixturePassword); err != nil || n != 1 {
 		t.Fatalf("ChangePassword by password = %d, %v; want 1", n, err)
 	}

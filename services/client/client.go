@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -54,10 +55,10 @@ func (c *Client) Close() error {
 // WithPassword returns ctx carrying email + password credentials (needed to
 // mint tokens).
 func WithPassword(ctx context.Context, email, password string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "x-api-email", email, "x-api-password", password)
+	return metadata.AppendToOutgoingContext(ctx, authn.HeaderEmail, email, authn.HeaderPassword, password)
 }
 
 // WithToken returns ctx carrying an API token as the credential.
 func WithToken(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	return metadata.AppendToOutgoingContext(ctx, authn.HeaderAuthorization, authn.Bearer(token))
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -19,8 +20,8 @@ type MethodScopes map[string][]string
 func (v *Validator) authorize(ctx context.Context, method string, scopes MethodScopes) (context.Context, error) {
 	var token string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if vals := md.Get("authorization"); len(vals) > 0 {
-			token = TokenFromAuthorization(vals[0])
+		if vals := md.Get(authn.HeaderAuthorization); len(vals) > 0 {
+			token = authn.TokenFromAuthorization(vals[0])
 		}
 	}
 	var ip netip.Addr
@@ -63,13 +64,6 @@ func (v *Validator) StreamServerInterceptor(scopes MethodScopes) grpc.StreamServ
 		if err != nil {
 			return err
 		}
-		return handler(srv, &identityStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, authn.StreamWithContext(ctx, ss))
 	}
 }
-
-type identityStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *identityStream) Context() context.Context { return s.ctx }

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 )
 
 // Fixed deny bodies: they tell a client what to fix, nothing that helps an
@@ -33,15 +33,6 @@ func (v *Validator) clientIP(r *http.Request) netip.Addr {
 	return ap.Addr()
 }
 
-// TokenFromAuthorization returns the token in an Authorization value:
-// "Bearer TOKEN" or the raw token.
-func TokenFromAuthorization(v string) string {
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return strings.TrimSpace(v)
-}
-
 // Middleware returns net/http middleware that lets a request through only
 // with a valid token holding every scope given, and puts its Identity in the
 // request context (IdentityFrom). It answers 401, 403, or 503 when keymint
@@ -49,7 +40,7 @@ func TokenFromAuthorization(v string) string {
 func (v *Validator) Middleware(scopes ...string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			res, err := v.ValidateFrom(r.Context(), TokenFromAuthorization(r.Header.Get("Authorization")), v.clientIP(r), scopes...)
+			res, err := v.ValidateFrom(r.Context(), authn.TokenFromAuthorization(r.Header.Get(authn.HeaderAuthorization)), v.clientIP(r), scopes...)
 			switch {
 			case err != nil:
 				deny(w, http.StatusServiceUnavailable, bodyUnavailable)

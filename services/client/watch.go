@@ -7,6 +7,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -82,7 +83,7 @@ func (v *Validator) follow(ctx context.Context, last *int64, resume *bool, onSub
 		req.Since = &since
 	}
 	if v.cfg.WatchToken != "" {
-		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+v.cfg.WatchToken)
+		sctx = metadata.AppendToOutgoingContext(sctx, authn.HeaderAuthorization, authn.Bearer(v.cfg.WatchToken))
 	}
 	stream, err := v.client().WatchRevocations(sctx, req)
 	if err != nil {

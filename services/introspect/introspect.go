@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 )
 
@@ -237,12 +238,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Iss:           h.cfg.Issuer,
 		Jti:           resp.GetTokenId(),
 		OrgID:         resp.GetOrganizationId(),
-		PrincipalKind: "user",
+		PrincipalKind: string(authn.KindOf(resp.GetPrincipalKind())),
 		ExternalID:    resp.GetExternalId(),
 		RemainingUses: resp.RemainingUses,
-	}
-	if resp.GetPrincipalKind() == keymintv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT {
-		a.PrincipalKind = "service_account"
 	}
 	if t := resp.GetExpireTime(); t != nil {
 		a.Exp = t.GetSeconds()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 )
 
@@ -46,16 +47,9 @@ func deadlineStream(max time.Duration, streaming map[string]bool) grpc.StreamSer
 		}
 		ctx, cancel := clampDeadline(ss.Context(), max)
 		defer cancel()
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, authn.StreamWithContext(ctx, ss))
 	}
 }
-
-type ctxStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // loggedMetadata are the metadata keys whose values the debug access log
 // shows (also as the gateway's grpcgateway- copies): known to carry no

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/webhooks"
 )
 
@@ -71,7 +71,7 @@ func runWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	srv := webhooks.NewServer(webhooks.ServerConfig{Store: st, Sealer: sealer, Guard: webhooks.Guard{AllowPrivate: c.Webhooks.AllowPrivate},
 		MaxEndpoints: int(c.Webhooks.MaxEndpoints), Logger: log})
-	ctx = accounts.WithPrincipal(ctx, accounts.Principal{OrgID: o.ID, Admin: true, Email: "keymint-cli"})
+	ctx = authn.WithPrincipal(ctx, authn.Principal{OrgID: o.ID, Admin: true, Email: "keymint-cli"})
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	switch args[0] {

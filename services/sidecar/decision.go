@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 )
 
@@ -33,15 +34,6 @@ const (
 
 // IdentityHeaders lists the identity header names.
 var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes, HeaderExternalID, HeaderPrincipalKind}
-
-// principalKind names a valid answer's principal kind for headers and
-// bodies; a server that does not say has only users.
-func principalKind(v *keymintv1.ValidateTokenResponse) string {
-	if v.GetPrincipalKind() == keymintv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT {
-		return "service_account"
-	}
-	return "user"
-}
 
 // Config configures both adapters.
 type Config struct {
@@ -111,15 +103,6 @@ func wwwAuthenticate(status int) string {
 	return ""
 }
 
-// tokenFromAuthorization accepts "Bearer TOKEN" or the raw token.
-func tokenFromAuthorization(v string) string {
-	v = strings.TrimSpace(v)
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return v
-}
-
 // decide validates the token for method + path. It fails closed: a
 // validation error denies with 503, never allows.
 // clientIP is the caller's address (empty when unknown).
@@ -128,7 +111,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 	if err != nil {
 		return decision{status: http.StatusBadRequest, body: bodyBadPath}
 	}
-	tok := tokenFromAuthorization(authorization)
+	tok := authn.TokenFromAuthorization(authorization)
 	if tok == "" {
 		return decision{status: http.StatusUnauthorized, body: bodyMissing}
 	}
@@ -163,7 +146,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 			{HeaderOrgID, resp.GetOrganizationId()},
 			{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
 			{HeaderExternalID, resp.GetExternalId()},
-			{HeaderPrincipalKind, principalKind(resp)},
+			{HeaderPrincipalKind, string(authn.KindOf(resp.GetPrincipalKind()))},
 		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/tracing"
 )
 
@@ -27,7 +28,7 @@ func NewAuthzServer(cfg Config) *AuthzServer { return &AuthzServer{cfg: cfg} }
 // RPC error, so Envoy sends our status and body to the client.
 func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	auth := header(httpReq, "authorization")
+	auth := header(httpReq, authn.HeaderAuthorization)
 	// The downstream address as Envoy determined it (its own
 	// use_remote_address / xff_num_trusted_hops rules applied).
 	ip := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
@@ -47,7 +48,7 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 			})
 		}
 		if s.cfg.StripAuthorization {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
+			ok.HeadersToRemove = append(ok.HeadersToRemove, authn.HeaderAuthorization)
 		}
 		// The trace continues into the service behind Envoy.
 		tc := http.Header{}

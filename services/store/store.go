@@ -50,6 +50,7 @@ type OrgPolicy struct {
 
 // User kinds: a person who signs in, or an organization-owned machine
 // identity whose tokens admins mint.
+// They are authn.KindUser and authn.KindServiceAccount's names.
 const (
 	KindUser           = "user"
 	KindServiceAccount = "service_account"

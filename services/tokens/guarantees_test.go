@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/cache/redistest"
 	"github.com/keymint/keymint/services/store"
@@ -42,7 +42,7 @@ func TestOlderPepperStillValidates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old := tokens.New(tokens.Config{Store: f.store, Keyring: keyring(t, "old"), Format: f.fmt, Logger: quiet})
-	m, err := old.Mint(accounts.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t"})
+	m, err := old.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestOlderPepperStillValidates(t *testing.T) {
 	if r := validate(t, svc, m.Secret); !r.Valid {
 		t.Fatalf("before the revoke: %+v", r)
 	}
-	if _, err := svc.Revoke(accounts.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
+	if _, err := svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r := validate(t, svc, m.Secret); r.Reason != tokens.ReasonRevoked {
@@ -136,7 +136,7 @@ func TestExpiryAtTheExactInstant(t *testing.T) {
 	clock := func() time.Time { return now }
 	now = time.Now()
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Now: clock, Logger: quiet})
-	m, err := svc.Mint(accounts.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t", TTL: time.Hour})
+	m, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/tokens"
 )
@@ -42,7 +42,7 @@ func featureFixture(b testing.TB, limits tokens.Limits) (*tokens.Service, tokens
 	b.Cleanup(c.Close)
 	usage := tokens.NewUsageRecorder(f.store, 0, nil)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
-	m, err := svc.Mint(accounts.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{
+	m, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{
 		Name: "t", Scopes: []string{"read", "write"}, TTL: 90 * 24 * time.Hour, Limits: limits,
 	})
 	if err != nil {

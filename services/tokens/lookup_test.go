@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/cache/redistest"
@@ -52,7 +52,7 @@ type fixture struct {
 	store *sqlite.Store
 	keys  *tokens.Keyring
 	fmt   tokens.Format
-	owner accounts.Principal
+	owner authn.Principal
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -79,7 +79,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: st, keys: keys, fmt: f, owner: accounts.Principal{UserID: u.ID, OrgID: org.ID, Method: accounts.ByPassword}}
+	return &fixture{store: st, keys: keys, fmt: f, owner: authn.Principal{UserID: u.ID, OrgID: org.ID, Method: authn.ByPassword}}
 }
 
 // replica is one keymint's token service: its own L1 and revocation log
@@ -125,7 +125,7 @@ func (f *fixture) replica(t *testing.T, redisURL, prefix string) *replica {
 
 func (f *fixture) mint(t testing.TB, svc *tokens.Service) tokens.Minted {
 	t.Helper()
-	m, err := svc.Mint(accounts.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t", Scopes: []string{"read"}})
+	m, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t", Scopes: []string{"read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestCachedEntryChecksScopesAndExpiry(t *testing.T) {
 	clock := atomic.Pointer[time.Time]{}
 	clock.Store(&now)
 	svc := tokens.New(tokens.Config{Store: r.store, Keyring: f.keys, Format: f.fmt, Cache: r.cache, Now: func() time.Time { return *clock.Load() }})
-	m, err := svc.Mint(accounts.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t", Scopes: []string{"read"}, TTL: time.Hour})
+	m, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "t", Scopes: []string{"read"}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestLookupRacingRevokeLeavesNoStaleEntry(t *testing.T) {
 	}()
 	<-read // B has read "valid" from the store and holds it
 
-	if _, err := a.svc.Revoke(accounts.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
+	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.revs.CatchUp(context.Background()); err != nil {
@@ -312,7 +312,7 @@ func TestLateFillRefusedByTombstone(t *testing.T) {
 		done <- err
 	}()
 	<-read
-	if _, err := a.svc.Revoke(accounts.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
+	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}
 	b.store.afterRead.Store(nil)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/cache/redistest"
@@ -14,7 +14,7 @@ import (
 
 func (f *fixture) revoke(t *testing.T, r *replica, m tokens.Minted) int64 {
 	t.Helper()
-	if _, err := r.svc.Revoke(accounts.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
+	if _, err := r.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}
 	return r.revs.Applied()

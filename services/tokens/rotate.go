@@ -7,11 +7,15 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 )
+
+// DefaultMaxRotationGrace caps a rotation's grace in an org whose policy
+// sets no max_rotation_grace.
+const DefaultMaxRotationGrace = 30 * 24 * time.Hour
 
 // Rotated is a rotation's outcome: the successor with its secret (revealed
 // this once), and the old token as it is now.
@@ -31,7 +35,7 @@ func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (R
 	if err != nil {
 		return Rotated{}, err
 	}
-	if p.Method != accounts.ByPassword && p.Method != accounts.BySession {
+	if p.Method != authn.ByPassword && p.Method != authn.BySession {
 		return Rotated{}, fault.New(fault.PermissionDenied, "rotating a token needs x-api-email and x-api-password credentials or a signed-in session; a token cannot mint another token")
 	}
 	if grace < 0 {
@@ -54,7 +58,7 @@ func (s *Service) Rotate(ctx context.Context, id string, grace time.Duration) (R
 	}
 	limit := org.Policy.MaxRotationGrace
 	if limit <= 0 {
-		limit = accounts.DefaultMaxRotationGrace
+		limit = DefaultMaxRotationGrace
 	}
 	grace = min(grace, limit).Truncate(time.Microsecond)
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -50,7 +50,7 @@ func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequ
 	if err != nil {
 		return nil, err
 	}
-	p, _ := accounts.PrincipalFrom(ctx)
+	p, _ := authn.PrincipalFrom(ctx)
 	return &keymintv1.CreateTokenResponse{
 		Token:  s.toProto(m.Token, map[string]string{m.Token.CreatedBy: p.Email}, s.svc.UsesLeft(ctx, []store.Token{m.Token})),
 		Secret: m.Secret,
@@ -134,7 +134,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		ExpireTime:     timestamp(r.Token.ExpiresAt),
 		CreateTime:     timestamp(r.Token.CreatedAt),
 		NoStore:        r.NoStore(),
-		PrincipalKind:  PrincipalKindProto(r.Token.OwnerKind),
+		PrincipalKind:  authn.Kind(r.Token.OwnerKind).Proto(),
 	}
 	if e := r.Entry; e != nil {
 		resp.ExternalId = e.ExternalID
@@ -162,8 +162,8 @@ var errBadClientIP = fault.New(fault.InvalidArgument, "clientIp is not an IP add
 // ListTokens lists the caller's tokens.
 func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensRequest) (*keymintv1.ListTokensResponse, error) {
 	list, next, err := s.svc.List(ctx, ListRequest{
-		PageSize:     int(req.GetPageSize()),
-		PageToken:    req.GetPageToken(),
+		PageSize:         int(req.GetPageSize()),
+		PageToken:        req.GetPageToken(),
 		AllUsers:         req.GetAllUsers(),
 		ShowInactive:     req.GetShowInactive(),
 		ServiceAccountID: req.GetServiceAccountId(),
@@ -230,7 +230,7 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		Metadata:       metadataProto(t.Metadata),
 		AllowedCidrs:   t.AllowedCIDRs,
 		RotatedToId:    t.RotatedToID,
-		PrincipalKind:  PrincipalKindProto(t.OwnerKind),
+		PrincipalKind:  authn.Kind(t.OwnerKind).Proto(),
 	}
 	if t.UsagePool != "" {
 		if n, ok := left[t.UsagePool]; ok {
@@ -241,14 +241,6 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		out.RateLimit = &keymintv1.RateLimit{Limit: t.RateLimit, Period: durationpb.New(t.RatePeriod)}
 	}
 	return out
-}
-
-// PrincipalKindProto is the API form of a token owner's kind.
-func PrincipalKindProto(kind string) keymintv1.PrincipalKind {
-	if kind == store.KindServiceAccount {
-		return keymintv1.PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT
-	}
-	return keymintv1.PrincipalKind_PRINCIPAL_KIND_USER
 }
 
 // metadataProto decodes stored metadata; nil for none (or, never expected,

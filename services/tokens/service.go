@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
@@ -146,7 +146,7 @@ const (
 // AdminScope lets a token of an org admin act as an admin (list and revoke
 // the org's tokens). Without it an admin's token acts for its user alone, so
 // a leaked token cannot reach the whole organization.
-const AdminScope = accounts.AdminScope
+const AdminScope = authn.AdminScope
 
 // MintRequest describes a token to mint.
 type MintRequest struct {
@@ -168,8 +168,8 @@ type Minted struct {
 	Secret string
 }
 
-func requirePrincipal(ctx context.Context) (accounts.Principal, error) {
-	p, ok := accounts.PrincipalFrom(ctx)
+func requirePrincipal(ctx context.Context) (authn.Principal, error) {
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return p, fault.New(fault.Unauthenticated, "credentials required: x-api-email and x-api-password, or authorization")
 	}
@@ -178,7 +178,7 @@ func requirePrincipal(ctx context.Context) (accounts.Principal, error) {
 
 // NormalizeScopes checks scope syntax and returns them sorted and unique.
 func NormalizeScopes(scopes []string) ([]string, error) {
-	return accounts.NormalizeScopes(scopes, maxScopes)
+	return authn.NormalizeScopes(scopes, maxScopes)
 }
 
 // Mint creates a token for the calling user. Minting needs password
@@ -188,7 +188,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, err
 	}
-	if p.Method != accounts.ByPassword && p.Method != accounts.BySession {
+	if p.Method != authn.ByPassword && p.Method != authn.BySession {
 		return Minted{}, fault.New(fault.PermissionDenied, "minting a token needs x-api-email and x-api-password credentials or a signed-in session; a token cannot mint another token")
 	}
 	name := strings.TrimSpace(req.Name)
@@ -218,10 +218,10 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	}
 	// An undefined scope is a typo or a guess (400); a defined one the
 	// creator lacks is an escalation (403).
-	if err := accounts.CheckScopesDefined(org.Policy, scopes); err != nil {
+	if err := authn.CheckScopesDefined(org.Policy.AllowedScopes, scopes); err != nil {
 		return Minted{}, err
 	}
-	if err := accounts.CheckScopesHeld(org.Policy, owner.Scopes, scopes); err != nil {
+	if err := authn.CheckScopesHeld(org.Policy.AllowedScopes, owner.Scopes, scopes); err != nil {
 		return Minted{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -279,7 +279,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 // holds), or a live service account of p's organization, for an admin.
 // Another organization's service account, a person's id or a deleted
 // account is NotFound.
-func (s *Service) owner(ctx context.Context, p accounts.Principal, serviceAccountID string) (store.User, error) {
+func (s *Service) owner(ctx context.Context, p authn.Principal, serviceAccountID string) (store.User, error) {
 	if serviceAccountID == "" {
 		return store.User{ID: p.UserID, Kind: store.KindUser, Scopes: p.HeldScopes}, nil
 	}
@@ -335,7 +335,7 @@ func StatusAt(t store.Token, now time.Time) Status {
 
 // visible loads a token the caller may see: their own, or any of their org's
 // for an admin. Anything else is NotFound, so ids of others do not leak.
-func (s *Service) visible(ctx context.Context, p accounts.Principal, id string) (store.Token, error) {
+func (s *Service) visible(ctx context.Context, p authn.Principal, id string) (store.Token, error) {
 	notFound := fault.New(fault.NotFound, "token not found")
 	if _, err := uuid.Parse(id); err != nil {
 		return store.Token{}, notFound
@@ -471,6 +471,6 @@ func (s *Service) CreatorEmails(ctx context.Context, list []store.Token) map[str
 }
 
 // actorOf is the caller as events name it.
-func actorOf(p accounts.Principal) *events.Actor {
+func actorOf(p authn.Principal) *events.Actor {
 	return &events.Actor{UserID: p.UserID, Email: p.Email}
 }

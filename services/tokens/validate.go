@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -62,7 +62,7 @@ func (r *Result) NoStore() bool {
 }
 
 // MaxRequiredScopes bounds the required scopes of one validation: no token
-// holds more scopes than this (accounts.MaxScopes), so a longer list could
+// holds more scopes than this (authn.MaxScopes), so a longer list could
 // only be refused, after costing the server its length in work.
 const MaxRequiredScopes = 64
 
@@ -201,30 +201,39 @@ func hasScopes(have, want []string) bool {
 var errInvalidToken = fault.New(fault.Unauthenticated, "invalid token")
 
 // AuthenticateToken resolves a token used as a credential to its principal.
-func (s *Service) AuthenticateToken(ctx context.Context, secret string) (accounts.Principal, error) {
+func (s *Service) AuthenticateToken(ctx context.Context, secret string) (authn.Principal, error) {
 	// A token used as a credential is checked like any use: its allowed
 	// CIDRs against the caller's address, its rate and usage limits.
 	r, err := s.ValidateFrom(ctx, secret, nil, s.clients.FromGRPC(ctx).IP)
 	if err != nil {
-		return accounts.Principal{}, err
+		return authn.Principal{}, err
 	}
 	if !r.Valid {
-		return accounts.Principal{}, errInvalidToken
+		return authn.Principal{}, errInvalidToken
 	}
 	u, err := s.store.GetUser(ctx, r.Token.UserID)
+	if err == nil && (!u.DisabledAt.IsZero() || !u.DeletedAt.IsZero()) {
+		// Its tokens are revoked with it; this one was cached a moment ago.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
-		return accounts.Principal{}, errInvalidToken
+		return authn.Principal{}, errInvalidToken
 	}
 	if err != nil {
-		return accounts.Principal{}, fault.StoreFailure(err, "get token owner")
+		return authn.Principal{}, fault.StoreFailure(err, "get token owner")
 	}
-	return accounts.Principal{
+	kind := authn.Kind(u.Kind)
+	if kind == "" {
+		kind = authn.KindUser
+	}
+	return authn.Principal{
+		Kind:       kind,
 		UserID:     u.ID,
 		OrgID:      u.OrgID,
 		Email:      u.Email,
 		Admin:      u.Admin && hasScopes(r.Token.Scopes, []string{AdminScope}),
 		HeldScopes: u.Scopes,
-		Method:     accounts.ByToken,
+		Method:     authn.ByToken,
 		TokenID:    r.Token.ID,
 		Scopes:     r.Token.Scopes,
 	}, nil

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/fault"
 )
 
@@ -30,11 +30,11 @@ func (s *Server) WatchRevocations(req *keymintv1.WatchRevocationsRequest, stream
 	}
 	ctx := stream.Context()
 	if s.svc.watchScope {
-		p, ok := accounts.PrincipalFrom(ctx)
+		p, ok := authn.PrincipalFrom(ctx)
 		if !ok {
 			return fault.New(fault.Unauthenticated, "this server requires a token with the keymint:watch scope for WatchRevocations")
 		}
-		if p.Method != accounts.ByToken || !slices.Contains(p.Scopes, WatchScope) {
+		if p.Method != authn.ByToken || !slices.Contains(p.Scopes, WatchScope) {
 			return fault.New(fault.PermissionDenied, "WatchRevocations needs a token with the keymint:watch scope")
 		}
 	}

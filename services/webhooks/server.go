@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/audit"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -75,8 +75,8 @@ func NewServer(cfg ServerConfig) *Server {
 	return &Server{cfg: cfg}
 }
 
-func requireAdmin(ctx context.Context) (accounts.Principal, error) {
-	p, ok := accounts.PrincipalFrom(ctx)
+func requireAdmin(ctx context.Context) (authn.Principal, error) {
+	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
 		return p, fault.New(fault.Unauthenticated, "credentials required: a session, x-api-email and x-api-password, or authorization")
 	}

@@ -1,4 +1,10 @@
-package accounts
+// Package authn says who is calling: the Principal a request authenticated
+// as, the ways a caller proves it (credential kinds and the metadata keys
+// that carry them), the admin scope and scope checks. It is the one
+// definition of that wire contract, shared by the server (accounts, tokens),
+// the gateway, the client library and the sidecar; it decides nothing about
+// whether credentials are right (accounts and tokens do).
+package authn
 
 import "context"
 
@@ -31,6 +37,9 @@ type Principal struct {
 	Scopes  []string
 	// SessionID is set when Method is BySession.
 	SessionID string
+	// Kind is what the caller is: a person, or (for a token) a service
+	// account; empty is KindUser.
+	Kind Kind
 }
 
 type principalKey struct{}

@@ -1,4 +1,4 @@
-package accounts
+package authn
 
 import (
 	"regexp"
@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/keymint/keymint/services/fault"
-	"github.com/keymint/keymint/services/store"
 )
 
 // AdminScope lets a token of an org admin act as an admin. It always exists
@@ -16,9 +15,6 @@ const AdminScope = "keymint:admin"
 
 // MaxScopes bounds a token's, a user's and an org's scope lists.
 const MaxScopes = 64
-
-// maxOrgScopes bounds an organization's list of defined scopes.
-const maxOrgScopes = 1000
 
 var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:/*-]{1,128}$`)
 
@@ -41,15 +37,16 @@ func NormalizeScopes(scopes []string, max int) ([]string, error) {
 }
 
 // CheckScopesDefined refuses (InvalidArgument) a scope the organization has
-// not defined, when it defines any. scopes and the policy's list are sorted.
-func CheckScopesDefined(p store.OrgPolicy, scopes []string) error {
-	if len(p.AllowedScopes) == 0 {
+// not defined, when it defines any. defined is the org policy's
+// AllowedScopes; both lists are sorted.
+func CheckScopesDefined(defined, scopes []string) error {
+	if len(defined) == 0 {
 		return nil
 	}
 	// Errors name a scope by its position in the sorted list, never by its
 	// text: a scope field may hold a pasted secret, never echoed.
 	for i, s := range scopes {
-		if _, ok := slices.BinarySearch(p.AllowedScopes, s); !ok && s != AdminScope {
+		if _, ok := slices.BinarySearch(defined, s); !ok && s != AdminScope {
 			return fault.Newf(fault.InvalidArgument, "scopes[%d] (sorted) is not defined in this organization (an org admin defines scopes in the org policy)", i)
 		}
 	}
@@ -60,13 +57,14 @@ func CheckScopesDefined(p store.OrgPolicy, scopes []string) error {
 // when the user's scopes are restricted: nobody mints a token that can do
 // more than they can. The error names the scope when the organization's
 // policy defines it (a name an admin chose, no secret), else its position.
-func CheckScopesHeld(p store.OrgPolicy, held, scopes []string) error {
+// defined is the org policy's AllowedScopes; all lists are sorted.
+func CheckScopesHeld(defined, held, scopes []string) error {
 	if len(held) == 0 {
 		return nil
 	}
 	for i, s := range scopes {
 		if _, ok := slices.BinarySearch(held, s); !ok && s != AdminScope {
-			if _, defined := slices.BinarySearch(p.AllowedScopes, s); defined {
+			if _, named := slices.BinarySearch(defined, s); named {
 				return fault.Newf(fault.PermissionDenied, "you do not hold scope %q, so no token of yours can", s)
 			}
 			return fault.Newf(fault.PermissionDenied, "you do not hold scopes[%d] (sorted), so no token of yours can", i)
