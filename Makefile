@@ -8,18 +8,17 @@ BIN := bin/keymint
 
 all: build
 
-build:
-	$(GO) build -trimpath -o $(BIN) ./services/keymint
+# keymint version prints these (services/keymint/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
+build:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./services/keymint
+
+# run serves on the embedded store in ./data; --banner prints the quick
+# start with the addresses serve actually bound.
 run: build
-	@echo "keymint: starting on the embedded store in ./data (REST http://127.0.0.1:8080, gRPC 127.0.0.1:9090)."
-	@echo "Next, in another terminal:"
-	@echo "  1. create the first user:  printf '%s\n' 'a-long-password' | $(BIN) user create --email you@example.com --org acme --admin --password-stdin"
-	@echo "  2. mint a token:           curl -s -X POST http://127.0.0.1:8080/api-tokens/ -H 'content-type: application/json' \\"
-	@echo "                               -H 'x-api-email: you@example.com' -H 'x-api-password: a-long-password' -d '{\"displayData\":{\"name\":\"first\"}}'"
-	@echo "  3. validate it:            curl -s http://127.0.0.1:8080/v1/tokens:validate -d '{\"token\":\"km_...\"}'"
-	@echo
-	$(BIN) serve --log-format=text
+	$(BIN) serve --log-format=text --banner
 
 # deps installs the Debian packages the tests need (PostgreSQL, Redis, nginx,
 # Caddy, chromium) when missing; Go tools come pinned from go.mod's tool block.

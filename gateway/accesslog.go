@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/requestid"
 )
 
 // requestInfo is what the gateway learns about a request on the way in (who
@@ -24,6 +25,8 @@ type requestInfo struct {
 	// route is the pattern of the grpc-gateway route that matched, if one
 	// did (the other routes' patterns are on the request itself).
 	route string
+	// requestID is the request's id (requestid), sent on to the server.
+	requestID string
 }
 
 type requestInfoKey struct{}
@@ -43,7 +46,7 @@ func clientMetadata(ctx context.Context) metadata.MD {
 	if ri == nil {
 		return nil
 	}
-	md := metadata.MD{clientip.MetadataUserAgent: {ri.userAgent}}
+	md := metadata.MD{clientip.MetadataUserAgent: {ri.userAgent}, requestid.Key: {ri.requestID}}
 	if ri.client.IsValid() {
 		md.Set(clientip.MetadataIP, ri.client.String())
 	}
@@ -72,8 +75,10 @@ func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 // accessLog writes one line per request: method, route (the pattern that
 // matched, never the raw path, which may hold a secret such as a token being
 // revoked by its value), status, duration, bytes and the client address.
-// Header values and bodies are never logged. It also puts the requestInfo
-// in the request's context for the handlers behind it.
+// Header values and bodies are never logged. It also gives every request
+// its id (the caller's X-Request-Id when valid, else a new one: the
+// response header, the log line, the gRPC call's x-request-id) and puts
+// the requestInfo in the request's context for the handlers behind it.
 type accessLog struct {
 	next http.Handler
 	// routes is the gateway's pattern router, asked which pattern a
@@ -88,17 +93,21 @@ func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// neither throttled nor audited), and a successful validation is logged
 	// at debug level only, as over gRPC; failures are logged by the gRPC
 	// access log of the in-process call.
+	id := requestid.Accept(r.Header.Get(requestid.Key))
+	w.Header().Set(requestid.Key, id)
+	ctx := requestid.With(r.Context(), id)
 	hot := r.Method == http.MethodPost && r.URL.Path == validatePath
 	if hot && !a.log.Enabled(r.Context(), slog.LevelDebug) {
-		a.next.ServeHTTP(w, r)
+		a.next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
 	start := time.Now()
 	ri := &requestInfo{
 		client:    a.clients.FromHTTP(r.RemoteAddr, r.Header.Values("X-Forwarded-For")),
 		userAgent: clientip.CleanUserAgent(r.UserAgent()),
+		requestID: id,
 	}
-	inner := r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri))
+	inner := r.WithContext(context.WithValue(ctx, requestInfoKey{}, ri))
 	sw := &statusWriter{ResponseWriter: w}
 	a.next.ServeHTTP(sw, inner)
 	if sw.status == 0 {
@@ -122,6 +131,7 @@ func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Duration("duration", time.Since(start)),
 		slog.Int64("bytes", sw.bytes),
 		slog.String("client_ip", clientip.String(ri.client)),
+		slog.String("request_id", id),
 	)
 }
 

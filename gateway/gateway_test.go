@@ -104,11 +104,11 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // allowedMetadata is every key the gRPC server may see from a gateway call:
-// the three forwarded headers, the four the gateway derives from the
-// connection, and what the gRPC transport itself adds.
+// the three forwarded headers, the five the gateway derives from the
+// connection and the request (its id), and what the gRPC transport itself adds.
 var allowedMetadata = []string{
 	"authorization", "x-api-email", "x-api-password",
-	"x-forwarded-for", "x-forwarded-host", "x-keymint-client-ip", "x-keymint-user-agent",
+	"x-forwarded-for", "x-forwarded-host", "x-keymint-client-ip", "x-keymint-user-agent", "x-request-id",
 	":authority", "content-type", "user-agent", "grpc-accept-encoding",
 }
 

@@ -199,11 +199,11 @@ func TestLoginFlood(t *testing.T) {
 		createUser(t, cfg, fmt.Sprintf("user%d@example.com", i), "acme", pw, false)
 	}
 	srv := startServer(t, cfg)
-	if s := srv.srv.hasher.Stats(); s.Slots != 1 {
+	if s := srv.srv.HasherStats(); s.Slots != 1 {
 		t.Fatalf("hasher slots = %d, want 1 (budget / memory)", s.Slots)
 	}
 	secret := mintToken(t, srv, "user0@example.com", pw, "read")
-	before := srv.srv.hasher.Stats()
+	before := srv.srv.HasherStats()
 
 	stop := make(chan struct{})
 	var validations, validationErrors atomic.Int64
@@ -274,7 +274,7 @@ func TestLoginFlood(t *testing.T) {
 	close(stop)
 	load.Wait()
 
-	after := srv.srv.hasher.Stats()
+	after := srv.srv.HasherStats()
 	t.Logf("flood answers %v; hasher %+v; %d validations", counts, after, validations.Load())
 	for code := range counts {
 		if code != 401 && code != 429 && code != 503 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/keymint/keymint/services/server"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestBrowserWebhooks(t *testing.T) {
 	requireChromium(t)
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.Webhooks = webhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
+	cfg.Webhooks = server.WebhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
 	admin := account{"web-admin@example.com", "browser admin password"}
 	createUser(t, cfg, admin.email, "acme", admin.password, true)
 	srv := startServer(t, cfg)

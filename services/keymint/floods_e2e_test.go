@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/keymint/keymint/services/server"
 	"io"
 	"net"
 	"net/http"
@@ -233,7 +234,7 @@ func TestLoginFloodMemory(t *testing.T) {
 			const email, pw = "floodmem@example.com", "a long test password"
 			createUser(t, cfg, email, "acme", pw, false)
 			secret := mintToken(t, srv, email, pw)
-			st := srv.srv.hasher.Stats()
+			st := srv.srv.HasherStats()
 			if want := max(1, min(4, procs-1)); st.Slots != want || st.Paced != (procs == 1) {
 				t.Fatalf("hasher %+v at GOMAXPROCS %d, want %d slots", st, procs, want)
 			}
@@ -243,9 +244,9 @@ func TestLoginFloodMemory(t *testing.T) {
 			loginFlood(t, srv, 2, 99)
 			before := heapInUse()
 			// keymint serve's soft limit (gc.go), over what is live now.
-			limit, _ := memoryLimit(0, int64(st.Slots)*int64(cfg.Argon2MemoryKiB)<<10, 0)
+			limit, _ := server.MemoryLimit(0, int64(st.Slots)*int64(cfg.Argon2MemoryKiB)<<10, 0)
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(before) + limit))
-			defer debug.SetGCPercent(debug.SetGCPercent(defaultGCPercent))
+			defer debug.SetGCPercent(debug.SetGCPercent(server.DefaultGCPercent))
 
 			var peak atomic.Uint64
 			stop := make(chan struct{})
@@ -291,7 +292,7 @@ func TestLoginFloodMemory(t *testing.T) {
 			sampler.Wait()
 			mustValidate(t, srv, secret)
 			after := heapInUse()
-			st = srv.srv.hasher.Stats()
+			st = srv.srv.HasherStats()
 			t.Logf("answers %v; hasher %+v; heap in use %d MiB before, peak %d MiB, %d MiB after; %d validations during",
 				counts, st, before/mib, peak.Load()/mib, after/mib, validations.Load())
 			for code := range counts {
@@ -414,7 +415,7 @@ func TestLeakReportDuplicates(t *testing.T) {
 	if err != nil || r.GetReceived() != 100 {
 		t.Fatalf("report: %v %v", r, err)
 	}
-	srv.srv.tokens.Wait() // the revocations run after the answer
+	srv.srv.WaitTokens() // the revocations run after the answer
 	if n := counts.lookups.Load() - lookups; n != 1 {
 		t.Errorf("%d store lookups for one token reported 100 times", n)
 	}
@@ -435,7 +436,7 @@ func TestLeakReportDuplicates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	srv.srv.tokens.Wait()
+	srv.srv.WaitTokens()
 	if after := heapInUse(); after > before+16*mib {
 		t.Errorf("heap in use grew from %d to %d MiB", before/mib, after/mib)
 	}

@@ -14,6 +14,8 @@ import (
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/server"
+	"github.com/keymint/keymint/services/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -36,6 +38,42 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// Config is a server configuration with the test-only hooks, which the
+// server takes as options (server.WithStoreWrapper, WithLeakPassHook).
+type Config struct {
+	server.Config
+	// storeHook wraps the store (to count its calls).
+	storeHook func(store.Store) store.Store
+	// leakPassHook runs before each pass of the leak report processor.
+	leakPassHook func(context.Context) bool
+}
+
+// options are c's hooks as server options.
+func (c *Config) options() []server.Option {
+	var opts []server.Option
+	if c.storeHook != nil {
+		opts = append(opts, server.WithStoreWrapper(c.storeHook))
+	}
+	if c.leakPassHook != nil {
+		opts = append(opts, server.WithLeakPassHook(c.leakPassHook))
+	}
+	return opts
+}
+
+// runServe, runSidecar and runHealthcheck run the command as the binary
+// would, with args after the command's name.
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	return realMain(ctx, append([]string{"serve"}, args...), strings.NewReader(""), io.Discard, stderr)
+}
+
+func runSidecar(ctx context.Context, args []string, stderr io.Writer) error {
+	return realMain(ctx, append([]string{"sidecar"}, args...), strings.NewReader(""), io.Discard, stderr)
+}
+
+func runHealthcheck(ctx context.Context, args []string, stderr io.Writer) error {
+	return realMain(ctx, append([]string{"healthcheck"}, args...), strings.NewReader(""), io.Discard, stderr)
+}
+
 // testServer is a real keymint server on loopback ports.
 type testServer struct {
 	cfg    Config
@@ -45,54 +83,52 @@ type testServer struct {
 	logs   *syncBuffer
 	stop   func()
 	// srv is the server itself, for tests that look inside (its hasher).
-	srv *server
+	srv *server.Server
 	// conn is the client connection client uses, for other services.
 	conn *grpc.ClientConn
 }
 
 // testConfig is a serve configuration on ephemeral ports with cheap argon2.
 func testConfig(t testing.TB) Config {
-	return Config{
+	return Config{Config: server.Config{
 		HTTPAddr:        "127.0.0.1:0",
 		GRPCAddr:        "127.0.0.1:0",
-		DataDir:         t.TempDir(),
+		StoreConfig:     server.StoreConfig{DataDir: t.TempDir()},
 		TokenPrefix:     "km",
-		LogFormat:       "json",
-		LogLevel:        "debug",
+		LogConfig:       server.LogConfig{LogFormat: "json", LogLevel: "debug"},
 		ShutdownTimeout: 5 * time.Second,
 		UsageFlush:      100 * time.Millisecond,
-		Argon2MemoryKiB: 64,
-		Argon2Time:      1,
+		HashConfig:      server.HashConfig{Argon2MemoryKiB: 64, Argon2Time: 1},
 		Argon2BudgetMiB: 16,
-		Cache:           cacheConfig{L1Size: cache.DefaultL1Size, RedisTimeout: 50 * time.Millisecond},
-	}
+		Cache:           server.CacheConfig{L1Size: cache.DefaultL1Size, RedisTimeout: 50 * time.Millisecond},
+	}}
 }
 
 // startServer runs a server on cfg until t ends; before, if given, sees the
 // server after it is built and before it serves (to register test services).
-func startServer(t testing.TB, cfg Config, before ...func(*server)) *testServer {
+func startServer(t testing.TB, cfg Config, before ...func(*server.Server)) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := newServer(ctx, &cfg, log)
+	srv, err := server.New(ctx, cfg.Config, log, cfg.options()...)
 	if err != nil {
 		cancel()
-		t.Fatalf("newServer: %v", err)
+		t.Fatalf("server.New: %v", err)
 	}
 	for _, b := range before {
 		b(srv)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.run(ctx) }()
-	conn, err := grpc.NewClient(srv.grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{
 		cfg:    cfg,
-		http:   "http://" + srv.httpLis.Addr().String(),
-		grpc:   srv.grpcLis.Addr().String(),
+		http:   "http://" + srv.HTTPAddr().String(),
+		grpc:   srv.GRPCAddr().String(),
 		client: keymintv1.NewTokenServiceClient(conn),
 		logs:   logs,
 		srv:    srv,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,17 +12,14 @@ import (
 // healthcheckTimeout bounds the whole probe.
 const healthcheckTimeout = 2 * time.Second
 
-// runHealthcheck asks the keymint on --http-addr whether it is ready
-// (GET /readyz), for container healthchecks: the image has no shell or
-// curl. A wildcard listen address is probed on loopback.
-func runHealthcheck(ctx context.Context, args []string, stderr io.Writer) error {
-	var c Config
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bindFlags(fs, &c, "http-addr")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+// healthcheckCmd is `keymint healthcheck`: is the keymint on --http-addr
+// ready (GET /readyz)? For container healthchecks: the image has no shell
+// or curl. A wildcard listen address is probed on loopback.
+type healthcheckCmd struct {
+	HTTPAddr string `name:"http-addr" env:"KEYMINT_HTTP_ADDR" default:"127.0.0.1:8080" help:"The listen address of the keymint to probe."`
+}
+
+func (c *healthcheckCmd) Run(env *cliEnv) error {
 	host, port, err := net.SplitHostPort(c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err)
@@ -31,7 +27,7 @@ func runHealthcheck(ctx context.Context, args []string, stderr io.Writer) error 
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	ctx, cancel := context.WithTimeout(ctx, healthcheckTimeout)
+	ctx, cancel := context.WithTimeout(env.ctx, healthcheckTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
 	if err != nil {

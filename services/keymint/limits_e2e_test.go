@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/keymint/keymint/services/server"
 	"io"
 	"net"
 	"net/http"
@@ -26,8 +27,8 @@ import (
 const probeMethod = "/keymint.test.Probe/Deadline"
 
 // registerProbe adds the probe service to a server before it serves.
-func registerProbe(s *server) {
-	s.grpc.RegisterService(&grpc.ServiceDesc{
+func registerProbe(s *server.Server) {
+	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "keymint.test.Probe",
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{{
@@ -58,7 +59,7 @@ func registerProbe(s *server) {
 // streams, 30 s), not the code's constants, so changing a limit without
 // its documentation fails here.
 //
-// Mutations: services/keymint/serve.go `maxConcurrentStreams = 100` →
+// Mutations: services/server/listeners.go `maxConcurrentStreams = 100` →
 // `200`, `maxGRPCMessage = 1 << 20` → `2 << 20`; interceptors.go
 // `maxRPCDeadline = 30 * time.Second` → `time.Minute`.
 func TestTransportLimits(t *testing.T) {
@@ -154,8 +155,8 @@ func TestTransportLimits(t *testing.T) {
 		if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != 100 {
 			t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (set %v), want the documented 100", v, ok)
 		}
-		if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v != maxGRPCHeaderList {
-			t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d (set %v), want %d", v, ok, maxGRPCHeaderList)
+		if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v != 16<<10 {
+			t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d (set %v), want %d", v, ok, 16<<10)
 		}
 	})
 	t.Run("deadline cap", func(t *testing.T) {

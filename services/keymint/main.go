@@ -1,73 +1,100 @@
 // Command keymint is the one keymint binary: serve (gRPC + REST), gateway
-// (REST only, in front of a remote gRPC server), migrate and user management.
-// This package only wires the others together.
+// (REST only, in front of a remote gRPC server), sidecar, migrate, and the
+// operator commands that work on the store directly. This package only
+// wires the others together: one file per command, each a struct whose
+// fields are its flags (kong binds them, with their environment
+// variables); services/DESIGN.md says how to add one.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/willabides/kongplete"
+
+	"github.com/keymint/keymint/services/server"
 )
 
-const usage = `keymint mints one-time-revealed API tokens and validates them.
+// cli is every command; kong picks one from the arguments.
+type cli struct {
+	Serve       serveCmd       `cmd:"" help:"gRPC API and REST gateway (the default setup)."`
+	Gateway     gatewayCmd     `cmd:"" help:"REST gateway only, in front of a keymint gRPC server."`
+	Sidecar     sidecarCmd     `cmd:"" help:"ext_authz + forward-auth next to a resource service."`
+	Migrate     migrateCmd     `cmd:"" help:"Apply database migrations and exit."`
+	User        userCmd        `cmd:"" help:"Manage users on the store directly."`
+	Webhook     webhookCmd     `cmd:"" help:"Manage an organization's webhooks on the store directly."`
+	Healthcheck healthcheckCmd `cmd:"" help:"Exit 0 if the keymint on --http-addr is ready (container healthchecks)."`
+	Version     versionCmd     `cmd:"" help:"Print the version, commit and Go version."`
+	// Completion: bash also works with complete -C keymint keymint.
+	Completion kongplete.InstallCompletions `cmd:"" name:"install-completions" help:"Install shell completion for bash, zsh or fish."`
+}
 
-Usage:
-  keymint serve      [flags]   gRPC API and REST gateway (the default setup)
-  keymint gateway    [flags]   REST gateway only, in front of a keymint gRPC server
-  keymint sidecar    [flags]   ext_authz + forward-auth next to a resource service
-  keymint migrate    [flags]   apply database migrations and exit
-  keymint user create --email E --org NAME [--admin] --password-stdin [flags]
-  keymint healthcheck [flags]   exit 0 if the keymint on --http-addr is ready (container healthchecks)
-  keymint webhook create|list|delete|deliveries|replay --org NAME [flags]
+// cliEnv is what every command's Run gets.
+type cliEnv struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+const description = `keymint mints one-time-revealed API tokens and validates them.
 
 Every flag has an environment variable (KEYMINT_ + the flag in upper case,
-dashes as underscores). Run 'keymint COMMAND -h' for a command's flags.
-`
+dashes as underscores), shown in each command's --help.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "keymint:", err)
-		}
+		fmt.Fprintln(os.Stderr, "keymint:", err)
 		os.Exit(2)
 	}
 }
 
-func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("missing command")
+// exited is the panic value of kong's exit hook: --help and completion
+// end parsing with it, and realMain turns it back into a return.
+type exited struct{ code int }
+
+func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	var values valueProblems
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("keymint"),
+		kong.Description(description),
+		kong.Vars(server.Defaults()),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exited{code}) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+		values.mappers(),
+	)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "serve":
-		return runServe(ctx, args[1:], stderr)
-	case "gateway":
-		return runGateway(ctx, args[1:], stderr)
-	case "sidecar":
-		return runSidecar(ctx, args[1:], stderr)
-	case "migrate":
-		return runMigrate(ctx, args[1:], stdout, stderr)
-	case "user":
-		if len(args) < 2 || args[1] != "create" {
-			return errors.New("usage: keymint user create --email E --org NAME [--admin] --password-stdin")
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exited)
+			if !ok {
+				panic(r)
+			}
+			if e.code != 0 {
+				err = fmt.Errorf("exit status %d", e.code)
+			}
 		}
-		return runUserCreate(ctx, args[2:], stdin, stdout, stderr)
-	case "healthcheck":
-		return runHealthcheck(ctx, args[1:], stderr)
-	case "webhook":
-		return runWebhook(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	}()
+	kongplete.Complete(parser, kongplete.WithExitFunc(func(code int) { panic(exited{code}) }))
+	if len(args) == 0 {
+		return errors.New("missing command: run 'keymint --help' for the list")
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	kctx, err := parse(parser, args, &values)
+	if err != nil {
+		return err
+	}
+	return kctx.Run(&cliEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr})
 }

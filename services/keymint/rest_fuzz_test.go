@@ -33,7 +33,7 @@ func FuzzRESTBodies(f *testing.F) {
 	createUser(f, cfg, email, "fuzzorg", pw, true)
 	srv := startServer(f, cfg)
 	token := mintToken(f, srv, email, pw, "read", "keymint:admin")
-	h := srv.srv.http.Handler
+	h := srv.srv.Handler()
 
 	// A session cookie, signed in through the handler itself.
 	login := httptest.NewRequest("POST", "/api/auth/login", strings.NewReader(`{"auth":"`+email+`","password":"`+pw+`"}`))

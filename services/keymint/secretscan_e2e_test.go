@@ -350,7 +350,7 @@ func TestGitHubReportSurvivesCrash(t *testing.T) {
 
 func testGitHubReportSurvivesCrash(t *testing.T, storeCfg func(*Config)) {
 	f := newScanFixture(t, storeCfg, func(c *Config) {
-		c.Integrations.leakPassHook = func(ctx context.Context) bool {
+		c.leakPassHook = func(ctx context.Context) bool {
 			<-ctx.Done() // the first server never processes
 			return false
 		}
@@ -368,7 +368,7 @@ func testGitHubReportSurvivesCrash(t *testing.T, storeCfg func(*Config)) {
 	f.srv.stop()
 
 	cfg := f.cfg
-	cfg.Integrations.leakPassHook = nil
+	cfg.leakPassHook = nil
 	f.srv = startServer(t, cfg)
 	eventually(t, "the recorded report processed after restart", func() bool { return !f.valid(t, tk.Secret) })
 	eventually(t, "its audit event", func() bool { return len(f.leakEvents(t)) == 1 })

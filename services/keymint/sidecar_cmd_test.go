@@ -33,7 +33,7 @@ func TestSidecar(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg.Routes = []string{"GET /reports=reports:read"}
-	cfg.ServerTLS = tlsfiles.Files{CAFile: caFile, CertFile: srvCert, KeyFile: srvKey}
+	cfg.TLSClientCAFile, cfg.TLSCertFile, cfg.TLSKeyFile = caFile, srvCert, srvKey
 	const email, pw = "side@example.com", "sidecar cmd password"
 	createUser(t, cfg, email, "side-org", pw, false)
 	central := startServer(t, cfg)

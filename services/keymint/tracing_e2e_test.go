@@ -112,7 +112,7 @@ func TestTracing(t *testing.T) {
 	cfg.Pepper = "1:" + base64.StdEncoding.EncodeToString([]byte(pepperKey))
 	cfg.Cache.RedisURL = redistest.Start(t).URL()
 	cfg.Routes = []string{"GET /reports=reports:read"}
-	cfg.Tracing.Endpoint = endpoint
+	cfg.OTLPEndpoint = endpoint
 	const email, password = "tracing@example.com", "a long tracing password"
 	createUser(t, cfg, email, "acme", password, false)
 	srv := startServer(t, cfg)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/keymint/keymint/services/server"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -134,7 +135,7 @@ func tokenIDOf(t *testing.T, e events.Envelope) string {
 // arrive signed and in order, deliveries list and replay.
 func TestWebhooksAPI(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Webhooks = webhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
+	cfg.Webhooks = server.WebhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
 	admin := account{"admin@example.com", "a long admin password"}
 	member := account{"member@example.com", "a long member password"}
 	createUser(t, cfg, admin.email, "acme", admin.password, true)
@@ -399,7 +400,7 @@ func TestWebhookCLI(t *testing.T) {
 // signin.throttled, counting exactly the refused attempts.
 func TestWebhookSigninThrottled(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Webhooks = webhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
+	cfg.Webhooks = server.WebhooksConfig{AllowPrivate: true, Poll: 20 * time.Millisecond}
 	cfg.Abuse.AccountLimit, cfg.Abuse.IPLimit = "2/1h", "off"
 	admin := account{"admin@example.com", "a long admin password"}
 	createUser(t, cfg, admin.email, "acme", admin.password, true)
@@ -423,7 +424,7 @@ func TestWebhookSigninThrottled(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no attempt was throttled")
 	}
-	if err := srv.srv.throttleNotices.Flush(t.Context()); err != nil {
+	if err := srv.srv.FlushThrottleNotices(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	got := recv.waitFor(1)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -13,34 +13,34 @@ import (
 // follower disconnected for longer resyncs (clears its cache) instead.
 const defaultRevocationRetention = 24 * time.Hour
 
-// revocationConfig is the revocation log follower's and WatchRevocations'
+// RevocationConfig is the revocation log follower's and WatchRevocations'
 // part of Config.
-type revocationConfig struct {
-	Poll                time.Duration
-	Retention           time.Duration
-	Heartbeat           time.Duration
-	MaxStreams          uint
-	MaxStreamsPerClient uint
-	RequireScope        bool
+type RevocationConfig struct {
+	Poll                time.Duration `name:"revocation-poll" env:"KEYMINT_REVOCATION_POLL" default:"${revocation_poll}" help:"How often a replica reads the revocation log for rows it missed (the bound without Redis)."`
+	Retention           time.Duration `name:"revocation-log-retention" env:"KEYMINT_REVOCATION_LOG_RETENTION" default:"${revocation_log_retention}" help:"How long revocation log rows are kept (followers further behind resync)."`
+	Heartbeat           time.Duration `name:"watch-heartbeat" env:"KEYMINT_WATCH_HEARTBEAT" default:"${watch_heartbeat}" help:"WatchRevocations heartbeat interval."`
+	MaxStreams          uint          `name:"watch-max-streams" env:"KEYMINT_WATCH_MAX_STREAMS" default:"${watch_max_streams}" help:"WatchRevocations streams per replica."`
+	MaxStreamsPerClient uint          `name:"watch-max-streams-per-client" env:"KEYMINT_WATCH_MAX_STREAMS_PER_CLIENT" default:"${watch_max_streams_per_client}" help:"WatchRevocations streams per client address."`
+	RequireScope        bool          `name:"watch-require-scope" env:"KEYMINT_WATCH_REQUIRE_SCOPE" help:"WatchRevocations needs a token with the keymint:watch scope."`
 }
 
 // problems returns one line per invalid setting.
-func (c *revocationConfig) problems(set map[string]bool) []string {
+func (c *RevocationConfig) problems() []string {
 	var out []string
-	if set["revocation-poll"] && (c.Poll <= 0 || c.Poll > 10*time.Second) {
+	if c.Poll <= 0 || c.Poll > 10*time.Second {
 		out = append(out, "revocation-poll: want a positive duration up to 10s (it bounds propagation without Redis; 250ms is usual)")
 	}
-	if set["revocation-log-retention"] && c.Retention < time.Minute {
+	if c.Retention < time.Minute {
 		out = append(out, "revocation-log-retention: want at least 1m")
 	}
-	if set["watch-heartbeat"] && (c.Heartbeat < 10*time.Millisecond || c.Heartbeat > 30*time.Second) {
+	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > 30*time.Second {
 		out = append(out, "watch-heartbeat: want a duration from 10ms to 30s")
 	}
 	for _, n := range []struct {
 		name string
 		v    uint
 	}{{"watch-max-streams", c.MaxStreams}, {"watch-max-streams-per-client", c.MaxStreamsPerClient}} {
-		if set[n.name] && (n.v == 0 || n.v > 1_000_000) {
+		if n.v == 0 || n.v > 1_000_000 {
 			out = append(out, fmt.Sprintf("%s: want 1 to 1000000", n.name))
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/requestid"
 )
 
 // maxRPCDeadline caps every RPC: a client's grpc-timeout may shorten it,
@@ -115,6 +116,7 @@ func accessLogUnary(log *slog.Logger, quiet map[string]bool) grpc.UnaryServerInt
 			slog.String("method", info.FullMethod),
 			slog.String("code", code.String()),
 			slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", requestid.From(ctx)),
 		}
 		if p, ok := peer.FromContext(ctx); ok {
 			attrs = append(attrs, slog.String("peer", p.Addr.String()))
@@ -127,6 +129,36 @@ func accessLogUnary(log *slog.Logger, quiet map[string]bool) grpc.UnaryServerInt
 		log.LogAttrs(ctx, level, "rpc", attrs...)
 		return resp, err
 	}
+}
+
+// callRequestID is the call's request id: the in-process gateway's (in
+// the context), else the caller's x-request-id when valid, else a new one.
+func callRequestID(ctx context.Context) string {
+	if id := requestid.From(ctx); id != "" {
+		return id
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, requestid.Key); len(v) > 0 {
+		return requestid.Accept(v[0])
+	}
+	return requestid.New()
+}
+
+// requestIDUnary puts the call's request id in its context (for the access
+// log) and sends it back as header metadata. A call made in process (the
+// gateway's REST validations) has no transport to send it on; the gateway
+// answers it as a response header itself.
+func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	id := callRequestID(ctx)
+	if requestid.From(ctx) == "" {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.Key, id))
+	}
+	return handler(requestid.With(ctx, id), req)
+}
+
+func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	id := callRequestID(ss.Context())
+	_ = ss.SetHeader(metadata.Pairs(requestid.Key, id))
+	return handler(srv, authn.StreamWithContext(requestid.With(ss.Context(), id), ss))
 }
 
 // recoverUnary turns a panic into Internal: the stack goes to the log, never

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"math"
@@ -7,6 +7,8 @@ import (
 
 // The soft memory limit: the flag, else the hashing slots' memory plus
 // headroom; never above 90% of a container's cgroup limit.
+const mib = 1 << 20
+
 func TestMemoryLimit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -25,7 +27,7 @@ func TestMemoryLimit(t *testing.T) {
 		{"large container", 0, 256 * mib, 4096 * mib, 320 * mib, "hashing slots + 64 MiB"},
 		{"flag above the container", 2048, 256 * mib, 1024 * mib, 966367641, "cgroup"},
 	} {
-		got, from := memoryLimit(tc.flag, tc.hash, tc.cgroup)
+		got, from := MemoryLimit(tc.flag, tc.hash, tc.cgroup)
 		if got != tc.want || from != tc.wantFrom {
 			t.Errorf("%s: %d MiB from %s, want %d MiB from %s", tc.name, got/mib, from, tc.want/mib, tc.wantFrom)
 		}

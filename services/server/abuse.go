@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"fmt"
@@ -12,48 +12,49 @@ import (
 	"github.com/keymint/keymint/services/throttle"
 )
 
-// abuseConfig is the abuse-resistance part of Config: which proxies may name
-// the client, and how fast passwords may be guessed.
-type abuseConfig struct {
+// ProxyConfig is which HTTP proxies may name the client.
+type ProxyConfig struct {
 	// TrustedProxies lists CIDR ranges (or addresses) of HTTP proxies whose
 	// X-Forwarded-For entries are believed.
-	TrustedProxies string
+	TrustedProxies string `name:"trusted-proxies" env:"KEYMINT_TRUSTED_PROXIES" help:"CIDR ranges of HTTP proxies whose X-Forwarded-For keymint believes, comma-separated; empty trusts none."`
+}
+
+func (c *ProxyConfig) problems() []string {
+	if _, err := clientip.ParseTrusted(c.TrustedProxies); err != nil {
+		return []string{"trusted-proxies: " + err.Error()}
+	}
+	return nil
+}
+
+// AbuseConfig is the abuse-resistance part of Config: which proxies may name
+// the client, and how fast passwords may be guessed.
+type AbuseConfig struct {
+	ProxyConfig
 	// TrustedGRPCPeers lists the gRPC peers (a separate `keymint gateway`)
 	// whose x-keymint-client-ip metadata is believed. Separate from
 	// TrustedProxies: trusting a pod network's proxies must not let every
 	// pod in it forge client addresses over gRPC.
-	TrustedGRPCPeers string
+	TrustedGRPCPeers string `name:"trusted-grpc-peers" env:"KEYMINT_TRUSTED_GRPC_PEERS" help:"CIDR ranges of gRPC peers (a separate keymint gateway) whose x-keymint-client-ip keymint believes, comma-separated; empty trusts none."`
 	// AccountLimit and IPLimit are throttle.ParseLimit forms.
-	AccountLimit string
-	IPLimit      string
+	AccountLimit string `name:"signin-account-limit" env:"KEYMINT_SIGNIN_ACCOUNT_LIMIT" default:"${signin_account_limit}" help:"Failed sign-ins per account: BURST/INTERVAL (that many at once, then one per interval, slowing further after 4×BURST), or off."`
+	IPLimit      string `name:"signin-ip-limit" env:"KEYMINT_SIGNIN_IP_LIMIT" default:"${signin_ip_limit}" help:"Failed sign-ins per client address (IPv6: per /64): BURST/INTERVAL, or off."`
 	// Argon2MaxWait bounds a sign-in's wait for a hashing slot.
-	Argon2MaxWait time.Duration
+	Argon2MaxWait time.Duration `name:"argon2-max-wait" env:"KEYMINT_ARGON2_MAX_WAIT" default:"2s" help:"How long a sign-in waits for a password-hashing slot before a 503."`
 }
 
 // problems returns one line per invalid abuse setting.
-func (c *abuseConfig) problems(set map[string]bool) []string {
-	var out []string
-	if set["trusted-proxies"] {
-		if _, err := clientip.ParseTrusted(c.TrustedProxies); err != nil {
-			out = append(out, "trusted-proxies: "+err.Error())
-		}
+func (c *AbuseConfig) problems() []string {
+	out := c.ProxyConfig.problems()
+	if _, err := clientip.ParseTrusted(c.TrustedGRPCPeers); err != nil {
+		out = append(out, "trusted-grpc-peers: "+err.Error())
 	}
-	if set["trusted-grpc-peers"] {
-		if _, err := clientip.ParseTrusted(c.TrustedGRPCPeers); err != nil {
-			out = append(out, "trusted-grpc-peers: "+err.Error())
-		}
+	if _, err := parseLimitOr(c.AccountLimit, throttle.DefaultAccountLimit); err != nil {
+		out = append(out, "signin-account-limit: "+err.Error())
 	}
-	if set["signin-account-limit"] {
-		if _, err := throttle.ParseLimit(c.AccountLimit); err != nil {
-			out = append(out, "signin-account-limit: "+err.Error())
-		}
+	if _, err := parseLimitOr(c.IPLimit, throttle.DefaultIPLimit); err != nil {
+		out = append(out, "signin-ip-limit: "+err.Error())
 	}
-	if set["signin-ip-limit"] {
-		if _, err := throttle.ParseLimit(c.IPLimit); err != nil {
-			out = append(out, "signin-ip-limit: "+err.Error())
-		}
-	}
-	if set["argon2-max-wait"] && (c.Argon2MaxWait <= 0 || c.Argon2MaxWait > time.Minute) {
+	if c.Argon2MaxWait <= 0 || c.Argon2MaxWait > time.Minute {
 		out = append(out, "argon2-max-wait: want a positive duration up to 1m, such as 2s")
 	}
 	return out
@@ -61,12 +62,19 @@ func (c *abuseConfig) problems(set map[string]bool) []string {
 
 // clients returns the client-address resolver of the trusted proxies and
 // gRPC peers.
-func (c *abuseConfig) clients() (*clientip.Resolver, error) {
-	trusted, err := clientip.ParseTrusted(c.TrustedProxies)
+func (c *AbuseConfig) clients() (*clientip.Resolver, error) {
+	return clientsOf(c.TrustedProxies, c.TrustedGRPCPeers)
+}
+
+// clients returns the client-address resolver of the trusted proxies.
+func (c *ProxyConfig) clients() (*clientip.Resolver, error) { return clientsOf(c.TrustedProxies, "") }
+
+func clientsOf(proxies, grpcPeers string) (*clientip.Resolver, error) {
+	trusted, err := clientip.ParseTrusted(proxies)
 	if err != nil {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	peers, err := clientip.ParseTrusted(c.TrustedGRPCPeers)
+	peers, err := clientip.ParseTrusted(grpcPeers)
 	if err != nil {
 		return nil, fmt.Errorf("trusted-grpc-peers: %w", err)
 	}
@@ -85,7 +93,7 @@ func trustedList(r string) []string {
 
 // signInThrottle builds the sign-in throttle: in Redis when keymint has a
 // Redis client (every replica counts together), in process otherwise.
-func (c *abuseConfig) signInThrottle(client redis.UniversalClient, redisTimeout time.Duration, reg prometheus.Registerer, log *slog.Logger) (*throttle.SignIn, error) {
+func (c *AbuseConfig) signInThrottle(client redis.UniversalClient, redisTimeout time.Duration, reg prometheus.Registerer, log *slog.Logger) (*throttle.SignIn, error) {
 	account, err := parseLimitOr(c.AccountLimit, throttle.DefaultAccountLimit)
 	if err != nil {
 		return nil, fmt.Errorf("signin-account-limit: %w", err)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -14,31 +14,24 @@ import (
 	"github.com/keymint/keymint/services/cache/rediscache"
 )
 
-// cacheConfig is the validation cache's part of Config.
-type cacheConfig struct {
-	RedisURL     string
-	RedisTimeout time.Duration
-	L1Size       uint
-	L1TTL        time.Duration
-	NegativeTTL  time.Duration
-	RedisTTL     time.Duration
+// CacheConfig is the validation cache's part of Config.
+type CacheConfig struct {
+	RedisURL     string        `name:"redis-url" env:"KEYMINT_REDIS_URL" help:"Redis for the shared validation cache and revocation across replicas: redis://, rediss://, redis+sentinel://, redis+cluster://; empty: L1 only."`
+	RedisTimeout time.Duration `name:"redis-timeout" env:"KEYMINT_REDIS_TIMEOUT" default:"50ms" help:"Bound on each Redis call on the validation path."`
+	L1Size       uint          `name:"cache-l1-size" env:"KEYMINT_CACHE_L1_SIZE" default:"${cache_l1_size}" help:"In-process validation cache size in tokens; 0 turns it off."`
+	L1TTL        time.Duration `name:"cache-l1-ttl" env:"KEYMINT_CACHE_L1_TTL" default:"${cache_l1_ttl}" help:"How long a replica answers from its in-process cache; bounds revocation staleness without Redis."`
+	NegativeTTL  time.Duration `name:"cache-negative-ttl" env:"KEYMINT_CACHE_NEGATIVE_TTL" default:"${cache_negative_ttl}" help:"How long an unknown token is remembered (in-process only)."`
+	RedisTTL     time.Duration `name:"cache-redis-ttl" env:"KEYMINT_CACHE_REDIS_TTL" default:"${cache_redis_ttl}" help:"How long a token stays in Redis."`
 }
 
 // problems returns one line per invalid cache setting.
-func (c *cacheConfig) problems(set map[string]bool) []string {
-	var out []string
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"redis-timeout", c.RedisTimeout}, {"cache-l1-ttl", c.L1TTL}, {"cache-negative-ttl", c.NegativeTTL}, {"cache-redis-ttl", c.RedisTTL}} {
-		if set[d.name] && d.v <= 0 {
-			out = append(out, fmt.Sprintf("%s: want a positive duration such as 5s", d.name))
-		}
-	}
-	if set["redis-timeout"] && c.RedisTimeout > 5*time.Second {
+func (c *CacheConfig) problems() []string {
+	out := positive(map[string]time.Duration{"redis-timeout": c.RedisTimeout, "cache-l1-ttl": c.L1TTL,
+		"cache-negative-ttl": c.NegativeTTL, "cache-redis-ttl": c.RedisTTL})
+	if c.RedisTimeout > 5*time.Second {
 		out = append(out, "redis-timeout: at most 5s (it bounds Redis calls on the validation path; tens of ms is usual)")
 	}
-	if set["redis-url"] && c.RedisURL != "" {
+	if c.RedisURL != "" {
 		if _, err := rediscache.ParseURL(c.RedisURL, c.RedisTimeout); err != nil {
 			out = append(out, "redis-url: "+err.Error())
 		}
@@ -72,7 +65,7 @@ type validationCache struct {
 // newValidationCache builds L1 and, with a Redis URL, the L2 and its
 // invalidation channel. Redis being down at start is no error: validation
 // falls back to the store until it answers.
-func newValidationCache(ctx context.Context, c *cacheConfig, reg prometheus.Registerer, log *slog.Logger) (*validationCache, error) {
+func newValidationCache(ctx context.Context, c *CacheConfig, reg prometheus.Registerer, log *slog.Logger) (*validationCache, error) {
 	vc := &validationCache{}
 	cfg := cache.Config{
 		L1Size:      int(c.L1Size),

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -19,24 +19,31 @@ import (
 // seconds, not the whole RPC deadline.
 const storeCallTimeout = 5 * time.Second
 
-// openStore opens (and migrates) PostgreSQL when a database URL is set, else
-// the embedded SQLite file in the data directory.
-func openStore(ctx context.Context, c *Config, log *slog.Logger) (store.Store, error) {
+// OpenStore opens (and migrates) the store c names, for the commands that
+// work on it directly.
+func OpenStore(ctx context.Context, c StoreConfig, log *slog.Logger) (store.Store, error) {
+	return openStore(ctx, c, postgres.ReplicaConfig{}, log)
+}
+
+// openStore opens (and migrates) PostgreSQL when a database URL is set, with
+// the read replica when one is, else the embedded SQLite file in the data
+// directory.
+func openStore(ctx context.Context, c StoreConfig, replica postgres.ReplicaConfig, log *slog.Logger) (store.Store, error) {
 	if c.DatabaseURL != "" {
 		s, err := postgres.Open(ctx, c.DatabaseURL)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
-		if c.DatabaseRead.URL == "" {
+		if replica.URL == "" {
 			log.Info("store: postgres")
 			return store.WithTimeout(s, storeCallTimeout), nil
 		}
-		r, err := postgres.OpenReplicated(ctx, s, c.DatabaseRead)
+		r, err := postgres.OpenReplicated(ctx, s, replica)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open postgres read replica: %w", err)
 		}
-		log.Info("store: postgres with a read replica", "max_lag", c.DatabaseRead.MaxLag.String())
+		log.Info("store: postgres with a read replica", "max_lag", replica.MaxLag.String())
 		return store.WithTimeout(r, storeCallTimeout), nil
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {

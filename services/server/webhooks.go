@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 
 // setupWebhooks registers WebhookService and, when a webhook key is
 // configured, builds the dispatcher and the expiry scheduler.
-func (s *server) setupWebhooks(_ context.Context, st store.Store, auditLog *audit.Recorder) error {
+func (s *Server) setupWebhooks(_ context.Context, st store.Store, auditLog *audit.Recorder) error {
 	c := &s.cfg.Webhooks
-	sealer, err := c.sealer(s.cfg.DataDir, s.cfg.DatabaseURL == "", s.log)
+	sealer, err := c.Sealer(s.cfg.DataDir, s.cfg.DatabaseURL == "", s.log)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (s *server) setupWebhooks(_ context.Context, st store.Store, auditLog *audi
 
 // runWebhooks starts the dispatcher and the scheduler; the channel closes
 // when both stopped after ctx ended (attempts in flight finish first).
-func (s *server) runWebhooks(ctx context.Context) <-chan struct{} {
+func (s *Server) runWebhooks(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	if s.dispatcher != nil {

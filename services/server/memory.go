@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"log/slog"
@@ -9,7 +9,7 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
-// defaultGCPercent is keymint serve's GOGC unless the environment sets one.
+// DefaultGCPercent is keymint serve's GOGC unless the environment sets one.
 // The validation path allocates little but often, over a small live heap
 // (tens of MB): at Go's default of 100 the collector ran so often it took
 // 8-15% of a core under load (make bench, perf). At 400 it runs a quarter as
@@ -18,12 +18,12 @@ import (
 // of garbage, and at 400 the heap grew to five times the hashes in flight
 // (815 MB against a 256 MiB budget). The soft memory limit below bounds that
 // case: the collector runs early only when the heap nears it.
-const defaultGCPercent = 400
+const DefaultGCPercent = 400
 
-// tuneGC applies defaultGCPercent when GOGC is not set.
+// tuneGC applies DefaultGCPercent when GOGC is not set.
 func tuneGC() {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
-		debug.SetGCPercent(defaultGCPercent)
+		debug.SetGCPercent(DefaultGCPercent)
 	}
 }
 
@@ -42,12 +42,12 @@ const (
 	cgroupShare = 0.9
 )
 
-// memoryLimit is keymint serve's soft memory limit in bytes and what it came
+// MemoryLimit is keymint serve's soft memory limit in bytes and what it came
 // from: --memory-limit-mib (0: the memory of the hashes that may run at
 // once, at most the argon2 budget, + memoryHeadroomMiB), lowered to
 // cgroupShare of the container's cgroup limit (v2 memory.max, v1
 // memory.limit_in_bytes) when there is one. cgroupLimit is 0 without one.
-func memoryLimit(flagMiB uint, hashBytes int64, cgroupLimit uint64) (int64, string) {
+func MemoryLimit(flagMiB uint, hashBytes int64, cgroupLimit uint64) (int64, string) {
 	limit, from := int64(flagMiB)<<20, "memory-limit-mib"
 	if flagMiB == 0 {
 		limit, from = hashBytes+memoryHeadroomMiB<<20, "hashing slots + 64 MiB"
@@ -72,7 +72,7 @@ func applyMemoryLimit(c *Config, hashBytes int64, log *slog.Logger) {
 	if err != nil {
 		cg = 0 // no cgroup, or no limit on it
 	}
-	limit, from := memoryLimit(c.MemoryLimitMiB, hashBytes, cg)
+	limit, from := MemoryLimit(c.MemoryLimitMiB, hashBytes, cg)
 	debug.SetMemoryLimit(limit)
 	log.Info("memory limit", "mib", limit>>20, "from", from)
 }

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"log/slog"
+	"maps"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/accounts"
+	"github.com/keymint/keymint/services/fault"
+)
+
+// The interceptor chains of keymint serve, in one place: which run for a
+// call, and in what order (first outermost). ValidateToken, gRPC and REST
+// alike, runs the same unary chain composed once (hotpath.go).
+
+// hotMethods are logged at debug level when they succeed.
+var hotMethods = map[string]bool{
+	keymintv1.TokenService_ValidateToken_FullMethodName: true,
+	authv3.Authorization_Check_FullMethodName:           true,
+}
+
+// watchMethods are long-lived streams, exempt from the RPC deadline cap.
+var watchMethods = map[string]bool{
+	healthpb.Health_Watch_FullMethodName:                   true,
+	keymintv1.TokenService_WatchRevocations_FullMethodName: true,
+}
+
+// publicMethods never read credentials.
+var publicMethods = map[string]bool{
+	keymintv1.TokenService_ValidateToken_FullMethodName:    true,
+	keymintv1.TokenService_WatchRevocations_FullMethodName: true,
+	authv3.Authorization_Check_FullMethodName:              true,
+	keymintv1.AccountService_Login_FullMethodName:          true, // credentials are in the request
+	// Anyone who found a token in public may report it; it is rate limited
+	// per client address and tells nothing.
+	keymintv1.TokenService_ReportLeakedTokens_FullMethodName: true,
+	healthpb.Health_Check_FullMethodName:                     true,
+	healthpb.Health_Watch_FullMethodName:                     true,
+	healthpb.Health_List_FullMethodName:                      true,
+}
+
+// publicMethodsFor is publicMethods, less WatchRevocations when the stream
+// needs a token with keymint:watch.
+func publicMethodsFor(watchRequiresScope bool) map[string]bool {
+	if !watchRequiresScope {
+		return publicMethods
+	}
+	public := maps.Clone(publicMethods)
+	delete(public, keymintv1.TokenService_WatchRevocations_FullMethodName)
+	return public
+}
+
+// unaryInterceptors is the unary chain: metrics, request id, panics,
+// access log, deadline cap (not for self-bounded methods), injected
+// faults, authentication.
+func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{m.unary(), requestIDUnary, recoverUnary(log), accessLogUnary(log, hotMethods),
+		except(selfBounded, deadlineUnary(maxRPCDeadline)), fault.UnaryServerInterceptor(log), authn.UnaryServerInterceptor()}
+}
+
+// streamInterceptors is the stream chain, in the unary chain's order.
+func streamInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []grpc.StreamServerInterceptor {
+	return []grpc.StreamServerInterceptor{m.stream(), requestIDStream, recoverStream(log), deadlineStream(maxRPCDeadline, watchMethods),
+		fault.StreamServerInterceptor(log), authn.StreamServerInterceptor()}
+}
