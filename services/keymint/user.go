@@ -11,9 +11,18 @@ import (
 	"github.com/keymint/keymint/services/server"
 )
 
-// userCmd is `keymint user`: operator commands on the store directly.
+// userCmd is `keymint user`. create works on the store directly (to
+// bootstrap the first admin, before any server runs); the others call a
+// running server as an organization admin (admin.go).
 type userCmd struct {
-	Create userCreateCmd `cmd:"" help:"Create a user (and its organization when missing); the password is read from standard input."`
+	Create        userCreateCmd        `cmd:"" help:"Create a user (and its organization when missing) on the store directly; the password is read from standard input."`
+	List          userListCmd          `cmd:"" help:"List the organization's people."`
+	Get           userGetCmd           `cmd:"" help:"Show one user."`
+	Disable       userDisableCmd       `cmd:"" help:"Disable a user: no sign-in, sessions ended, every token revoked."`
+	Enable        userEnableCmd        `cmd:"" help:"Enable a disabled user (their old tokens stay revoked)."`
+	Delete        userDeleteCmd        `cmd:"" help:"Delete a user: every token revoked, the email freed; the audit log keeps the id."`
+	ResetPassword userResetPasswordCmd `cmd:"" name:"reset-password" help:"Issue a one-time reset code, or set a password read from standard input."`
+	SetAdmin      userSetAdminCmd      `cmd:"" name:"set-admin" help:"Promote a user to organization admin (on) or demote them (off)."`
 }
 
 // userCreateCmd creates a user. The password is read from standard input,
