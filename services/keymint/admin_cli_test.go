@@ -16,6 +16,25 @@ func TestAdminCLI(t *testing.T) {
 	createUser(t, cfg, adminEmail, "acme", adminPassword, true)
 	createUser(t, cfg, "alice@example.com", "acme", "alice's long password", false)
 	srv := startServer(t, cfg)
+	// user create says which database it opened, and when it made a new one.
+	var out0 bytes.Buffer
+	if err := realMain(context.Background(), []string{"user", "create", "--email", "bob@example.com", "--org", "acme", "--password-stdin",
+		"--data-dir", cfg.DataDir, "--argon2-memory-kib", "64", "--argon2-time", "1"}, strings.NewReader("bob's long password\n"), &out0, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if l := strings.Split(strings.TrimSpace(out0.String()), "\n"); len(l) != 2 || !strings.HasPrefix(l[1], "database: embedded sqlite /") ||
+		strings.Contains(l[1], "NEW") {
+		t.Errorf("user create on an existing database printed %q", l)
+	}
+	fresh := t.TempDir()
+	out0.Reset()
+	if err := realMain(context.Background(), []string{"user", "create", "--email", "bob@example.com", "--org", "acme", "--password-stdin",
+		"--data-dir", fresh, "--argon2-memory-kib", "64", "--argon2-time", "1"}, strings.NewReader("bob's long password\n"), &out0, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out0.String(), "database: embedded sqlite "+fresh+"/keymint.db (NEW: there was none") {
+		t.Errorf("user create on a new data dir printed %q", out0.String())
+	}
 	t.Setenv("KEYMINT_ADMIN_PASSWORD", adminPassword)
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
@@ -48,7 +67,7 @@ func TestAdminCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun("user", "list", "-o", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Users) != 2 || list.Users[0].Email != "alice@example.com" || list.Users[1].Email != adminEmail {
+	if len(list.Users) != 3 || list.Users[0].Email != "alice@example.com" || list.Users[2].Email != adminEmail {
 		t.Fatalf("user list -o json = %+v", list.Users)
 	}
 	alice := list.Users[0].ID

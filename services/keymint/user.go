@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/keymint/keymint/services/accounts"
@@ -60,6 +64,7 @@ func (c *userCreateCmd) Run(env *cliEnv) error {
 	password := strings.TrimRight(line, "\r\n")
 
 	log := c.Logger(env.stderr)
+	where, fresh := c.database()
 	st, err := server.OpenStore(env.ctx, c.StoreConfig, log)
 	if err != nil {
 		return err
@@ -79,7 +84,30 @@ func (c *userCreateCmd) Run(env *cliEnv) error {
 	}
 	fmt.Fprintf(env.stdout, "created user %s (id %s) in organization %q (id %s)%s\n",
 		u.Email, u.ID, o.Name, o.ID, map[bool]string{true: " as admin", false: ""}[c.Admin])
+	// Which database, always: a typo in --data-dir must not pass unnoticed.
+	if fresh {
+		fmt.Fprintf(env.stdout, "database: %s (NEW: there was none; `keymint serve` must use the same --data-dir)\n", where)
+	} else {
+		fmt.Fprintf(env.stdout, "database: %s\n", where)
+	}
 	return nil
+}
+
+// database names the store the command opens, without credentials, and
+// whether it is an embedded database that does not exist yet.
+func (c *userCreateCmd) database() (where string, fresh bool) {
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err == nil && u.Host != "" {
+			return "postgres " + u.Host + u.Path, false
+		}
+		return "postgres (--database-url)", false
+	}
+	path := filepath.Join(c.DataDir, "keymint.db")
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	_, err := os.Stat(path)
+	return "embedded sqlite " + path, errors.Is(err, fs.ErrNotExist)
 }
 
 // splitList is a comma-separated list's non-empty entries, trimmed.
