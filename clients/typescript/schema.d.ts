@@ -1207,6 +1207,11 @@ export interface components {
             keymint_external_id?: string;
             keymint_metadata?: Record<string, never>;
             keymint_org_id?: string;
+            /**
+             * @description What sub names: a user or a service account.
+             * @enum {string}
+             */
+            keymint_principal_kind?: "user" | "service_account";
             keymint_remaining_uses?: number;
             scope?: string;
             /** @description The user id. */
@@ -2632,6 +2637,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2717,6 +2724,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2802,6 +2811,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2887,6 +2898,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2972,6 +2985,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -3057,6 +3072,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -3142,6 +3159,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
