@@ -33,7 +33,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	t.Cleanup(func() { st.Close() })
 	f := &adminFixture{store: st, clock: &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	f.svc, err = New(t.Context(), Config{Store: st, Hasher: newTestHasher(t, HasherConfig{}), Now: f.clock.Now,
-		Audit: audit.New(audit.Config{Store: st}),
+		Audit:   audit.New(audit.Config{Store: st}),
 		Revoked: func(_ context.Context, r []store.Token) { f.revoked = append(f.revoked, r) }})
 	if err != nil {
 		t.Fatal(err)
