@@ -21,13 +21,20 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	rs := redistest.Start(t)
 	s, pool := newPool(t, 10)
 	client := newRedis(t, rs.URL())
-	c, err := New(Config{Store: s, Client: client})
+	zero, err := New(Config{Store: s})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.timeout != DefaultTimeout || c.backoff != DefaultBackoff || c.keyTTL != DefaultKeyTTL {
-		t.Fatalf("zero Config: timeout %v, backoff %v, key TTL %v; want %v, %v, %v",
-			c.timeout, c.backoff, c.keyTTL, DefaultTimeout, DefaultBackoff, DefaultKeyTTL)
+	if zero.prefix != DefaultPrefix || zero.timeout != DefaultTimeout || zero.backoff != DefaultBackoff || zero.keyTTL != DefaultKeyTTL {
+		t.Fatalf("zero Config: prefix %q, timeout %v, backoff %v, key TTL %v; want %q, %v, %v, %v",
+			zero.prefix, zero.timeout, zero.backoff, zero.keyTTL, DefaultPrefix, DefaultTimeout, DefaultBackoff, DefaultKeyTTL)
+	}
+	// The counter in Redis: zero prefix and key TTL, but a generous timeout
+	// (the 50 ms default can time out on a loaded machine, and the use is
+	// then taken from the store, with no counter in Redis).
+	c, err := New(Config{Store: s, Client: client, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if DefaultKeyTTL != 30*24*time.Hour || DefaultTimeout != 50*time.Millisecond || DefaultBackoff != time.Second {
 		t.Fatalf("defaults %v, %v, %v differ from the documented 30 days, 50 ms, 1 s", DefaultKeyTTL, DefaultTimeout, DefaultBackoff)
