@@ -249,7 +249,12 @@ func TestSignInProgressive(t *testing.T) {
 	// guess makes failed attempts until refused, waiting what it is told,
 	// and returns the waits.
 	var waits []time.Duration
-	for len(waits) < 40 {
+	// Bounded: a limiter that never refuses fails here, not by the test
+	// binary's timeout (gremlins' `lim.Burst > 0` mutant hung it 8 minutes).
+	for attempts := 0; len(waits) < 40; attempts++ {
+		if attempts == 10_000 {
+			t.Fatalf("10000 attempts, %d refused: the throttle does not throttle", len(waits)-1)
+		}
 		_, err := s.Begin(ctx, "victim@example.com", netip.Addr{})
 		var th *Throttled
 		if errors.As(err, &th) {
