@@ -303,7 +303,12 @@ func TestSignInTiersAsDocumented(t *testing.T) {
 	// An attacker guessing as fast as it is let: each refusal waits the
 	// Retry-After it was told. admitted holds when each guess was let in.
 	var admitted []time.Duration
-	for len(admitted) < 1000 {
+	// Bounded: a limiter that refuses everything fails here, not by the
+	// test binary's timeout (gremlins' `Burst * Interval` → `/` mutant).
+	for attempts := 0; len(admitted) < 1000; attempts++ {
+		if attempts == 100_000 {
+			t.Fatalf("100000 attempts, %d admitted: the throttle locks out", len(admitted))
+		}
 		_, err := s.Begin(ctx, "victim@example.com", netip.Addr{})
 		var th *Throttled
 		if errors.As(err, &th) {
