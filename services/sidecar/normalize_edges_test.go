@@ -25,8 +25,9 @@ func TestNormalizePathEdges(t *testing.T) {
 		"a0://h/r":   "/r",
 		"a9://h/r":   "/r",
 		"a+-.://h/r": "/r",
-		"0a://h/r":   "/0a:/h/r", // a scheme starts with a letter
-		"://h/r":     "/:/h/r",   // no scheme at all
+		"a_b://h/r":  "/a_b:/h/r", // _ is not a scheme character
+		"0a://h/r":   "/0a:/h/r",  // a scheme starts with a letter
+		"://h/r":     "/:/h/r",    // no scheme at all
 		"/r%20s":     "/r s",
 		"/r%C2%A0s":  "/r\u00a0s",
 		"/r%7Es":     "/r~s",
