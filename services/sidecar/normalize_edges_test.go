@@ -14,7 +14,8 @@ import (
 // stripAbsoluteForm's scheme class with an end excluded (`c >= 'a'` →
 // `c > 'a'` and the like, `j > 0` → `j >= 0`, `i <= 0` → `i < 0`), and
 // NormalizePath's control test with an end moved (`c < 0x20` → `<=`,
-// `c >= 0x80` → `>`, `c < 0xa0` → `<=`).
+// `c >= 0x80` → `>`, `c < 0xa0` → `<=`), and its path search `j >= 0` → `j > 0` (an
+// empty authority's path dropped: http:///reports dodged /reports).
 func TestNormalizePathEdges(t *testing.T) {
 	t.Parallel()
 	for raw, want := range map[string]string{
@@ -31,6 +32,7 @@ func TestNormalizePathEdges(t *testing.T) {
 		"/r%20s":     "/r s",
 		"/r%C2%A0s":  "/r\u00a0s",
 		"/r%7Es":     "/r~s",
+		"http:///r":  "/r", // an empty authority: the path starts at once
 		"http://h":   "/",
 		"/r%2Fs%3F":  "/r/s?",
 	} {
