@@ -1070,7 +1070,10 @@
       }));
       $('sa-tokens-empty').hidden = toks.length > 0;
       $('sa-token-table').hidden = toks.length === 0;
-      if (focusId) focusRow(focusId);
+      // Focus goes to the row acted on, or (a revoked token left the list)
+      // to "Generate token".
+      if (focusId && !document.querySelector('#sa-token-rows tr[data-token-id="' + CSS.escape(focusId) + '"]')) $('sa-mint').focus();
+      else if (focusId) focusRow(focusId);
     } catch (err) {
       fail(err, $('sa-detail-error'));
     }
