@@ -315,7 +315,7 @@
       const org = v === 'org-tokens';
       // A user's "Tokens" link opens the org's list filtered by owner.
       const owner = org ? hashParams().get('owner') || '' : '';
-      if (list.org !== org || owner !== list.ownerLink) {
+      if (list.org !== org || owner !== list.ownerLink || owner) {
         list.org = org;
         list.pages = [''];
         list.page = 0;
@@ -800,9 +800,9 @@
     }
   }
 
-  function renderUsers(list, prefix) {
-    for (const u of list) users.byId.set(u.id, u);
-    $('user-rows').replaceChildren(...list.map((u) => {
+  function renderUsers(shown, prefix) {
+    for (const u of shown) users.byId.set(u.id, u);
+    $('user-rows').replaceChildren(...shown.map((u) => {
       const self = me && u.id === me.id;
       const items = [['Tokens', 'tokens', '#org-tokens?owner=' + encodeURIComponent(u.id)]];
       if (!self) {
@@ -822,9 +822,9 @@
       tr.dataset.userId = u.id;
       return tr;
     }));
-    $('user-table').hidden = list.length === 0;
-    $('users-status').textContent = list.length
-      ? 'Showing ' + list.length + (list.length === 1 ? ' user' : ' users') + ' on page ' + (users.page + 1) + '.'
+    $('user-table').hidden = shown.length === 0;
+    $('users-status').textContent = shown.length
+      ? 'Showing ' + shown.length + (shown.length === 1 ? ' user' : ' users') + ' on page ' + (users.page + 1) + '.'
       : (prefix ? 'No user\'s email starts with "' + prefix + '".' : 'No users.');
     $('users-prev').disabled = users.page === 0;
     $('users-next').disabled = !users.next;
@@ -946,8 +946,8 @@
     return (scopes || []).length ? scopes.map((s) => el('code', { className: 'scope', textContent: s })) : [el('span', { className: 'none', textContent: none })];
   }
 
-  function renderServiceAccounts(list) {
-    $('sa-rows').replaceChildren(...list.map((a) => {
+  function renderServiceAccounts(shown) {
+    $('sa-rows').replaceChildren(...shown.map((a) => {
       const items = [
         ['Details', 'details', (b) => showAccount(a, b)],
         ['Generate token', 'mint', (b) => showAccount(a, b, true)],
@@ -962,9 +962,9 @@
       tr.dataset.accountId = a.id;
       return tr;
     }));
-    $('sa-empty').hidden = list.length > 0 || accounts.page > 0;
-    $('sa-table').hidden = list.length === 0;
-    $('sa-status').textContent = list.length ? 'Showing ' + list.length + (list.length === 1 ? ' service account' : ' service accounts') + ' on page ' + (accounts.page + 1) + '.' : '';
+    $('sa-empty').hidden = shown.length > 0 || accounts.page > 0;
+    $('sa-table').hidden = shown.length === 0;
+    $('sa-status').textContent = shown.length ? 'Showing ' + shown.length + (shown.length === 1 ? ' service account' : ' service accounts') + ' on page ' + (accounts.page + 1) + '.' : '';
     $('sa-prev').disabled = accounts.page === 0;
     $('sa-next').disabled = !accounts.next;
     $('sa-page').textContent = 'Page ' + (accounts.page + 1);
