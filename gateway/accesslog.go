@@ -88,13 +88,22 @@ type accessLog struct {
 	clients *clientip.Resolver
 }
 
+// requestIDHeader is requestid.Key as net/http keys it.
+var requestIDHeader = http.CanonicalHeaderKey(requestid.Key)
+
 func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The validation hot path: it needs no client metadata (validation is
 	// neither throttled nor audited), and a successful validation is logged
 	// at debug level only, as over gRPC; failures are logged by the gRPC
 	// access log of the in-process call.
-	id := requestid.Accept(r.Header.Get(requestid.Key))
-	w.Header().Set(requestid.Key, id)
+	// By canonical key, straight in the maps: Header.Get/Set would
+	// canonicalise the lowercase requestid.Key (an allocation) each time.
+	var in string
+	if v := r.Header[requestIDHeader]; len(v) > 0 {
+		in = v[0]
+	}
+	id := requestid.Accept(in)
+	w.Header()[requestIDHeader] = []string{id}
 	ctx := requestid.With(r.Context(), id)
 	hot := r.Method == http.MethodPost && r.URL.Path == validatePath
 	if hot && !a.log.Enabled(r.Context(), slog.LevelDebug) {

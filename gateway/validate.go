@@ -187,18 +187,27 @@ func (p *jsonScanner) str() ([]byte, bool) {
 	if !p.byte('"') {
 		return nil, false
 	}
-	start := p.i
-	for ; p.i < len(p.b); p.i++ {
-		switch c := p.b[p.i]; {
-		case c == '"':
-			p.i++
-			return p.b[start : p.i-1], true
-		case c < 0x20 || c > 0x7e || c == '\\':
-			return nil, false
-		}
+	b, start := p.b, p.i
+	i := start // a local index: the loop keeps it in a register
+	for i < len(b) && plainJSON[b[i]] {
+		i++
 	}
-	return nil, false
+	if i == len(b) || b[i] != '"' {
+		return nil, false
+	}
+	p.i = i + 1
+	return b[start:i], true
 }
+
+// plainJSON marks the bytes the fast codec reads and writes inside a string
+// as they are: printable ASCII but the quote and the backslash. One lookup
+// a byte, where comparisons cost the codec a third of its instructions.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // end reports whether only whitespace is left.
 func (p *jsonScanner) end() bool {
@@ -315,7 +324,7 @@ func appendTimestamp(dst []byte, ts *timestamppb.Timestamp) []byte {
 // escape, and reports whether it was.
 func appendPlainString(dst []byte, s string) ([]byte, bool) {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+		if !plainJSON[s[i]] {
 			return dst, false
 		}
 	}

@@ -1,8 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,4 +184,56 @@ func FuzzValidateFastEncode(f *testing.F) {
 			t.Fatalf("fast %s\nprotojson %s", fast, slow)
 		}
 	})
+}
+
+// The in-process validation route, the REST hot path, keeps the gateway's
+// checks: the security headers on every answer, the body limit (declared
+// and chunked), an access log line, and the token never in the log.
+func TestValidateRouteKeepsChecks(t *testing.T) {
+	t.Parallel()
+	const limit = 256
+	var calls atomic.Int64
+	g := newTestGateway(t, func(c *Config) {
+		c.MaxBodyBytes = limit
+		c.Validate = func(_ context.Context, req *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error) {
+			calls.Add(1)
+			return &keymintv1.ValidateTokenResponse{Valid: true, TokenId: "t1", Scopes: []string{"read"}}, nil
+		}
+	})
+	const secret = "km_secretvalue0123456789"
+	h := http.Header{"Content-Type": {"application/json"}}
+	resp, body := doRequest(t, http.MethodPost, g.url+validatePath, `{"token":"`+secret+`"}`, h, 0)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"tokenId":"t1"`) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	for k, v := range map[string]string{"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+		"Content-Security-Policy": apiCSP, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Content-Type": "application/json"} {
+		if got := resp.Header.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	big := `{"token":"` + strings.Repeat("a", 2*limit) + `"}`
+	for _, cl := range []int64{int64(len(big)), -1} {
+		resp, body := doRequest(t, http.MethodPost, g.url+validatePath, big, h, cl)
+		wantStatusJSON(t, resp, body, http.StatusRequestEntityTooLarge, 8)
+		if resp.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("413 without the security headers: %v", resp.Header)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("validator called %d times, want 1 (oversize bodies must not reach it)", n)
+	}
+	logs := g.logs.String()
+	if strings.Contains(logs, secret) {
+		t.Errorf("the token is in the log:\n%s", logs)
+	}
+	var routes []string
+	for _, l := range logLines(t, logs, "http") {
+		routes = append(routes, fmt.Sprint(l["route"], " ", l["status"]))
+	}
+	for _, want := range []string{"POST " + validatePath + " 200", "POST " + validatePath + " 413"} {
+		if !slices.Contains(routes, want) {
+			t.Errorf("no access log line %q; got %q", want, routes)
+		}
+	}
 }

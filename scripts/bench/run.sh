@@ -5,6 +5,9 @@
 # to one core and the load to another (when taskset is present):
 #   grpc-echo / grpc-keymint-l1     bare gRPC vs ValidateToken on cached tokens
 #   http-echo / rest-keymint-l1     bare net/http vs POST /v1/tokens:validate
+#   http-echo-malformed / rest-keymint-malformed
+#                                   the same with a malformed token (bad checksum)
+#   idle                            keymint serve's RSS after start, before any load
 #   grpc-keymint-l1-long            the same for BENCH_LONG (60 s), RSS sampled
 #   grpc-*-authz, http-*-fa         ext_authz Check and forward-auth, against bare servers
 #   grpc-echo-features / grpc-keymint-features, http-echo-features /
@@ -12,8 +15,11 @@
 #                                   and a CIDR allow-list (validated with client_ip)
 #   grpc-keymint-uses, -rate        tokens with a usage limit or a rate limit:
 #                                   every call also takes a use / an event in Redis
-#   grpc-keymint-l2                 L1 off: every call reads Redis
-#   grpc-keymint-store              no cache: every call reads the store
+#   grpc-echo-l2 / grpc-keymint-l2  L1 off: every call reads Redis (each uncached
+#                                   case has its own interleaved bare echo)
+#   grpc-keymint-store-STORE        no cache: every call reads the store; with
+#                                   the embedded store, a second server on a
+#                                   throwaway PostgreSQL too (-store-postgres)
 #   flood-base-pN / flood-during-pN gRPC ValidateToken without and during 60
 #                                   concurrent wrong-password sign-ins (default
 #                                   argon2), peak RSS (flood-signins-pN), at
@@ -29,7 +35,8 @@
 # store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
 # BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1), BENCH_SCENARIOS
 # (all, flood for the login flood alone, tracing for the tracing cost alone),
-# BENCH_FLOOD_CONCURRENCY (60).
+# BENCH_FLOOD_CONCURRENCY (60), BENCH_IDLE_WAIT (3, seconds before the idle
+# RSS sample), BENCH_RESULTS (a file to keep the raw results in).
 # Postgres and Redis are throwaway instances from scripts/pg.sh and
 # scripts/redis.sh.
 set -euo pipefail
@@ -95,6 +102,8 @@ export KEYMINT_LOG_LEVEL=warn KEYMINT_LOG_FORMAT=text
 "$work/keymint" migrate >/dev/null 2>&1 || true
 printf '%s\n' 'bench-password' | "$work/keymint" user create --email bench@example.com --org bench --password-stdin >/dev/null
 
+results=$work/results.jsonl
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
 # start_keymint NAME ARGS...: starts keymint serve pinned to the server CPU;
@@ -130,12 +139,14 @@ start_echo() {
   exit 1
 }
 
-results=$work/results.jsonl
 load() { "${LOAD[@]}" "$work/load" "$@" -tokens "$work/tokens" -c "$CONC" -out "$results" >/dev/null; }
 
 log "keymint with L1 (and Redis), store $STORE"
 start_keymint l1 --redis-url "$REDIS_URL"
 L1_PID=$KM_PID L1_GRPC=$KM_GRPC L1_HTTP=$KM_HTTP
+# Idle RSS: the server after start (readiness answered), before any load.
+sleep "${BENCH_IDLE_WAIT:-3}"
+"$work/load" rss -pid "$L1_PID" -name idle -out "$results" >/dev/null
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens"
 
 # The validation scenarios (all but the login flood), not re-indented.
@@ -171,6 +182,20 @@ log "rest: bare net/http answering keymint's body without its headers"
 load http -name http-echo-body-only -url "http://$ECHO_ADDR/v1/tokens:validate" -d "$DURATION" -pid "$ECHO_PID"
 stop_pid "$ECHO_PID"
 KM_PID=$L1_PID KM_GRPC=$L1_GRPC
+
+# A malformed token (a real one with its last checksum character changed):
+# keymint refuses it without a lookup, so this is HTTP and JSON handling
+# alone. The bare server answers keymint's MALFORMED answer.
+awk '{ c = substr($0, length($0)); print substr($0, 1, length($0) - 1) (c == "a" ? "b" : "a") }' "$work/tokens" >"$work/tokens-malformed"
+start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/tokens-malformed" -proto malformed
+HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
+loadm() { "${LOAD[@]}" "$work/load" "$@" -tokens "$work/tokens-malformed" -proto malformed -c "$CONC" -out "$results" >/dev/null; }
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round/$ROUNDS malformed token: HTTP echo, REST keymint ($DURATION each)"
+  loadm http -name http-echo-malformed -url "http://$HTTP_ECHO/v1/tokens:validate" -d "$DURATION" -pid "$HTTP_ECHO_PID"
+  loadm http -name rest-keymint-malformed -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
+done
+stop_pid "$HTTP_ECHO_PID"
 
 # Every lifecycle check on the token: scopes, an expiry, a CIDR allow-list
 # (validated from an address inside it). Baselines copy that answer.
@@ -226,15 +251,51 @@ log "grpc: keymint ValidateToken for $LONG, RSS sampled"
 load grpc -name grpc-keymint-l1-long -addr "$KM_GRPC" -conns "$CONNS" -d "$LONG" -pid "$KM_PID"
 stop_pid "$KM_PID"
 
+# uncached NAME TOKENS: ROUNDS rounds of a bare gRPC echo (answering a copy
+# of this server's answer) and keymint at $KM_GRPC, interleaved like the
+# cached cases, so a neighbour's burst hits both sides of the ratio.
+uncached() {
+  local name=$1 toks=$2
+  start_echo grpc-echo -from "$KM_GRPC" -tokens "$toks"
+  for round in $(seq 1 "$ROUNDS"); do
+    log "round $round/$ROUNDS $name: gRPC echo, gRPC keymint ($DURATION each)"
+    "${LOAD[@]}" "$work/load" grpc -name "grpc-echo-$name" -tokens "$toks" -addr "$ECHO_ADDR" -conns "$CONNS" \
+      -c "$CONC" -d "$DURATION" -pid "$ECHO_PID" -out "$results" >/dev/null
+    "${LOAD[@]}" "$work/load" grpc -name "grpc-keymint-$name" -tokens "$toks" -addr "$KM_GRPC" -conns "$CONNS" \
+      -c "$CONC" -d "$DURATION" -pid "$KM_PID" -out "$results" >/dev/null
+  done
+  stop_pid "$ECHO_PID"
+}
+
 log "grpc: keymint with L1 off, Redis L2"
 start_keymint l2 --redis-url "$REDIS_URL" --cache-l1-size 0
-load grpc -name grpc-keymint-l2 -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+uncached l2 "$work/tokens"
 stop_pid "$KM_PID"
 
 log "grpc: keymint with no cache ($STORE)"
 start_keymint store --cache-l1-size 0
-load grpc -name grpc-keymint-store -addr "$KM_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$KM_PID"
+uncached "store-$STORE" "$work/tokens"
 stop_pid "$KM_PID"
+
+if [ "$STORE" != postgres ]; then
+  # #18's store target is PostgreSQL's: a second server on a throwaway one
+  # (its own database, pepper and tokens), no cache.
+  log "grpc: keymint with no cache (postgres)"
+  admin=$(bash scripts/pg.sh start "$work/pg")
+  psql -q "$admin" -c 'CREATE DATABASE keymint_bench' >/dev/null
+  SAVED_DATA_DIR=$KEYMINT_DATA_DIR
+  export KEYMINT_DATABASE_URL=${admin%/postgres*}/keymint_bench?sslmode=disable
+  export KEYMINT_PEPPER="1:$(head -c 32 /dev/urandom | base64)" KEYMINT_DATA_DIR="$work/data-pg"
+  "$work/keymint" migrate >/dev/null 2>&1 || true
+  printf '%s\n' 'bench-password' | "$work/keymint" user create --email bench@example.com --org bench --password-stdin >/dev/null
+  start_keymint store-pg --cache-l1-size 0
+  "$work/load" mint -http "http://$KM_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens-pg"
+  uncached store-postgres "$work/tokens-pg"
+  stop_pid "$KM_PID"
+  unset KEYMINT_DATABASE_URL KEYMINT_PEPPER
+  export KEYMINT_DATA_DIR=$SAVED_DATA_DIR
+  bash scripts/pg.sh stop "$work/pg" >/dev/null
+fi
 else
   stop_pid "$L1_PID"
 fi
@@ -301,4 +362,6 @@ SRV=("${SAVED_SRV[@]}")
 
 echo
 echo "keymint bench: store=$STORE concurrency=$CONC tokens=$NTOKENS grpc-conns=$CONNS rounds=$ROUNDS duration=$DURATION cpus=$(nproc) pinned=$([ ${#SRV[@]} -gt 0 ] && echo yes || echo no)"
+# BENCH_RESULTS=FILE keeps the raw results (JSON lines) for `load report FILE`.
+if [ -n "${BENCH_RESULTS:-}" ]; then cp "$results" "$BENCH_RESULTS"; fi
 "$work/load" report "$results"

@@ -73,7 +73,7 @@ const pacedShare = 0.5
 
 // Hasher hashes and verifies argon2id passwords with bounded concurrency, so
 // a sign-in flood cannot eat memory or starve token validation of CPU. Each
-// hash runs on a low-priority thread and P of its own (onHashThread).
+// hash runs with a P of its own added (withHashP).
 type Hasher struct {
 	params  HashParams
 	slots   chan struct{}
@@ -83,7 +83,6 @@ type Hasher struct {
 	// Counters for Stats.
 	inUse, peak  atomic.Int64
 	hashes, busy atomic.Int64
-	niceErrors   atomic.Int64
 }
 
 // HasherStats describes a Hasher's work so far.
@@ -96,15 +95,11 @@ type HasherStats struct {
 	Hashes, Busy int64
 	// Paced says hashing runs at a bounded share of the one CPU.
 	Paced bool
-	// NiceErrors counts hashing threads whose priority could not be
-	// lowered (they hashed at normal priority).
-	NiceErrors int64
 }
 
 // Stats returns the Hasher's counters.
 func (h *Hasher) Stats() HasherStats {
-	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load(), Paced: h.paced,
-		NiceErrors: h.niceErrors.Load()}
+	return HasherStats{Slots: cap(h.slots), Peak: int(h.peak.Load()), Hashes: h.hashes.Load(), Busy: h.busy.Load(), Paced: h.paced}
 }
 
 // MaxWait is how long a caller waits for a hashing slot before ErrBusy.
@@ -238,7 +233,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	}
 	defer h.release(start)
 	var key []byte
-	h.onHashThread(func() {
+	withHashP(func() {
 		key = argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
 	})
 	return encodePHC(h.params, salt, key), nil
@@ -263,7 +258,7 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (bool, error)
 	}
 	defer h.release(start)
 	var got []byte
-	h.onHashThread(func() { got = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key))) })
+	withHashP(func() { got = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key))) })
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 

@@ -168,7 +168,7 @@ func TestListRules(t *testing.T) {
 			}
 		}
 		// A page size over the cap is capped, not refused.
-		if list, _, err := audit.List(as(admin), st, audit.Query{PageSize: audit.MaxPageSize+1, PageToken: ""}); err != nil || len(list) != 5 {
+		if list, _, err := audit.List(as(admin), st, audit.Query{PageSize: audit.MaxPageSize + 1, PageToken: ""}); err != nil || len(list) != 5 {
 			t.Errorf("oversized page: %d, %v", len(list), err)
 		}
 	})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +64,13 @@ func TestExtAuthzCentral(t *testing.T) {
 	// Without --strip-authorization the upstream gets the header.
 	if removesAuthorization(t, authv3.NewAuthorizationClient(conn), fx.good) {
 		t.Fatal("ext_authz removes authorization without --strip-authorization")
+	}
+	// Check runs its interceptor chain composed once (checkHandler): the
+	// metrics interceptor still counts every call, by its answer's code.
+	code, metrics := do(t, "GET", fx.srv.http+"/metrics", nil, "", nil)
+	want := `keymint_rpc_requests_total{code="OK",method="` + authv3.Authorization_Check_FullMethodName + `"} 5`
+	if code != http.StatusOK || !strings.Contains(metrics, want) {
+		t.Fatalf("/metrics (%d) lacks %s", code, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 
 	"github.com/keymint/keymint/gateway"
@@ -25,6 +26,16 @@ func validateHandler(chain []grpc.UnaryServerInterceptor, srv keymintv1.TokenSer
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: keymintv1.TokenService_ValidateToken_FullMethodName}
 	return compose(chain, info, func(ctx context.Context, req any) (any, error) {
 		return srv.ValidateToken(ctx, req.(*keymintv1.ValidateTokenRequest))
+	})
+}
+
+// checkHandler is Envoy ext_authz Check behind the server's unary chain,
+// composed once as ValidateToken's is: Check is the same hot path for Envoy,
+// and grpc-go's per-call chaining allocated a closure per interceptor.
+func checkHandler(chain []grpc.UnaryServerInterceptor, srv authv3.AuthorizationServer) grpc.UnaryHandler {
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return compose(chain, info, func(ctx context.Context, req any) (any, error) {
+		return srv.Check(ctx, req.(*authv3.CheckRequest))
 	})
 }
 

@@ -47,3 +47,25 @@ func TestUnaryChain(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUnaryChain is what composing a hot method's chain once saves
+// against grpc-go style chaining per call, through six interceptors that
+// only pass the call on (keymint serve's unary chain has six).
+func BenchmarkUnaryChain(b *testing.B) {
+	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(ctx, req)
+	}
+	ics := []grpc.UnaryServerInterceptor{pass, pass, pass, pass, pass, pass}
+	final := func(context.Context, any) (any, error) { return nil, nil }
+	hot := &grpc.UnaryServerInfo{FullMethod: "/s/Hot"}
+	chain := unaryChain(ics, map[string]grpc.UnaryHandler{"/s/Hot": compose(ics, hot, final)})
+	for _, method := range []string{"/s/Hot", "/s/Cold"} {
+		b.Run(method[3:], func(b *testing.B) {
+			info := &grpc.UnaryServerInfo{FullMethod: method}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = chain(context.Background(), nil, info, final)
+			}
+		})
+	}
+}

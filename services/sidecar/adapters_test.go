@@ -35,7 +35,7 @@ func (v tableValidator) ValidateToken(_ context.Context, req *keymintv1.Validate
 	return r, nil
 }
 
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	rs, err := NewRules([]Rule{{Method: "GET", PathPrefix: "/reports", Scopes: []string{"reports:read"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -243,5 +243,32 @@ func TestExtAuthzCheck(t *testing.T) {
 	}})
 	if codes.Code(resp.Status.Code) != codes.OK {
 		t.Fatalf("raw header form denied: %v", resp)
+	}
+}
+
+// The constant canonical keys forward-auth writes must be what net/http
+// would make of the identity header names.
+func TestCanonicalIdentityKeys(t *testing.T) {
+	t.Parallel()
+	for _, k := range append(slices.Clone(IdentityHeaders), "x-other") {
+		if got, want := canonicalKey(k), http.CanonicalHeaderKey(k); got != want {
+			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// original reads the proxies' headers by canonical key: a request whose
+// header names arrive in any case (net/http canonicalises them) is read.
+func TestForwardAuthHeaderCase(t *testing.T) {
+	t.Parallel()
+	h := NewForwardAuth(testConfig(t))
+	r := httptest.NewRequest(http.MethodGet, ForwardAuthPath, nil)
+	for k, v := range map[string]string{"authorization": "Bearer good", "x-original-uri": "/reports", "X-ORIGINAL-METHOD": "GET"} {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || w.Header().Get(HeaderTokenID) != "t1" || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("status %d, headers %v", w.Code, w.Header())
 	}
 }

@@ -60,8 +60,8 @@ type Config struct {
 type decision struct {
 	allow   bool
 	status  int
-	headers [][2]string // identity headers on allow
-	body    []byte      // JSON on deny
+	headers [5][2]string // identity headers on allow (in place: no allocation)
+	body    []byte       // JSON on deny
 	// retryAfter is set on a 429: whole seconds, rounded up.
 	retryAfter string
 	// valid is the validation answer of an allow.
@@ -137,7 +137,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 		allow:  true,
 		status: http.StatusOK,
 		valid:  resp,
-		headers: [][2]string{
+		headers: [...][2]string{
 			{HeaderTokenID, resp.GetTokenId()},
 			{HeaderUserID, resp.GetUserId()},
 			{HeaderOrgID, resp.GetOrganizationId()},

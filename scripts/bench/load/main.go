@@ -8,6 +8,7 @@
 //	load grpc       -addr ADDR -tokens FILE [-c 50] [-d 10s] [-warmup 2s] [-pid PID] -name NAME
 //	load http       -url URL -tokens FILE [...]
 //	load flood      -url URL [-c 60] [-pid PID] -name NAME   (until SIGTERM)
+//	load rss        -pid PID -name NAME -out FILE   (one RSS sample: idle RSS)
 //	load otlp       [-listen ADDR]   an OTLP trace collector counting spans (until SIGTERM)
 //	load report     FILE
 //
@@ -19,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|otlp|report ...")
+		fmt.Fprintln(os.Stderr, "usage: load mint|grpc-echo|http-echo|grpc|http|flood|otlp|rss|report ...")
 		os.Exit(2)
 	}
 	var err error
@@ -58,6 +58,8 @@ func main() {
 		err = runLoad(os.Args[1], args)
 	case "flood":
 		err = runFlood(args)
+	case "rss":
+		err = runRSS(args)
 	case "otlp":
 		err = runOTLP(args)
 	case "report":
@@ -219,7 +221,7 @@ func runHTTPEcho(args []string) error {
 	tokens := fs.String("tokens", "", "token file")
 	bodyOnly := fs.Bool("body-only", false, "answer with keymint's body and only a Content-Type header, not all of keymint's headers")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
-	protocol := fs.String("proto", "validate", "validate (POST validate) or forward-auth (GET forward-auth)")
+	protocol := fs.String("proto", "validate", "validate (POST validate), malformed (POST validate of a malformed token) or forward-auth (GET forward-auth)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
@@ -281,6 +283,7 @@ type Result struct {
 	RSSStartMB  float64 `json:"rss_start_mb,omitempty"`
 	RSSMaxMB    float64 `json:"rss_max_mb,omitempty"`
 	RSSEndMB    float64 `json:"rss_end_mb,omitempty"`
+	RSSMinMB    float64 `json:"rss_min_mb,omitempty"`
 	FirstError  string  `json:"first_error,omitempty"`
 	// Statuses counts a flood's answers by HTTP status.
 	Statuses map[string]int `json:"statuses,omitempty"`
@@ -299,7 +302,7 @@ func runLoad(kind string, args []string) error {
 	pid := fs.Int("pid", 0, "server process to sample CPU and RSS of")
 	out := fs.String("out", "", "append the JSON result to this file")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
-	protocol := fs.String("proto", "validate", "validate (ValidateToken / POST validate), authz (gRPC: Envoy ext_authz Check) or forward-auth (HTTP: GET with Authorization)")
+	protocol := fs.String("proto", "validate", "validate (ValidateToken / POST validate), authz (gRPC: Envoy ext_authz Check), forward-auth (HTTP: GET with Authorization) or malformed (HTTP: POST validate answered MALFORMED)")
 	_ = fs.Parse(args)
 	toks, err := readTokens(*tokens)
 	if err != nil {
@@ -404,7 +407,7 @@ sampling:
 	}
 	if *pid != 0 && cpu1 >= cpu0 && cpu0 >= 0 {
 		r.ServerCPU = (cpu1 - cpu0) / elapsed.Seconds()
-		r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB = rss.first, rss.max, rss.last
+		r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB, r.RSSMinMB = rss.first, rss.max, rss.last, rss.min
 	}
 	line, _ := json.Marshal(r)
 	fmt.Println(string(line))
@@ -447,6 +450,7 @@ func procCPU(pid int) float64 {
 type rssSampler struct {
 	pid              int
 	first, max, last float64
+	min              float64
 	n                int
 }
 
@@ -465,111 +469,12 @@ func (r *rssSampler) sample() {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			mb := kb / 1024
 			if r.n == 0 {
-				r.first = mb
+				r.first, r.min = mb, mb
 			}
+			r.min = min(r.min, mb)
 			r.n++
 			r.max = max(r.max, mb)
 			r.last = mb
 		}
 	}
-}
-
-// runReport prints the results of one bench run: per run name the median
-// round (by calls/s), and the ratios that matter as the median of the
-// per-round ratios (the i-th result of one name against the i-th of the other).
-func runReport(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: load report FILE")
-	}
-	b, err := os.ReadFile(args[0])
-	if err != nil {
-		return err
-	}
-	byName := map[string][]Result{}
-	var order []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r Result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return err
-		}
-		if _, ok := byName[r.Name]; !ok {
-			order = append(order, r.Name)
-		}
-		byName[r.Name] = append(byName[r.Name], r)
-	}
-	median := func(rs []Result) Result {
-		s := slices.Clone(rs)
-		slices.SortFunc(s, func(a, b Result) int { return int(a.RPS - b.RPS) })
-		return s[len(s)/2]
-	}
-	fmt.Printf("%-22s %6s %9s %8s %8s %6s %9s %9s %s\n", "run (median round)", "rounds", "calls/s", "p50 µs", "p99 µs", "errors", "srv cores", "µs CPU/call", "RSS MB start/max/end")
-	for _, n := range order {
-		r := median(byName[n])
-		rss, cpuPerCall := "", ""
-		if r.RSSMaxMB > 0 {
-			rss = fmt.Sprintf("%.0f/%.0f/%.0f", r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB)
-		}
-		if r.RPS > 0 && r.ServerCPU > 0 {
-			cpuPerCall = fmt.Sprintf("%.1f", r.ServerCPU/r.RPS*1e6)
-		}
-		fmt.Printf("%-22s %6d %9.0f %8.0f %8.0f %6d %9.2f %9s %s\n", n, len(byName[n]), r.RPS, r.P50us, r.P99us, r.Errors, r.ServerCPU, cpuPerCall, rss)
-	}
-	ratio := func(label, a, b string, target float64) {
-		as, bs := byName[a], byName[b]
-		var qs, cs []float64
-		for i := range min(len(as), len(bs)) {
-			if as[i].RPS > 0 {
-				qs = append(qs, bs[i].RPS/as[i].RPS)
-			}
-			if as[i].RPS > 0 && bs[i].RPS > 0 && as[i].ServerCPU > 0 && bs[i].ServerCPU > 0 {
-				cs = append(cs, (as[i].ServerCPU/as[i].RPS)/(bs[i].ServerCPU/bs[i].RPS))
-			}
-		}
-		if len(qs) == 0 {
-			return
-		}
-		slices.Sort(qs)
-		slices.Sort(cs)
-		q := qs[len(qs)/2]
-		verdict := "meets"
-		if q < target {
-			verdict = "BELOW"
-		}
-		fmt.Printf("ratio %-38s %.3f (rounds %s; target >= %.2f: %s)", label, q, fmtList(qs), target, verdict)
-		if len(cs) > 0 {
-			fmt.Printf("; CPU per call ratio %.3f", cs[len(cs)/2])
-		}
-		fmt.Println()
-	}
-	fmt.Println()
-	ratio("gRPC ValidateToken (L1) / bare gRPC", "grpc-echo", "grpc-keymint-l1", 0.85)
-	ratio("REST validate (L1) / bare net/http", "http-echo", "rest-keymint-l1", 0.70)
-	ratio("gRPC, scopes+expiry+allow-list / bare", "grpc-echo-features", "grpc-keymint-features", 0.85)
-	ratio("REST, scopes+expiry+allow-list / bare", "http-echo-features", "rest-keymint-features", 0.70)
-	ratio("ext_authz Check / bare gRPC", "grpc-echo-authz", "grpc-keymint-authz", 0.80)
-	ratio("forward-auth / bare net/http", "http-echo-fa", "http-keymint-fa", 0.80)
-	for _, n := range []string{"grpc-keymint-uses", "grpc-keymint-rate"} {
-		if a, b := byName["grpc-echo-features"], byName[n]; len(a) > 0 && len(b) > 0 && median(a).RPS > 0 {
-			fmt.Printf("      %s / bare gRPC: %.3f (every call also reaches Redis; for reference)\n", n, median(b).RPS/median(a).RPS)
-		}
-	}
-	if a, b := byName["http-echo-body-only"], byName["rest-keymint-l1"]; len(a) > 0 && len(b) > 0 && a[0].RPS > 0 {
-		fmt.Printf("      REST validate (L1) / net/http sending the body alone: %.3f (one round, for reference)\n", median(b).RPS/a[0].RPS)
-	}
-	reportFlood(byName, median)
-	reportTracing(byName)
-	if rs, ok := byName["grpc-keymint-l1-long"]; ok && rs[0].RSSMaxMB > 0 {
-		r := rs[0]
-		fmt.Printf("RSS over the %.0f s run: start %.0f MB, max %.0f MB, end %.0f MB (growth %.0f MB; target <= 50)\n",
-			r.Seconds, r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB, r.RSSMaxMB-r.RSSStartMB)
-	}
-	return nil
-}
-
-func fmtList(xs []float64) string {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = fmt.Sprintf("%.2f", x)
-	}
-	return strings.Join(parts, " ")
 }

@@ -286,21 +286,31 @@ type http1Conn struct {
 	reqs [][]byte
 	rec  *recorder
 	body []byte
-	// needValid: the answer must say "valid":true (validate), not only 200
-	// (forward-auth answers 200 with no body).
-	needValid bool
+	// want is what the answer's body must hold besides a 200: "valid":true
+	// for validate, the MALFORMED reason for malformed, nothing for
+	// forward-auth (it answers 200 with no body).
+	want []byte
 }
 
-var validJSON = []byte(`"valid":true`)
+var (
+	validJSON     = []byte(`"valid":true`)
+	malformedJSON = []byte(`"reason":"MALFORMED"`)
+)
 
 func dialHTTP1(addr, path string, tokens []string, clientIP, protocol string, rec *recorder) (*http1Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &http1Conn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), rec: rec, needValid: protocol != "forward-auth"}
+	c := &http1Conn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), rec: rec}
+	switch protocol {
+	case "validate":
+		c.want = validJSON
+	case "malformed":
+		c.want = malformedJSON
+	}
 	for _, t := range tokens {
-		if !c.needValid {
+		if protocol == "forward-auth" {
 			// nginx auth_request's subrequest: a GET with the original URI.
 			c.reqs = append(c.reqs, []byte("GET "+path+" HTTP/1.1\r\nHost: "+addr+
 				"\r\nAuthorization: Bearer "+t+"\r\nX-Original-URI: /reports\r\nX-Original-Method: GET\r\n\r\n"))
@@ -366,7 +376,7 @@ func (c *http1Conn) readResponse() error {
 	if _, err := io.ReadFull(c.br, c.body); err != nil {
 		return err
 	}
-	if !ok || c.needValid && !bytes.Contains(c.body, validJSON) {
+	if !ok || !bytes.Contains(c.body, c.want) {
 		return fmt.Errorf("%w: %.120s %.200s", errBadAnswer, line, c.body)
 	}
 	return nil
