@@ -789,6 +789,8 @@
     const prefix = $('u-email').value.trim();
     if (prefix) q.set('emailPrefix', prefix);
     if (users.pages[users.page]) q.set('pageToken', users.pages[users.page]);
+    // aria-busy while the rows are about to change.
+    $('user-table').setAttribute('aria-busy', 'true');
     try {
       const resp = await api('GET', '/v1/users?' + q.toString());
       if (seq !== usersSeq) return; // a newer load answers instead
@@ -797,6 +799,8 @@
       if (focusId) focusUser(focusId);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 400 && serverFieldError(err, $('user-filters')))) fail(err);
+    } finally {
+      if (seq === usersSeq) $('user-table').removeAttribute('aria-busy');
     }
   }
 
@@ -927,18 +931,24 @@
   // --- service accounts (org admins) ----------------------------------------------
 
   const accounts = { pages: [''], page: 0, next: '' };
+  let accountsSeq = 0;
   const saNamePattern = /^[a-z][a-z0-9-]{0,63}$/;
 
   async function loadServiceAccounts(focusId) {
     const q = new URLSearchParams({ pageSize: '25' });
     if (accounts.pages[accounts.page]) q.set('pageToken', accounts.pages[accounts.page]);
+    const seq = ++accountsSeq;
+    $('sa-table').setAttribute('aria-busy', 'true');
     try {
       const resp = await api('GET', '/v1/service-accounts?' + q.toString());
+      if (seq !== accountsSeq) return;
       accounts.next = resp.nextPageToken || '';
       renderServiceAccounts(resp.serviceAccounts || []);
       if (focusId) focusAccount(focusId);
     } catch (err) {
       fail(err);
+    } finally {
+      if (seq === accountsSeq) $('sa-table').removeAttribute('aria-busy');
     }
   }
 
@@ -1008,6 +1018,9 @@
     if (firstBad) { firstBad.focus(); return; }
     try {
       const a = await busy($('sa-create-submit'), () => api('POST', '/v1/service-accounts', { name, description: $('sa-description').value.trim(), scopes }));
+      // Focus goes to the new row, not back to "New service account" (the
+      // close event may come after the list is drawn).
+      returnTo.delete($('sa-create-dialog'));
       $('sa-create-dialog').close();
       showNotice('Service account ' + a.name + ' is created. Generate a token for it from its actions.');
       accounts.pages = [''];
@@ -1029,6 +1042,7 @@
   // Detail: the account's fields and its active tokens, each with rotate
   // and revoke; "Generate token" mints one for it.
   let shownAccount = null;
+  let accountTokensSeq = 0;
 
   async function showAccount(a, opener, mint) {
     shownAccount = a;
@@ -1051,9 +1065,11 @@
   async function loadAccountTokens(focusId) {
     const a = shownAccount;
     if (!a) return;
+    const seq = ++accountTokensSeq;
+    $('sa-token-table').setAttribute('aria-busy', 'true');
     try {
       const resp = await api('GET', '/v1/service-accounts/' + encodeURIComponent(a.id) + '/tokens?pageSize=100');
-      if (shownAccount !== a) return;
+      if (shownAccount !== a || seq !== accountTokensSeq) return;
       const toks = resp.tokens || [];
       const after = (id) => loadAccountTokens(id);
       $('sa-token-rows').replaceChildren(...toks.map((t) => {
@@ -1076,6 +1092,8 @@
       else if (focusId) focusRow(focusId);
     } catch (err) {
       fail(err, $('sa-detail-error'));
+    } finally {
+      if (seq === accountTokensSeq) $('sa-token-table').removeAttribute('aria-busy');
     }
   }
 

@@ -63,9 +63,14 @@ func TestBrowserAdminAccounts(t *testing.T) {
 		return watchPageErrors(c.ctx)
 	}()
 
-	userRows := `document.querySelectorAll('#user-rows tr').length`
-	saRows := `document.querySelectorAll('#sa-rows tr').length`
-	saTokenRows := `document.querySelectorAll('#sa-token-rows tr').length`
+	// Row counts, or -1 while the list loads (aria-busy): a step never acts
+	// on rows about to be replaced.
+	rowsOf := func(table, rows string) string {
+		return fmt.Sprintf(`(document.getElementById(%q).hasAttribute('aria-busy') ? -1 : document.querySelectorAll('#%s tr').length)`, table, rows)
+	}
+	userRows := rowsOf("user-table", "user-rows")
+	saRows := rowsOf("sa-table", "sa-rows")
+	saTokenRows := rowsOf("sa-token-table", "sa-token-rows")
 	focusOn := func(sel string) string {
 		return fmt.Sprintf(`document.activeElement && document.activeElement.matches(%q)`, sel)
 	}
@@ -129,19 +134,19 @@ func TestBrowserAdminAccounts(t *testing.T) {
 		}
 		c.a11y("disable dialog")
 		c.do("confirm disable", chromedp.Click(chromedp.CSS("#user-disable-confirm")), chromedp.WaitNotVisible(chromedp.CSS("#user-disable-dialog")))
-		c.until("disabled", `document.querySelector('`+row+`').textContent.includes('Disabled') && document.getElementById('notice').textContent.includes('disabled')`)
-		c.until("focus back on the user", focusOn(row+" .menu-button"))
+		c.until("disabled", userRows+` === 1 && document.querySelector('`+row+`').textContent.includes('Disabled') && document.getElementById('notice').textContent.includes('disabled')`)
+		c.until("focus back on the user", userRows+` === 1 && `+focusOn(row+" .menu-button"))
 		if code, _ := do(t, "GET", srv.http+"/v1/user", creds(size.member), "", nil); code != http.StatusUnauthorized && code != http.StatusForbidden {
 			t.Errorf("%s: a disabled user's credentials answer %d, want 401 or 403", size.name, code)
 		}
 		menuItem("enable", row, "button.enable")
-		c.until("enabled", `document.querySelector('`+row+`').textContent.includes('Active') && document.getElementById('notice').textContent.includes('stay revoked')`)
+		c.until("enabled", userRows+` === 1 && document.querySelector('`+row+`').textContent.includes('Active') && document.getElementById('notice').textContent.includes('stay revoked')`)
 
 		// Admin, and back.
 		menuItem("promote", row, "button.promote")
-		c.until("promoted", `document.querySelector('`+row+` td[data-label="Role"]').textContent === 'Admin'`)
+		c.until("promoted", userRows+` === 1 && document.querySelector('`+row+` td[data-label="Role"]').textContent === 'Admin'`)
 		menuItem("demote", row, "button.demote")
-		c.until("demoted", `document.querySelector('`+row+` td[data-label="Role"]').textContent === 'Member'`)
+		c.until("demoted", userRows+` === 1 && document.querySelector('`+row+` td[data-label="Role"]').textContent === 'Member'`)
 
 		// Reset password: the code is shown once, Escape asks first, and
 		// the code sets a new password.
@@ -156,7 +161,7 @@ func TestBrowserAdminAccounts(t *testing.T) {
 		c.a11y("reset code")
 		c.do("escape asks", chromedp.KeyEvent(kb.Escape), chromedp.WaitVisible(chromedp.CSS("#reveal-ask")))
 		c.do("close anyway", chromedp.Click(chromedp.CSS("#reveal-close-anyway")), chromedp.WaitNotVisible(chromedp.CSS("#reveal-dialog")))
-		c.until("focus back after the code", focusOn(row+" .menu-button"))
+		c.until("focus back after the code", userRows+` === 1 && `+focusOn(row+" .menu-button"))
 		if held := pageHolds(t, c.eval, code); held != "" {
 			t.Errorf("%s: the reset code is still in the page: %s", size.name, held)
 		}
@@ -206,7 +211,7 @@ func TestBrowserAdminAccounts(t *testing.T) {
 		// Detail, and a token generated for it: only its scopes on offer.
 		menuItem("account details", sa, "button.details")
 		c.do("detail dialog", chromedp.WaitVisible(chromedp.CSS("#sa-detail-dialog[open]")))
-		c.until("no tokens yet", `!document.getElementById('sa-tokens-empty').hidden`)
+		c.until("no tokens yet", saTokenRows+` === 0 && !document.getElementById('sa-tokens-empty').hidden`)
 		c.a11y("service account detail")
 		c.do("generate for it", chromedp.Click(chromedp.CSS("#sa-mint")), chromedp.WaitVisible(chromedp.CSS("#generate-dialog[open]")))
 		if got := c.eval(`document.getElementById('generate-title').textContent + ' / ' + [...document.querySelectorAll('#gen-scope-options input')].map((i) => i.value).join(' ')`); got != "Generate a token for "+size.account+" / deploy" {
