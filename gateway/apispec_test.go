@@ -171,7 +171,8 @@ func TestAPISpecRoutes(t *testing.T) {
 		method, path string
 		query        []string
 	}{
-		{"GET", "/v1/tokens", []string{"pageSize", "pageToken", "allUsers", "showInactive", "query", "status", "scope", "expiresWithin", "userId", "orderBy"}},
+		{"GET", "/v1/tokens", []string{"pageSize", "pageToken", "allUsers", "showInactive", "query", "status", "scope", "expiresWithin", "userId", "orderBy", "serviceAccountId"}},
+		{"GET", "/v1/service-accounts/abc/tokens", []string{"pageSize", "pageToken", "allUsers", "showInactive", "query", "status", "scope", "expiresWithin", "userId", "orderBy"}},
 		{"POST", "/v1/tokens/abc:revoke", []string{}},
 		{"POST", "/v1/tokens:revoke", []string{}},
 		{"HEAD", "/api/user/tokens", []string{}},

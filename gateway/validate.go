@@ -222,7 +222,8 @@ func (p *jsonScanner) end() bool {
 // timestamp or duration, metadata.
 func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte, bool) {
 	reason, ok := keymintv1.ValidateTokenResponse_Reason_name[int32(r.GetReason())]
-	if !ok || r.GetMetadata() != nil {
+	kind, kindOK := keymintv1.PrincipalKind_name[int32(r.GetPrincipalKind())]
+	if !ok || !kindOK || r.GetMetadata() != nil {
 		return dst, false
 	}
 	dst = append(dst, `{"valid":`...)
@@ -262,6 +263,9 @@ func appendValidateFast(dst []byte, r *keymintv1.ValidateTokenResponse) ([]byte,
 	}
 	dst = append(dst, `],"noStore":`...)
 	dst = strconv.AppendBool(dst, r.GetNoStore())
+	dst = append(dst, `,"principalKind":"`...)
+	dst = append(dst, kind...)
+	dst = append(dst, '"')
 	if r.RemainingUses != nil {
 		// protojson writes 64-bit integers as strings.
 		dst = append(dst, `,"remainingUses":"`...)

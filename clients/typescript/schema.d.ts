@@ -414,6 +414,48 @@ export interface paths {
         patch: operations["AccountService_UpdateOrgPolicy"];
         trace?: never;
     };
+    "/v1/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description ListOrganizations lists the organizations the caller administers (an
+         *     organization is a tenant: that is the caller's own). Organization
+         *     admins only. The CLI's store-direct mode lists every organization.
+         */
+        get: operations["AccountService_ListOrganizations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{organizationId}:rename": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description RenameOrganization renames the caller's organization; another
+         *     organization's id answers NotFound, a taken name AlreadyExists.
+         *     Organization admins only.
+         */
+        post: operations["AccountService_RenameOrganization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/secret-scanning/github": {
         parameters: {
             query?: never;
@@ -436,6 +478,83 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/service-accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description ListServiceAccounts lists the organization's service accounts, by
+         *     name. Organization admins only.
+         */
+        get: operations["AccountService_ListServiceAccounts"];
+        put?: never;
+        /**
+         * @description CreateServiceAccount creates a machine identity of the caller's
+         *     organization: no password, no sign-in; its tokens are minted by
+         *     admins (TokenService.CreateToken with service_account_id). Organization
+         *     admins only.
+         */
+        post: operations["AccountService_CreateServiceAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/service-accounts/{serviceAccountId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description GetServiceAccount returns one service account of the caller's
+         *     organization. Organization admins only.
+         */
+        get: operations["AccountService_GetServiceAccount"];
+        put?: never;
+        post?: never;
+        /**
+         * @description DeleteServiceAccount deletes a service account and revokes every one
+         *     of its tokens through the revocation log. Organization admins only.
+         */
+        delete: operations["AccountService_DeleteServiceAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/service-accounts/{serviceAccountId}/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description ListTokens lists the caller's tokens (an org admin may list the org's
+         *     people's, or one service account's).
+         */
+        get: operations["TokenService_ListTokens"];
+        put?: never;
+        /**
+         * @description CreateToken mints a token for the calling user. The response carries the
+         *     secret; no later call returns it again. Needs email + password
+         *     credentials (x-api-email / x-api-password).
+         *     An org admin mints a service account's token with
+         *     service_account_id (also POST /v1/service-accounts/{id}/tokens).
+         */
+        post: operations["TokenService_CreateToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens": {
         parameters: {
             query?: never;
@@ -443,15 +562,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description ListTokens lists the caller's tokens (an org admin may list the org's). */
-        get: operations["TokenService_ListTokens"];
+        /**
+         * @description ListTokens lists the caller's tokens (an org admin may list the org's
+         *     people's, or one service account's).
+         */
+        get: operations["TokenService_ListTokens2"];
         put?: never;
         /**
          * @description CreateToken mints a token for the calling user. The response carries the
          *     secret; no later call returns it again. Needs email + password
          *     credentials (x-api-email / x-api-password).
+         *     An org admin mints a service account's token with
+         *     service_account_id (also POST /v1/service-accounts/{id}/tokens).
          */
-        post: operations["TokenService_CreateToken"];
+        post: operations["TokenService_CreateToken2"];
         delete?: never;
         options?: never;
         head?: never;
@@ -649,6 +773,97 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/user/password:reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description CompletePasswordReset sets a new password with a reset code from
+         *     ResetUserPassword. It needs no other credentials, is throttled like
+         *     sign-in, and answers the same Unauthenticated status for an unknown
+         *     email, a wrong code and a used or expired one.
+         */
+        post: operations["AccountService_CompletePasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description ListUsers lists the people of the caller's organization (service
+         *     accounts are listed by ListServiceAccounts), by email. Organization
+         *     admins only. Deleted users are not listed.
+         */
+        get: operations["AccountService_ListUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description GetUser returns one user of the caller's organization, with its
+         *     organization. Organization admins only; another organization's user
+         *     answers NotFound.
+         */
+        get: operations["AccountService_GetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * @description DeleteUser deletes a user: every session ends, every token is revoked
+         *     through the revocation log, the email is freed for a new account. The
+         *     audit log keeps the user's id. Organization admins only; an admin
+         *     cannot delete themself.
+         */
+        delete: operations["AccountService_DeleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{userId}/admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * @description SetUserAdmin promotes a user to organization admin or demotes them.
+         *     Organization admins only; an admin cannot demote themself (so an
+         *     organization keeps an admin).
+         */
+        put: operations["AccountService_SetUserAdmin"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users/{userId}/scopes": {
         parameters: {
             query?: never;
@@ -665,6 +880,73 @@ export interface paths {
          */
         put: operations["AccountService_UpdateUserScopes"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{userId}:disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description DisableUser suspends a user: sign-in is refused, every session ends,
+         *     and every token of the user is revoked through the revocation log
+         *     (validation answers OWNER_DISABLED on every replica and follower within
+         *     the revocation bound). Enabling the user again does not bring the
+         *     tokens back. Organization admins only; an admin cannot disable
+         *     themself. Disabling a disabled user changes nothing.
+         */
+        post: operations["AccountService_DisableUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{userId}:enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description EnableUser lets a disabled user sign in and mint tokens again; the
+         *     tokens revoked by DisableUser stay revoked. Organization admins only.
+         */
+        post: operations["AccountService_EnableUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{userId}:reset-password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description ResetUserPassword lets an admin reset a user's forgotten password:
+         *     with new_password it is set at once; without, a one-time reset code
+         *     (valid for reset_code_lifetime, kept only as its SHA-256) is returned
+         *     for the admin to hand over, which CompletePasswordReset redeems. Either
+         *     way every session of the user ends. Organization admins only.
+         */
+        post: operations["AccountService_ResetUserPassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -813,6 +1095,17 @@ export interface components {
              */
             endedSessions?: number;
         };
+        CompletePasswordResetRequest: {
+            email: string;
+            newPassword: string;
+            resetCode: string;
+        };
+        CompletePasswordResetResponse: Record<string, never>;
+        CreateServiceAccountRequest: {
+            description?: string;
+            name: string;
+            scopes?: string[];
+        };
         CreateTokenRequest: {
             /**
              * @description CIDR ranges (or single addresses) the token may be used from; at most
@@ -837,6 +1130,12 @@ export interface components {
             /** @description How many times the token may be validated successfully (1 to 10^12); unset, unlimited. */
             remainingUses?: string;
             scopes?: components["schemas"]["Scope"][];
+            /**
+             * @description Set: mint the token for this service account of the caller's
+             *     organization instead of for the caller (organization admins only; the
+             *     scopes must be within the service account's).
+             */
+            serviceAccountId?: string;
             ttl?: string;
         };
         CreateTokenResponse: {
@@ -859,7 +1158,29 @@ export interface components {
             secret?: string;
             webhook?: components["schemas"]["Webhook"];
         };
+        DeleteServiceAccountResponse: {
+            /**
+             * Format: int32
+             * @description How many tokens were revoked.
+             */
+            revokedTokens?: number;
+        };
+        DeleteUserResponse: {
+            /** Format: int32 */
+            endedSessions?: number;
+            /**
+             * Format: int32
+             * @description How many tokens were revoked and sessions ended.
+             */
+            revokedTokens?: number;
+        };
         DeleteWebhookResponse: Record<string, never>;
+        DisableUserRequest: {
+            userId?: string;
+        };
+        EnableUserRequest: {
+            userId?: string;
+        };
         ForwardAuthDenial: {
             /** @enum {string} */
             error: "missing_token" | "invalid_token" | "insufficient_scope" | "unavailable" | "rate_limited" | "ip_not_allowed" | "invalid_path" | "invalid_forward_request";
@@ -907,6 +1228,11 @@ export interface components {
             keymint_external_id?: string;
             keymint_metadata?: Record<string, never>;
             keymint_org_id?: string;
+            /**
+             * @description What sub names: a user or a service account.
+             * @enum {string}
+             */
+            keymint_principal_kind?: "user" | "service_account";
             keymint_remaining_uses?: number;
             scope?: string;
             /** @description The user id. */
@@ -921,9 +1247,22 @@ export interface components {
             /** @description Empty on the last page. */
             nextPageToken?: string;
         };
+        ListOrganizationsResponse: {
+            organizations: components["schemas"]["Organization"][];
+        };
+        ListServiceAccountsResponse: {
+            /** @description Empty on the last page. */
+            nextPageToken?: string;
+            serviceAccounts: components["schemas"]["ServiceAccount"][];
+        };
         ListTokensResponse: {
             nextPageToken?: string;
             tokens: components["schemas"]["Token"][];
+        };
+        ListUsersResponse: {
+            /** @description Empty on the last page. */
+            nextPageToken?: string;
+            users: components["schemas"]["User"][];
         };
         ListWebhookDeliveriesResponse: {
             deliveries?: components["schemas"]["WebhookDelivery"][];
@@ -965,6 +1304,13 @@ export interface components {
             maxTokenLifetime?: string;
             readonly organizationId?: string;
         };
+        /** @description Organization is a tenant. */
+        Organization: {
+            /** Format: date-time */
+            createTime?: string;
+            id: string;
+            name: string;
+        };
         Probe: {
             /** @enum {string} */
             status: "ok" | "unavailable";
@@ -978,6 +1324,11 @@ export interface components {
             limit: string;
             /** @description 1 s to 24 h. */
             period: string;
+        };
+        RenameOrganizationRequest: {
+            /** @description The new name: 1-100 bytes of printable UTF-8, unique. */
+            name: string;
+            organizationId?: string;
         };
         ReplayWebhookDeliveryRequest: {
             id?: string;
@@ -993,6 +1344,28 @@ export interface components {
         ReportLeakedTokensResponse: {
             /** Format: int32 */
             received: number;
+        };
+        ResetUserPasswordRequest: {
+            /**
+             * @description Set: the user's new password (the same rules as ChangePassword).
+             *     Empty: a one-time reset code is issued instead.
+             */
+            newPassword?: string;
+            userId?: string;
+        };
+        ResetUserPasswordResponse: {
+            /** Format: int32 */
+            endedSessions?: number;
+            /**
+             * Format: date-time
+             * @description When the reset code stops working.
+             */
+            expireTime?: string;
+            /**
+             * @description The one-time reset code (when no new_password was given); keymint
+             *     keeps only its SHA-256, and this is the one time it is returned.
+             */
+            resetCode?: string;
         };
         RevokeByIdBody: Record<string, never>;
         RevokeBySecretBody: {
@@ -1072,6 +1445,30 @@ export interface components {
             /** @description The email. */
             username: string;
         };
+        /**
+         * @description ServiceAccount is an organization-owned machine identity: no password,
+         *     no sign-in; admins mint its tokens.
+         */
+        ServiceAccount: {
+            /** Format: date-time */
+            readonly createTime?: string;
+            /** @description The admin who created it. */
+            readonly createdBy?: string;
+            description?: string;
+            readonly id?: string;
+            /** @description Unique in the organization: 1-64 of [a-z0-9-], starting with a letter. */
+            name: string;
+            readonly organizationId?: string;
+            /**
+             * @description The scopes its tokens may hold, within the organization's policy;
+             *     empty: every scope of the organization.
+             */
+            scopes?: string[];
+        };
+        SetUserAdminRequest: {
+            admin?: boolean;
+            userId?: string;
+        };
         /** @description The `Status` type defines a logical error model that is suitable for different programming environments, including REST APIs and RPC APIs. It is used by [gRPC](https://github.com/grpc). Each `Status` message contains three pieces of data: error code, error message, and error details. You can find out more about this error model and how to work with it in the [API Design Guide](https://cloud.google.com/apis/design/errors). */
         Status: {
             /**
@@ -1119,6 +1516,11 @@ export interface components {
             };
             name: string;
             organizationId: string;
+            /**
+             * @description What the token acts for: user_id names a user or a service account.
+             * @enum {string}
+             */
+            principalKind?: "PRINCIPAL_KIND_UNSPECIFIED" | "PRINCIPAL_KIND_USER" | "PRINCIPAL_KIND_SERVICE_ACCOUNT";
             /** @description Unset: no rate limit. */
             rateLimit?: components["schemas"]["RateLimit"];
             /**
@@ -1173,6 +1575,12 @@ export interface components {
         User: {
             /** @description An organization admin. */
             admin: boolean;
+            /** Format: date-time */
+            createTime?: string;
+            /** Format: date-time */
+            disableTime?: string;
+            /** @description Disabled by an admin: no sign-in, no tokens (DisableUser). */
+            disabled?: boolean;
             email: string;
             id: string;
             organizationId: string;
@@ -1222,11 +1630,16 @@ export interface components {
             noStore?: boolean;
             organizationId?: string;
             /**
+             * @description What the token acts for (valid answers only).
+             * @enum {string}
+             */
+            principalKind?: "PRINCIPAL_KIND_UNSPECIFIED" | "PRINCIPAL_KIND_USER" | "PRINCIPAL_KIND_SERVICE_ACCOUNT";
+            /**
              * @description Why the token was refused; absent on a valid answer (the gateway
              *     omits REASON_UNSPECIFIED).
              * @enum {string}
              */
-            reason?: "REASON_UNSPECIFIED" | "MALFORMED" | "NOT_FOUND" | "EXPIRED" | "REVOKED" | "INSUFFICIENT_SCOPE" | "RATE_LIMITED" | "USAGE_EXHAUSTED" | "IP_NOT_ALLOWED";
+            reason?: "REASON_UNSPECIFIED" | "MALFORMED" | "NOT_FOUND" | "EXPIRED" | "REVOKED" | "INSUFFICIENT_SCOPE" | "RATE_LIMITED" | "USAGE_EXHAUSTED" | "IP_NOT_ALLOWED" | "OWNER_DISABLED";
             /** @description Uses left after this one, for a token with a usage limit. */
             remainingUses?: string;
             /** @description RATE_LIMITED only: when the next use may succeed. */
@@ -2261,6 +2674,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2346,6 +2761,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2431,6 +2848,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2516,6 +2935,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2601,6 +3022,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2686,6 +3109,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2771,6 +3196,8 @@ export interface operations {
                 headers: {
                     "x-keymint-external-id"?: string;
                     "x-keymint-org-id"?: string;
+                    /** @description user or service_account (x-keymint-user-id then names the service account). */
+                    "x-keymint-principal-kind"?: "user" | "service_account";
                     /** @description Space-separated. */
                     "x-keymint-scopes"?: string;
                     "x-keymint-token-id"?: string;
@@ -2926,6 +3353,89 @@ export interface operations {
             };
         };
     };
+    AccountService_ListOrganizations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListOrganizationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_RenameOrganization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organizationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["RenameOrganizationRequest"];
+                "application/json": components["schemas"]["RenameOrganizationRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
     GitHubSecretScanning: {
         parameters: {
             query?: never;
@@ -3010,13 +3520,182 @@ export interface operations {
             };
         };
     };
+    AccountService_ListServiceAccounts: {
+        parameters: {
+            query?: {
+                /** @description At most this many (default 100, at most 1000). */
+                pageSize?: number;
+                /** @description next_page_token of the previous page. */
+                pageToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListServiceAccountsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_CreateServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["CreateServiceAccountRequest"];
+                "application/json": components["schemas"]["CreateServiceAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceAccount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_GetServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceAccountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceAccount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_DeleteServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceAccountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteServiceAccountResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
     TokenService_ListTokens: {
         parameters: {
             query?: {
                 /** @description Default 100, at most 1000. */
                 pageSize?: number;
                 pageToken?: string;
-                /** @description Org admins only: list every token of the organization. */
+                /**
+                 * @description Org admins only: list every person's token of the organization
+                 *     (service accounts' tokens are listed apart, by service_account_id).
+                 */
                 allUsers?: boolean;
                 /** @description Include revoked and expired tokens. */
                 showInactive?: boolean;
@@ -3046,6 +3725,136 @@ export interface operations {
                  *     expiry as expiring last. A page_token continues the order it came from.
                  */
                 orderBy?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Org admins only: list the tokens of this service account. */
+                serviceAccountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListTokensResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    TokenService_CreateToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Set: mint the token for this service account of the caller's
+                 *     organization instead of for the caller (organization admins only; the
+                 *     scopes must be within the service account's).
+                 */
+                serviceAccountId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["CreateTokenRequest"];
+                "application/json": components["schemas"]["CreateTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateTokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    TokenService_ListTokens2: {
+        parameters: {
+            query?: {
+                /** @description Default 100, at most 1000. */
+                pageSize?: number;
+                pageToken?: string;
+                /**
+                 * @description Org admins only: list every person's token of the organization
+                 *     (service accounts' tokens are listed apart, by service_account_id).
+                 */
+                allUsers?: boolean;
+                /** @description Include revoked and expired tokens. */
+                showInactive?: boolean;
+                /**
+                 * @description Keep tokens whose name, hint or description contains this
+                 *     (case-insensitive for ASCII letters); at most 200 characters.
+                 */
+                query?: string;
+                /**
+                 * @description Keep tokens in this state; wins over show_inactive. Unspecified: active
+                 *     ones, or every one with show_inactive.
+                 */
+                status?: "TOKEN_STATUS_UNSPECIFIED" | "TOKEN_STATUS_ACTIVE" | "TOKEN_STATUS_EXPIRED" | "TOKEN_STATUS_REVOKED";
+                /** @description Keep tokens that carry this scope. */
+                scope?: string;
+                /**
+                 * @description Keep active tokens that expire within this long from now (at most 10
+                 *     years).
+                 */
+                expiresWithin?: string;
+                /** @description Org admins only (implies all_users): keep this user's tokens. */
+                userId?: string;
+                /**
+                 * @description create_time (default), last_used_time or expire_time, optionally
+                 *     followed by " desc"; create_time alone means newest first, the others
+                 *     ascending. Never-used tokens sort as used longest ago, tokens without an
+                 *     expiry as expiring last. A page_token continues the order it came from.
+                 */
+                orderBy?: string;
+                /** @description Org admins only: list the tokens of this service account. */
+                serviceAccountId?: string;
             };
             header?: never;
             path?: never;
@@ -3082,7 +3891,7 @@ export interface operations {
             };
         };
     };
-    TokenService_CreateToken: {
+    TokenService_CreateToken2: {
         parameters: {
             query?: never;
             header?: never;
@@ -3545,6 +4354,222 @@ export interface operations {
             };
         };
     };
+    AccountService_CompletePasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["CompletePasswordResetRequest"];
+                "application/json": components["schemas"]["CompletePasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompletePasswordResetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_ListUsers: {
+        parameters: {
+            query?: {
+                /** @description At most this many users (default 100, at most 1000). */
+                pageSize?: number;
+                /** @description next_page_token of the previous page. */
+                pageToken?: string;
+                /**
+                 * @description Only users whose (normalized) email starts with this (at most 254
+                 *     bytes).
+                 */
+                emailPrefix?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListUsersResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_GetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_DeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteUserResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_SetUserAdmin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["SetUserAdminRequest"];
+                "application/json": components["schemas"]["SetUserAdminRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
     AccountService_UpdateUserScopes: {
         parameters: {
             query?: never;
@@ -3568,6 +4593,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_DisableUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["DisableUserRequest"];
+                "application/json": components["schemas"]["DisableUserRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_EnableUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["EnableUserRequest"];
+                "application/json": components["schemas"]["EnableUserRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["Unavailable"];
+            /** @description Default error response */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AccountService_ResetUserPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "*/*": components["schemas"]["ResetUserPasswordRequest"];
+                "application/json": components["schemas"]["ResetUserPasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResetUserPasswordResponse"];
                 };
             };
             400: components["responses"]["BadRequest"];

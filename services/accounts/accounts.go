@@ -27,6 +27,9 @@ var ErrInvalidCredentials = fault.New(fault.Unauthenticated, "invalid credential
 
 // errThrottled is the answer to a sign-in attempt the throttle refused: the
 // same whether the account exists or not, and whichever limit refused it.
+// errDisabled answers a correct password of a disabled account.
+var errDisabled = fault.New(fault.PermissionDenied, "this account is disabled; ask an organization admin")
+
 var errThrottled = fault.New(fault.ResourceExhausted, "too many sign-in attempts; retry later")
 
 // Store is what accounts needs of store.Store.
@@ -46,6 +49,7 @@ type Store interface {
 	DeleteUserSessions(ctx context.Context, userID, exceptID string) (int, error)
 	DeleteExpiredSessions(ctx context.Context, expiredBy, idleSince time.Time) (int, error)
 	ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	adminStore
 }
 
 // Config configures a Service.
@@ -72,6 +76,12 @@ type Config struct {
 	// throttle refused, for aggregated notices; it must not block. Nil: no
 	// one listens.
 	Throttled func(email string)
+	// Revoked hears the tokens DisableUser and DeleteUser revoked in the
+	// store (RevocationSeq set), to drop them from the validation caches
+	// and apply and publish their revocation log rows (the token service
+	// does that; accounts cannot import it). Nil: replicas learn from the
+	// log's poll.
+	Revoked func(ctx context.Context, revoked []store.Token)
 }
 
 // Service manages users and checks their passwords.
@@ -90,6 +100,7 @@ type Service struct {
 	clients  *clientip.Resolver
 	// throttled hears refused attempts (Config.Throttled).
 	throttled func(email string)
+	revoked   func(ctx context.Context, revoked []store.Token)
 }
 
 // New returns a Service.
@@ -105,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}
 	s := &Service{store: cfg.Store, hasher: cfg.Hasher, log: cfg.Logger, now: cfg.Now, dummyHash: dummy,
-		throttle: cfg.Throttle, audit: cfg.Audit, clients: cfg.Clients, throttled: cfg.Throttled}
+		throttle: cfg.Throttle, audit: cfg.Audit, clients: cfg.Clients, throttled: cfg.Throttled, revoked: cfg.Revoked}
 	s.sessions.idle, s.sessions.max = cfg.SessionIdle, cfg.SessionMax
 	if s.sessions.idle <= 0 {
 		s.sessions.idle = DefaultSessionIdle
@@ -207,6 +218,10 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (aut
 		return authn.Principal{}, err
 	}
 	u, err := s.store.GetUserByEmail(ctx, email)
+	if err == nil && (kindOf(u) != store.KindUser || !u.DeletedAt.IsZero()) {
+		// A service account (reserved address) signs in never: like no account.
+		err = store.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if _, err := s.hasher.Verify(ctx, password, s.dummyHash); err != nil {
@@ -236,6 +251,12 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (aut
 	}
 	// A success is no guess to count.
 	att.Refund(ctx)
+	if !u.DisabledAt.IsZero() {
+		// Only after the password proved who asks: a disabled account is
+		// told so, a guesser learns nothing.
+		s.audit.Record(ctx, userEvent(u, audit.SignInFailure))
+		return authn.Principal{}, errDisabled
+	}
 	if s.hasher.NeedsRehash(u.PasswordHash) {
 		s.rehash(ctx, u.ID, password)
 	}

@@ -141,6 +141,10 @@ func (s *Service) AuthenticateSession(ctx context.Context, secret string) (authn
 		return authn.Principal{}, ErrInvalidSession
 	}
 	u, err := s.store.GetUser(ctx, ss.UserID)
+	if err == nil && (!u.DisabledAt.IsZero() || !u.DeletedAt.IsZero()) {
+		// Disabling deleted the sessions; this one was read just before.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return authn.Principal{}, ErrInvalidSession
 	}

@@ -20,6 +20,17 @@ const (
 	TokenLeakReport  = "token.leak_report"
 	OrgPolicyUpdate  = "org.policy_update"
 	UserScopesUpdate = "user.scopes_update"
+	// The lifecycle of users, service accounts and organizations, by an
+	// admin; the target is the user, service account or organization id.
+	UserDisable          = "user.disable"
+	UserEnable           = "user.enable"
+	UserDelete           = "user.delete"
+	UserAdminUpdate      = "user.admin_update"
+	UserPasswordReset    = "user.password_reset"
+	PasswordResetRedeem  = "password.reset"
+	ServiceAccountCreate = "service_account.create"
+	ServiceAccountDelete = "service_account.delete"
+	OrgRename            = "org.rename"
 	// Webhook endpoints: created, deleted, a delivery replayed, and
 	// disabled by keymint for failing too long (actor "webhooks").
 	WebhookCreate   = "webhook.create"

@@ -37,6 +37,9 @@ type Principal struct {
 	Scopes  []string
 	// SessionID is set when Method is BySession.
 	SessionID string
+	// Kind is what the caller is: a person, or (for a token) a service
+	// account; empty is KindUser.
+	Kind Kind
 }
 
 type principalKey struct{}

@@ -56,6 +56,13 @@ type Entry struct {
 	// CreatedAt is when the token was minted (RFC 7662 introspection's
 	// iat); zero in entries written before it was cached.
 	CreatedAt time.Time
+	// OwnerKind is the owner's kind (store.KindUser or
+	// store.KindServiceAccount; empty in entries written before it was
+	// cached, meaning a user). RevokeReason is why a revoked token was
+	// revoked (store.RevokeReasonOwnerDisabled and the like; empty for a
+	// plain revocation).
+	OwnerKind    string
+	RevokeReason string
 }
 
 // Live reports whether e is a token neither revoked nor expired at now.
@@ -109,6 +116,8 @@ const (
 	fieldRateLimit     = 15 // zigzag
 	fieldRatePeriod    = 16 // microseconds, zigzag
 	fieldCreatedAt     = 17 // unix microseconds, zigzag
+	fieldOwnerKind     = 18
+	fieldRevokeReason  = 19
 )
 
 // ErrBadEncoding means a cached value could not be decoded.
@@ -200,6 +209,8 @@ var entryFields = [...]entryField{
 		},
 		varint: func(e *Entry, v uint64) { e.RatePeriod = time.Duration(protowire.DecodeZigZag(v)) * time.Microsecond }},
 	timeField(fieldCreatedAt, func(e *Entry) *time.Time { return &e.CreatedAt }),
+	stringField(fieldOwnerKind, func(e *Entry) *string { return &e.OwnerKind }),
+	stringField(fieldRevokeReason, func(e *Entry) *string { return &e.RevokeReason }),
 }
 
 // stringField is a string field, left out when empty.
@@ -247,7 +258,7 @@ func appendInt(b []byte, num protowire.Number, v int64) []byte {
 // MarshalBinary encodes e in the versioned Redis value format.
 func (e *Entry) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, 64+len(e.TokenID)+len(e.UserID)+len(e.OrgID)+16*len(e.Scopes)+len(e.ExternalID)+
-		len(e.Metadata)+len(e.UsagePool)+24*len(e.AllowedCIDRs))
+		len(e.Metadata)+len(e.UsagePool)+24*len(e.AllowedCIDRs)+len(e.OwnerKind)+len(e.RevokeReason))
 	b = append(b, encodingV1)
 	for i := range entryFields {
 		b = entryFields[i].append(b, e)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"net/netip"
 	"slices"
 	"time"
@@ -30,6 +31,10 @@ type Identity struct {
 	// RemainingUses, for a token with a usage limit, is how many uses were
 	// left after this one; nil for unlimited.
 	RemainingUses *int64
+	// PrincipalKind is what the token acts for: a user or a service account
+	// (UserID then names the service account). A server that does not say
+	// answers PRINCIPAL_KIND_UNSPECIFIED.
+	PrincipalKind keymintv1.PrincipalKind
 }
 
 // AllowsIP reports whether the token may be used from ip: always without

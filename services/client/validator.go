@@ -392,6 +392,7 @@ func (v *Validator) entryFrom(resp *keymintv1.ValidateTokenResponse) (*entry, bo
 		ExternalID:     resp.GetExternalId(),
 		Metadata:       resp.GetMetadata(),
 		RemainingUses:  resp.RemainingUses,
+		PrincipalKind:  resp.GetPrincipalKind(),
 	}
 	for _, c := range resp.GetAllowedCidrs() {
 		p, err := netip.ParsePrefix(c)
@@ -485,6 +486,7 @@ func (v *Validator) ValidateToken(ctx context.Context, req *keymintv1.ValidateTo
 		ExternalId:     r.Identity.ExternalID,
 		Metadata:       r.Identity.Metadata,
 		RemainingUses:  r.Identity.RemainingUses,
+		PrincipalKind:  r.Identity.PrincipalKind,
 	}
 	for _, p := range r.Identity.AllowedCIDRs {
 		resp.AllowedCidrs = append(resp.AllowedCidrs, p.String())

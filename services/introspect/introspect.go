@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
 )
 
@@ -132,7 +133,9 @@ type active struct {
 	Iss       string `json:"iss,omitempty"`
 	Jti       string `json:"jti"`
 	// keymint's own.
-	OrgID         string          `json:"keymint_org_id"`
+	OrgID string `json:"keymint_org_id"`
+	// PrincipalKind is "user" or "service_account" (sub names either).
+	PrincipalKind string          `json:"keymint_principal_kind"`
 	ExternalID    string          `json:"keymint_external_id,omitempty"`
 	Metadata      json.RawMessage `json:"keymint_metadata,omitempty"`
 	RemainingUses *int64          `json:"keymint_remaining_uses,omitempty"`
@@ -235,6 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Iss:           h.cfg.Issuer,
 		Jti:           resp.GetTokenId(),
 		OrgID:         resp.GetOrganizationId(),
+		PrincipalKind: string(authn.KindOf(resp.GetPrincipalKind())),
 		ExternalID:    resp.GetExternalId(),
 		RemainingUses: resp.RemainingUses,
 	}

@@ -159,7 +159,7 @@ func checkIntrospection(t *testing.T, f *introspectFixture, base string) {
 		"username": f.target.Token.UserId, "token_type": "Bearer", "iat": float64(created),
 		"exp": float64(f.target.Token.ExpireTime.AsTime().Unix()),
 		"sub": f.target.Token.UserId, "iss": f.issuer, "jti": f.target.Token.Id,
-		"keymint_org_id": f.target.Token.OrganizationId, "keymint_external_id": "customer-42",
+		"keymint_org_id": f.target.Token.OrganizationId, "keymint_principal_kind": "user", "keymint_external_id": "customer-42",
 		"keymint_metadata": map[string]any{"plan": "gold", "seats": float64(3)},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -356,7 +356,7 @@ func TestIntrospectionSidecar(t *testing.T) {
 	err = json.NewDecoder(resp.Body).Decode(&id)
 	resp.Body.Close()
 	want := map[string]any{"sub": f.target.Token.UserId, "scope": "reports:read reports:write",
-		"exp": float64(f.target.Token.ExpireTime.AsTime().Unix()), "org": f.target.Token.OrganizationId}
+		"exp": float64(f.target.Token.ExpireTime.AsTime().Unix()), "org": f.target.Token.OrganizationId, "kind": "user"}
 	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || fmt.Sprint(id) != fmt.Sprint(want) {
 		t.Fatalf("forward-auth identity body: %d %v %v, want %v", resp.StatusCode, id, err, want)
 	}

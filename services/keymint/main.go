@@ -23,14 +23,17 @@ import (
 
 // cli is every command; kong picks one from the arguments.
 type cli struct {
-	Serve       serveCmd       `cmd:"" help:"gRPC API and REST gateway (the default setup)."`
-	Gateway     gatewayCmd     `cmd:"" help:"REST gateway only, in front of a keymint gRPC server."`
-	Sidecar     sidecarCmd     `cmd:"" help:"ext_authz + forward-auth next to a resource service."`
-	Migrate     migrateCmd     `cmd:"" help:"Apply database migrations and exit."`
-	User        userCmd        `cmd:"" help:"Manage users on the store directly."`
-	Webhook     webhookCmd     `cmd:"" help:"Manage an organization's webhooks on the store directly."`
-	Healthcheck healthcheckCmd `cmd:"" help:"Exit 0 if the keymint on --http-addr is ready (container healthchecks)."`
-	Version     versionCmd     `cmd:"" help:"Print the version, commit and Go version."`
+	Serve          serveCmd          `cmd:"" help:"gRPC API and REST gateway (the default setup)."`
+	Gateway        gatewayCmd        `cmd:"" help:"REST gateway only, in front of a keymint gRPC server."`
+	Sidecar        sidecarCmd        `cmd:"" help:"ext_authz + forward-auth next to a resource service."`
+	Migrate        migrateCmd        `cmd:"" help:"Apply database migrations and exit."`
+	User           userCmd           `cmd:"" help:"Manage users (create: on the store directly; the rest: on a running server, as an admin)."`
+	ServiceAccount serviceAccountCmd `cmd:"" name:"service-account" help:"Manage service accounts on a running server, as an admin."`
+	Token          tokenCmd          `cmd:"" help:"Mint, list, revoke and rotate tokens on a running server."`
+	Org            orgCmd            `cmd:"" help:"Show organizations on a running server, as an admin."`
+	Webhook        webhookCmd        `cmd:"" help:"Manage an organization's webhooks on the store directly."`
+	Healthcheck    healthcheckCmd    `cmd:"" help:"Exit 0 if the keymint on --http-addr is ready (container healthchecks)."`
+	Version        versionCmd        `cmd:"" help:"Print the version, commit and Go version."`
 	// Completion: bash also works with complete -C keymint keymint.
 	Completion kongplete.InstallCompletions `cmd:"" name:"install-completions" help:"Install shell completion for bash, zsh or fish."`
 }

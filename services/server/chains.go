@@ -35,6 +35,8 @@ var publicMethods = map[string]bool{
 	keymintv1.TokenService_WatchRevocations_FullMethodName: true,
 	authv3.Authorization_Check_FullMethodName:              true,
 	keymintv1.AccountService_Login_FullMethodName:          true, // credentials are in the request
+	// The reset code is the credential; throttled like Login.
+	keymintv1.AccountService_CompletePasswordReset_FullMethodName: true,
 	// Anyone who found a token in public may report it; it is rate limited
 	// per client address and tells nothing.
 	keymintv1.TokenService_ReportLeakedTokens_FullMethodName: true,

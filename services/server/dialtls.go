@@ -48,3 +48,12 @@ func (c *DialTLSConfig) credentials(addr string) (credentials.TransportCredentia
 	}
 	return credentials.NewTLS(cfg), nil
 }
+
+// Problems are c's flag problems, named with the command's prefix.
+func (c *DialTLSConfig) Problems(prefix string) []string { return c.problems(prefix) }
+
+// Credentials are the transport credentials toward addr (for commands
+// outside this package: the admin CLI).
+func (c *DialTLSConfig) Credentials(addr string) (credentials.TransportCredentials, error) {
+	return c.credentials(addr)
+}

@@ -188,6 +188,8 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	acct, err := accounts.New(ctx, accounts.Config{
 		Store: st, Hasher: s.hasher, Logger: log, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
 		Throttle: signIn, Audit: auditLog, Clients: clients, Throttled: s.throttleNotices.Observe,
+		// s.tokens is set below, before any call is served.
+		Revoked: func(ctx context.Context, r []store.Token) { s.tokens.OwnerRemoved(ctx, r) },
 	})
 	if err != nil {
 		return nil, err

@@ -27,10 +27,13 @@ const (
 	HeaderOrgID      = "x-keymint-org-id"
 	HeaderScopes     = "x-keymint-scopes"
 	HeaderExternalID = "x-keymint-external-id"
+	// HeaderPrincipalKind is what the token acts for: "user" or
+	// "service_account" (HeaderUserID then names the service account).
+	HeaderPrincipalKind = "x-keymint-principal-kind"
 )
 
 // IdentityHeaders lists the identity header names.
-var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes, HeaderExternalID}
+var IdentityHeaders = []string{HeaderTokenID, HeaderUserID, HeaderOrgID, HeaderScopes, HeaderExternalID, HeaderPrincipalKind}
 
 // Config configures both adapters.
 type Config struct {
@@ -143,6 +146,7 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 			{HeaderOrgID, resp.GetOrganizationId()},
 			{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
 			{HeaderExternalID, resp.GetExternalId()},
+			{HeaderPrincipalKind, string(authn.KindOf(resp.GetPrincipalKind()))},
 		},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/authn"
 )
 
 // identity is forward-auth's optional allow body: the RFC 7662 names for
@@ -18,11 +19,14 @@ type identity struct {
 	// expires.
 	Exp int64  `json:"exp,omitempty"`
 	Org string `json:"org"`
+	// Kind is "user" or "service_account".
+	Kind string `json:"kind"`
 }
 
 // identityBody is the JSON identity of a valid answer.
 func identityBody(v *keymintv1.ValidateTokenResponse) []byte {
-	id := identity{Sub: v.GetUserId(), Scope: strings.Join(v.GetScopes(), " "), Org: v.GetOrganizationId()}
+	id := identity{Sub: v.GetUserId(), Scope: strings.Join(v.GetScopes(), " "), Org: v.GetOrganizationId(),
+		Kind: string(authn.KindOf(v.GetPrincipalKind()))}
 	if t := v.GetExpireTime(); t != nil {
 		id.Exp = t.GetSeconds()
 	}

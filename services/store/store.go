@@ -48,7 +48,16 @@ type OrgPolicy struct {
 	ExpiryWarnings []time.Duration
 }
 
-// User is a person or service account that signs in with email + password.
+// User kinds: a person who signs in, or an organization-owned machine
+// identity whose tokens admins mint.
+// They are authn.KindUser and authn.KindServiceAccount's names.
+const (
+	KindUser           = "user"
+	KindServiceAccount = "service_account"
+)
+
+// User is a person (signs in with email + password) or a service account
+// (Kind KindServiceAccount: no password, no sign-in).
 type User struct {
 	ID    string
 	OrgID string
@@ -62,6 +71,60 @@ type User struct {
 	// empty: every scope of the organization.
 	Scopes    []string
 	CreatedAt time.Time
+	// Kind is KindUser or KindServiceAccount; empty is KindUser.
+	Kind string
+	// Name, Description and CreatedBy (an admin's user id) describe a
+	// service account; a service account's Email is
+	// ServiceAccountEmail(ID), which no sign-in accepts.
+	Name        string
+	Description string
+	CreatedBy   string
+	// DisabledAt is set while the user is disabled (no sign-in, no new
+	// tokens); DeletedAt once it is deleted (the row stays for the ids
+	// that tokens and the audit log hold). Zero: not set.
+	DisabledAt time.Time
+	DeletedAt  time.Time
+}
+
+// ServiceAccountEmail is the reserved address in a service account's email
+// column (.invalid never routes, and sign-in refuses every non-person).
+func ServiceAccountEmail(id string) string { return id + "@service-account.invalid" }
+
+// DeletedEmail replaces a deleted user's email, so the address can be
+// used for a new account.
+func DeletedEmail(id string) string { return id + "@deleted.invalid" }
+
+// UserFilter selects users for ListUsers: one organization's live (not
+// deleted) users of one kind.
+type UserFilter struct {
+	OrgID string
+	// Kind is KindUser (the default) or KindServiceAccount.
+	Kind string
+	// EmailPrefix keeps users whose email starts with it (people only).
+	EmailPrefix string
+	// Limit bounds the page (0: no bound); AfterID continues after a user
+	// of an earlier page (ErrNotFound unless it names a live user of
+	// OrgID and Kind).
+	// People come by email, service accounts by name, then by id.
+	Limit   int
+	AfterID string
+}
+
+// Owner removal: why DisableUser or DeleteUser revoked a token.
+const (
+	RevokeReasonOwnerDisabled = "owner_disabled"
+	RevokeReasonOwnerDeleted  = "owner_deleted"
+)
+
+// Removed is what DisableUser or DeleteUser did: the user as stored
+// afterwards, the tokens it revoked (with RevocationSeq set) and how many
+// sessions it ended. Changed is false when the user was in that state
+// already (nothing was written).
+type Removed struct {
+	User          User
+	Revoked       []Token
+	EndedSessions int
+	Changed       bool
 }
 
 // Token is a token's stored form: its metadata and the HMAC digest of its
@@ -105,6 +168,12 @@ type Token struct {
 	RatePeriod time.Duration
 	// RotatedToID names the successor of a rotated token.
 	RotatedToID string
+	// OwnerKind is the owner's kind (KindUser or KindServiceAccount),
+	// copied at minting; empty is KindUser.
+	OwnerKind string
+	// RevokeReason is why a revoked token was revoked: empty for a
+	// revocation, or RevokeReasonOwnerDisabled / RevokeReasonOwnerDeleted.
+	RevokeReason string
 	// RevocationSeq is set only in the answer of a RevokeToken or
 	// RotateToken that wrote a revocation log row: that row's sequence. It
 	// is not a stored column (the log holds it).
@@ -118,6 +187,10 @@ const (
 	// RevocationRotated: rotated; it stays valid until NotAfter (the grace
 	// end), so caches must drop it but not refuse it yet.
 	RevocationRotated = "rotate"
+	// RevocationOwnerDisabled, RevocationOwnerDeleted: revoked because its
+	// owner was disabled or deleted. Followers treat them as revocations.
+	RevocationOwnerDisabled = "owner_disabled"
+	RevocationOwnerDeleted  = "owner_deleted"
 )
 
 // RevocationRecord is one row of the revocation log, the ordered source of
@@ -140,6 +213,8 @@ type RevocationRecord struct {
 type TokenFilter struct {
 	OrgID  string
 	UserID string
+	// OwnerKind, when set, keeps the tokens of owners of that kind.
+	OwnerKind string
 	// Active drops revoked tokens and those expired as of Now (expires_at <=
 	// Now); a zero Now means the current time.
 	Active bool
@@ -293,10 +368,48 @@ type Store interface {
 	// UpdateOrgPolicy replaces an organization's policy and returns the
 	// organization; ErrNotFound if it is gone.
 	UpdateOrgPolicy(ctx context.Context, orgID string, p OrgPolicy) (Org, error)
+	// ListOrgs returns every organization, by name (operators only).
+	ListOrgs(ctx context.Context) ([]Org, error)
+	// RenameOrg renames an organization and returns it; ErrNotFound if it
+	// is gone, ErrAlreadyExists if the name is taken.
+	RenameOrg(ctx context.Context, orgID, name string) (Org, error)
+
+	// ListUsers returns one page of the users f selects.
+	ListUsers(ctx context.Context, f UserFilter) ([]User, error)
+	// SetUserAdmin makes a user an organization admin or not; ErrNotFound
+	// if the user is gone or deleted.
+	SetUserAdmin(ctx context.Context, userID string, admin bool) error
+	// DisableUser, in one transaction, sets disabled_at to at (zero: now),
+	// revokes every unrevoked token of the user with RevokeReasonOwnerDisabled
+	// (a RevocationOwnerDisabled log row each), deletes the user's sessions
+	// and writes events. Disabling a disabled user changes nothing
+	// (Changed false). ErrNotFound if the user is gone or deleted.
+	DisableUser(ctx context.Context, userID string, at time.Time, events ...Event) (Removed, error)
+	// EnableUser clears disabled_at (its tokens stay revoked); ErrNotFound
+	// if the user is gone or deleted.
+	EnableUser(ctx context.Context, userID string) (User, error)
+	// DeleteUser, in one transaction, sets deleted_at, replaces the email
+	// with DeletedEmail(id) and clears the password and any reset code,
+	// revokes every unrevoked token with RevokeReasonOwnerDeleted (a
+	// RevocationOwnerDeleted log row each), deletes the sessions and writes
+	// events. ErrNotFound if the user is gone or deleted already.
+	DeleteUser(ctx context.Context, userID string, at time.Time, events ...Event) (Removed, error)
+	// SetPasswordReset stores the SHA-256 of a one-time reset code valid
+	// until expiresAt (replacing an earlier one); ErrNotFound if the user is
+	// gone, deleted or not a person.
+	SetPasswordReset(ctx context.Context, userID string, codeHash []byte, expiresAt time.Time) error
+	// RedeemPasswordReset, in one transaction, checks that the user's reset
+	// code hash is codeHash and unexpired at now, clears it, sets the
+	// password hash, deletes every session and writes events; it returns how
+	// many sessions it ended. ErrNotFound when any of that does not hold
+	// (no code, another code, expired, user disabled or deleted).
+	RedeemPasswordReset(ctx context.Context, userID string, codeHash []byte, now time.Time, passwordHash string, events ...Event) (int, error)
 
 	// CreateToken inserts a token, and events into the outbox in the same
-	// transaction; ErrAlreadyExists on a duplicate id or digest. A zero
-	// CreatedAt is set to now.
+	// transaction; ErrAlreadyExists on a duplicate id or digest;
+	// ErrConflict if its owner is disabled or deleted (checked under the
+	// owner's row lock, so a token cannot slip past a concurrent
+	// DisableUser). A zero CreatedAt is set to now.
 	CreateToken(ctx context.Context, t Token, events ...Event) error
 	// GetToken returns a token by id.
 	GetToken(ctx context.Context, id string) (Token, error)

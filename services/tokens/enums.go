@@ -18,6 +18,7 @@ var reasonToProto = [numReasons]keymintv1.ValidateTokenResponse_Reason{
 	ReasonRateLimited:       keymintv1.ValidateTokenResponse_RATE_LIMITED,
 	ReasonUsageExhausted:    keymintv1.ValidateTokenResponse_USAGE_EXHAUSTED,
 	ReasonIPNotAllowed:      keymintv1.ValidateTokenResponse_IP_NOT_ALLOWED,
+	ReasonOwnerDisabled:     keymintv1.ValidateTokenResponse_OWNER_DISABLED,
 }
 
 // statusToProto is the API's TokenStatus for each Status (0 is no state).

@@ -32,6 +32,8 @@ type ListRequest struct {
 	// UserID: org admins only.
 	UserID  string
 	OrderBy string
+	// ServiceAccountID lists that service account's tokens (admins only).
+	ServiceAccountID string
 }
 
 // List limits.
@@ -62,11 +64,21 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 		return nil, "", err
 	}
 	f := store.TokenFilter{OrgID: p.OrgID, UserID: p.UserID, Active: !req.ShowInactive, Now: s.now().UTC()}
-	if req.AllUsers {
+	switch {
+	case req.ServiceAccountID != "" && (req.AllUsers || req.UserID != ""):
+		return nil, "", fault.New(fault.InvalidArgument, "set allUsers, userId or serviceAccountId, not two of them")
+	case req.ServiceAccountID != "":
+		owner, err := s.owner(ctx, p, req.ServiceAccountID)
+		if err != nil {
+			return nil, "", err
+		}
+		f.UserID = owner.ID
+	case req.AllUsers:
 		if !p.Admin {
 			return nil, "", fault.New(fault.PermissionDenied, "listing all users' tokens needs an organization admin")
 		}
-		f.UserID = ""
+		// People's tokens: service accounts' are listed apart.
+		f.UserID, f.OwnerKind = "", store.KindUser
 	}
 	if req.UserID != "" {
 		if !p.Admin {

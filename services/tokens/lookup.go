@@ -125,6 +125,8 @@ func entryOf(t store.Token) (*cache.Entry, error) {
 		RateLimit:     t.RateLimit,
 		RatePeriod:    t.RatePeriod,
 		CreatedAt:     t.CreatedAt,
+		OwnerKind:     t.OwnerKind,
+		RevokeReason:  t.RevokeReason,
 	}
 	copy(e.Key[:], t.Digest)
 	var err error
@@ -158,6 +160,7 @@ func tokenOf(e *cache.Entry) store.Token {
 		ExpiresAt: e.ExpiresAt,
 		RevokedAt: e.RevokedAt,
 		CreatedAt: e.CreatedAt,
+		OwnerKind: e.OwnerKind,
 	}
 }
 

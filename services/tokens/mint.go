@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,9 @@ type MintRequest struct {
 	ExpiresAt time.Time
 	TTL       time.Duration
 	Options
+	// ServiceAccountID, when set, mints for that service account of the
+	// caller's organization (admins only) instead of for the caller.
+	ServiceAccountID string
 }
 
 // Minted is a new token: its stored form and the secret, returned this once.
@@ -70,6 +74,10 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, err
 	}
+	owner, err := s.owner(ctx, p, req.ServiceAccountID)
+	if err != nil {
+		return Minted{}, err
+	}
 	org, err := s.store.GetOrg(ctx, p.OrgID)
 	if err != nil {
 		return Minted{}, fault.StoreFailure(err, "get organization")
@@ -79,7 +87,7 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	if err := authn.CheckScopesDefined(org.Policy.AllowedScopes, scopes); err != nil {
 		return Minted{}, err
 	}
-	if err := authn.CheckScopesHeld(org.Policy.AllowedScopes, p.HeldScopes, scopes); err != nil {
+	if err := authn.CheckScopesHeld(org.Policy.AllowedScopes, owner.Scopes, scopes); err != nil {
 		return Minted{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -107,7 +115,8 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	t := store.Token{
 		ID:          uuid.NewString(),
 		OrgID:       p.OrgID,
-		UserID:      p.UserID,
+		UserID:      owner.ID,
+		OwnerKind:   owner.Kind,
 		Name:        name,
 		Description: req.Description,
 		Hint:        s.format.Hint(secret),
@@ -120,10 +129,42 @@ func (s *Service) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	}
 	lim.apply(&t)
 	if err := s.store.CreateToken(ctx, t, events.TokenEvent(events.TokenCreated, t, now, actorOf(p))); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Disabled or deleted since the caller authenticated.
+			return Minted{}, fault.New(fault.FailedPrecondition, "the token's owner is disabled or deleted")
+		}
 		return Minted{}, fault.StoreFailure(err, "create token")
 	}
 	s.log.InfoContext(ctx, "token minted", "token_id", t.ID, "org_id", t.OrgID, "user_id", t.UserID, "hint", t.Hint)
 	s.audit.Record(ctx, store.AuditEvent{OrgID: t.OrgID, ActorUserID: p.UserID, ActorEmail: p.Email,
 		Action: audit.TokenMint, TargetID: t.ID})
 	return Minted{Token: t, Secret: secret}, nil
+}
+
+// owner is who a token minted by p acts for: p itself (with the scopes p
+// holds), or a live service account of p's organization, for an admin.
+// Another organization's service account, a person's id or a deleted
+// account is NotFound.
+func (s *Service) owner(ctx context.Context, p authn.Principal, serviceAccountID string) (store.User, error) {
+	if serviceAccountID == "" {
+		return store.User{ID: p.UserID, Kind: store.KindUser, Scopes: p.HeldScopes}, nil
+	}
+	if !p.Admin {
+		return store.User{}, fault.New(fault.PermissionDenied, "minting a service account's token needs an organization admin")
+	}
+	notFound := fault.New(fault.NotFound, "service account not found")
+	if uuid.Validate(serviceAccountID) != nil {
+		return store.User{}, notFound
+	}
+	u, err := s.store.GetUser(ctx, serviceAccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, notFound
+	}
+	if err != nil {
+		return store.User{}, fault.StoreFailure(err, "get service account")
+	}
+	if u.OrgID != p.OrgID || u.Kind != store.KindServiceAccount || !u.DeletedAt.IsZero() {
+		return store.User{}, notFound
+	}
+	return u, nil
 }

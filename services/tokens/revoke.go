@@ -61,3 +61,12 @@ func (s *Service) RevokeBySecret(ctx context.Context, secret string) (store.Toke
 	// user's token is NotFound.
 	return s.Revoke(ctx, t.ID)
 }
+
+// OwnerRemoved is the accounts service's revocation hook: tokens the store
+// revoked because their owner was disabled or deleted go through the same
+// steps as a revocation here (caches dropped, log rows applied, published).
+func (s *Service) OwnerRemoved(ctx context.Context, revoked []store.Token) {
+	for _, t := range revoked {
+		s.revoked(ctx, t, time.Time{})
+	}
+}

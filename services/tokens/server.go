@@ -29,7 +29,8 @@ func NewServer(svc *Service) *Server { return &Server{svc: svc} }
 
 // CreateToken mints a token and reveals its secret once.
 func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequest) (*keymintv1.CreateTokenResponse, error) {
-	mr := MintRequest{Name: req.GetName(), Description: req.GetDescription(), Scopes: req.GetScopes()}
+	mr := MintRequest{Name: req.GetName(), Description: req.GetDescription(), Scopes: req.GetScopes(),
+		ServiceAccountID: req.GetServiceAccountId()}
 	var err error
 	if mr.Options, err = optionsOf(req); err != nil {
 		return nil, err
@@ -134,6 +135,7 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		ExpireTime:     timestamp(r.Token.ExpiresAt),
 		CreateTime:     timestamp(r.Token.CreatedAt),
 		NoStore:        r.NoStore(),
+		PrincipalKind:  authn.Kind(r.Token.OwnerKind).Proto(),
 	}
 	if e := r.Entry; e != nil {
 		resp.ExternalId = e.ExternalID
@@ -161,14 +163,15 @@ var errBadClientIP = fault.New(fault.InvalidArgument, "clientIp is not an IP add
 // ListTokens lists the caller's tokens.
 func (s *Server) ListTokens(ctx context.Context, req *keymintv1.ListTokensRequest) (*keymintv1.ListTokensResponse, error) {
 	lr := ListRequest{
-		PageSize:     int(req.GetPageSize()),
-		PageToken:    req.GetPageToken(),
-		AllUsers:     req.GetAllUsers(),
-		ShowInactive: req.GetShowInactive(),
-		Query:        req.GetQuery(),
-		Scope:        req.GetScope(),
-		UserID:       req.GetUserId(),
-		OrderBy:      req.GetOrderBy(),
+		PageSize:         int(req.GetPageSize()),
+		PageToken:        req.GetPageToken(),
+		AllUsers:         req.GetAllUsers(),
+		ShowInactive:     req.GetShowInactive(),
+		Query:            req.GetQuery(),
+		Scope:            req.GetScope(),
+		UserID:           req.GetUserId(),
+		OrderBy:          req.GetOrderBy(),
+		ServiceAccountID: req.GetServiceAccountId(),
 	}
 	switch req.GetStatus() {
 	case keymintv1.TokenStatus_TOKEN_STATUS_ACTIVE:
@@ -267,6 +270,7 @@ func (s *Server) toProto(t store.Token, emails map[string]string, left map[strin
 		Metadata:       metadataProto(t.Metadata),
 		AllowedCidrs:   t.AllowedCIDRs,
 		RotatedToId:    t.RotatedToID,
+		PrincipalKind:  authn.Kind(t.OwnerKind).Proto(),
 	}
 	if t.UsagePool != "" {
 		if n, ok := left[t.UsagePool]; ok {

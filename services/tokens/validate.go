@@ -28,6 +28,8 @@ const (
 	ReasonRateLimited
 	ReasonUsageExhausted
 	ReasonIPNotAllowed
+	// ReasonOwnerDisabled: revoked because its owner was disabled.
+	ReasonOwnerDisabled
 
 	// numReasons counts the reasons: every one needs a row in
 	// reasonToProto (enums.go). Add new reasons above it.
@@ -108,6 +110,9 @@ func (s *Service) ValidateFrom(ctx context.Context, secret string, required []st
 	now := s.now()
 	switch StatusAt(t, now) {
 	case StatusRevoked:
+		if e.RevokeReason == store.RevokeReasonOwnerDisabled {
+			return Result{Reason: ReasonOwnerDisabled, Token: t, Entry: e}, nil
+		}
 		return Result{Reason: ReasonRevoked, Token: t, Entry: e}, nil
 	case StatusExpired:
 		return Result{Reason: ReasonExpired, Token: t, Entry: e}, nil
@@ -211,13 +216,22 @@ func (s *Service) AuthenticateToken(ctx context.Context, secret string) (authn.P
 		return authn.Principal{}, errInvalidToken
 	}
 	u, err := s.store.GetUser(ctx, r.Token.UserID)
+	if err == nil && (!u.DisabledAt.IsZero() || !u.DeletedAt.IsZero()) {
+		// Its tokens are revoked with it; this one was cached a moment ago.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return authn.Principal{}, errInvalidToken
 	}
 	if err != nil {
 		return authn.Principal{}, fault.StoreFailure(err, "get token owner")
 	}
+	kind := authn.Kind(u.Kind)
+	if kind == "" {
+		kind = authn.KindUser
+	}
 	return authn.Principal{
+		Kind:       kind,
 		UserID:     u.ID,
 		OrgID:      u.OrgID,
 		Email:      u.Email,

@@ -357,7 +357,11 @@ type User struct {
 	Admin bool `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
 	// The scopes the user may put in tokens; empty: every scope of the
 	// organization.
-	Scopes        []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Disabled by an admin: no sign-in, no tokens (DisableUser).
+	Disabled      bool                   `protobuf:"varint,7,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	DisableTime   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=disable_time,json=disableTime,proto3" json:"disable_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -434,6 +438,1230 @@ func (x *User) GetScopes() []string {
 	return nil
 }
 
+func (x *User) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *User) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *User) GetDisableTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisableTime
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many users (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only users whose (normalized) email starts with this (at most 254
+	// bytes).
+	EmailPrefix   string `protobuf:"bytes,3,opt,name=email_prefix,json=emailPrefix,proto3" json:"email_prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetEmailPrefix() string {
+	if x != nil {
+		return x.EmailPrefix
+	}
+	return ""
+}
+
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Users []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type DisableUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableUserRequest) Reset() {
+	*x = DisableUserRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableUserRequest) ProtoMessage() {}
+
+func (x *DisableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableUserRequest.ProtoReflect.Descriptor instead.
+func (*DisableUserRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DisableUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type EnableUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableUserRequest) Reset() {
+	*x = EnableUserRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableUserRequest) ProtoMessage() {}
+
+func (x *EnableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableUserRequest.ProtoReflect.Descriptor instead.
+func (*EnableUserRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EnableUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many tokens were revoked and sessions ended.
+	RevokedTokens int32 `protobuf:"varint,1,opt,name=revoked_tokens,json=revokedTokens,proto3" json:"revoked_tokens,omitempty"`
+	EndedSessions int32 `protobuf:"varint,2,opt,name=ended_sessions,json=endedSessions,proto3" json:"ended_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteUserResponse) GetRevokedTokens() int32 {
+	if x != nil {
+		return x.RevokedTokens
+	}
+	return 0
+}
+
+func (x *DeleteUserResponse) GetEndedSessions() int32 {
+	if x != nil {
+		return x.EndedSessions
+	}
+	return 0
+}
+
+type ResetUserPasswordRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Set: the user's new password (the same rules as ChangePassword).
+	// Empty: a one-time reset code is issued instead.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetUserPasswordRequest) Reset() {
+	*x = ResetUserPasswordRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserPasswordRequest) ProtoMessage() {}
+
+func (x *ResetUserPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetUserPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ResetUserPasswordRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ResetUserPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ResetUserPasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The one-time reset code (when no new_password was given); keymint
+	// keeps only its SHA-256, and this is the one time it is returned.
+	ResetCode string `protobuf:"bytes,1,opt,name=reset_code,json=resetCode,proto3" json:"reset_code,omitempty"`
+	// When the reset code stops working.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	EndedSessions int32                  `protobuf:"varint,3,opt,name=ended_sessions,json=endedSessions,proto3" json:"ended_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetUserPasswordResponse) Reset() {
+	*x = ResetUserPasswordResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserPasswordResponse) ProtoMessage() {}
+
+func (x *ResetUserPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetUserPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResetUserPasswordResponse) GetResetCode() string {
+	if x != nil {
+		return x.ResetCode
+	}
+	return ""
+}
+
+func (x *ResetUserPasswordResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ResetUserPasswordResponse) GetEndedSessions() int32 {
+	if x != nil {
+		return x.EndedSessions
+	}
+	return 0
+}
+
+type CompletePasswordResetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	ResetCode     string                 `protobuf:"bytes,2,opt,name=reset_code,json=resetCode,proto3" json:"reset_code,omitempty"`
+	NewPassword   string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePasswordResetRequest) Reset() {
+	*x = CompletePasswordResetRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePasswordResetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePasswordResetRequest) ProtoMessage() {}
+
+func (x *CompletePasswordResetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePasswordResetRequest.ProtoReflect.Descriptor instead.
+func (*CompletePasswordResetRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CompletePasswordResetRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CompletePasswordResetRequest) GetResetCode() string {
+	if x != nil {
+		return x.ResetCode
+	}
+	return ""
+}
+
+func (x *CompletePasswordResetRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type CompletePasswordResetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePasswordResetResponse) Reset() {
+	*x = CompletePasswordResetResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePasswordResetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePasswordResetResponse) ProtoMessage() {}
+
+func (x *CompletePasswordResetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePasswordResetResponse.ProtoReflect.Descriptor instead.
+func (*CompletePasswordResetResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{18}
+}
+
+type SetUserAdminRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Admin         bool                   `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserAdminRequest) Reset() {
+	*x = SetUserAdminRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserAdminRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserAdminRequest) ProtoMessage() {}
+
+func (x *SetUserAdminRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserAdminRequest.ProtoReflect.Descriptor instead.
+func (*SetUserAdminRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SetUserAdminRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetUserAdminRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+// ServiceAccount is an organization-owned machine identity: no password,
+// no sign-in; admins mint its tokens.
+type ServiceAccount struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	OrganizationId string                 `protobuf:"bytes,2,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// Unique in the organization: 1-64 of [a-z0-9-], starting with a letter.
+	Name        string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The scopes its tokens may hold, within the organization's policy;
+	// empty: every scope of the organization.
+	Scopes     []string               `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The admin who created it.
+	CreatedBy     string `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceAccount) Reset() {
+	*x = ServiceAccount{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceAccount) ProtoMessage() {}
+
+func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceAccount.ProtoReflect.Descriptor instead.
+func (*ServiceAccount) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ServiceAccount) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ServiceAccount) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ServiceAccount) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+type CreateServiceAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Scopes        []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccountRequest) Reset() {
+	*x = CreateServiceAccountRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccountRequest) ProtoMessage() {}
+
+func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateServiceAccountRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateServiceAccountRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateServiceAccountRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type ListServiceAccountsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccountsRequest) Reset() {
+	*x = ListServiceAccountsRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccountsRequest) ProtoMessage() {}
+
+func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccountsRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceAccountsRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListServiceAccountsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListServiceAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListServiceAccountsResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ServiceAccounts []*ServiceAccount      `protobuf:"bytes,1,rep,name=service_accounts,json=serviceAccounts,proto3" json:"service_accounts,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccountsResponse) Reset() {
+	*x = ListServiceAccountsResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccountsResponse) ProtoMessage() {}
+
+func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccountsResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListServiceAccountsResponse) GetServiceAccounts() []*ServiceAccount {
+	if x != nil {
+		return x.ServiceAccounts
+	}
+	return nil
+}
+
+func (x *ListServiceAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetServiceAccountRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ServiceAccountId string                 `protobuf:"bytes,1,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GetServiceAccountRequest) Reset() {
+	*x = GetServiceAccountRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceAccountRequest) ProtoMessage() {}
+
+func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetServiceAccountRequest) GetServiceAccountId() string {
+	if x != nil {
+		return x.ServiceAccountId
+	}
+	return ""
+}
+
+type DeleteServiceAccountRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ServiceAccountId string                 `protobuf:"bytes,1,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccountRequest) Reset() {
+	*x = DeleteServiceAccountRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccountRequest) ProtoMessage() {}
+
+func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteServiceAccountRequest) GetServiceAccountId() string {
+	if x != nil {
+		return x.ServiceAccountId
+	}
+	return ""
+}
+
+type DeleteServiceAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many tokens were revoked.
+	RevokedTokens int32 `protobuf:"varint,1,opt,name=revoked_tokens,json=revokedTokens,proto3" json:"revoked_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccountResponse) Reset() {
+	*x = DeleteServiceAccountResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccountResponse) ProtoMessage() {}
+
+func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccountResponse.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccountResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteServiceAccountResponse) GetRevokedTokens() int32 {
+	if x != nil {
+		return x.RevokedTokens
+	}
+	return 0
+}
+
+// Organization is a tenant.
+type Organization struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Organization) Reset() {
+	*x = Organization{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Organization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Organization) ProtoMessage() {}
+
+func (x *Organization) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Organization.ProtoReflect.Descriptor instead.
+func (*Organization) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Organization) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Organization) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Organization) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type ListOrganizationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrganizationsRequest) Reset() {
+	*x = ListOrganizationsRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrganizationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrganizationsRequest) ProtoMessage() {}
+
+func (x *ListOrganizationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrganizationsRequest.ProtoReflect.Descriptor instead.
+func (*ListOrganizationsRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{28}
+}
+
+type ListOrganizationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Organizations []*Organization        `protobuf:"bytes,1,rep,name=organizations,proto3" json:"organizations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrganizationsResponse) Reset() {
+	*x = ListOrganizationsResponse{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrganizationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrganizationsResponse) ProtoMessage() {}
+
+func (x *ListOrganizationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrganizationsResponse.ProtoReflect.Descriptor instead.
+func (*ListOrganizationsResponse) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListOrganizationsResponse) GetOrganizations() []*Organization {
+	if x != nil {
+		return x.Organizations
+	}
+	return nil
+}
+
+type RenameOrganizationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// The new name: 1-100 bytes of printable UTF-8, unique.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameOrganizationRequest) Reset() {
+	*x = RenameOrganizationRequest{}
+	mi := &file_keymint_v1_accounts_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameOrganizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameOrganizationRequest) ProtoMessage() {}
+
+func (x *RenameOrganizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keymint_v1_accounts_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameOrganizationRequest.ProtoReflect.Descriptor instead.
+func (*RenameOrganizationRequest) Descriptor() ([]byte, []int) {
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RenameOrganizationRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *RenameOrganizationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type GetOrgPolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -442,7 +1670,7 @@ type GetOrgPolicyRequest struct {
 
 func (x *GetOrgPolicyRequest) Reset() {
 	*x = GetOrgPolicyRequest{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +1682,7 @@ func (x *GetOrgPolicyRequest) String() string {
 func (*GetOrgPolicyRequest) ProtoMessage() {}
 
 func (x *GetOrgPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[8]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +1695,7 @@ func (x *GetOrgPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrgPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetOrgPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{8}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{31}
 }
 
 // OrgPolicy is an organization's rules for its tokens.
@@ -496,7 +1724,7 @@ type OrgPolicy struct {
 
 func (x *OrgPolicy) Reset() {
 	*x = OrgPolicy{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +1736,7 @@ func (x *OrgPolicy) String() string {
 func (*OrgPolicy) ProtoMessage() {}
 
 func (x *OrgPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[9]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +1749,7 @@ func (x *OrgPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrgPolicy.ProtoReflect.Descriptor instead.
 func (*OrgPolicy) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{9}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *OrgPolicy) GetOrganizationId() string {
@@ -581,7 +1809,7 @@ type UpdateOrgPolicyRequest struct {
 
 func (x *UpdateOrgPolicyRequest) Reset() {
 	*x = UpdateOrgPolicyRequest{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +1821,7 @@ func (x *UpdateOrgPolicyRequest) String() string {
 func (*UpdateOrgPolicyRequest) ProtoMessage() {}
 
 func (x *UpdateOrgPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[10]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +1834,7 @@ func (x *UpdateOrgPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrgPolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOrgPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{10}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateOrgPolicyRequest) GetPolicy() *OrgPolicy {
@@ -633,7 +1861,7 @@ type UpdateUserScopesRequest struct {
 
 func (x *UpdateUserScopesRequest) Reset() {
 	*x = UpdateUserScopesRequest{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[11]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +1873,7 @@ func (x *UpdateUserScopesRequest) String() string {
 func (*UpdateUserScopesRequest) ProtoMessage() {}
 
 func (x *UpdateUserScopesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[11]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +1886,7 @@ func (x *UpdateUserScopesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserScopesRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserScopesRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{11}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateUserScopesRequest) GetUserId() string {
@@ -695,7 +1923,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[12]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +1935,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[12]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +1948,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{12}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -776,7 +2004,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[13]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +2016,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[13]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +2029,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{13}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -851,7 +2079,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_keymint_v1_accounts_proto_msgTypes[14]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +2091,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keymint_v1_accounts_proto_msgTypes[14]
+	mi := &file_keymint_v1_accounts_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +2104,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{14}
+	return file_keymint_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -977,14 +2205,93 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\fnew_password\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\vnewPassword\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x0eended_sessions\x18\x01 \x01(\x05R\rendedSessions\"\x17\n" +
-	"\x15GetCurrentUserRequest\"\xce\x01\n" +
+	"\x15GetCurrentUserRequest\"\xe6\x02\n" +
 	"\x04User\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x02id\x12\x1a\n" +
 	"\x05email\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x05email\x12-\n" +
 	"\x0forganization_id\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\x0eorganizationId\x12+\n" +
 	"\x11organization_name\x18\x04 \x01(\tR\x10organizationName\x12\x1a\n" +
 	"\x05admin\x18\x05 \x01(\bB\x04\xe2A\x01\x02R\x05admin\x12\x1c\n" +
-	"\x06scopes\x18\x06 \x03(\tB\x04\xe2A\x01\x02R\x06scopes\"\x15\n" +
+	"\x06scopes\x18\x06 \x03(\tB\x04\xe2A\x01\x02R\x06scopes\x12\x1a\n" +
+	"\bdisabled\x18\a \x01(\bR\bdisabled\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12=\n" +
+	"\fdisable_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vdisableTime\"q\n" +
+	"\x10ListUsersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12!\n" +
+	"\femail_prefix\x18\x03 \x01(\tR\vemailPrefix\"i\n" +
+	"\x11ListUsersResponse\x12,\n" +
+	"\x05users\x18\x01 \x03(\v2\x10.keymint.v1.UserB\x04\xe2A\x01\x02R\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
+	"\x0eGetUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"-\n" +
+	"\x12DisableUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\",\n" +
+	"\x11EnableUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\",\n" +
+	"\x11DeleteUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"b\n" +
+	"\x12DeleteUserResponse\x12%\n" +
+	"\x0erevoked_tokens\x18\x01 \x01(\x05R\rrevokedTokens\x12%\n" +
+	"\x0eended_sessions\x18\x02 \x01(\x05R\rendedSessions\"V\n" +
+	"\x18ResetUserPasswordRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x9e\x01\n" +
+	"\x19ResetUserPasswordResponse\x12\x1d\n" +
+	"\n" +
+	"reset_code\x18\x01 \x01(\tR\tresetCode\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12%\n" +
+	"\x0eended_sessions\x18\x03 \x01(\x05R\rendedSessions\"\x88\x01\n" +
+	"\x1cCompletePasswordResetRequest\x12\x1a\n" +
+	"\x05email\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05email\x12#\n" +
+	"\n" +
+	"reset_code\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\tresetCode\x12'\n" +
+	"\fnew_password\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\vnewPassword\"\x1f\n" +
+	"\x1dCompletePasswordResetResponse\"D\n" +
+	"\x13SetUserAdminRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"\x91\x02\n" +
+	"\x0eServiceAccount\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12-\n" +
+	"\x0forganization_id\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x0eorganizationId\x12\x18\n" +
+	"\x04name\x18\x03 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06scopes\x18\x05 \x03(\tR\x06scopes\x12A\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12#\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tB\x04\xe2A\x01\x03R\tcreatedBy\"q\n" +
+	"\x1bCreateServiceAccountRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"X\n" +
+	"\x1aListServiceAccountsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x92\x01\n" +
+	"\x1bListServiceAccountsResponse\x12K\n" +
+	"\x10service_accounts\x18\x01 \x03(\v2\x1a.keymint.v1.ServiceAccountB\x04\xe2A\x01\x02R\x0fserviceAccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n" +
+	"\x18GetServiceAccountRequest\x12,\n" +
+	"\x12service_account_id\x18\x01 \x01(\tR\x10serviceAccountId\"K\n" +
+	"\x1bDeleteServiceAccountRequest\x12,\n" +
+	"\x12service_account_id\x18\x01 \x01(\tR\x10serviceAccountId\"E\n" +
+	"\x1cDeleteServiceAccountResponse\x12%\n" +
+	"\x0erevoked_tokens\x18\x01 \x01(\x05R\rrevokedTokens\"{\n" +
+	"\fOrganization\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x02id\x12\x18\n" +
+	"\x04name\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x1a\n" +
+	"\x18ListOrganizationsRequest\"a\n" +
+	"\x19ListOrganizationsResponse\x12D\n" +
+	"\rorganizations\x18\x01 \x03(\v2\x18.keymint.v1.OrganizationB\x04\xe2A\x01\x02R\rorganizations\"^\n" +
+	"\x19RenameOrganizationRequest\x12'\n" +
+	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x18\n" +
+	"\x04name\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\x15\n" +
 	"\x13GetOrgPolicyRequest\"\x88\x03\n" +
 	"\tOrgPolicy\x12-\n" +
 	"\x0forganization_id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x0eorganizationId\x12%\n" +
@@ -1031,7 +2338,7 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\x0fsubject_user_id\x18\v \x01(\tR\rsubjectUserId\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\x95\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xb8\x13\n" +
 	"\x0eAccountService\x12<\n" +
 	"\x05Login\x12\x18.keymint.v1.LoginRequest\x1a\x19.keymint.v1.LoginResponse\x12?\n" +
 	"\x06Logout\x12\x19.keymint.v1.LogoutRequest\x1a\x1a.keymint.v1.LogoutResponse\x12u\n" +
@@ -1041,7 +2348,24 @@ const file_keymint_v1_accounts_proto_rawDesc = "" +
 	"\x0fListAuditEvents\x12\".keymint.v1.ListAuditEventsRequest\x1a#.keymint.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-events\x12^\n" +
 	"\fGetOrgPolicy\x12\x1f.keymint.v1.GetOrgPolicyRequest\x1a\x15.keymint.v1.OrgPolicy\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/org/policy\x12l\n" +
 	"\x0fUpdateOrgPolicy\x12\".keymint.v1.UpdateOrgPolicyRequest\x1a\x15.keymint.v1.OrgPolicy\"\x1e\x82\xd3\xe4\x93\x02\x18:\x06policy2\x0e/v1/org/policy\x12p\n" +
-	"\x10UpdateUserScopes\x12#.keymint.v1.UpdateUserScopesRequest\x1a\x10.keymint.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\x1a\x1a/v1/users/{user_id}/scopesB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
+	"\x10UpdateUserScopes\x12#.keymint.v1.UpdateUserScopesRequest\x1a\x10.keymint.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\x1a\x1a/v1/users/{user_id}/scopes\x12[\n" +
+	"\tListUsers\x12\x1c.keymint.v1.ListUsersRequest\x1a\x1d.keymint.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/users\x12T\n" +
+	"\aGetUser\x12\x1a.keymint.v1.GetUserRequest\x1a\x10.keymint.v1.User\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12g\n" +
+	"\vDisableUser\x12\x1e.keymint.v1.DisableUserRequest\x1a\x10.keymint.v1.User\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/users/{user_id}:disable\x12d\n" +
+	"\n" +
+	"EnableUser\x12\x1d.keymint.v1.EnableUserRequest\x1a\x10.keymint.v1.User\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/users/{user_id}:enable\x12h\n" +
+	"\n" +
+	"DeleteUser\x12\x1d.keymint.v1.DeleteUserRequest\x1a\x1e.keymint.v1.DeleteUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/users/{user_id}\x12\x8f\x01\n" +
+	"\x11ResetUserPassword\x12$.keymint.v1.ResetUserPasswordRequest\x1a%.keymint.v1.ResetUserPasswordResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/users/{user_id}:reset-password\x12\x90\x01\n" +
+	"\x15CompletePasswordReset\x12(.keymint.v1.CompletePasswordResetRequest\x1a).keymint.v1.CompletePasswordResetResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/user/password:reset\x12g\n" +
+	"\fSetUserAdmin\x12\x1f.keymint.v1.SetUserAdminRequest\x1a\x10.keymint.v1.User\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\x1a\x19/v1/users/{user_id}/admin\x12|\n" +
+	"\x14CreateServiceAccount\x12'.keymint.v1.CreateServiceAccountRequest\x1a\x1a.keymint.v1.ServiceAccount\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/service-accounts\x12\x84\x01\n" +
+	"\x13ListServiceAccounts\x12&.keymint.v1.ListServiceAccountsRequest\x1a'.keymint.v1.ListServiceAccountsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/service-accounts\x12\x88\x01\n" +
+	"\x11GetServiceAccount\x12$.keymint.v1.GetServiceAccountRequest\x1a\x1a.keymint.v1.ServiceAccount\"1\x82\xd3\xe4\x93\x02+\x12)/v1/service-accounts/{service_account_id}\x12\x9c\x01\n" +
+	"\x14DeleteServiceAccount\x12'.keymint.v1.DeleteServiceAccountRequest\x1a(.keymint.v1.DeleteServiceAccountResponse\"1\x82\xd3\xe4\x93\x02+*)/v1/service-accounts/{service_account_id}\x12r\n" +
+	"\x11ListOrganizations\x12$.keymint.v1.ListOrganizationsRequest\x1a%.keymint.v1.ListOrganizationsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
+	"\x12\b/v1/orgs\x12\x83\x01\n" +
+	"\x12RenameOrganization\x12%.keymint.v1.RenameOrganizationRequest\x1a\x18.keymint.v1.Organization\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/orgs/{organization_id}:renameB7Z5github.com/keymint/keymint/proto/keymint/v1;keymintv1b\x06proto3"
 
 var (
 	file_keymint_v1_accounts_proto_rawDescOnce sync.Once
@@ -1055,62 +2379,121 @@ func file_keymint_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_keymint_v1_accounts_proto_rawDescData
 }
 
-var file_keymint_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_keymint_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_keymint_v1_accounts_proto_goTypes = []any{
-	(*LoginRequest)(nil),            // 0: keymint.v1.LoginRequest
-	(*LoginResponse)(nil),           // 1: keymint.v1.LoginResponse
-	(*LogoutRequest)(nil),           // 2: keymint.v1.LogoutRequest
-	(*LogoutResponse)(nil),          // 3: keymint.v1.LogoutResponse
-	(*ChangePasswordRequest)(nil),   // 4: keymint.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),  // 5: keymint.v1.ChangePasswordResponse
-	(*GetCurrentUserRequest)(nil),   // 6: keymint.v1.GetCurrentUserRequest
-	(*User)(nil),                    // 7: keymint.v1.User
-	(*GetOrgPolicyRequest)(nil),     // 8: keymint.v1.GetOrgPolicyRequest
-	(*OrgPolicy)(nil),               // 9: keymint.v1.OrgPolicy
-	(*UpdateOrgPolicyRequest)(nil),  // 10: keymint.v1.UpdateOrgPolicyRequest
-	(*UpdateUserScopesRequest)(nil), // 11: keymint.v1.UpdateUserScopesRequest
-	(*ListAuditEventsRequest)(nil),  // 12: keymint.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 13: keymint.v1.ListAuditEventsResponse
-	(*AuditEvent)(nil),              // 14: keymint.v1.AuditEvent
-	nil,                             // 15: keymint.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 17: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),   // 18: google.protobuf.FieldMask
+	(*LoginRequest)(nil),                  // 0: keymint.v1.LoginRequest
+	(*LoginResponse)(nil),                 // 1: keymint.v1.LoginResponse
+	(*LogoutRequest)(nil),                 // 2: keymint.v1.LogoutRequest
+	(*LogoutResponse)(nil),                // 3: keymint.v1.LogoutResponse
+	(*ChangePasswordRequest)(nil),         // 4: keymint.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),        // 5: keymint.v1.ChangePasswordResponse
+	(*GetCurrentUserRequest)(nil),         // 6: keymint.v1.GetCurrentUserRequest
+	(*User)(nil),                          // 7: keymint.v1.User
+	(*ListUsersRequest)(nil),              // 8: keymint.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 9: keymint.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                // 10: keymint.v1.GetUserRequest
+	(*DisableUserRequest)(nil),            // 11: keymint.v1.DisableUserRequest
+	(*EnableUserRequest)(nil),             // 12: keymint.v1.EnableUserRequest
+	(*DeleteUserRequest)(nil),             // 13: keymint.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),            // 14: keymint.v1.DeleteUserResponse
+	(*ResetUserPasswordRequest)(nil),      // 15: keymint.v1.ResetUserPasswordRequest
+	(*ResetUserPasswordResponse)(nil),     // 16: keymint.v1.ResetUserPasswordResponse
+	(*CompletePasswordResetRequest)(nil),  // 17: keymint.v1.CompletePasswordResetRequest
+	(*CompletePasswordResetResponse)(nil), // 18: keymint.v1.CompletePasswordResetResponse
+	(*SetUserAdminRequest)(nil),           // 19: keymint.v1.SetUserAdminRequest
+	(*ServiceAccount)(nil),                // 20: keymint.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),   // 21: keymint.v1.CreateServiceAccountRequest
+	(*ListServiceAccountsRequest)(nil),    // 22: keymint.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),   // 23: keymint.v1.ListServiceAccountsResponse
+	(*GetServiceAccountRequest)(nil),      // 24: keymint.v1.GetServiceAccountRequest
+	(*DeleteServiceAccountRequest)(nil),   // 25: keymint.v1.DeleteServiceAccountRequest
+	(*DeleteServiceAccountResponse)(nil),  // 26: keymint.v1.DeleteServiceAccountResponse
+	(*Organization)(nil),                  // 27: keymint.v1.Organization
+	(*ListOrganizationsRequest)(nil),      // 28: keymint.v1.ListOrganizationsRequest
+	(*ListOrganizationsResponse)(nil),     // 29: keymint.v1.ListOrganizationsResponse
+	(*RenameOrganizationRequest)(nil),     // 30: keymint.v1.RenameOrganizationRequest
+	(*GetOrgPolicyRequest)(nil),           // 31: keymint.v1.GetOrgPolicyRequest
+	(*OrgPolicy)(nil),                     // 32: keymint.v1.OrgPolicy
+	(*UpdateOrgPolicyRequest)(nil),        // 33: keymint.v1.UpdateOrgPolicyRequest
+	(*UpdateUserScopesRequest)(nil),       // 34: keymint.v1.UpdateUserScopesRequest
+	(*ListAuditEventsRequest)(nil),        // 35: keymint.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),       // 36: keymint.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),                    // 37: keymint.v1.AuditEvent
+	nil,                                   // 38: keymint.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),         // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 40: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 41: google.protobuf.FieldMask
 }
 var file_keymint_v1_accounts_proto_depIdxs = []int32{
-	16, // 0: keymint.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 1: keymint.v1.OrgPolicy.max_token_lifetime:type_name -> google.protobuf.Duration
-	17, // 2: keymint.v1.OrgPolicy.default_token_lifetime:type_name -> google.protobuf.Duration
-	17, // 3: keymint.v1.OrgPolicy.max_rotation_grace:type_name -> google.protobuf.Duration
-	17, // 4: keymint.v1.OrgPolicy.expiry_warnings:type_name -> google.protobuf.Duration
-	9,  // 5: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
-	18, // 6: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	16, // 7: keymint.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	16, // 8: keymint.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	14, // 9: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
-	16, // 10: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	15, // 11: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
-	0,  // 12: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
-	2,  // 13: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
-	4,  // 14: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
-	6,  // 15: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
-	12, // 16: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
-	8,  // 17: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
-	10, // 18: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
-	11, // 19: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
-	1,  // 20: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
-	3,  // 21: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
-	5,  // 22: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
-	7,  // 23: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
-	13, // 24: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
-	9,  // 25: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	9,  // 26: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
-	7,  // 27: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	39, // 0: keymint.v1.LoginResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 1: keymint.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	39, // 2: keymint.v1.User.disable_time:type_name -> google.protobuf.Timestamp
+	7,  // 3: keymint.v1.ListUsersResponse.users:type_name -> keymint.v1.User
+	39, // 4: keymint.v1.ResetUserPasswordResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 5: keymint.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: keymint.v1.ListServiceAccountsResponse.service_accounts:type_name -> keymint.v1.ServiceAccount
+	39, // 7: keymint.v1.Organization.create_time:type_name -> google.protobuf.Timestamp
+	27, // 8: keymint.v1.ListOrganizationsResponse.organizations:type_name -> keymint.v1.Organization
+	40, // 9: keymint.v1.OrgPolicy.max_token_lifetime:type_name -> google.protobuf.Duration
+	40, // 10: keymint.v1.OrgPolicy.default_token_lifetime:type_name -> google.protobuf.Duration
+	40, // 11: keymint.v1.OrgPolicy.max_rotation_grace:type_name -> google.protobuf.Duration
+	40, // 12: keymint.v1.OrgPolicy.expiry_warnings:type_name -> google.protobuf.Duration
+	32, // 13: keymint.v1.UpdateOrgPolicyRequest.policy:type_name -> keymint.v1.OrgPolicy
+	41, // 14: keymint.v1.UpdateOrgPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	39, // 15: keymint.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	39, // 16: keymint.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	37, // 17: keymint.v1.ListAuditEventsResponse.events:type_name -> keymint.v1.AuditEvent
+	39, // 18: keymint.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	38, // 19: keymint.v1.AuditEvent.details:type_name -> keymint.v1.AuditEvent.DetailsEntry
+	0,  // 20: keymint.v1.AccountService.Login:input_type -> keymint.v1.LoginRequest
+	2,  // 21: keymint.v1.AccountService.Logout:input_type -> keymint.v1.LogoutRequest
+	4,  // 22: keymint.v1.AccountService.ChangePassword:input_type -> keymint.v1.ChangePasswordRequest
+	6,  // 23: keymint.v1.AccountService.GetCurrentUser:input_type -> keymint.v1.GetCurrentUserRequest
+	35, // 24: keymint.v1.AccountService.ListAuditEvents:input_type -> keymint.v1.ListAuditEventsRequest
+	31, // 25: keymint.v1.AccountService.GetOrgPolicy:input_type -> keymint.v1.GetOrgPolicyRequest
+	33, // 26: keymint.v1.AccountService.UpdateOrgPolicy:input_type -> keymint.v1.UpdateOrgPolicyRequest
+	34, // 27: keymint.v1.AccountService.UpdateUserScopes:input_type -> keymint.v1.UpdateUserScopesRequest
+	8,  // 28: keymint.v1.AccountService.ListUsers:input_type -> keymint.v1.ListUsersRequest
+	10, // 29: keymint.v1.AccountService.GetUser:input_type -> keymint.v1.GetUserRequest
+	11, // 30: keymint.v1.AccountService.DisableUser:input_type -> keymint.v1.DisableUserRequest
+	12, // 31: keymint.v1.AccountService.EnableUser:input_type -> keymint.v1.EnableUserRequest
+	13, // 32: keymint.v1.AccountService.DeleteUser:input_type -> keymint.v1.DeleteUserRequest
+	15, // 33: keymint.v1.AccountService.ResetUserPassword:input_type -> keymint.v1.ResetUserPasswordRequest
+	17, // 34: keymint.v1.AccountService.CompletePasswordReset:input_type -> keymint.v1.CompletePasswordResetRequest
+	19, // 35: keymint.v1.AccountService.SetUserAdmin:input_type -> keymint.v1.SetUserAdminRequest
+	21, // 36: keymint.v1.AccountService.CreateServiceAccount:input_type -> keymint.v1.CreateServiceAccountRequest
+	22, // 37: keymint.v1.AccountService.ListServiceAccounts:input_type -> keymint.v1.ListServiceAccountsRequest
+	24, // 38: keymint.v1.AccountService.GetServiceAccount:input_type -> keymint.v1.GetServiceAccountRequest
+	25, // 39: keymint.v1.AccountService.DeleteServiceAccount:input_type -> keymint.v1.DeleteServiceAccountRequest
+	28, // 40: keymint.v1.AccountService.ListOrganizations:input_type -> keymint.v1.ListOrganizationsRequest
+	30, // 41: keymint.v1.AccountService.RenameOrganization:input_type -> keymint.v1.RenameOrganizationRequest
+	1,  // 42: keymint.v1.AccountService.Login:output_type -> keymint.v1.LoginResponse
+	3,  // 43: keymint.v1.AccountService.Logout:output_type -> keymint.v1.LogoutResponse
+	5,  // 44: keymint.v1.AccountService.ChangePassword:output_type -> keymint.v1.ChangePasswordResponse
+	7,  // 45: keymint.v1.AccountService.GetCurrentUser:output_type -> keymint.v1.User
+	36, // 46: keymint.v1.AccountService.ListAuditEvents:output_type -> keymint.v1.ListAuditEventsResponse
+	32, // 47: keymint.v1.AccountService.GetOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	32, // 48: keymint.v1.AccountService.UpdateOrgPolicy:output_type -> keymint.v1.OrgPolicy
+	7,  // 49: keymint.v1.AccountService.UpdateUserScopes:output_type -> keymint.v1.User
+	9,  // 50: keymint.v1.AccountService.ListUsers:output_type -> keymint.v1.ListUsersResponse
+	7,  // 51: keymint.v1.AccountService.GetUser:output_type -> keymint.v1.User
+	7,  // 52: keymint.v1.AccountService.DisableUser:output_type -> keymint.v1.User
+	7,  // 53: keymint.v1.AccountService.EnableUser:output_type -> keymint.v1.User
+	14, // 54: keymint.v1.AccountService.DeleteUser:output_type -> keymint.v1.DeleteUserResponse
+	16, // 55: keymint.v1.AccountService.ResetUserPassword:output_type -> keymint.v1.ResetUserPasswordResponse
+	18, // 56: keymint.v1.AccountService.CompletePasswordReset:output_type -> keymint.v1.CompletePasswordResetResponse
+	7,  // 57: keymint.v1.AccountService.SetUserAdmin:output_type -> keymint.v1.User
+	20, // 58: keymint.v1.AccountService.CreateServiceAccount:output_type -> keymint.v1.ServiceAccount
+	23, // 59: keymint.v1.AccountService.ListServiceAccounts:output_type -> keymint.v1.ListServiceAccountsResponse
+	20, // 60: keymint.v1.AccountService.GetServiceAccount:output_type -> keymint.v1.ServiceAccount
+	26, // 61: keymint.v1.AccountService.DeleteServiceAccount:output_type -> keymint.v1.DeleteServiceAccountResponse
+	29, // 62: keymint.v1.AccountService.ListOrganizations:output_type -> keymint.v1.ListOrganizationsResponse
+	27, // 63: keymint.v1.AccountService.RenameOrganization:output_type -> keymint.v1.Organization
+	42, // [42:64] is the sub-list for method output_type
+	20, // [20:42] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_accounts_proto_init() }
@@ -1124,7 +2507,7 @@ func file_keymint_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_accounts_proto_rawDesc), len(file_keymint_v1_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

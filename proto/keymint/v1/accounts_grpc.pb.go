@@ -19,14 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_Login_FullMethodName            = "/keymint.v1.AccountService/Login"
-	AccountService_Logout_FullMethodName           = "/keymint.v1.AccountService/Logout"
-	AccountService_ChangePassword_FullMethodName   = "/keymint.v1.AccountService/ChangePassword"
-	AccountService_GetCurrentUser_FullMethodName   = "/keymint.v1.AccountService/GetCurrentUser"
-	AccountService_ListAuditEvents_FullMethodName  = "/keymint.v1.AccountService/ListAuditEvents"
-	AccountService_GetOrgPolicy_FullMethodName     = "/keymint.v1.AccountService/GetOrgPolicy"
-	AccountService_UpdateOrgPolicy_FullMethodName  = "/keymint.v1.AccountService/UpdateOrgPolicy"
-	AccountService_UpdateUserScopes_FullMethodName = "/keymint.v1.AccountService/UpdateUserScopes"
+	AccountService_Login_FullMethodName                 = "/keymint.v1.AccountService/Login"
+	AccountService_Logout_FullMethodName                = "/keymint.v1.AccountService/Logout"
+	AccountService_ChangePassword_FullMethodName        = "/keymint.v1.AccountService/ChangePassword"
+	AccountService_GetCurrentUser_FullMethodName        = "/keymint.v1.AccountService/GetCurrentUser"
+	AccountService_ListAuditEvents_FullMethodName       = "/keymint.v1.AccountService/ListAuditEvents"
+	AccountService_GetOrgPolicy_FullMethodName          = "/keymint.v1.AccountService/GetOrgPolicy"
+	AccountService_UpdateOrgPolicy_FullMethodName       = "/keymint.v1.AccountService/UpdateOrgPolicy"
+	AccountService_UpdateUserScopes_FullMethodName      = "/keymint.v1.AccountService/UpdateUserScopes"
+	AccountService_ListUsers_FullMethodName             = "/keymint.v1.AccountService/ListUsers"
+	AccountService_GetUser_FullMethodName               = "/keymint.v1.AccountService/GetUser"
+	AccountService_DisableUser_FullMethodName           = "/keymint.v1.AccountService/DisableUser"
+	AccountService_EnableUser_FullMethodName            = "/keymint.v1.AccountService/EnableUser"
+	AccountService_DeleteUser_FullMethodName            = "/keymint.v1.AccountService/DeleteUser"
+	AccountService_ResetUserPassword_FullMethodName     = "/keymint.v1.AccountService/ResetUserPassword"
+	AccountService_CompletePasswordReset_FullMethodName = "/keymint.v1.AccountService/CompletePasswordReset"
+	AccountService_SetUserAdmin_FullMethodName          = "/keymint.v1.AccountService/SetUserAdmin"
+	AccountService_CreateServiceAccount_FullMethodName  = "/keymint.v1.AccountService/CreateServiceAccount"
+	AccountService_ListServiceAccounts_FullMethodName   = "/keymint.v1.AccountService/ListServiceAccounts"
+	AccountService_GetServiceAccount_FullMethodName     = "/keymint.v1.AccountService/GetServiceAccount"
+	AccountService_DeleteServiceAccount_FullMethodName  = "/keymint.v1.AccountService/DeleteServiceAccount"
+	AccountService_ListOrganizations_FullMethodName     = "/keymint.v1.AccountService/ListOrganizations"
+	AccountService_RenameOrganization_FullMethodName    = "/keymint.v1.AccountService/RenameOrganization"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -74,6 +88,66 @@ type AccountServiceClient interface {
 	// the organization). Organization admins only. Tokens minted already keep
 	// their scopes.
 	UpdateUserScopes(ctx context.Context, in *UpdateUserScopesRequest, opts ...grpc.CallOption) (*User, error)
+	// ListUsers lists the people of the caller's organization (service
+	// accounts are listed by ListServiceAccounts), by email. Organization
+	// admins only. Deleted users are not listed.
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// GetUser returns one user of the caller's organization, with its
+	// organization. Organization admins only; another organization's user
+	// answers NotFound.
+	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
+	// DisableUser suspends a user: sign-in is refused, every session ends,
+	// and every token of the user is revoked through the revocation log
+	// (validation answers OWNER_DISABLED on every replica and follower within
+	// the revocation bound). Enabling the user again does not bring the
+	// tokens back. Organization admins only; an admin cannot disable
+	// themself. Disabling a disabled user changes nothing.
+	DisableUser(ctx context.Context, in *DisableUserRequest, opts ...grpc.CallOption) (*User, error)
+	// EnableUser lets a disabled user sign in and mint tokens again; the
+	// tokens revoked by DisableUser stay revoked. Organization admins only.
+	EnableUser(ctx context.Context, in *EnableUserRequest, opts ...grpc.CallOption) (*User, error)
+	// DeleteUser deletes a user: every session ends, every token is revoked
+	// through the revocation log, the email is freed for a new account. The
+	// audit log keeps the user's id. Organization admins only; an admin
+	// cannot delete themself.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// ResetUserPassword lets an admin reset a user's forgotten password:
+	// with new_password it is set at once; without, a one-time reset code
+	// (valid for reset_code_lifetime, kept only as its SHA-256) is returned
+	// for the admin to hand over, which CompletePasswordReset redeems. Either
+	// way every session of the user ends. Organization admins only.
+	ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, opts ...grpc.CallOption) (*ResetUserPasswordResponse, error)
+	// CompletePasswordReset sets a new password with a reset code from
+	// ResetUserPassword. It needs no other credentials, is throttled like
+	// sign-in, and answers the same Unauthenticated status for an unknown
+	// email, a wrong code and a used or expired one.
+	CompletePasswordReset(ctx context.Context, in *CompletePasswordResetRequest, opts ...grpc.CallOption) (*CompletePasswordResetResponse, error)
+	// SetUserAdmin promotes a user to organization admin or demotes them.
+	// Organization admins only; an admin cannot demote themself (so an
+	// organization keeps an admin).
+	SetUserAdmin(ctx context.Context, in *SetUserAdminRequest, opts ...grpc.CallOption) (*User, error)
+	// CreateServiceAccount creates a machine identity of the caller's
+	// organization: no password, no sign-in; its tokens are minted by
+	// admins (TokenService.CreateToken with service_account_id). Organization
+	// admins only.
+	CreateServiceAccount(ctx context.Context, in *CreateServiceAccountRequest, opts ...grpc.CallOption) (*ServiceAccount, error)
+	// ListServiceAccounts lists the organization's service accounts, by
+	// name. Organization admins only.
+	ListServiceAccounts(ctx context.Context, in *ListServiceAccountsRequest, opts ...grpc.CallOption) (*ListServiceAccountsResponse, error)
+	// GetServiceAccount returns one service account of the caller's
+	// organization. Organization admins only.
+	GetServiceAccount(ctx context.Context, in *GetServiceAccountRequest, opts ...grpc.CallOption) (*ServiceAccount, error)
+	// DeleteServiceAccount deletes a service account and revokes every one
+	// of its tokens through the revocation log. Organization admins only.
+	DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error)
+	// ListOrganizations lists the organizations the caller administers (an
+	// organization is a tenant: that is the caller's own). Organization
+	// admins only. The CLI's store-direct mode lists every organization.
+	ListOrganizations(ctx context.Context, in *ListOrganizationsRequest, opts ...grpc.CallOption) (*ListOrganizationsResponse, error)
+	// RenameOrganization renames the caller's organization; another
+	// organization's id answers NotFound, a taken name AlreadyExists.
+	// Organization admins only.
+	RenameOrganization(ctx context.Context, in *RenameOrganizationRequest, opts ...grpc.CallOption) (*Organization, error)
 }
 
 type accountServiceClient struct {
@@ -164,6 +238,146 @@ func (c *accountServiceClient) UpdateUserScopes(ctx context.Context, in *UpdateU
 	return out, nil
 }
 
+func (c *accountServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AccountService_GetUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) DisableUser(ctx context.Context, in *DisableUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AccountService_DisableUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) EnableUser(ctx context.Context, in *EnableUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AccountService_EnableUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, AccountService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, opts ...grpc.CallOption) (*ResetUserPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetUserPasswordResponse)
+	err := c.cc.Invoke(ctx, AccountService_ResetUserPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) CompletePasswordReset(ctx context.Context, in *CompletePasswordResetRequest, opts ...grpc.CallOption) (*CompletePasswordResetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompletePasswordResetResponse)
+	err := c.cc.Invoke(ctx, AccountService_CompletePasswordReset_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) SetUserAdmin(ctx context.Context, in *SetUserAdminRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, AccountService_SetUserAdmin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) CreateServiceAccount(ctx context.Context, in *CreateServiceAccountRequest, opts ...grpc.CallOption) (*ServiceAccount, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServiceAccount)
+	err := c.cc.Invoke(ctx, AccountService_CreateServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ListServiceAccounts(ctx context.Context, in *ListServiceAccountsRequest, opts ...grpc.CallOption) (*ListServiceAccountsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceAccountsResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListServiceAccounts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) GetServiceAccount(ctx context.Context, in *GetServiceAccountRequest, opts ...grpc.CallOption) (*ServiceAccount, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServiceAccount)
+	err := c.cc.Invoke(ctx, AccountService_GetServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteServiceAccountResponse)
+	err := c.cc.Invoke(ctx, AccountService_DeleteServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ListOrganizations(ctx context.Context, in *ListOrganizationsRequest, opts ...grpc.CallOption) (*ListOrganizationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrganizationsResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListOrganizations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) RenameOrganization(ctx context.Context, in *RenameOrganizationRequest, opts ...grpc.CallOption) (*Organization, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Organization)
+	err := c.cc.Invoke(ctx, AccountService_RenameOrganization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -209,6 +423,66 @@ type AccountServiceServer interface {
 	// the organization). Organization admins only. Tokens minted already keep
 	// their scopes.
 	UpdateUserScopes(context.Context, *UpdateUserScopesRequest) (*User, error)
+	// ListUsers lists the people of the caller's organization (service
+	// accounts are listed by ListServiceAccounts), by email. Organization
+	// admins only. Deleted users are not listed.
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// GetUser returns one user of the caller's organization, with its
+	// organization. Organization admins only; another organization's user
+	// answers NotFound.
+	GetUser(context.Context, *GetUserRequest) (*User, error)
+	// DisableUser suspends a user: sign-in is refused, every session ends,
+	// and every token of the user is revoked through the revocation log
+	// (validation answers OWNER_DISABLED on every replica and follower within
+	// the revocation bound). Enabling the user again does not bring the
+	// tokens back. Organization admins only; an admin cannot disable
+	// themself. Disabling a disabled user changes nothing.
+	DisableUser(context.Context, *DisableUserRequest) (*User, error)
+	// EnableUser lets a disabled user sign in and mint tokens again; the
+	// tokens revoked by DisableUser stay revoked. Organization admins only.
+	EnableUser(context.Context, *EnableUserRequest) (*User, error)
+	// DeleteUser deletes a user: every session ends, every token is revoked
+	// through the revocation log, the email is freed for a new account. The
+	// audit log keeps the user's id. Organization admins only; an admin
+	// cannot delete themself.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// ResetUserPassword lets an admin reset a user's forgotten password:
+	// with new_password it is set at once; without, a one-time reset code
+	// (valid for reset_code_lifetime, kept only as its SHA-256) is returned
+	// for the admin to hand over, which CompletePasswordReset redeems. Either
+	// way every session of the user ends. Organization admins only.
+	ResetUserPassword(context.Context, *ResetUserPasswordRequest) (*ResetUserPasswordResponse, error)
+	// CompletePasswordReset sets a new password with a reset code from
+	// ResetUserPassword. It needs no other credentials, is throttled like
+	// sign-in, and answers the same Unauthenticated status for an unknown
+	// email, a wrong code and a used or expired one.
+	CompletePasswordReset(context.Context, *CompletePasswordResetRequest) (*CompletePasswordResetResponse, error)
+	// SetUserAdmin promotes a user to organization admin or demotes them.
+	// Organization admins only; an admin cannot demote themself (so an
+	// organization keeps an admin).
+	SetUserAdmin(context.Context, *SetUserAdminRequest) (*User, error)
+	// CreateServiceAccount creates a machine identity of the caller's
+	// organization: no password, no sign-in; its tokens are minted by
+	// admins (TokenService.CreateToken with service_account_id). Organization
+	// admins only.
+	CreateServiceAccount(context.Context, *CreateServiceAccountRequest) (*ServiceAccount, error)
+	// ListServiceAccounts lists the organization's service accounts, by
+	// name. Organization admins only.
+	ListServiceAccounts(context.Context, *ListServiceAccountsRequest) (*ListServiceAccountsResponse, error)
+	// GetServiceAccount returns one service account of the caller's
+	// organization. Organization admins only.
+	GetServiceAccount(context.Context, *GetServiceAccountRequest) (*ServiceAccount, error)
+	// DeleteServiceAccount deletes a service account and revokes every one
+	// of its tokens through the revocation log. Organization admins only.
+	DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error)
+	// ListOrganizations lists the organizations the caller administers (an
+	// organization is a tenant: that is the caller's own). Organization
+	// admins only. The CLI's store-direct mode lists every organization.
+	ListOrganizations(context.Context, *ListOrganizationsRequest) (*ListOrganizationsResponse, error)
+	// RenameOrganization renames the caller's organization; another
+	// organization's id answers NotFound, a taken name AlreadyExists.
+	// Organization admins only.
+	RenameOrganization(context.Context, *RenameOrganizationRequest) (*Organization, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -242,6 +516,48 @@ func (UnimplementedAccountServiceServer) UpdateOrgPolicy(context.Context, *Updat
 }
 func (UnimplementedAccountServiceServer) UpdateUserScopes(context.Context, *UpdateUserScopesRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateUserScopes not implemented")
+}
+func (UnimplementedAccountServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedAccountServiceServer) GetUser(context.Context, *GetUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedAccountServiceServer) DisableUser(context.Context, *DisableUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableUser not implemented")
+}
+func (UnimplementedAccountServiceServer) EnableUser(context.Context, *EnableUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableUser not implemented")
+}
+func (UnimplementedAccountServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAccountServiceServer) ResetUserPassword(context.Context, *ResetUserPasswordRequest) (*ResetUserPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetUserPassword not implemented")
+}
+func (UnimplementedAccountServiceServer) CompletePasswordReset(context.Context, *CompletePasswordResetRequest) (*CompletePasswordResetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompletePasswordReset not implemented")
+}
+func (UnimplementedAccountServiceServer) SetUserAdmin(context.Context, *SetUserAdminRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserAdmin not implemented")
+}
+func (UnimplementedAccountServiceServer) CreateServiceAccount(context.Context, *CreateServiceAccountRequest) (*ServiceAccount, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateServiceAccount not implemented")
+}
+func (UnimplementedAccountServiceServer) ListServiceAccounts(context.Context, *ListServiceAccountsRequest) (*ListServiceAccountsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceAccounts not implemented")
+}
+func (UnimplementedAccountServiceServer) GetServiceAccount(context.Context, *GetServiceAccountRequest) (*ServiceAccount, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceAccount not implemented")
+}
+func (UnimplementedAccountServiceServer) DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccount not implemented")
+}
+func (UnimplementedAccountServiceServer) ListOrganizations(context.Context, *ListOrganizationsRequest) (*ListOrganizationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrganizations not implemented")
+}
+func (UnimplementedAccountServiceServer) RenameOrganization(context.Context, *RenameOrganizationRequest) (*Organization, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenameOrganization not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -408,6 +724,258 @@ func _AccountService_UpdateUserScopes_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetUser(ctx, req.(*GetUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_DisableUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).DisableUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_DisableUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).DisableUser(ctx, req.(*DisableUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_EnableUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnableUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).EnableUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_EnableUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).EnableUser(ctx, req.(*EnableUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ResetUserPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetUserPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ResetUserPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ResetUserPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ResetUserPassword(ctx, req.(*ResetUserPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_CompletePasswordReset_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompletePasswordResetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CompletePasswordReset(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CompletePasswordReset_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CompletePasswordReset(ctx, req.(*CompletePasswordResetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_SetUserAdmin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserAdminRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).SetUserAdmin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_SetUserAdmin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).SetUserAdmin(ctx, req.(*SetUserAdminRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_CreateServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CreateServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CreateServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CreateServiceAccount(ctx, req.(*CreateServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ListServiceAccounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceAccountsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListServiceAccounts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListServiceAccounts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListServiceAccounts(ctx, req.(*ListServiceAccountsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_GetServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetServiceAccount(ctx, req.(*GetServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_DeleteServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).DeleteServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_DeleteServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).DeleteServiceAccount(ctx, req.(*DeleteServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ListOrganizations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrganizationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListOrganizations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListOrganizations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListOrganizations(ctx, req.(*ListOrganizationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_RenameOrganization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenameOrganizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).RenameOrganization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_RenameOrganization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).RenameOrganization(ctx, req.(*RenameOrganizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -446,6 +1014,62 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateUserScopes",
 			Handler:    _AccountService_UpdateUserScopes_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _AccountService_ListUsers_Handler,
+		},
+		{
+			MethodName: "GetUser",
+			Handler:    _AccountService_GetUser_Handler,
+		},
+		{
+			MethodName: "DisableUser",
+			Handler:    _AccountService_DisableUser_Handler,
+		},
+		{
+			MethodName: "EnableUser",
+			Handler:    _AccountService_EnableUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _AccountService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ResetUserPassword",
+			Handler:    _AccountService_ResetUserPassword_Handler,
+		},
+		{
+			MethodName: "CompletePasswordReset",
+			Handler:    _AccountService_CompletePasswordReset_Handler,
+		},
+		{
+			MethodName: "SetUserAdmin",
+			Handler:    _AccountService_SetUserAdmin_Handler,
+		},
+		{
+			MethodName: "CreateServiceAccount",
+			Handler:    _AccountService_CreateServiceAccount_Handler,
+		},
+		{
+			MethodName: "ListServiceAccounts",
+			Handler:    _AccountService_ListServiceAccounts_Handler,
+		},
+		{
+			MethodName: "GetServiceAccount",
+			Handler:    _AccountService_GetServiceAccount_Handler,
+		},
+		{
+			MethodName: "DeleteServiceAccount",
+			Handler:    _AccountService_DeleteServiceAccount_Handler,
+		},
+		{
+			MethodName: "ListOrganizations",
+			Handler:    _AccountService_ListOrganizations_Handler,
+		},
+		{
+			MethodName: "RenameOrganization",
+			Handler:    _AccountService_RenameOrganization_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -78,6 +78,59 @@ func (TokenStatus) EnumDescriptor() ([]byte, []int) {
 	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{0}
 }
 
+// PrincipalKind says what a token acts for.
+type PrincipalKind int32
+
+const (
+	PrincipalKind_PRINCIPAL_KIND_UNSPECIFIED PrincipalKind = 0
+	// A person who signs in.
+	PrincipalKind_PRINCIPAL_KIND_USER PrincipalKind = 1
+	// An organization-owned machine identity (AccountService's service
+	// accounts): user_id is the service account's id.
+	PrincipalKind_PRINCIPAL_KIND_SERVICE_ACCOUNT PrincipalKind = 2
+)
+
+// Enum value maps for PrincipalKind.
+var (
+	PrincipalKind_name = map[int32]string{
+		0: "PRINCIPAL_KIND_UNSPECIFIED",
+		1: "PRINCIPAL_KIND_USER",
+		2: "PRINCIPAL_KIND_SERVICE_ACCOUNT",
+	}
+	PrincipalKind_value = map[string]int32{
+		"PRINCIPAL_KIND_UNSPECIFIED":     0,
+		"PRINCIPAL_KIND_USER":            1,
+		"PRINCIPAL_KIND_SERVICE_ACCOUNT": 2,
+	}
+)
+
+func (x PrincipalKind) Enum() *PrincipalKind {
+	p := new(PrincipalKind)
+	*p = x
+	return p
+}
+
+func (x PrincipalKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PrincipalKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_keymint_v1_tokens_proto_enumTypes[1].Descriptor()
+}
+
+func (PrincipalKind) Type() protoreflect.EnumType {
+	return &file_keymint_v1_tokens_proto_enumTypes[1]
+}
+
+func (x PrincipalKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PrincipalKind.Descriptor instead.
+func (PrincipalKind) EnumDescriptor() ([]byte, []int) {
+	return file_keymint_v1_tokens_proto_rawDescGZIP(), []int{1}
+}
+
 type ValidateTokenResponse_Reason int32
 
 const (
@@ -94,6 +147,9 @@ const (
 	ValidateTokenResponse_USAGE_EXHAUSTED ValidateTokenResponse_Reason = 7
 	// client_ip is missing or outside the token's allowed_cidrs.
 	ValidateTokenResponse_IP_NOT_ALLOWED ValidateTokenResponse_Reason = 8
+	// The token's owner was disabled (AccountService.DisableUser): the
+	// token was revoked with it.
+	ValidateTokenResponse_OWNER_DISABLED ValidateTokenResponse_Reason = 9
 )
 
 // Enum value maps for ValidateTokenResponse_Reason.
@@ -108,6 +164,7 @@ var (
 		6: "RATE_LIMITED",
 		7: "USAGE_EXHAUSTED",
 		8: "IP_NOT_ALLOWED",
+		9: "OWNER_DISABLED",
 	}
 	ValidateTokenResponse_Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED": 0,
@@ -119,6 +176,7 @@ var (
 		"RATE_LIMITED":       6,
 		"USAGE_EXHAUSTED":    7,
 		"IP_NOT_ALLOWED":     8,
+		"OWNER_DISABLED":     9,
 	}
 )
 
@@ -133,11 +191,11 @@ func (x ValidateTokenResponse_Reason) String() string {
 }
 
 func (ValidateTokenResponse_Reason) Descriptor() protoreflect.EnumDescriptor {
-	return file_keymint_v1_tokens_proto_enumTypes[1].Descriptor()
+	return file_keymint_v1_tokens_proto_enumTypes[2].Descriptor()
 }
 
 func (ValidateTokenResponse_Reason) Type() protoreflect.EnumType {
-	return &file_keymint_v1_tokens_proto_enumTypes[1]
+	return &file_keymint_v1_tokens_proto_enumTypes[2]
 }
 
 func (x ValidateTokenResponse_Reason) Number() protoreflect.EnumNumber {
@@ -185,7 +243,9 @@ type Token struct {
 	// Unset: no rate limit.
 	RateLimit *RateLimit `protobuf:"bytes,19,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// Set on a rotated token: the id of its successor.
-	RotatedToId   string `protobuf:"bytes,20,opt,name=rotated_to_id,json=rotatedToId,proto3" json:"rotated_to_id,omitempty"`
+	RotatedToId string `protobuf:"bytes,20,opt,name=rotated_to_id,json=rotatedToId,proto3" json:"rotated_to_id,omitempty"`
+	// What the token acts for: user_id names a user or a service account.
+	PrincipalKind PrincipalKind `protobuf:"varint,21,opt,name=principal_kind,json=principalKind,proto3,enum=keymint.v1.PrincipalKind" json:"principal_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -360,6 +420,13 @@ func (x *Token) GetRotatedToId() string {
 	return ""
 }
 
+func (x *Token) GetPrincipalKind() PrincipalKind {
+	if x != nil {
+		return x.PrincipalKind
+	}
+	return PrincipalKind_PRINCIPAL_KIND_UNSPECIFIED
+}
+
 // RateLimit lets a token be used at most limit times per period (GCRA: the
 // whole limit at once, then evenly spread).
 type RateLimit struct {
@@ -436,8 +503,12 @@ type CreateTokenRequest struct {
 	// unlimited.
 	RemainingUses *int64     `protobuf:"varint,9,opt,name=remaining_uses,json=remainingUses,proto3,oneof" json:"remaining_uses,omitempty"`
 	RateLimit     *RateLimit `protobuf:"bytes,10,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Set: mint the token for this service account of the caller's
+	// organization instead of for the caller (organization admins only; the
+	// scopes must be within the service account's).
+	ServiceAccountId string `protobuf:"bytes,11,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateTokenRequest) Reset() {
@@ -538,6 +609,13 @@ func (x *CreateTokenRequest) GetRateLimit() *RateLimit {
 		return x.RateLimit
 	}
 	return nil
+}
+
+func (x *CreateTokenRequest) GetServiceAccountId() string {
+	if x != nil {
+		return x.ServiceAccountId
+	}
+	return ""
 }
 
 type CreateTokenResponse struct {
@@ -839,7 +917,9 @@ type ValidateTokenResponse struct {
 	// validator can check later client addresses itself.
 	AllowedCidrs []string `protobuf:"bytes,13,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
 	// When the token was minted (valid answers only): RFC 7662's iat.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// What the token acts for (valid answers only).
+	PrincipalKind PrincipalKind `protobuf:"varint,15,opt,name=principal_kind,json=principalKind,proto3,enum=keymint.v1.PrincipalKind" json:"principal_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -972,12 +1052,20 @@ func (x *ValidateTokenResponse) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ValidateTokenResponse) GetPrincipalKind() PrincipalKind {
+	if x != nil {
+		return x.PrincipalKind
+	}
+	return PrincipalKind_PRINCIPAL_KIND_UNSPECIFIED
+}
+
 type ListTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Default 100, at most 1000.
 	PageSize  int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Org admins only: list every token of the organization.
+	// Org admins only: list every person's token of the organization
+	// (service accounts' tokens are listed apart, by service_account_id).
 	AllUsers bool `protobuf:"varint,3,opt,name=all_users,json=allUsers,proto3" json:"all_users,omitempty"`
 	// Include revoked and expired tokens.
 	ShowInactive bool `protobuf:"varint,4,opt,name=show_inactive,json=showInactive,proto3" json:"show_inactive,omitempty"`
@@ -998,9 +1086,11 @@ type ListTokensRequest struct {
 	// followed by " desc"; create_time alone means newest first, the others
 	// ascending. Never-used tokens sort as used longest ago, tokens without an
 	// expiry as expiring last. A page_token continues the order it came from.
-	OrderBy       string `protobuf:"bytes,10,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OrderBy string `protobuf:"bytes,10,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
+	// Org admins only: list the tokens of this service account.
+	ServiceAccountId string `protobuf:"bytes,11,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListTokensRequest) Reset() {
@@ -1099,6 +1189,13 @@ func (x *ListTokensRequest) GetUserId() string {
 func (x *ListTokensRequest) GetOrderBy() string {
 	if x != nil {
 		return x.OrderBy
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetServiceAccountId() string {
+	if x != nil {
+		return x.ServiceAccountId
 	}
 	return ""
 }
@@ -1510,7 +1607,7 @@ var File_keymint_v1_tokens_proto protoreflect.FileDescriptor
 const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\n" +
 	"\x17keymint/v1/tokens.proto\x12\n" +
-	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19keymint/v1/accounts.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x06\n" +
+	"keymint.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19keymint/v1/accounts.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\a\n" +
 	"\x05Token\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x02id\x12-\n" +
 	"\x0forganization_id\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x0eorganizationId\x12\x1d\n" +
@@ -1538,11 +1635,12 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x0eremaining_uses\x18\x12 \x01(\x03H\x00R\rremainingUses\x88\x01\x01\x124\n" +
 	"\n" +
 	"rate_limit\x18\x13 \x01(\v2\x15.keymint.v1.RateLimitR\trateLimit\x12\"\n" +
-	"\rrotated_to_id\x18\x14 \x01(\tR\vrotatedToIdB\x11\n" +
+	"\rrotated_to_id\x18\x14 \x01(\tR\vrotatedToId\x12@\n" +
+	"\x0eprincipal_kind\x18\x15 \x01(\x0e2\x19.keymint.v1.PrincipalKindR\rprincipalKindB\x11\n" +
 	"\x0f_remaining_uses\"`\n" +
 	"\tRateLimit\x12\x1a\n" +
 	"\x05limit\x18\x01 \x01(\x03B\x04\xe2A\x01\x02R\x05limit\x127\n" +
-	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x04\xe2A\x01\x02R\x06period\"\xc2\x03\n" +
+	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x04\xe2A\x01\x02R\x06period\"\xf0\x03\n" +
 	"\x12CreateTokenRequest\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -1557,7 +1655,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x0eremaining_uses\x18\t \x01(\x03H\x00R\rremainingUses\x88\x01\x01\x124\n" +
 	"\n" +
 	"rate_limit\x18\n" +
-	" \x01(\v2\x15.keymint.v1.RateLimitR\trateLimitB\x11\n" +
+	" \x01(\v2\x15.keymint.v1.RateLimitR\trateLimit\x12,\n" +
+	"\x12service_account_id\x18\v \x01(\tR\x10serviceAccountIdB\x11\n" +
 	"\x0f_remaining_uses\"\x91\x01\n" +
 	"\x13CreateTokenResponse\x12-\n" +
 	"\x05token\x18\x01 \x01(\v2\x11.keymint.v1.TokenB\x04\xe2A\x01\x02R\x05token\x12\x1c\n" +
@@ -1573,7 +1672,7 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x14ValidateTokenRequest\x12\x1a\n" +
 	"\x05token\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05token\x12'\n" +
 	"\x0frequired_scopes\x18\x02 \x03(\tR\x0erequiredScopes\x12\x1b\n" +
-	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xa3\x06\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xf9\x06\n" +
 	"\x15ValidateTokenResponse\x12\x1a\n" +
 	"\x05valid\x18\x01 \x01(\bB\x04\xe2A\x01\x02R\x05valid\x12@\n" +
 	"\x06reason\x18\x02 \x01(\x0e2(.keymint.v1.ValidateTokenResponse.ReasonR\x06reason\x12\x19\n" +
@@ -1593,7 +1692,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\bno_store\x18\f \x01(\bR\anoStore\x12#\n" +
 	"\rallowed_cidrs\x18\r \x03(\tR\fallowedCidrs\x12;\n" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xab\x01\n" +
+	"createTime\x12@\n" +
+	"\x0eprincipal_kind\x18\x0f \x01(\x0e2\x19.keymint.v1.PrincipalKindR\rprincipalKind\"\xbf\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMALFORMED\x10\x01\x12\r\n" +
@@ -1603,8 +1703,9 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x12INSUFFICIENT_SCOPE\x10\x05\x12\x10\n" +
 	"\fRATE_LIMITED\x10\x06\x12\x13\n" +
 	"\x0fUSAGE_EXHAUSTED\x10\a\x12\x12\n" +
-	"\x0eIP_NOT_ALLOWED\x10\bB\x11\n" +
-	"\x0f_remaining_uses\"\xe4\x02\n" +
+	"\x0eIP_NOT_ALLOWED\x10\b\x12\x12\n" +
+	"\x0eOWNER_DISABLED\x10\tB\x11\n" +
+	"\x0f_remaining_uses\"\x92\x03\n" +
 	"\x11ListTokensRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -1617,7 +1718,8 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x0eexpires_within\x18\b \x01(\v2\x19.google.protobuf.DurationR\rexpiresWithin\x12\x17\n" +
 	"\auser_id\x18\t \x01(\tR\x06userId\x12\x19\n" +
 	"\border_by\x18\n" +
-	" \x01(\tR\aorderBy\"m\n" +
+	" \x01(\tR\aorderBy\x12,\n" +
+	"\x12service_account_id\x18\v \x01(\tR\x10serviceAccountId\"m\n" +
 	"\x12ListTokensResponse\x12/\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x11.keymint.v1.TokenB\x04\xe2A\x01\x02R\x06tokens\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"!\n" +
@@ -1649,13 +1751,17 @@ const file_keymint_v1_tokens_proto_rawDesc = "" +
 	"\x18TOKEN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14TOKEN_STATUS_EXPIRED\x10\x02\x12\x18\n" +
-	"\x14TOKEN_STATUS_REVOKED\x10\x032\xf8\a\n" +
-	"\fTokenService\x12e\n" +
-	"\vCreateToken\x12\x1e.keymint.v1.CreateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"\x14TOKEN_STATUS_REVOKED\x10\x03*l\n" +
+	"\rPrincipalKind\x12\x1e\n" +
+	"\x1aPRINCIPAL_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PRINCIPAL_KIND_USER\x10\x01\x12\"\n" +
+	"\x1ePRINCIPAL_KIND_SERVICE_ACCOUNT\x10\x022\xe5\b\n" +
+	"\fTokenService\x12\x9c\x01\n" +
+	"\vCreateToken\x12\x1e.keymint.v1.CreateTokenRequest\x1a\x1f.keymint.v1.CreateTokenResponse\"L\x82\xd3\xe4\x93\x02F:\x01*Z5:\x01*\"0/v1/service-accounts/{service_account_id}/tokens\"\n" +
 	"/v1/tokens\x12t\n" +
-	"\rValidateToken\x12 .keymint.v1.ValidateTokenRequest\x1a!.keymint.v1.ValidateTokenResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/tokens:validate\x12_\n" +
+	"\rValidateToken\x12 .keymint.v1.ValidateTokenRequest\x1a!.keymint.v1.ValidateTokenResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/tokens:validate\x12\x93\x01\n" +
 	"\n" +
-	"ListTokens\x12\x1d.keymint.v1.ListTokensRequest\x1a\x1e.keymint.v1.ListTokensResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"ListTokens\x12\x1d.keymint.v1.ListTokensRequest\x1a\x1e.keymint.v1.ListTokensResponse\"F\x82\xd3\xe4\x93\x02@Z2\x120/v1/service-accounts/{service_account_id}/tokens\x12\n" +
 	"/v1/tokens\x12S\n" +
 	"\bGetToken\x12\x1b.keymint.v1.GetTokenRequest\x1a\x11.keymint.v1.Token\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/tokens/{id}\x12p\n" +
 	"\x0fGetTokenHistory\x12\".keymint.v1.GetTokenHistoryRequest\x1a\x18.keymint.v1.TokenHistory\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/tokens/{id}/history\x12V\n" +
@@ -1676,83 +1782,86 @@ func file_keymint_v1_tokens_proto_rawDescGZIP() []byte {
 	return file_keymint_v1_tokens_proto_rawDescData
 }
 
-var file_keymint_v1_tokens_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_keymint_v1_tokens_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_keymint_v1_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_keymint_v1_tokens_proto_goTypes = []any{
 	(TokenStatus)(0),                   // 0: keymint.v1.TokenStatus
-	(ValidateTokenResponse_Reason)(0),  // 1: keymint.v1.ValidateTokenResponse.Reason
-	(*Token)(nil),                      // 2: keymint.v1.Token
-	(*RateLimit)(nil),                  // 3: keymint.v1.RateLimit
-	(*CreateTokenRequest)(nil),         // 4: keymint.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),        // 5: keymint.v1.CreateTokenResponse
-	(*RotateTokenRequest)(nil),         // 6: keymint.v1.RotateTokenRequest
-	(*ReportLeakedTokensRequest)(nil),  // 7: keymint.v1.ReportLeakedTokensRequest
-	(*ReportLeakedTokensResponse)(nil), // 8: keymint.v1.ReportLeakedTokensResponse
-	(*ValidateTokenRequest)(nil),       // 9: keymint.v1.ValidateTokenRequest
-	(*ValidateTokenResponse)(nil),      // 10: keymint.v1.ValidateTokenResponse
-	(*ListTokensRequest)(nil),          // 11: keymint.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 12: keymint.v1.ListTokensResponse
-	(*GetTokenRequest)(nil),            // 13: keymint.v1.GetTokenRequest
-	(*GetTokenHistoryRequest)(nil),     // 14: keymint.v1.GetTokenHistoryRequest
-	(*TokenHistory)(nil),               // 15: keymint.v1.TokenHistory
-	(*RevokeTokenRequest)(nil),         // 16: keymint.v1.RevokeTokenRequest
-	(*WatchRevocationsRequest)(nil),    // 17: keymint.v1.WatchRevocationsRequest
-	(*RevocationEvent)(nil),            // 18: keymint.v1.RevocationEvent
-	(*timestamppb.Timestamp)(nil),      // 19: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),            // 20: google.protobuf.Struct
-	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
-	(*AuditEvent)(nil),                 // 22: keymint.v1.AuditEvent
+	(PrincipalKind)(0),                 // 1: keymint.v1.PrincipalKind
+	(ValidateTokenResponse_Reason)(0),  // 2: keymint.v1.ValidateTokenResponse.Reason
+	(*Token)(nil),                      // 3: keymint.v1.Token
+	(*RateLimit)(nil),                  // 4: keymint.v1.RateLimit
+	(*CreateTokenRequest)(nil),         // 5: keymint.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),        // 6: keymint.v1.CreateTokenResponse
+	(*RotateTokenRequest)(nil),         // 7: keymint.v1.RotateTokenRequest
+	(*ReportLeakedTokensRequest)(nil),  // 8: keymint.v1.ReportLeakedTokensRequest
+	(*ReportLeakedTokensResponse)(nil), // 9: keymint.v1.ReportLeakedTokensResponse
+	(*ValidateTokenRequest)(nil),       // 10: keymint.v1.ValidateTokenRequest
+	(*ValidateTokenResponse)(nil),      // 11: keymint.v1.ValidateTokenResponse
+	(*ListTokensRequest)(nil),          // 12: keymint.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 13: keymint.v1.ListTokensResponse
+	(*GetTokenRequest)(nil),            // 14: keymint.v1.GetTokenRequest
+	(*GetTokenHistoryRequest)(nil),     // 15: keymint.v1.GetTokenHistoryRequest
+	(*TokenHistory)(nil),               // 16: keymint.v1.TokenHistory
+	(*RevokeTokenRequest)(nil),         // 17: keymint.v1.RevokeTokenRequest
+	(*WatchRevocationsRequest)(nil),    // 18: keymint.v1.WatchRevocationsRequest
+	(*RevocationEvent)(nil),            // 19: keymint.v1.RevocationEvent
+	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),            // 21: google.protobuf.Struct
+	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
+	(*AuditEvent)(nil),                 // 23: keymint.v1.AuditEvent
 }
 var file_keymint_v1_tokens_proto_depIdxs = []int32{
-	19, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	19, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	19, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	20, // 0: keymint.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	20, // 1: keymint.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 2: keymint.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	20, // 3: keymint.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: keymint.v1.Token.status:type_name -> keymint.v1.TokenStatus
-	20, // 5: keymint.v1.Token.metadata:type_name -> google.protobuf.Struct
-	3,  // 6: keymint.v1.Token.rate_limit:type_name -> keymint.v1.RateLimit
-	21, // 7: keymint.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	19, // 8: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 9: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	20, // 10: keymint.v1.CreateTokenRequest.metadata:type_name -> google.protobuf.Struct
-	3,  // 11: keymint.v1.CreateTokenRequest.rate_limit:type_name -> keymint.v1.RateLimit
-	2,  // 12: keymint.v1.CreateTokenResponse.token:type_name -> keymint.v1.Token
-	2,  // 13: keymint.v1.CreateTokenResponse.previous:type_name -> keymint.v1.Token
-	21, // 14: keymint.v1.RotateTokenRequest.grace_period:type_name -> google.protobuf.Duration
-	1,  // 15: keymint.v1.ValidateTokenResponse.reason:type_name -> keymint.v1.ValidateTokenResponse.Reason
-	19, // 16: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	20, // 17: keymint.v1.ValidateTokenResponse.metadata:type_name -> google.protobuf.Struct
-	21, // 18: keymint.v1.ValidateTokenResponse.retry_after:type_name -> google.protobuf.Duration
-	19, // 19: keymint.v1.ValidateTokenResponse.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 20: keymint.v1.ListTokensRequest.status:type_name -> keymint.v1.TokenStatus
-	21, // 21: keymint.v1.ListTokensRequest.expires_within:type_name -> google.protobuf.Duration
-	2,  // 22: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
-	2,  // 23: keymint.v1.TokenHistory.rotation_chain:type_name -> keymint.v1.Token
-	22, // 24: keymint.v1.TokenHistory.events:type_name -> keymint.v1.AuditEvent
-	19, // 25: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
-	4,  // 26: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
-	9,  // 27: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
-	11, // 28: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
-	13, // 29: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
-	14, // 30: keymint.v1.TokenService.GetTokenHistory:input_type -> keymint.v1.GetTokenHistoryRequest
-	17, // 31: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
-	16, // 32: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
-	6,  // 33: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
-	7,  // 34: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
-	5,  // 35: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
-	10, // 36: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
-	12, // 37: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
-	2,  // 38: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
-	15, // 39: keymint.v1.TokenService.GetTokenHistory:output_type -> keymint.v1.TokenHistory
-	18, // 40: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
-	2,  // 41: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
-	5,  // 42: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
-	8,  // 43: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
-	35, // [35:44] is the sub-list for method output_type
-	26, // [26:35] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	21, // 5: keymint.v1.Token.metadata:type_name -> google.protobuf.Struct
+	4,  // 6: keymint.v1.Token.rate_limit:type_name -> keymint.v1.RateLimit
+	1,  // 7: keymint.v1.Token.principal_kind:type_name -> keymint.v1.PrincipalKind
+	22, // 8: keymint.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	20, // 9: keymint.v1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 10: keymint.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	21, // 11: keymint.v1.CreateTokenRequest.metadata:type_name -> google.protobuf.Struct
+	4,  // 12: keymint.v1.CreateTokenRequest.rate_limit:type_name -> keymint.v1.RateLimit
+	3,  // 13: keymint.v1.CreateTokenResponse.token:type_name -> keymint.v1.Token
+	3,  // 14: keymint.v1.CreateTokenResponse.previous:type_name -> keymint.v1.Token
+	22, // 15: keymint.v1.RotateTokenRequest.grace_period:type_name -> google.protobuf.Duration
+	2,  // 16: keymint.v1.ValidateTokenResponse.reason:type_name -> keymint.v1.ValidateTokenResponse.Reason
+	20, // 17: keymint.v1.ValidateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 18: keymint.v1.ValidateTokenResponse.metadata:type_name -> google.protobuf.Struct
+	22, // 19: keymint.v1.ValidateTokenResponse.retry_after:type_name -> google.protobuf.Duration
+	20, // 20: keymint.v1.ValidateTokenResponse.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 21: keymint.v1.ValidateTokenResponse.principal_kind:type_name -> keymint.v1.PrincipalKind
+	0,  // 22: keymint.v1.ListTokensRequest.status:type_name -> keymint.v1.TokenStatus
+	22, // 23: keymint.v1.ListTokensRequest.expires_within:type_name -> google.protobuf.Duration
+	3,  // 24: keymint.v1.ListTokensResponse.tokens:type_name -> keymint.v1.Token
+	3,  // 25: keymint.v1.TokenHistory.rotation_chain:type_name -> keymint.v1.Token
+	23, // 26: keymint.v1.TokenHistory.events:type_name -> keymint.v1.AuditEvent
+	20, // 27: keymint.v1.RevocationEvent.revoke_time:type_name -> google.protobuf.Timestamp
+	5,  // 28: keymint.v1.TokenService.CreateToken:input_type -> keymint.v1.CreateTokenRequest
+	10, // 29: keymint.v1.TokenService.ValidateToken:input_type -> keymint.v1.ValidateTokenRequest
+	12, // 30: keymint.v1.TokenService.ListTokens:input_type -> keymint.v1.ListTokensRequest
+	14, // 31: keymint.v1.TokenService.GetToken:input_type -> keymint.v1.GetTokenRequest
+	15, // 32: keymint.v1.TokenService.GetTokenHistory:input_type -> keymint.v1.GetTokenHistoryRequest
+	18, // 33: keymint.v1.TokenService.WatchRevocations:input_type -> keymint.v1.WatchRevocationsRequest
+	17, // 34: keymint.v1.TokenService.RevokeToken:input_type -> keymint.v1.RevokeTokenRequest
+	7,  // 35: keymint.v1.TokenService.RotateToken:input_type -> keymint.v1.RotateTokenRequest
+	8,  // 36: keymint.v1.TokenService.ReportLeakedTokens:input_type -> keymint.v1.ReportLeakedTokensRequest
+	6,  // 37: keymint.v1.TokenService.CreateToken:output_type -> keymint.v1.CreateTokenResponse
+	11, // 38: keymint.v1.TokenService.ValidateToken:output_type -> keymint.v1.ValidateTokenResponse
+	13, // 39: keymint.v1.TokenService.ListTokens:output_type -> keymint.v1.ListTokensResponse
+	3,  // 40: keymint.v1.TokenService.GetToken:output_type -> keymint.v1.Token
+	16, // 41: keymint.v1.TokenService.GetTokenHistory:output_type -> keymint.v1.TokenHistory
+	19, // 42: keymint.v1.TokenService.WatchRevocations:output_type -> keymint.v1.RevocationEvent
+	3,  // 43: keymint.v1.TokenService.RevokeToken:output_type -> keymint.v1.Token
+	6,  // 44: keymint.v1.TokenService.RotateToken:output_type -> keymint.v1.CreateTokenResponse
+	9,  // 45: keymint.v1.TokenService.ReportLeakedTokens:output_type -> keymint.v1.ReportLeakedTokensResponse
+	37, // [37:46] is the sub-list for method output_type
+	28, // [28:37] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_keymint_v1_tokens_proto_init() }
@@ -1770,7 +1879,7 @@ func file_keymint_v1_tokens_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keymint_v1_tokens_proto_rawDesc), len(file_keymint_v1_tokens_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -40,11 +40,14 @@ type TokenServiceClient interface {
 	// CreateToken mints a token for the calling user. The response carries the
 	// secret; no later call returns it again. Needs email + password
 	// credentials (x-api-email / x-api-password).
+	// An org admin mints a service account's token with
+	// service_account_id (also POST /v1/service-accounts/{id}/tokens).
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	// ValidateToken answers whether a token is good for the required scopes.
 	// It is the hot path: malformed tokens are refused before any lookup.
 	ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error)
-	// ListTokens lists the caller's tokens (an org admin may list the org's).
+	// ListTokens lists the caller's tokens (an org admin may list the org's
+	// people's, or one service account's).
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
@@ -202,11 +205,14 @@ type TokenServiceServer interface {
 	// CreateToken mints a token for the calling user. The response carries the
 	// secret; no later call returns it again. Needs email + password
 	// credentials (x-api-email / x-api-password).
+	// An org admin mints a service account's token with
+	// service_account_id (also POST /v1/service-accounts/{id}/tokens).
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	// ValidateToken answers whether a token is good for the required scopes.
 	// It is the hot path: malformed tokens are refused before any lookup.
 	ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error)
-	// ListTokens lists the caller's tokens (an org admin may list the org's).
+	// ListTokens lists the caller's tokens (an org admin may list the org's
+	// people's, or one service account's).
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// GetToken returns one token's metadata, never its secret.
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)

@@ -86,3 +86,34 @@ func seconds(ds []time.Duration) []int64 {
 	}
 	return out
 }
+
+// ListOrgs returns every organization by name.
+func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+orgColumns+` FROM organizations ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Org
+	for rows.Next() {
+		o, err := scanOrg(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list orgs: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list orgs: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// RenameOrg renames an organization; ErrAlreadyExists if the name is taken.
+func (s *Store) RenameOrg(ctx context.Context, orgID, name string) (store.Org, error) {
+	o, err := scanOrg(s.pool.QueryRow(ctx,
+		`UPDATE organizations SET name = $2 WHERE id = $1 RETURNING `+orgColumns, orgID, name))
+	if err != nil {
+		return store.Org{}, fmt.Errorf("rename org %s: %w", orgID, err)
+	}
+	return o, nil
+}

@@ -175,6 +175,27 @@ func (r *Replicated) RotateToken(ctx context.Context, id string, successor store
 	return t, err
 }
 
+// DisableUser disables on the primary and waits (at most MaxLag) for the
+// replica to replay it, as RevokeToken does: a validation that reads the
+// replica afterwards must see the tokens revoked.
+func (r *Replicated) DisableUser(ctx context.Context, userID string, at time.Time, events ...store.Event) (store.Removed, error) {
+	out, err := r.Store.DisableUser(ctx, userID, at, events...)
+	if err == nil && out.Changed {
+		r.awaitReplica(ctx, r.noteWrite(ctx))
+	}
+	return out, err
+}
+
+// DeleteUser deletes on the primary and waits (at most MaxLag) for the
+// replica to replay it.
+func (r *Replicated) DeleteUser(ctx context.Context, userID string, at time.Time, events ...store.Event) (store.Removed, error) {
+	out, err := r.Store.DeleteUser(ctx, userID, at, events...)
+	if err == nil {
+		r.awaitReplica(ctx, r.noteWrite(ctx))
+	}
+	return out, err
+}
+
 // TouchTokens writes to the primary and remembers the write.
 func (r *Replicated) TouchTokens(ctx context.Context, lastUsed map[string]time.Time) error {
 	if err := r.Store.TouchTokens(ctx, lastUsed); err != nil {

@@ -16,7 +16,8 @@ import (
 
 const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepper_id, scopes,
 	created_by, created_at, expires_at, last_used_at, revoked_at,
-	external_id, metadata, allowed_cidrs, usage_pool, remaining_uses, rate_limit, rate_period_us, rotated_to_id`
+	external_id, metadata, allowed_cidrs, usage_pool, remaining_uses, rate_limit, rate_period_us, rotated_to_id,
+	owner_kind, revoke_reason`
 
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
@@ -24,13 +25,10 @@ var errNoOrg = errors.New("token filter has no org id")
 // CreateToken inserts t, with events in the same transaction;
 // ErrAlreadyExists if its id or digest is taken.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
-	if len(events) == 0 {
-		if err := createToken(ctx, s.pool, t); err != nil {
-			return fmt.Errorf("create token %s: %w", t.ID, err)
-		}
-		return nil
-	}
 	return s.inTx(ctx, "create token "+t.ID, func(tx pgx.Tx) error {
+		if err := ownerActive(ctx, tx, t.UserID); err != nil {
+			return err
+		}
 		if err := createToken(ctx, tx, t); err != nil {
 			return err
 		}
@@ -43,6 +41,32 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
+// ownerActive is ErrConflict unless user id is neither disabled nor
+// deleted. FOR SHARE orders it against DisableUser, which updates the row
+// first: a disable that comes first makes this see it; one that comes
+// second waits for this insert and its revoke statement then sees the token.
+func ownerActive(ctx context.Context, tx pgx.Tx, userID string) error {
+	var active bool
+	err := tx.QueryRow(ctx,
+		`SELECT disabled_at IS NULL AND deleted_at IS NULL FROM users WHERE id = $1 FOR SHARE`, userID).Scan(&active)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil // the foreign key refuses the insert
+	case err != nil:
+		return mapErr(err)
+	case !active:
+		return store.ErrConflict
+	}
+	return nil
+}
+
+func ownerKind(k string) string {
+	if k == "" {
+		return store.KindUser
+	}
+	return k
+}
+
 func createToken(ctx context.Context, db execer, t store.Token) error {
 	var remaining *int64
 	if t.UsagePool != "" && t.UsagePool == t.ID {
@@ -51,11 +75,11 @@ func createToken(ctx context.Context, db execer, t store.Token) error {
 	_, err := db.Exec(ctx,
 		`INSERT INTO tokens (`+tokenColumns+`)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-		         $15, $16, $17, $18, $19, $20, $21, $22)`,
+		         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
 		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, nonNil(t.Scopes),
 		t.CreatedBy, orNow(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.LastUsedAt), nullTime(t.RevokedAt),
 		t.ExternalID, string(t.Metadata), nonNil(t.AllowedCIDRs), t.UsagePool, remaining, t.RateLimit,
-		t.RatePeriod.Microseconds(), t.RotatedToID)
+		t.RatePeriod.Microseconds(), t.RotatedToID, ownerKind(t.OwnerKind), t.RevokeReason)
 	return mapErr(err)
 }
 
@@ -76,6 +100,12 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
+	// The owner's row lock first, as CreateToken takes it: a DisableUser
+	// then either revokes the successor too or comes first (the UPDATE
+	// below finds the token revoked).
+	if err := ownerActive(ctx, tx, successor.UserID); err != nil {
+		return store.Token{}, fmt.Errorf("rotate token %s: %w", id, err)
+	}
 	t, err := scanToken(tx.QueryRow(ctx,
 		`UPDATE tokens SET rotated_to_id = $2,
 		        expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END
@@ -97,6 +127,9 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 	// inserted rolls the row back with the rest.
 	if t.RevocationSeq, err = appendRevocation(ctx, tx, t, store.RevocationRotated, time.Now(), graceEnd); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: log: %w", id, err)
+	}
+	if successor.OwnerKind == "" {
+		successor.OwnerKind = t.OwnerKind
 	}
 	if err := createToken(ctx, tx, successor); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
@@ -187,6 +220,9 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	where := "org_id = " + q.arg(f.OrgID)
 	if f.UserID != "" {
 		where += " AND user_id = " + q.arg(f.UserID)
+	}
+	if f.OwnerKind != "" {
+		where += " AND owner_kind = " + q.arg(f.OwnerKind)
 	}
 	key, desc := tokenOrderKey(f.Order)
 	if f.AfterID != "" {
@@ -321,7 +357,8 @@ func scanToken(row pgx.Row) (store.Token, error) {
 	)
 	err := row.Scan(&t.ID, &t.OrgID, &t.UserID, &t.Name, &t.Description, &t.Hint, &t.Digest,
 		&t.PepperID, &t.Scopes, &t.CreatedBy, &t.CreatedAt, &expires, &lastUsed, &revoked,
-		&t.ExternalID, &metadata, &t.AllowedCIDRs, &t.UsagePool, &remaining, &t.RateLimit, &periodMicros, &t.RotatedToID)
+		&t.ExternalID, &metadata, &t.AllowedCIDRs, &t.UsagePool, &remaining, &t.RateLimit, &periodMicros, &t.RotatedToID,
+		&t.OwnerKind, &t.RevokeReason)
 	if err != nil {
 		return store.Token{}, mapErr(err)
 	}

@@ -42,7 +42,7 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 const orgColumns = `id, name, created_at, allowed_scopes, max_token_lifetime_us, default_token_lifetime_us, max_rotation_grace_us,
 	expiry_warnings_s`
 
-func scanOrg(row *sql.Row) (store.Org, error) {
+func scanOrg(row scanner) (store.Org, error) {
 	var (
 		o                   store.Org
 		created             sql.NullInt64
@@ -94,6 +94,37 @@ func (s *Store) UpdateOrgPolicy(ctx context.Context, orgID string, p store.OrgPo
 		string(warnings), orgID))
 	if err != nil {
 		return store.Org{}, fmt.Errorf("update policy of org %s: %w", orgID, err)
+	}
+	return o, nil
+}
+
+// ListOrgs returns every organization by name.
+func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+orgColumns+` FROM organizations ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Org
+	for rows.Next() {
+		o, err := scanOrg(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list orgs: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list orgs: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// RenameOrg renames an organization; ErrAlreadyExists if the name is taken.
+func (s *Store) RenameOrg(ctx context.Context, orgID, name string) (store.Org, error) {
+	o, err := scanOrg(s.w.QueryRowContext(ctx,
+		`UPDATE organizations SET name = ? WHERE id = ? RETURNING `+orgColumns, name, orgID))
+	if err != nil {
+		return store.Org{}, fmt.Errorf("rename org %s: %w", orgID, err)
 	}
 	return o, nil
 }

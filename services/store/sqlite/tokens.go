@@ -15,7 +15,8 @@ import (
 
 const tokenColumns = `id, org_id, user_id, name, description, hint, digest, pepper_id, scopes,
 	created_by, created_at, expires_at, last_used_at, revoked_at,
-	external_id, metadata, allowed_cidrs, usage_pool, remaining_uses, rate_limit, rate_period_us, rotated_to_id`
+	external_id, metadata, allowed_cidrs, usage_pool, remaining_uses, rate_limit, rate_period_us, rotated_to_id,
+	owner_kind, revoke_reason`
 
 // errNoOrg rejects an unscoped ListTokens: a missing tenant must not mean "all tenants".
 var errNoOrg = errors.New("token filter has no org id")
@@ -23,13 +24,10 @@ var errNoOrg = errors.New("token filter has no org id")
 // CreateToken inserts t, with events in the same transaction;
 // ErrAlreadyExists if its id or digest is taken.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, events ...store.Event) error {
-	if len(events) == 0 {
-		if err := createToken(ctx, s.w, t); err != nil {
-			return fmt.Errorf("create token %s: %w", t.ID, err)
-		}
-		return nil
-	}
 	return s.inTx(ctx, "create token "+t.ID, func(tx *sql.Tx) error {
+		if err := ownerActive(ctx, tx, t.UserID); err != nil {
+			return err
+		}
 		if err := createToken(ctx, tx, t); err != nil {
 			return err
 		}
@@ -40,6 +38,27 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, events ...store.
 // execer is the ExecContext of a *sql.DB or a *sql.Tx.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ownerActive is ErrConflict unless user id is neither disabled nor
+// deleted (the single writer orders it against DisableUser).
+func ownerActive(ctx context.Context, tx *sql.Tx, userID string) error {
+	var disabled, deleted sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT disabled_at, deleted_at FROM users WHERE id = ?`, userID).Scan(&disabled, &deleted)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return mapErr(err)
+	}
+	if disabled.Valid || deleted.Valid {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+func ownerKind(k string) string {
+	if k == "" {
+		return store.KindUser
+	}
+	return k
 }
 
 func createToken(ctx context.Context, db execer, t store.Token) error {
@@ -56,10 +75,11 @@ func createToken(ctx context.Context, db execer, t store.Token) error {
 		remaining = sql.NullInt64{Int64: t.RemainingUses, Valid: true}
 	}
 	_, err = db.ExecContext(ctx,
-		`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.OrgID, t.UserID, t.Name, t.Description, t.Hint, t.Digest, t.PepperID, sc,
 		t.CreatedBy, orNow(t.CreatedAt).UnixMicro(), micros(t.ExpiresAt), micros(t.LastUsedAt), micros(t.RevokedAt),
-		t.ExternalID, string(t.Metadata), cidrs, t.UsagePool, remaining, t.RateLimit, t.RatePeriod.Microseconds(), t.RotatedToID)
+		t.ExternalID, string(t.Metadata), cidrs, t.UsagePool, remaining, t.RateLimit, t.RatePeriod.Microseconds(), t.RotatedToID,
+		ownerKind(t.OwnerKind), t.RevokeReason)
 	return mapErr(err)
 }
 
@@ -103,6 +123,9 @@ func (s *Store) RotateToken(ctx context.Context, id string, successor store.Toke
 	// inserted rolls the row back with the rest.
 	if t.RevocationSeq, err = appendRevocation(ctx, tx, t, store.RevocationRotated, time.Now(), graceEnd); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: log: %w", id, err)
+	}
+	if successor.OwnerKind == "" {
+		successor.OwnerKind = t.OwnerKind
 	}
 	if err := createToken(ctx, tx, successor); err != nil {
 		return store.Token{}, fmt.Errorf("rotate token %s: create successor: %w", id, err)
@@ -185,6 +208,10 @@ func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.To
 	if f.UserID != "" {
 		where += " AND user_id = ?"
 		args = append(args, f.UserID)
+	}
+	if f.OwnerKind != "" {
+		where += " AND owner_kind = ?"
+		args = append(args, f.OwnerKind)
 	}
 	key, desc := tokenOrderKey(f.Order)
 	if f.AfterID != "" {
@@ -332,7 +359,8 @@ func scanToken(row scanner) (store.Token, error) {
 	)
 	err := row.Scan(&t.ID, &t.OrgID, &t.UserID, &t.Name, &t.Description, &t.Hint, &t.Digest,
 		&t.PepperID, &scopes, &t.CreatedBy, &created, &expires, &lastUsed, &revoked,
-		&t.ExternalID, &metadata, &cidrs, &t.UsagePool, &remaining, &t.RateLimit, &periodMicros, &t.RotatedToID)
+		&t.ExternalID, &metadata, &cidrs, &t.UsagePool, &remaining, &t.RateLimit, &periodMicros, &t.RotatedToID,
+		&t.OwnerKind, &t.RevokeReason)
 	if err != nil {
 		return store.Token{}, mapErr(err)
 	}

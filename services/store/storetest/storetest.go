@@ -75,6 +75,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxClaimConcurrent", testOutboxClaimConcurrent},
 		{"ExpiryNotices", testExpiryNotices},
 		{"ExpiryWindowsPerOrg", testExpiryWindowsPerOrg},
+		{"ListUsers", testListUsers},
+		{"ServiceAccounts", testServiceAccounts},
+		{"DisableUser", testDisableUser},
+		{"DisableUserConcurrentMint", testDisableUserConcurrentMint},
+		{"DeleteUser", testDeleteUser},
+		{"SetUserAdmin", testSetUserAdmin},
+		{"PasswordReset", testPasswordReset},
+		{"Orgs", testOrgs},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
