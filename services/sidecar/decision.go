@@ -63,7 +63,7 @@ type Config struct {
 type decision struct {
 	allow   bool
 	status  int
-	headers [5][2]string // identity headers on allow (in place: no allocation)
+	headers [6][2]string // identity headers on allow (in place: no allocation)
 	body    []byte       // JSON on deny
 	// retryAfter is set on a 429: whole seconds, rounded up.
 	retryAfter string
