@@ -669,6 +669,9 @@
     'token.mint': 'Token generated', 'token.revoke': 'Token revoked', 'token.rotate': 'Token rotated',
     'token.leak_revoke': 'Leaked token revoked', 'token.leak_report': 'Leak reported',
     'password.change': 'Password changed', 'org.policy_update': 'Policy changed', 'user.scopes_update': 'User scopes changed',
+    'user.disable': 'User disabled', 'user.enable': 'User enabled', 'user.admin_update': 'Admin role changed',
+    'user.password_reset': 'Password reset', 'user.delete': 'User deleted',
+    'service_account.create': 'Service account created', 'service_account.delete': 'Service account deleted', 'org.rename': 'Organization renamed',
     'webhook.create': 'Webhook added', 'webhook.delete': 'Webhook deleted', 'webhook.replay': 'Delivery replayed', 'webhook.disabled': 'Webhook disabled',
   };
   function actionName(a) { return actionNames[a] || a; }

@@ -105,6 +105,12 @@ func TestBrowserAdminAccounts(t *testing.T) {
 		c.fill("u-email", "")
 		c.until("users page", userRows+` === 25 && !document.getElementById('users-next').disabled && document.querySelector('#user-rows tr').textContent.includes('`+admin+`')`)
 		c.a11y("users")
+		if size.name == "desktop" {
+			// Seven admin views fit the header without scrolling it.
+			if got := c.eval(`(() => { const v = document.getElementById('views'); return v.scrollWidth + ' ' + v.clientWidth; })()`); len(strings.Fields(got)) != 2 || num(strings.Fields(got)[0]) > num(strings.Fields(got)[1]) {
+				t.Errorf("the admin's views overflow the header on a laptop (scroll and client width %s)", got)
+			}
+		}
 		c.do("next users", chromedp.Click(chromedp.CSS("#users-next")))
 		c.until("users page 2", `document.getElementById('users-page').textContent === 'Page 2' && `+userRows+` > 0 && `+userRows+` < 25`)
 		c.fill("u-email", "m1")
