@@ -152,7 +152,7 @@ func startServer(t testing.TB, cfg Config, before ...func(*server.Server)) *test
 
 func waitReady(t testing.TB, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
