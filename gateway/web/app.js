@@ -1,7 +1,8 @@
 // keymint console. Plain JavaScript (no build step) over keymint's JSON
 // routes: sign-in and sign-out (/api/auth/...), the signed-in user
 // (/v1/user), tokens (/v1/tokens, paged and filtered by the server), and for
-// org admins the org's tokens, the audit log, the policy and webhooks. The session lives in an HttpOnly cookie this script cannot
+// org admins the org's tokens, users, service accounts, the audit log, the
+// policy and webhooks. The session lives in an HttpOnly cookie this script cannot
 // read; every call carries X-Keymint-CSRF, which no other site can send.
 // A new token's secret exists only in the reveal dialog, and only until the
 // dialog closes: nothing stores it, so a reload can never show it again.
@@ -94,9 +95,10 @@
   // Server messages start with the field's JSON name; these say which
   // input it is and how the page calls it.
   const fieldNames = {
-    name: ['gen-name', 'Name'],
-    description: ['gen-description', 'Description'],
-    scopes: ['gen-scopes', 'Scopes'],
+    name: [['gen-name', 'Name'], ['sa-name', 'Name']],
+    description: [['gen-description', 'Description'], ['sa-description', 'Description']],
+    scopes: [['gen-scopes', 'Scopes'], ['sa-scopes', 'Scopes']],
+    emailPrefix: ['u-email', 'Email'],
     scope: ['gen-scopes', 'Scope'],
     expireTime: ['gen-expiry', 'Expiry'],
     ttl: ['gen-expiry', 'Expiry'],
@@ -120,7 +122,7 @@
     box.textContent = msg;
     box.hidden = false;
     input.setAttribute('aria-invalid', 'true');
-    const picker = id === 'gen-scopes' && !$('gen-scope-picker').hidden ? $('gen-scope-picker') : null;
+    const picker = scopePickers[id] && !$(scopePickers[id]).hidden ? $(scopePickers[id]) : null;
     if (picker) picker.setAttribute('aria-invalid', 'true');
     return true;
   }
@@ -129,8 +131,10 @@
     if (box) { box.hidden = true; box.textContent = ''; }
     const input = $(id);
     if (input) input.removeAttribute('aria-invalid');
-    if (id === 'gen-scopes') $('gen-scope-picker').removeAttribute('aria-invalid');
+    if (scopePickers[id]) $(scopePickers[id]).removeAttribute('aria-invalid');
   }
+  // A scope field's checkbox picker, marked invalid with it.
+  const scopePickers = { 'gen-scopes': 'gen-scope-picker', 'sa-scopes': 'sa-scope-picker' };
   function clearFieldErrors(form) {
     for (const box of form.querySelectorAll('.field-error')) clearFieldError(box.id.replace(/-error$/, ''));
   }
@@ -144,6 +148,7 @@
     }
   }
   $('gen-scope-options').addEventListener('change', () => clearFieldError('gen-scopes'));
+  $('sa-scope-options').addEventListener('change', () => clearFieldError('sa-scopes'));
   $('gen-expiry-date').addEventListener('input', () => clearFieldError('gen-expiry'));
 
   // serverFieldError ties a server refusal to its field in plain words;
@@ -152,8 +157,9 @@
     const m = /^([a-zA-Z]+)(?:\[(\d+)\])?(?:\.[a-zA-Z]+)?\s*(.*)$/.exec(err.message || '');
     if (!m) return false;
     const key = m[1].charAt(0).toLowerCase() + m[1].slice(1);
-    const f = fieldNames[key];
-    if (!f || !form.contains($(f[0]))) return false;
+    const entry = fieldNames[key];
+    const f = entry && (Array.isArray(entry[0]) ? entry : [entry]).find((c) => form.contains($(c[0])));
+    if (!f) return false;
     let rest = m[3];
     if (m[2] !== undefined) rest = '(entry ' + (Number(m[2]) + 1) + ') ' + rest;
     return fieldError(f[0], f[1] + ' ' + rest);
@@ -244,6 +250,8 @@
     $('signin-view').hidden = false;
     if (email) $('signin-email').value = email;
     $('token-rows').replaceChildren();
+    $('user-rows').replaceChildren();
+    $('sa-rows').replaceChildren();
     $('webhook-rows').replaceChildren();
     $('delivery-rows').replaceChildren();
     if (message) showAlert(message); else hideAlert();
@@ -278,10 +286,20 @@
 
   // --- views and routing --------------------------------------------------
 
-  const views = { tokens: 'tokens-view', 'org-tokens': 'tokens-view', audit: 'audit-view', policy: 'policy-view', webhooks: 'webhooks-view' };
+  const views = {
+    tokens: 'tokens-view', 'org-tokens': 'tokens-view', users: 'users-view', 'service-accounts': 'sa-view',
+    audit: 'audit-view', policy: 'policy-view', webhooks: 'webhooks-view',
+  };
+
+  // hashParams are the view's parameters: #org-tokens?owner=ID.
+  function hashParams() {
+    const h = location.hash;
+    const i = h.indexOf('?');
+    return new URLSearchParams(i < 0 ? '' : h.slice(i + 1));
+  }
 
   function currentView() {
-    const v = location.hash.replace(/^#/, '');
+    const v = location.hash.replace(/^#/, '').replace(/\?.*$/, '');
     if (!views[v] || (v !== 'tokens' && !(me && me.admin))) return 'tokens';
     return v;
   }
@@ -295,10 +313,16 @@
     }
     if (v === 'tokens' || v === 'org-tokens') {
       const org = v === 'org-tokens';
-      if (list.org !== org) {
+      // A user's "Tokens" link opens the org's list filtered by owner.
+      const owner = org ? hashParams().get('owner') || '' : '';
+      if (list.org !== org || owner !== list.ownerLink || owner) {
         list.org = org;
         list.pages = [''];
-        $('f-owner').value = '';
+        list.page = 0;
+        list.ownerLink = owner;
+        if (owner && !list.owners.has(owner)) list.owners.set(owner, (users.byId.get(owner) || {}).email || owner);
+        fillOwners();
+        $('f-owner').value = owner;
       }
       $('tokens-title').textContent = org ? "Your organization's tokens" : 'API tokens';
       $('token-caption').textContent = org ? "Your organization's tokens" : 'Your API tokens';
@@ -307,6 +331,10 @@
       $('f-owner-wrap').hidden = !org;
       $('token-table').classList.toggle('with-owner', org);
       await loadTokens();
+    } else if (v === 'users') {
+      await loadUsers();
+    } else if (v === 'service-accounts') {
+      await loadServiceAccounts();
     } else if (v === 'audit') {
       await loadAudit();
     } else if (v === 'policy') {
@@ -411,11 +439,14 @@
   const pageSize = 25;
   // list is the token list's state: page tokens seen (pages[i] opens page
   // i), the page shown, and whether it is the org-wide list.
-  const list = { org: false, pages: [''], page: 0, next: '', owners: new Map() };
+  const list = { org: false, pages: [''], page: 0, next: '', owners: new Map(), ownerLink: '' };
 
-  function fillScopeChoices() {
+  // fillScopeChoices offers the scopes a new token may hold: the org's
+  // that the user holds, or (forAccount set) a service account's.
+  function fillScopeChoices(forAccount) {
     const scopes = (policy.allowedScopes || []).filter((s) => s !== 'keymint:admin' || (me && me.admin));
-    const allowed = me && (me.scopes || []).length ? scopes.filter((s) => me.scopes.includes(s)) : scopes;
+    const held = forAccount || (me && me.scopes) || [];
+    const allowed = held.length ? scopes.filter((s) => held.includes(s)) : scopes;
     $('f-scope').replaceChildren(el('option', { value: '', textContent: 'Any' }),
       ...scopes.map((s) => el('option', { value: s, textContent: s })));
     $('gen-scope-options').replaceChildren(...allowed.map((s, i) => el('label', { className: 'check' },
@@ -499,12 +530,7 @@
     for (const t of tokens) {
       if (t.createdByEmail && t.userId === t.createdBy) list.owners.set(t.userId, t.createdByEmail);
     }
-    if (list.org) {
-      const chosen = $('f-owner').value;
-      $('f-owner').replaceChildren(el('option', { value: '', textContent: 'Everyone' }),
-        ...[...list.owners].sort((a, b) => a[1].localeCompare(b[1])).map(([id, email]) => el('option', { value: id, textContent: email })));
-      $('f-owner').value = chosen;
-    }
+    if (list.org) fillOwners();
     const rows = tokens.map((t) => {
       const [cls, label] = status(t);
       const usable = t.status === 'TOKEN_STATUS_ACTIVE';
@@ -538,19 +564,37 @@
     $('list-status').textContent = tokens.length ? 'Showing ' + tokens.length + (tokens.length === 1 ? ' token' : ' tokens') + ' on page ' + (list.page + 1) + '.' : '';
   }
 
-  // rowMenu is a row's one actions button and the menu it opens.
-  function rowMenu(t, usable) {
-    const id = 'menu-' + t.id;
+  // fillOwners offers the owners seen so far in the org list's filter.
+  function fillOwners() {
+    const chosen = $('f-owner').value;
+    $('f-owner').replaceChildren(el('option', { value: '', textContent: 'Everyone' }),
+      ...[...list.owners].sort((a, b) => a[1].localeCompare(b[1])).map(([id, email]) => el('option', { value: id, textContent: email })));
+    $('f-owner').value = chosen;
+  }
+
+  // rowMenu is a token row's one actions button and the menu it opens;
+  // after (optional) runs once a revoke or rotation is done.
+  function rowMenu(t, usable, after) {
+    const items = [];
+    if (!after) items.push(['Details', 'details', (b) => showDetail(t, b)]);
+    if (usable) {
+      if (!t.rotatedToId && (!list.org || after)) items.push(['Rotate', 'rotate', (b) => askRotate(t, b, after)]);
+      items.push(['Revoke', 'revoke', (b) => askRevoke(t, b, after)]);
+    }
+    return actionsMenu('menu-' + t.id, 'Actions for ' + t.name + ' (' + t.hint + ')', items);
+  }
+
+  // actionsMenu is a row's one actions button and the menu it opens: items
+  // are [label, class, run(button)] or [label, class, href] for a link.
+  function actionsMenu(id, label, entries) {
     const button = el('button', { type: 'button', className: 'secondary small menu-button', textContent: 'Actions' });
     button.setAttribute('aria-haspopup', 'true');
     button.setAttribute('aria-expanded', 'false');
     button.setAttribute('aria-controls', id);
-    button.setAttribute('aria-label', 'Actions for ' + t.name + ' (' + t.hint + ')');
-    const items = [el('button', { type: 'button', className: 'details', textContent: 'Details', onclick: () => { closeMenus(); showDetail(t, button); } })];
-    if (usable) {
-      if (!t.rotatedToId && !list.org) items.push(el('button', { type: 'button', className: 'rotate', textContent: 'Rotate', onclick: () => { closeMenus(); askRotate(t, button); } }));
-      items.push(el('button', { type: 'button', className: 'revoke', textContent: 'Revoke', onclick: () => { closeMenus(); askRevoke(t, button); } }));
-    }
+    button.setAttribute('aria-label', label);
+    const items = entries.map(([text, cls, run]) => (typeof run === 'string'
+      ? el('a', { className: cls, textContent: text, href: run, onclick: closeMenus })
+      : el('button', { type: 'button', className: cls, textContent: text, onclick: () => { closeMenus(); run(button); } })));
     const menu = el('div', { id, className: 'menu', hidden: true }, ...items);
     button.addEventListener('click', (ev) => {
       ev.stopPropagation();
@@ -625,6 +669,9 @@
     'token.mint': 'Token generated', 'token.revoke': 'Token revoked', 'token.rotate': 'Token rotated',
     'token.leak_revoke': 'Leaked token revoked', 'token.leak_report': 'Leak reported',
     'password.change': 'Password changed', 'org.policy_update': 'Policy changed', 'user.scopes_update': 'User scopes changed',
+    'user.disable': 'User disabled', 'user.enable': 'User enabled', 'user.admin_update': 'Admin role changed',
+    'user.password_reset': 'Password reset', 'user.delete': 'User deleted',
+    'service_account.create': 'Service account created', 'service_account.delete': 'Service account deleted', 'org.rename': 'Organization renamed',
     'webhook.create': 'Webhook added', 'webhook.delete': 'Webhook deleted', 'webhook.replay': 'Delivery replayed', 'webhook.disabled': 'Webhook disabled',
   };
   function actionName(a) { return actionNames[a] || a; }
@@ -731,6 +778,358 @@
     }
   });
 
+  // --- users (org admins) ------------------------------------------------------
+
+  const usersPageSize = 25;
+  // users is the user list's state (as list is the token list's), and the
+  // emails seen, for the org token list's owner filter.
+  const users = { pages: [''], page: 0, next: '', byId: new Map() };
+  let usersSeq = 0;
+
+  async function loadUsers(focusId) {
+    const seq = ++usersSeq;
+    const q = new URLSearchParams({ pageSize: String(usersPageSize) });
+    const prefix = $('u-email').value.trim();
+    if (prefix) q.set('emailPrefix', prefix);
+    if (users.pages[users.page]) q.set('pageToken', users.pages[users.page]);
+    // aria-busy while the rows are about to change.
+    $('user-table').setAttribute('aria-busy', 'true');
+    try {
+      const resp = await api('GET', '/v1/users?' + q.toString());
+      if (seq !== usersSeq) return; // a newer load answers instead
+      users.next = resp.nextPageToken || '';
+      renderUsers(resp.users || [], prefix);
+      if (focusId) focusUser(focusId);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 400 && serverFieldError(err, $('user-filters')))) fail(err);
+    } finally {
+      if (seq === usersSeq) $('user-table').removeAttribute('aria-busy');
+    }
+  }
+
+  function renderUsers(shown, prefix) {
+    for (const u of shown) users.byId.set(u.id, u);
+    $('user-rows').replaceChildren(...shown.map((u) => {
+      const self = me && u.id === me.id;
+      const items = [['Tokens', 'tokens', '#org-tokens?owner=' + encodeURIComponent(u.id)]];
+      if (!self) {
+        if (u.disabled) items.push(['Enable', 'enable', (b) => userAction(u, b, ':enable', u.email + ' is enabled again. Their old tokens stay revoked.')]);
+        else items.push(['Disable…', 'disable', (b) => askUser('user-disable', u, b)]);
+        if (u.admin) items.push(['Remove admin', 'demote', (b) => setAdmin(u, b, false)]);
+        else items.push(['Make admin', 'promote', (b) => setAdmin(u, b, true)]);
+      }
+      items.push(['Reset password…', 'reset', (b) => askUser('user-reset', u, b)]);
+      if (!self) items.push(['Delete…', 'revoke delete', (b) => askUser('user-delete', u, b)]);
+      const tr = el('tr', { className: u.disabled ? 'inactive' : '' },
+        cell('Email', 'name', el('span', { className: 'tname', textContent: u.email }), self ? el('span', { className: 'opt', textContent: ' (you)' }) : null),
+        cell('Role', '', u.admin ? 'Admin' : 'Member'),
+        cell('Status', '', el('span', { className: 'badge ' + (u.disabled ? 'revoked' : 'active'), textContent: u.disabled ? 'Disabled' : 'Active' })),
+        cell('Joined', 'time', when(u.createTime, '—')),
+        cell('', 'act', actionsMenu('user-menu-' + u.id, 'Actions for ' + u.email, items)));
+      tr.dataset.userId = u.id;
+      return tr;
+    }));
+    $('user-table').hidden = shown.length === 0;
+    $('users-status').textContent = shown.length
+      ? 'Showing ' + shown.length + (shown.length === 1 ? ' user' : ' users') + ' on page ' + (users.page + 1) + '.'
+      : (prefix ? 'No user\'s email starts with "' + prefix + '".' : 'No users.');
+    $('users-prev').disabled = users.page === 0;
+    $('users-next').disabled = !users.next;
+    $('users-page').textContent = 'Page ' + (users.page + 1);
+  }
+
+  function focusUser(id) {
+    const b = document.querySelector('tr[data-user-id="' + CSS.escape(id) + '"] .menu-button');
+    if (b) b.focus(); else $('u-email').focus();
+  }
+
+  let usersTimer = 0;
+  $('u-email').addEventListener('input', () => {
+    clearTimeout(usersTimer);
+    usersTimer = setTimeout(() => { users.pages = ['']; users.page = 0; loadUsers(); }, 250);
+  });
+  $('user-filters').addEventListener('submit', (ev) => { ev.preventDefault(); users.pages = ['']; users.page = 0; loadUsers(); });
+  $('users-next').addEventListener('click', () => { if (!users.next) return; users.pages[users.page + 1] = users.next; users.page++; loadUsers(); });
+  $('users-prev').addEventListener('click', () => { if (users.page === 0) return; users.page--; loadUsers(); });
+
+  // userAction runs a one-click change (enable) and says what it did.
+  async function userAction(u, button, verb, done) {
+    try {
+      await busy(button, () => api('POST', '/v1/users/' + encodeURIComponent(u.id) + verb, {}));
+      showNotice(done);
+      await loadUsers(u.id);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  async function setAdmin(u, button, admin) {
+    try {
+      await busy(button, () => api('PUT', '/v1/users/' + encodeURIComponent(u.id) + '/admin', { admin }));
+      showNotice(admin ? u.email + ' is now an organization admin.' : u.email + ' is no longer an organization admin.');
+      await loadUsers(u.id);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  // askUser opens a confirmation (disable, reset, delete) naming the user.
+  let userTarget = null;
+  function askUser(kind, u, opener) {
+    userTarget = u;
+    hideAlert($(kind + '-error'));
+    $(kind + '-email').textContent = u.email;
+    openDialog($(kind + '-dialog'), () => focusUser(u.id), opener);
+  }
+
+  $('user-disable-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const u = userTarget;
+    if (!u) return;
+    try {
+      await busy($('user-disable-confirm'), () => api('POST', '/v1/users/' + encodeURIComponent(u.id) + ':disable', {}));
+      $('user-disable-dialog').close();
+      showNotice(u.email + ' is disabled: their sessions ended and their tokens are revoked.');
+      await loadUsers(u.id);
+    } catch (err) {
+      fail(err, $('user-disable-error'));
+    }
+  });
+
+  $('user-delete-confirm').addEventListener('click', async () => {
+    const u = userTarget;
+    if (!u) return;
+    try {
+      const resp = await busy($('user-delete-confirm'), () => api('DELETE', '/v1/users/' + encodeURIComponent(u.id)));
+      $('user-delete-dialog').close();
+      const n = (resp && resp.revokedTokens) || 0;
+      showNotice(u.email + ' is deleted; ' + n + (n === 1 ? ' token was' : ' tokens were') + ' revoked.');
+      users.byId.delete(u.id);
+      await loadUsers();
+      $('u-email').focus();
+    } catch (err) {
+      fail(err, $('user-delete-error'));
+    }
+  });
+
+  const resetFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  $('user-reset-confirm').addEventListener('click', async () => {
+    const u = userTarget;
+    if (!u) return;
+    try {
+      const resp = await busy($('user-reset-confirm'), () => api('POST', '/v1/users/' + encodeURIComponent(u.id) + ':reset-password', {}));
+      const opener = (returnTo.get($('user-reset-dialog')) || {}).opener;
+      $('user-reset-dialog').close();
+      const until = resp.expireTime ? ' It works once, until ' + resetFmt.format(new Date(resp.expireTime)) + '.' : ' It works once.';
+      reveal({ name: u.email, id: u.id }, resp.resetCode, 'Password reset code', opener, {
+        label: 'Reset code for', file: 'keymint-reset-code-',
+        extra: 'Give this code to ' + u.email + ' yourself: with it and their email they set a new password (POST /v1/user/password:reset).' + until,
+        after: () => loadUsers(u.id),
+      });
+    } catch (err) {
+      fail(err, $('user-reset-error'));
+    }
+  });
+
+  // --- service accounts (org admins) ----------------------------------------------
+
+  const accounts = { pages: [''], page: 0, next: '' };
+  let accountsSeq = 0;
+  const saNamePattern = /^[a-z][a-z0-9-]{0,63}$/;
+
+  async function loadServiceAccounts(focusId) {
+    const q = new URLSearchParams({ pageSize: '25' });
+    if (accounts.pages[accounts.page]) q.set('pageToken', accounts.pages[accounts.page]);
+    const seq = ++accountsSeq;
+    $('sa-table').setAttribute('aria-busy', 'true');
+    try {
+      const resp = await api('GET', '/v1/service-accounts?' + q.toString());
+      if (seq !== accountsSeq) return;
+      accounts.next = resp.nextPageToken || '';
+      renderServiceAccounts(resp.serviceAccounts || []);
+      if (focusId) focusAccount(focusId);
+    } catch (err) {
+      fail(err);
+    } finally {
+      if (seq === accountsSeq) $('sa-table').removeAttribute('aria-busy');
+    }
+  }
+
+  function scopeList(scopes, none) {
+    return (scopes || []).length ? scopes.map((s) => el('code', { className: 'scope', textContent: s })) : [el('span', { className: 'none', textContent: none })];
+  }
+
+  function renderServiceAccounts(shown) {
+    $('sa-rows').replaceChildren(...shown.map((a) => {
+      const items = [
+        ['Details', 'details', (b) => showAccount(a, b)],
+        ['Generate token', 'mint', (b) => showAccount(a, b, true)],
+        ['Delete…', 'revoke delete', (b) => askDeleteAccount(a, b)],
+      ];
+      const tr = el('tr', {},
+        cell('Name', 'name', el('div', { className: 'name-box' }, el('span', { className: 'tname', textContent: a.name }),
+          a.description ? el('span', { className: 'desc', textContent: a.description, title: a.description }) : null)),
+        cell('Scopes', 'scopes', el('span', {}, ...scopeList(a.scopes, 'any of the org\'s'))),
+        cell('Created', 'time', when(a.createTime, '—')),
+        cell('', 'act', actionsMenu('sa-menu-' + a.id, 'Actions for ' + a.name, items)));
+      tr.dataset.accountId = a.id;
+      return tr;
+    }));
+    $('sa-empty').hidden = shown.length > 0 || accounts.page > 0;
+    $('sa-table').hidden = shown.length === 0;
+    $('sa-status').textContent = shown.length ? 'Showing ' + shown.length + (shown.length === 1 ? ' service account' : ' service accounts') + ' on page ' + (accounts.page + 1) + '.' : '';
+    $('sa-prev').disabled = accounts.page === 0;
+    $('sa-next').disabled = !accounts.next;
+    $('sa-page').textContent = 'Page ' + (accounts.page + 1);
+  }
+
+  function focusAccount(id) {
+    const b = document.querySelector('tr[data-account-id="' + CSS.escape(id) + '"] .menu-button');
+    if (b) b.focus(); else $('sa-new').focus();
+  }
+
+  $('sa-next').addEventListener('click', () => { if (!accounts.next) return; accounts.pages[accounts.page + 1] = accounts.next; accounts.page++; loadServiceAccounts(); });
+  $('sa-prev').addEventListener('click', () => { if (accounts.page === 0) return; accounts.page--; loadServiceAccounts(); });
+
+  // Create: the scopes are picked from the org's allowed ones (free text
+  // when the org allows any).
+  $('sa-new').addEventListener('click', () => {
+    $('sa-create-form').reset();
+    hideAlert($('sa-create-error'));
+    clearFieldErrors($('sa-create-form'));
+    const scopes = policy.allowedScopes || [];
+    $('sa-scope-options').replaceChildren(...scopes.map((s, i) => el('label', { className: 'check' },
+      el('input', { type: 'checkbox', value: s, id: 'sa-scope-' + i }), ' ', el('code', { textContent: s }))));
+    $('sa-scope-picker').hidden = scopes.length === 0;
+    $('sa-scopes-free').hidden = scopes.length > 0;
+    openDialog($('sa-create-dialog'), $('sa-new'));
+    $('sa-name').focus();
+  });
+
+  $('sa-create-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = $('sa-create-form');
+    hideAlert($('sa-create-error'));
+    clearFieldErrors(form);
+    const name = $('sa-name').value.trim();
+    if (!name) fieldError('sa-name', 'Give the service account a name.');
+    else if (!saNamePattern.test(name)) fieldError('sa-name', 'The name is 1 to 64 lower-case letters, digits and -, starting with a letter.');
+    const scopes = $('sa-scope-picker').hidden
+      ? $('sa-scopes').value.split(/[\s,]+/).filter(Boolean)
+      : [...$('sa-scope-options').querySelectorAll('input:checked')].map((i) => i.value);
+    const firstBad = form.querySelector('[aria-invalid="true"]');
+    if (firstBad) { firstBad.focus(); return; }
+    try {
+      const a = await busy($('sa-create-submit'), () => api('POST', '/v1/service-accounts', { name, description: $('sa-description').value.trim(), scopes }));
+      // Focus goes to the new row, not back to "New service account" (the
+      // close event may come after the list is drawn).
+      returnTo.delete($('sa-create-dialog'));
+      $('sa-create-dialog').close();
+      showNotice('Service account ' + a.name + ' is created. Generate a token for it from its actions.');
+      accounts.pages = [''];
+      accounts.page = 0;
+      await loadServiceAccounts(a.id);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409) {
+        fieldError('sa-name', 'Your organization has a service account named ' + name + ' already.');
+        $('sa-name').focus();
+      } else if (err instanceof ApiError && err.status === 400 && serverFieldError(err, form)) {
+        const bad = form.querySelector('[aria-invalid="true"]');
+        if (bad) bad.focus();
+      } else {
+        fail(err, $('sa-create-error'));
+      }
+    }
+  });
+
+  // Detail: the account's fields and its active tokens, each with rotate
+  // and revoke; "Generate token" mints one for it.
+  let shownAccount = null;
+  let accountTokensSeq = 0;
+
+  async function showAccount(a, opener, mint) {
+    shownAccount = a;
+    $('sa-detail-title').textContent = a.name;
+    hideAlert($('sa-detail-error'));
+    const creator = users.byId.get(a.createdBy);
+    $('sa-detail-fields').replaceChildren(...[
+      ['Description', a.description || el('span', { className: 'none', textContent: 'none' })],
+      ['Scopes', el('span', {}, ...scopeList(a.scopes, 'any of the org\'s'))],
+      ['Created', when(a.createTime, '—')],
+      ['Created by', creator ? creator.email : (a.createdBy || '—')],
+      ['Id', el('code', { textContent: a.id })],
+    ].flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', {}, v)]));
+    $('sa-token-rows').replaceChildren();
+    openDialog($('sa-detail-dialog'), () => focusAccount(a.id), opener);
+    await loadAccountTokens();
+    if (mint) openGenerate($('sa-mint'), { account: a, after: () => loadAccountTokens() });
+  }
+
+  async function loadAccountTokens(focusId) {
+    const a = shownAccount;
+    if (!a) return;
+    const seq = ++accountTokensSeq;
+    $('sa-token-table').setAttribute('aria-busy', 'true');
+    try {
+      const resp = await api('GET', '/v1/service-accounts/' + encodeURIComponent(a.id) + '/tokens?pageSize=100');
+      if (shownAccount !== a || seq !== accountTokensSeq) return;
+      const toks = resp.tokens || [];
+      const after = (id) => loadAccountTokens(id);
+      $('sa-token-rows').replaceChildren(...toks.map((t) => {
+        const [cls, label] = status(t);
+        const tr = el('tr', {},
+          cell('Name', 'name', el('div', { className: 'name-box' }, el('span', { className: 'tname', textContent: t.name }), ' ',
+            el('code', { className: 'hint', textContent: t.hint + '…' }))),
+          cell('Scopes', 'scopes', el('span', {}, ...scopeList(t.scopes, 'none'))),
+          cell('Expires', 'time', when(t.expireTime, 'never')),
+          cell('Status', '', el('span', { className: 'badge ' + cls, textContent: label })),
+          cell('', 'act', rowMenu(t, t.status === 'TOKEN_STATUS_ACTIVE', after)));
+        tr.dataset.tokenId = t.id;
+        return tr;
+      }));
+      $('sa-tokens-empty').hidden = toks.length > 0;
+      $('sa-token-table').hidden = toks.length === 0;
+      // Focus goes to the row acted on, or (a revoked token left the list)
+      // to "Generate token".
+      if (focusId && !document.querySelector('#sa-token-rows tr[data-token-id="' + CSS.escape(focusId) + '"]')) $('sa-mint').focus();
+      else if (focusId) focusRow(focusId);
+    } catch (err) {
+      fail(err, $('sa-detail-error'));
+    } finally {
+      if (seq === accountTokensSeq) $('sa-token-table').removeAttribute('aria-busy');
+    }
+  }
+
+  $('sa-mint').addEventListener('click', () => {
+    if (shownAccount) openGenerate($('sa-mint'), { account: shownAccount, after: () => loadAccountTokens() });
+  });
+  $('sa-detail-dialog').addEventListener('close', () => { shownAccount = null; });
+
+  // Delete, after a confirmation that names it and says its tokens go.
+  let deletingAccount = null;
+  function askDeleteAccount(a, opener) {
+    deletingAccount = a;
+    hideAlert($('sa-delete-error'));
+    $('sa-delete-name').textContent = a.name;
+    openDialog($('sa-delete-dialog'), () => focusAccount(a.id), opener);
+  }
+
+  $('sa-delete-confirm').addEventListener('click', async () => {
+    const a = deletingAccount;
+    if (!a) return;
+    try {
+      const resp = await busy($('sa-delete-confirm'), () => api('DELETE', '/v1/service-accounts/' + encodeURIComponent(a.id)));
+      deletingAccount = null;
+      $('sa-delete-dialog').close();
+      const n = (resp && resp.revokedTokens) || 0;
+      showNotice('Service account ' + a.name + ' is deleted; ' + n + (n === 1 ? ' token was' : ' tokens were') + ' revoked.');
+      await loadServiceAccounts();
+      $('sa-new').focus();
+    } catch (err) {
+      fail(err, $('sa-delete-error'));
+    }
+  });
+
   // --- dialogs ------------------------------------------------------------
 
   // Where focus goes when a dialog closes: the control that opened it (or,
@@ -760,14 +1159,22 @@
   }
 
   // Generate.
-  $('generate').addEventListener('click', () => {
+  // genFor is the service account the generate dialog mints for (null:
+  // the signed-in user), with what to do once its secret was shown.
+  let genFor = null;
+
+  function openGenerate(opener, sa) {
+    genFor = sa || null;
     $('generate-form').reset();
     hideAlert($('generate-error'));
     clearFieldErrors($('generate-form'));
+    $('generate-title').textContent = sa ? 'Generate a token for ' + sa.account.name : 'Generate a token';
+    fillScopeChoices(sa ? sa.account.scopes : undefined);
     expiryChanged();
-    openDialog($('generate-dialog'), $('generate'));
+    openDialog($('generate-dialog'), opener);
     $('gen-name').focus();
-  });
+  }
+  $('generate').addEventListener('click', () => openGenerate($('generate')));
 
   const maxPlainDays = 90;
 
@@ -832,10 +1239,13 @@
       firstBad.focus();
       return;
     }
+    const sa = genFor;
     try {
-      const resp = await busy($('generate-submit'), () => api('POST', '/v1/tokens', body));
+      const path = sa ? '/v1/service-accounts/' + encodeURIComponent(sa.account.id) + '/tokens' : '/v1/tokens';
+      const resp = await busy($('generate-submit'), () => api('POST', path, body));
       $('generate-dialog').close();
-      reveal(resp.token, resp.secret, '', $('generate'));
+      if (sa) reveal(resp.token, resp.secret, 'New token of ' + sa.account.name, $('sa-mint'), { after: sa.after });
+      else reveal(resp.token, resp.secret, '', $('generate'));
     } catch (err) {
       if (err instanceof ApiError && err.status === 400 && serverFieldError(err, form)) {
         const bad = form.querySelector('[aria-invalid="true"]');
@@ -850,9 +1260,16 @@
   // Reveal: the one place a secret is ever shown.
   let revealed = null;
 
-  function reveal(token, secret, title, opener) {
-    revealed = { name: token.name, secret, id: token.id };
+  // reveal shows a secret once. opts: label (what it is: "Secret of"),
+  // extra (a line above it), file (the download's name prefix), after (run
+  // once it closes, instead of reloading the token list).
+  function reveal(token, secret, title, opener, opts) {
+    const o = opts || {};
+    revealed = { name: token.name, secret, id: token.id, file: o.file || 'keymint-token-', after: o.after || null };
     $('reveal-title').textContent = title || 'Your new token';
+    $('reveal-label').textContent = o.label || 'Secret of';
+    $('reveal-extra').textContent = o.extra || '';
+    $('reveal-extra').hidden = !o.extra;
     $('reveal-name').textContent = token.name;
     $('reveal-secret').value = secret;
     $('copy-status').textContent = '';
@@ -866,6 +1283,7 @@
   // forgetSecret drops the secret from the page: the dialog was the only
   // place it was. It runs as the dialog closes, by any means.
   function forgetSecret() {
+    if (revealed && revealed.after) revealAfter = revealed.after;
     revealed = null;
     $('reveal-secret').value = '';
     $('copy-status').textContent = '';
@@ -886,9 +1304,12 @@
     forgetSecret();
     $('reveal-dialog').close();
   });
+  let revealAfter = null;
   $('reveal-dialog').addEventListener('close', () => {
     forgetSecret();
-    if (signedIn) loadTokens();
+    const after = revealAfter;
+    revealAfter = null;
+    if (signedIn) (after || loadTokens)();
   });
   $('reveal-done').addEventListener('click', () => {
     forgetSecret();
@@ -916,19 +1337,21 @@
     if (!revealed) return;
     const safe = revealed.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'token';
     const url = URL.createObjectURL(new Blob([revealed.secret + '\n'], { type: 'text/plain' }));
-    const a = el('a', { href: url, download: 'keymint-token-' + safe + '.txt' });
+    const a = el('a', { href: url, download: revealed.file + safe + '.txt' });
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
-    $('copy-status').textContent = 'Downloaded keymint-token-' + safe + '.txt.';
+    $('copy-status').textContent = 'Downloaded ' + a.download + '.';
   });
 
   // Revoke, after a confirmation.
   let revoking = null;
+  let revokeAfter = null;
 
-  function askRevoke(token, opener) {
+  function askRevoke(token, opener, after) {
     revoking = token;
+    revokeAfter = after || null;
     $('revoke-name').textContent = token.name;
     $('revoke-hint').textContent = token.hint + '…';
     openDialog($('revoke-dialog'), () => focusRow(token.id), opener);
@@ -942,7 +1365,7 @@
       revoking = null;
       $('revoke-dialog').close();
       showNotice('Token "' + t.name + '" (' + t.hint + '…) is revoked.');
-      await loadTokens(t.id);
+      if (revokeAfter) await revokeAfter(t.id); else await loadTokens(t.id);
     } catch (err) {
       $('revoke-dialog').close();
       fail(err);
@@ -952,9 +1375,11 @@
   // Rotate: a new secret, revealed once; the old one lives for the grace
   // period chosen.
   let rotating = null;
+  let rotateAfter = null;
 
-  function askRotate(token, opener) {
+  function askRotate(token, opener, after) {
     rotating = token;
+    rotateAfter = after || null;
     $('rotate-form').reset();
     hideAlert($('rotate-error'));
     $('rotate-name').textContent = token.name;
@@ -974,7 +1399,8 @@
         { gracePeriod: $('rotate-grace').value + 's' }));
       rotating = null;
       $('rotate-dialog').close();
-      reveal(resp.token, resp.secret, 'Your rotated token', null);
+      reveal(resp.token, resp.secret, rotateAfter ? 'Rotated token of ' + $('sa-detail-title').textContent : 'Your rotated token', null,
+        rotateAfter ? { after: () => rotateAfter(resp.token.id) } : undefined);
     } catch (err) {
       fail(err, errBox);
     }

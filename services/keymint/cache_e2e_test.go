@@ -30,7 +30,7 @@ func mintToken(t testing.TB, srv *testServer, email, password string, scopes ...
 }
 
 // Two keymint servers sharing one PostgreSQL and one Redis: a token revoked
-// through A is refused by B within a second, although B had it cached.
+// through A is refused by B long before B's copy expires.
 func TestRevocationReachesOtherReplica(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
@@ -73,8 +73,10 @@ func TestRevocationReachesOtherReplica(t *testing.T) {
 			t.Logf("B refused the token %v after the revoke", time.Since(revoked))
 			return
 		}
-		if time.Since(revoked) > time.Second {
-			t.Fatalf("B still answers %v more than 1 s after the revoke through A", r)
+		// Generous for a loaded machine, and still well inside B's
+		// one-minute L1 TTL: only the invalidation can have ended B's copy.
+		if time.Since(revoked) > 30*time.Second {
+			t.Fatalf("B still answers %v more than 30 s after the revoke through A", r)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -125,7 +127,9 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; !stop.Load(); i++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				// The server bounds a refill itself (the cache's LoadTimeout);
+				// the test's own bound is only a backstop, generous for a loaded machine.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				r, err := srv.client.ValidateToken(ctx, &keymintv1.ValidateTokenRequest{Token: secrets[i%len(secrets)]})
 				cancel()
 				calls.Add(1)

@@ -131,7 +131,7 @@ func TestRedisLossNeverOvergrants(t *testing.T) {
 	rs := redistest.Start(t)
 	s, pool := newPool(t, 100)
 	client := newRedis(t, rs.URL())
-	c, err := New(Config{Store: s, Client: client, Timeout: time.Second, Backoff: time.Millisecond})
+	c, err := New(Config{Store: s, Client: client, Timeout: 10 * time.Second, Backoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestRedisDownUsesStore(t *testing.T) {
 	rs := redistest.Start(t)
 	s, pool := newPool(t, 20)
 	client := newRedis(t, rs.URL())
-	c, _ := New(Config{Store: s, Client: client, Timeout: 100 * time.Millisecond})
+	c, _ := New(Config{Store: s, Client: client, Timeout: 10 * time.Second})
 	if got := hammer(t, []*Counter{c}, pool, 20, 2, 3); got != 6 {
 		t.Fatalf("granted %d of 6", got)
 	}

@@ -24,14 +24,21 @@ func key(b byte) cache.Key {
 	return k
 }
 
-func newRemote(t *testing.T, url, prefix string) *Remote {
+// testTimeout bounds each Redis call in tests that are not about timeouts:
+// on a loaded CI machine a local Redis can take hundreds of milliseconds to
+// answer, and a test that fails then proves nothing about the cache.
+const testTimeout = 10 * time.Second
+
+// newRemote returns a Remote on url whose calls time out only after
+// testTimeout and which, after a failure, skips Redis for backoff.
+func newRemote(t *testing.T, url, prefix string, backoff time.Duration) *Remote {
 	t.Helper()
-	client, err := NewClient(url, 200*time.Millisecond)
+	client, err := NewClient(url, testTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	r, err := New(Config{Client: client, Prefix: prefix, Timeout: 200 * time.Millisecond, Backoff: 100 * time.Millisecond})
+	r, err := New(Config{Client: client, Prefix: prefix, Timeout: testTimeout, Backoff: backoff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +47,7 @@ func newRemote(t *testing.T, url, prefix string) *Remote {
 
 func TestFillGetInvalidate(t *testing.T) {
 	t.Parallel()
-	r := newRemote(t, redistest.URL(t), redistest.Prefix())
+	r := newRemote(t, redistest.URL(t), redistest.Prefix(), time.Second)
 	ctx := context.Background()
 	k, other := key(1), key(2)
 	if e, err := r.Get(ctx, []cache.Key{k}); e != nil || err != nil {
@@ -81,7 +88,7 @@ func TestFillGetInvalidate(t *testing.T) {
 func TestGetRefusesEntryUnderWrongKey(t *testing.T) {
 	t.Parallel()
 	url, prefix := redistest.URL(t), redistest.Prefix()
-	r := newRemote(t, url, prefix)
+	r := newRemote(t, url, prefix, time.Second)
 	ctx := context.Background()
 	k, other := key(3), key(4)
 	v, err := (&cache.Entry{Key: other, TokenID: "someone else"}).MarshalBinary()
@@ -139,14 +146,32 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 	}
 }
 
+// newFeed returns a feed that takes a subscription for dead only after a
+// minute of silence: on a loaded machine a short bound fires on a live
+// subscription, and a message published while it resubscribes is lost
+// (keymint reads the store's log then; the tests' sink does not).
 func newFeed(t *testing.T, url, prefix string) *RevocationFeed {
+	return newFeedDeadAfter(t, url, prefix, time.Minute, testTimeout)
+}
+
+// newHangFeed returns a feed that notices a hung node within seconds, for
+// the tests of that detection. A false alarm under load only wakes the sink
+// early; those tests never count on a message surviving one.
+func newHangFeed(t *testing.T, url, prefix string) *RevocationFeed {
+	return newFeedDeadAfter(t, url, prefix, 2*time.Second, 0)
+}
+
+// newFeedDeadAfter returns a feed with deadAfter whose calls are bounded by
+// timeout (zero: keymint's default).
+func newFeedDeadAfter(t *testing.T, url, prefix string, deadAfter, timeout time.Duration) *RevocationFeed {
 	t.Helper()
-	client, err := NewRevocationClient(url, 0)
+	client, err := NewRevocationClient(url, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	return NewRevocationFeed(RevocationFeedConfig{Client: client, Prefix: prefix, PingInterval: 50 * time.Millisecond, DeadAfter: 300 * time.Millisecond})
+	return NewRevocationFeed(RevocationFeedConfig{Client: client, Prefix: prefix, Timeout: timeout,
+		PingInterval: min(deadAfter/4, time.Second), DeadAfter: deadAfter})
 }
 
 func TestRevocationFeedReachesOtherReplicas(t *testing.T) {
@@ -191,7 +216,7 @@ func TestRevocationFeedReachesOtherReplicas(t *testing.T) {
 func TestRevocationFeedDetectsHungRedis(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	f := newFeed(t, srv.URL(), "")
+	f := newHangFeed(t, srv.URL(), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var s sink
@@ -210,14 +235,14 @@ func TestRevocationFeedDetectsHungRedis(t *testing.T) {
 }
 
 // Redis killed: calls fail fast, then are skipped during the backoff; a
-// failed invalidation is retried when Redis returns.
+// failed invalidation is retried when Redis returns. The backoff is an hour
+// so that "skipped" does not depend on how fast the two calls follow each
+// other; the retry a Run tick would do is called directly.
 func TestRedisDownAndBack(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	r := newRemote(t, srv.URL(), "")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	r := newRemote(t, srv.URL(), "", time.Hour)
+	ctx := context.Background()
 	k := key(7)
 	if err := r.Fill(ctx, &cache.Entry{Key: k, TokenID: "t"}, time.Minute); err != nil {
 		t.Fatal(err)
@@ -230,24 +255,54 @@ func TestRedisDownAndBack(t *testing.T) {
 	if _, err := r.Get(ctx, []cache.Key{k}); !errors.Is(err, ErrSkipped) {
 		t.Fatalf("second Get = %v, want ErrSkipped during the backoff", err)
 	}
-	if err := r.Invalidate(ctx, k); err == nil {
-		t.Fatal("Invalidate on a dead Redis succeeded")
+	if err := r.Fill(ctx, &cache.Entry{Key: key(8), TokenID: "t"}, time.Minute); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("Fill = %v, want ErrSkipped during the backoff", err)
+	}
+	if err := r.Invalidate(ctx, k); err == nil || errors.Is(err, ErrSkipped) {
+		t.Fatalf("Invalidate on a dead Redis = %v, want it tried and failed", err)
 	}
 	if r.PendingInvalidations() != 1 {
 		t.Fatalf("pending invalidations %d, want 1", r.PendingInvalidations())
 	}
+	r.retryPending(ctx)
+	if r.PendingInvalidations() != 1 {
+		t.Fatalf("pending invalidations %d after a failed retry, want 1", r.PendingInvalidations())
+	}
 
 	srv.Restart()
-	eventually(t, "invalidation retried", 10*time.Second, func() bool { return r.PendingInvalidations() == 0 })
-	eventually(t, "calls go through again", 5*time.Second, func() bool {
-		return r.Fill(ctx, &cache.Entry{Key: key(8), TokenID: "t"}, time.Minute) == nil
+	eventually(t, "invalidation retried", 30*time.Second, func() bool {
+		r.retryPending(ctx)
+		return r.PendingInvalidations() == 0
 	})
+	// The retry's success ended the backoff: calls go through again.
+	if err := r.Fill(ctx, &cache.Entry{Key: key(8), TokenID: "t"}, time.Minute); err != nil {
+		t.Fatalf("Fill after the retry: %v", err)
+	}
 	if e, err := r.Get(ctx, []cache.Key{key(8)}); err != nil || e == nil {
 		t.Fatalf("Get after restart = %v, %v", e, err)
 	}
 	// The retried invalidation left its tombstone.
 	if n, err := r.client.Exists(ctx, r.tombstoneKey(k)).Result(); err != nil || n != 1 {
 		t.Fatalf("tombstone after retry: %d, %v", n, err)
+	}
+}
+
+// Run retries a failed invalidation on its own, every Backoff.
+func TestRunRetriesInvalidations(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	r := newRemote(t, srv.URL(), "", 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv.Stop()
+	if err := r.Invalidate(ctx, key(9)); err == nil {
+		t.Fatal("Invalidate on a dead Redis succeeded")
+	}
+	go r.Run(ctx)
+	srv.Restart()
+	eventually(t, "Run retried the invalidation", 30*time.Second, func() bool { return r.PendingInvalidations() == 0 })
+	if n, err := r.client.Exists(ctx, r.tombstoneKey(key(9))).Result(); err != nil || n != 1 {
+		t.Fatalf("tombstone after Run's retry: %d, %v", n, err)
 	}
 }
 
@@ -380,7 +435,7 @@ func TestRevocationFeedMovesOffHungSentinelMaster(t *testing.T) {
 	t.Parallel()
 	set := redistest.StartSentinel(t)
 	prefix := redistest.Prefix()
-	f := newFeed(t, set.URL, prefix)
+	f := newHangFeed(t, set.URL, prefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var s sink

@@ -159,7 +159,9 @@ func (s *Server) start() error {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: on a loaded CI machine redis-server can take seconds to
+	// answer its first PING, and a test that fails then proves nothing.
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
