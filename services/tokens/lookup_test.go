@@ -282,6 +282,7 @@ func TestLookupRacingRevokeLeavesNoStaleEntry(t *testing.T) {
 	if e := b.cache.Peek(k); e != nil && e.Live(time.Now()) {
 		t.Fatal("B's L1 kept the stale positive entry")
 	}
+	waitSent(t, a.revs) // the tombstone is written after Revoke returned
 	if e, err := a.remote.Get(context.Background(), []cache.Key{k}); err != nil || e != nil && e.Live(time.Now()) {
 		t.Fatalf("Redis holds a stale positive entry: %+v, %v", e, err)
 	}
@@ -318,6 +319,9 @@ func TestLateFillRefusedByTombstone(t *testing.T) {
 	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The tombstone is written after Revoke returned: the late fill must
+	// come after it, as it would after any revocation that has settled.
+	waitSent(t, a.revs)
 	b.store.afterRead.Store(nil)
 	close(release)
 	if err := <-done; err != nil {

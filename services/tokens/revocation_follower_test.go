@@ -94,6 +94,9 @@ func TestRevokedTokenNeverValidFromStaleRedis(t *testing.T) {
 		t.Fatalf("no Redis entry to make stale: %v, %v", stale, err)
 	}
 	f.revoke(t, a, m)
+	// The tombstone is written after the revoke returned (the publish
+	// worker): wait for it, or it would land on top of the copy put back.
+	waitSent(t, a.revs)
 	if err := b.revs.CatchUp(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +120,17 @@ func TestRevokedTokenNeverValidFromStaleRedis(t *testing.T) {
 	}
 	if res := validate(t, b.svc, m.Secret); res.Valid || res.Reason != tokens.ReasonRevoked {
 		t.Fatalf("B answered %+v from a stale Redis copy after applying the revocation", res)
+	}
+}
+
+// waitSent waits until r's publish worker has done the Redis side of every
+// revocation queued so far.
+func waitSent(t *testing.T, r *tokens.Revocations) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); r.Unsent() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d revocations still unsent after a minute", r.Unsent())
+		}
 	}
 }
 
