@@ -98,11 +98,10 @@ func pageOf(pageSize int, pageToken string) (limit int, after string, err error)
 		limit = min(pageSize, MaxUserPage)
 	}
 	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || uuid.Validate(string(b)) != nil {
+		var ok bool
+		if after, ok = store.ParsePageToken(pageToken); !ok {
 			return 0, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 		}
-		after = string(b)
 	}
 	return limit, after, nil
 }
@@ -120,7 +119,7 @@ func (s *Service) listUsers(ctx context.Context, a adminStore, f store.UserFilte
 	next := ""
 	if len(list) > want {
 		list = list[:want]
-		next = base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+		next = store.PageToken(list[len(list)-1].ID)
 	}
 	return list, next, nil
 }

@@ -2,12 +2,9 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/authn"
@@ -78,11 +75,11 @@ func List(ctx context.Context, st Lister, q Query) ([]store.AuditEvent, string, 
 		f.Limit = min(pageSize, MaxPageSize)
 	}
 	if pageToken != "" {
-		after, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || uuid.Validate(string(after)) != nil {
+		after, ok := store.ParsePageToken(pageToken)
+		if !ok {
 			return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 		}
-		f.AfterID = string(after)
+		f.AfterID = after
 	}
 	// One extra row tells whether another page follows.
 	f.Limit++
@@ -96,7 +93,7 @@ func List(ctx context.Context, st Lister, q Query) ([]store.AuditEvent, string, 
 	next := ""
 	if len(list) == f.Limit {
 		list = list[:f.Limit-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+		next = store.PageToken(list[len(list)-1].ID)
 	}
 	return list, next, nil
 }

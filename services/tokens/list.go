@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
@@ -119,11 +118,11 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 		f.Limit = min(req.PageSize, maxPageSize)
 	}
 	if req.PageToken != "" {
-		after, err := base64.RawURLEncoding.DecodeString(req.PageToken)
-		if err != nil || uuid.Validate(string(after)) != nil {
+		after, ok := store.ParsePageToken(req.PageToken)
+		if !ok {
 			return nil, "", fault.New(fault.InvalidArgument, "pageToken is not valid")
 		}
-		f.AfterID = string(after)
+		f.AfterID = after
 	}
 	// One extra row tells whether another page follows.
 	f.Limit++
@@ -138,7 +137,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]store.Token, str
 	next := ""
 	if len(list) == f.Limit {
 		list = list[:f.Limit-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))
+		next = store.PageToken(list[len(list)-1].ID)
 	}
 	return list, next, nil
 }
