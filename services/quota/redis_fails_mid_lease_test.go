@@ -48,3 +48,34 @@ func TestRedisFailsMidLease(t *testing.T) {
 		t.Fatalf("with Redis down after the lease: granted %d, want the store's 70", got)
 	}
 }
+
+// Redis dying between the store's answer and its recording when the store
+// had nothing left: the lease took no use, so the caller gets none (shown
+// failing on quota.go refill's `taken > 0` → `taken >= 0`, which granted
+// this caller a use the store never gave).
+func TestRedisFailsMidLeaseOfSpentToken(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	s, pool := newPool(t, 1)
+	ctx := context.Background()
+	if taken, _, err := s.TakeTokenUses(ctx, pool, 1); taken != 1 || err != nil {
+		t.Fatalf("spending the pool's one use in the store = %d, %v", taken, err)
+	}
+	st := &takeHook{Store: s, after: rs.Stop}
+	c, err := New(Config{Store: st, Client: newRedis(t, rs.URL()), Timeout: 30 * time.Second, Backoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, left, err := c.Take(ctx, pool, 80)
+	if ok || err != nil || left != 0 {
+		t.Fatalf("the Take of a spent token whose lease Redis never recorded = %v, %d left, %v; want refused, 0, nil", ok, left, err)
+	}
+	var fired bool
+	st.once.Do(func() { fired = true })
+	if fired {
+		t.Fatal("the store was never asked for a lease: the test did not reach the refill")
+	}
+	if got := hammer(t, []*Counter{c}, pool, 80, 2, 5); got != 0 {
+		t.Fatalf("with Redis down after the lease: granted %d, want 0", got)
+	}
+}
