@@ -41,6 +41,10 @@ client_run=${MUTATE_CLIENT_RUN:-'^(TestStoreReplacingEntryKeepsMapping|TestRevok
 work=$(mktemp -d /tmp/keymint-mutate.XXXXXX)
 chmod 755 "$work"
 cleanup() {
+  # The process groups of this run's go tests (see the go in front below).
+  for g in "$work"/groups/*; do
+    [ -e "$g" ] && kill -KILL -- -"${g##*/}" 2>/dev/null || true
+  done
   bash scripts/redis.sh stop "$work/redis" >/dev/null 2>&1 || true
   bash scripts/pg.sh stop "$work/pg" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -49,9 +53,23 @@ trap cleanup EXIT
 KEYMINT_TEST_POSTGRES_URL=$(bash scripts/pg.sh start "$work/pg")
 KEYMINT_TEST_REDIS_URL=$(bash scripts/redis.sh start "$work/redis")
 export KEYMINT_TEST_POSTGRES_URL KEYMINT_TEST_REDIS_URL KEYMINT_TEST_REQUIRE_SERVICES=1
+# The tests' t.TempDir, so the redis-server a test starts (its --dir is
+# one) is known to be this run's: leftovers() lists what outlived a test.
+mkdir "$work/tmp"
+export TMPDIR=$work/tmp
+leftovers() {
+  local d
+  for d in /proc/[0-9]*; do
+    case $(readlink "$d/cwd" 2>/dev/null) in "$work/tmp"/*) echo "${d#/proc/}" ;; esac
+  done
+}
 
 real_go=$(command -v go)
-mkdir "$work/bin"
+# gremlins is run as its built binary, not through `go tool gremlins`: the
+# go command puts its own bin directory first in a tool's PATH, and the go
+# in front below would never be reached.
+gremlins=$(go tool -n gremlins)
+mkdir "$work/bin" "$work/groups"
 cat >"$work/bin/go" <<EOF
 #!/usr/bin/env bash
 # In front of the real go for gremlins (see scripts/mutate.sh).
@@ -61,7 +79,24 @@ if [ -n "\${MUTATE_NARROW_PKGS:-}" ] && [ "\${args[-1]}" = ./... ]; then
   unset 'args[-1]'
   args+=(-run "\$MUTATE_NARROW_RUN" \$MUTATE_NARROW_PKGS)
 fi
-out=\$("$real_go" "\${args[@]}" 2>&1) && rc=0 || rc=\$?
+# go test runs in a process group of its own (setsid), killed whole once it
+# is done: a test binary that panics, or that gremlins' timeout cuts short,
+# runs no t.Cleanup, and the redis-server a test started (redistest.Start)
+# would outlive it. The watcher kills the group if gremlins kills this
+# script first (SIGKILL on a timeout); the script's exit trap, for the
+# groups any watcher missed.
+out_file=\$(mktemp "$work/out.XXXXXX")
+setsid "$real_go" "\${args[@]}" >"\$out_file" 2>&1 &
+pg=\$!
+: >"$work/groups/\$pg"
+( while kill -0 \$\$ 2>/dev/null; do sleep 1; done
+  kill -KILL -- -"\$pg" 2>/dev/null; rm -f "$work/groups/\$pg" ) </dev/null >/dev/null 2>&1 &
+watcher=\$!
+wait "\$pg" && rc=0 || rc=\$?
+kill "\$watcher" 2>/dev/null || true
+kill -KILL -- -"\$pg" 2>/dev/null || true
+rm -f "$work/groups/\$pg"
+out=\$(cat "\$out_file"); rm -f "\$out_file"
 printf '%s\n' "\$out"
 if [ "\$rc" -ne 0 ] && grep -qE '\[(build|setup) failed\]' <<<"\$out"; then exit 2; fi
 exit "\$rc"
@@ -84,9 +119,11 @@ for p in $pkgs; do
   echo "mutate: $p" >&2
   start=$(date +%s)
   MUTATE_NARROW_PKGS=$narrow_pkgs MUTATE_NARROW_RUN=$narrow_run \
-    go tool gremlins unleash "${mode[@]}" --workers "$workers" --timeout-coefficient "$coef" \
+    "$gremlins" unleash "${mode[@]}" --workers "$workers" --timeout-coefficient "$coef" \
     "./$p" 2>&1 | tee "$log" | grep -E 'LIVED|completed' >&2 || true
   secs=$(($(date +%s) - start))
+  left=$(leftovers | wc -l)
+  [ "$left" -eq 0 ] || echo "mutate: $p: $left processes of this run's tests outlived them: $(leftovers | tr '\n' ' ')" >&2
   [ -n "${MUTATE_LOG_DIR:-}" ] && mkdir -p "$MUTATE_LOG_DIR" && cp "$log" "$MUTATE_LOG_DIR/"
   killed=$(sed -n 's/^Killed: \([0-9]*\), Lived: \([0-9]*\), Not covered: \([0-9]*\).*/\1 \2 \3/p' "$log")
   rest=$(sed -n 's/^Timed out: \([0-9]*\), Not viable: \([0-9]*\).*/\1 \2/p' "$log")

@@ -1,7 +1,10 @@
 package quota
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,13 +32,16 @@ func (h *takeHook) TakeTokenUses(ctx context.Context, id string, n int64) (int64
 // caller keeps one use of the lease, the rest are lost, and nothing is
 // granted twice (package comment: "never grants extra"): of 80 uses, the
 // first lease of 10 costs 9, and with Redis down the store's 70 are
-// granted one by one, 71 in all.
+// granted one by one, 71 in all. The warning names the 9 lost (shown
+// failing on refill's log count `taken-1` → `taken+1` and → `-(taken-1)`).
 func TestRedisFailsMidLease(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	s, pool := newPool(t, 80)
 	st := &takeHook{Store: s, after: rs.Stop}
-	c, err := New(Config{Store: st, Client: newRedis(t, rs.URL()), Timeout: 30 * time.Second, Backoff: time.Hour})
+	var logged bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	c, err := New(Config{Store: st, Client: newRedis(t, rs.URL()), Timeout: 30 * time.Second, Backoff: time.Hour, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +52,9 @@ func TestRedisFailsMidLease(t *testing.T) {
 	}
 	if got := hammer(t, []*Counter{c}, pool, 80, 5, 20); got != 70 {
 		t.Fatalf("with Redis down after the lease: granted %d, want the store's 70", got)
+	}
+	if !strings.Contains(logged.String(), `"lost":9}`) {
+		t.Fatalf("log = %s; want the lease's warning with \"lost\":9", logged.String())
 	}
 }
 
