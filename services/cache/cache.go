@@ -152,13 +152,9 @@ func New(cfg Config) (*Cache, error) {
 	if revokedSize <= 0 {
 		revokedSize = DefaultRevokedSize
 	}
-	revokedTTL := cfg.RevokedTTL
-	if revokedTTL <= 0 {
-		revokedTTL = c.remoteTTL + c.loadTimeout
-	}
 	revoked, err := otter.New(&otter.Options[string, revokedMark]{
 		MaximumSize:      revokedSize,
-		ExpiryCalculator: otter.ExpiryWriting[string, revokedMark](revokedTTL),
+		ExpiryCalculator: otter.ExpiryWriting[string, revokedMark](revokedTTL(cfg.RevokedTTL, c.remoteTTL, c.loadTimeout)),
 	})
 	if err != nil {
 		return nil, err
@@ -169,6 +165,16 @@ func New(cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// revokedTTL is how long Revoke remembers: set, or by default as long as
+// a stale L2 copy can live (RemoteTTL) plus a load that read the store
+// before the revocation (LoadTimeout).
+func revokedTTL(set, remoteTTL, loadTimeout time.Duration) time.Duration {
+	if set <= 0 {
+		return remoteTTL + loadTimeout
+	}
+	return set
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -393,3 +393,66 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Never a positive after a revocation: once Revoke has recorded a token,
+// a load that says otherwise comes back revoked (or, for a rotation,
+// expiring at the new instant) and is not cached. Shown failing on
+// correct's `c.revoked.EstimatedSize() == 0` negated and `e.TokenID == ""`
+// negated (each returned the stale positive, and cached it).
+func TestRevokeCorrectsLaterLoads(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	notAfter := at.Add(time.Hour)
+	c.Revoke(key(1), "revoked", at, time.Time{})
+	c.Revoke(key(2), "rotated", at, notAfter)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name        string
+		loaded      Entry
+		wantRevoked time.Time
+		wantExpires time.Time
+		cached      bool
+	}{
+		{"revoked, loaded live", Entry{Key: key(1), TokenID: "revoked"}, at, time.Time{}, false},
+		{"rotated, loaded without expiry", Entry{Key: key(2), TokenID: "rotated"}, time.Time{}, notAfter, false},
+		{"rotated, loaded expiring later", Entry{Key: key(2), TokenID: "rotated", ExpiresAt: notAfter.Add(time.Hour)}, time.Time{}, notAfter, false},
+		{"rotated, loaded expiring sooner", Entry{Key: key(2), TokenID: "rotated", ExpiresAt: at.Add(time.Minute)}, time.Time{}, at.Add(time.Minute), true},
+		{"another token", Entry{Key: key(3), TokenID: "other"}, time.Time{}, time.Time{}, true},
+	} {
+		loaded := tc.loaded
+		e, err := c.Get(ctx, []Key{loaded.Key}, func(context.Context) (*Entry, error) { return &loaded, nil })
+		if err != nil {
+			t.Fatalf("%s: Get: %v", tc.name, err)
+		}
+		if !e.RevokedAt.Equal(tc.wantRevoked) || !e.ExpiresAt.Equal(tc.wantExpires) {
+			t.Errorf("%s: answered revoked %v, expires %v; want %v, %v", tc.name, e.RevokedAt, e.ExpiresAt, tc.wantRevoked, tc.wantExpires)
+		}
+		if got := c.Peek(loaded.Key) != nil; got != tc.cached {
+			t.Errorf("%s: cached = %v, want %v", tc.name, got, tc.cached)
+		}
+		if err := c.Invalidate(ctx, loaded.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The remembered revocations are bounded, and kept at least as long as a
+// stale copy can come back (shown failing on New's `revokedSize <= 0`
+// negated and `< 0`, and on revokedTTL's `set <= 0` negated, `< 0`, and
+// `remoteTTL + loadTimeout` → `-`).
+func TestRevokedLimits(t *testing.T) {
+	t.Parallel()
+	if got := newCache(t, Config{}).revoked.GetMaximum(); got != DefaultRevokedSize {
+		t.Errorf("default revoked bound %d, want %d", got, DefaultRevokedSize)
+	}
+	if got := newCache(t, Config{RevokedSize: 7}).revoked.GetMaximum(); got != 7 {
+		t.Errorf("revoked bound set to 7 is %d", got)
+	}
+	if got := revokedTTL(0, 5*time.Minute, 5*time.Second); got != 5*time.Minute+5*time.Second {
+		t.Errorf("default revoked TTL %v, want RemoteTTL + LoadTimeout (5m5s)", got)
+	}
+	if got := revokedTTL(time.Hour, 5*time.Minute, 5*time.Second); got != time.Hour {
+		t.Errorf("revoked TTL set to 1h is %v", got)
+	}
+}
