@@ -360,6 +360,9 @@ func TestTTL(t *testing.T) {
 		{"expires later", Entry{ExpiresAt: now.Add(time.Hour)}, base},
 		{"expires sooner than base", Entry{ExpiresAt: now.Add(2 * time.Second)}, 2 * time.Second},
 		{"expired keeps its answer", Entry{ExpiresAt: now.Add(-time.Second)}, base},
+		// Expired at the instant (not before): its final answer, for base
+		// (shown failing on ttl's `left > 0` → `left >= 0`, a TTL of 0).
+		{"expiring now keeps its answer", Entry{ExpiresAt: now}, base},
 		{"revoked keeps its answer", Entry{ExpiresAt: now.Add(time.Second), RevokedAt: now}, base},
 		{"negative", Entry{Negative: true}, neg},
 	} {
@@ -454,5 +457,52 @@ func TestRevokedLimits(t *testing.T) {
 	}
 	if got := revokedTTL(time.Hour, 5*time.Minute, 5*time.Second); got != time.Hour {
 		t.Errorf("revoked TTL set to 1h is %v", got)
+	}
+}
+
+// Invalidate, Revoke and Flush take the entry out of L1: the next Get
+// loads again (shown failing on drop's and Flush's `c.l1 != nil` negated,
+// which left L1 as it was).
+func TestInvalidateRevokeFlushEmptyL1(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Config{})
+	ctx := context.Background()
+	var loads atomic.Int64
+	get := func(k Key) {
+		t.Helper()
+		if _, err := c.Get(ctx, []Key{k}, countingLoader(&loads, &Entry{Key: k, TokenID: string(rune('a' + k[0]))})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		drop func(k Key)
+	}{
+		{"Invalidate", func(k Key) {
+			if err := c.Invalidate(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"Revoke", func(k Key) { c.Revoke(k, "someone else", time.Now(), time.Time{}) }},
+		{"Drop", c.Drop},
+		{"Flush", func(Key) { c.Flush() }},
+	} {
+		k := key(10)
+		get(k)
+		if c.Peek(k) == nil {
+			t.Fatalf("%s: the loaded entry is not in L1", tc.name)
+		}
+		tc.drop(k)
+		if c.Peek(k) != nil {
+			t.Errorf("%s: the entry is still in L1", tc.name)
+		}
+		before := loads.Load()
+		get(k)
+		if loads.Load() != before+1 {
+			t.Errorf("%s: the next Get did not load", tc.name)
+		}
+		if err := c.Invalidate(ctx, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

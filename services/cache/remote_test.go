@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -40,5 +41,42 @@ func TestFillFailureWithoutLogger(t *testing.T) {
 	})
 	if err != nil || e != want || loads != 1 {
 		t.Fatalf("Get = %v, %v after %d loads; want the store's entry after 1", e, err, loads)
+	}
+}
+
+// A load's answer is filled into L2, where another replica's cache finds
+// it without loading (shown failing on fill's `c.gen.Load() == gen`
+// negated, which filled only loads an invalidation had overtaken).
+func TestLoadFillsL2(t *testing.T) {
+	t.Parallel()
+	url, prefix := redistest.URL(t), redistest.Prefix()
+	newCache := func() *cache.Cache {
+		client, err := rediscache.NewClient(url, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: prefix, Timeout: 10 * time.Second, Backoff: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := cache.New(cache.Config{Remote: remote})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	a, b := newCache(), newCache()
+	want := &cache.Entry{Key: cache.Key{8}, TokenID: "t8", Scopes: []string{"a"}}
+	ctx := context.Background()
+	if _, err := a.Get(ctx, []cache.Key{want.Key}, func(context.Context) (*cache.Entry, error) { return want, nil }); err != nil {
+		t.Fatal(err)
+	}
+	e, err := b.Get(ctx, []cache.Key{want.Key}, func(context.Context) (*cache.Entry, error) {
+		return nil, errors.New("loaded: the first replica's answer is not in L2")
+	})
+	if err != nil || e.TokenID != want.TokenID {
+		t.Fatalf("second replica's Get = %v, %v; want %s from L2", e, err, want.TokenID)
 	}
 }
