@@ -22,6 +22,9 @@ func TestEntryRoundTrip(t *testing.T) {
 			AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
 			UsagePool:    "p", RemainingUses: 10, RateLimit: 5, RatePeriod: time.Minute},
 		{Key: key(8), TokenID: "t", CreatedAt: time.UnixMicro(1_700_000_000_654_321).UTC()},
+		// The last fields of the table (shown failing on fieldOf's
+		// `int(num) > len(entryFields)` → `>=`, which dropped the last).
+		{Key: key(9), TokenID: "t", OwnerKind: "service", RevokeReason: "leaked"},
 	} {
 		b, err := e.MarshalBinary()
 		if err != nil {
