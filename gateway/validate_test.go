@@ -33,11 +33,18 @@ func TestValidateFastMatchesProtojson(t *testing.T) {
 		"{\n\t\"token\": \"km_x\"\r\n}",
 		`{"token":"km_abc","clientIp":"10.1.2.3"}`,
 		`{"client_ip":"2001:db8::1","token":"km_abc","requiredScopes":["a"]}`,
+		// The printable ASCII range's two ends (shown failing on plainJSON's
+		// `c <= 0x7e` → `c < 0x7e`, which sent '~' to protojson).
+		`{"token":" km~"}`,
 	}
 	stepAside := []string{
 		`{"token":"km_\u0061"}`, `{"token":null}`, `{"token":"a","token":"b"}`, `{"bogus":1}`,
 		`{"token":"a",}`, `{"clientIp":"a","client_ip":"b"}`, `{"clientIp":1}`, `{"token":"a"} x`, `{"requiredScopes":["a"],"required_scopes":["b"]}`,
 		`{"token":"é"}`, `[]`, `{"token":1}`, `{"requiredScopes":"a"}`, `{"Token":"a"}`,
+		// Cut short where the scanner looks at the next byte, or is inside a
+		// string (shown failing, with an index-out-of-range panic, on peek's
+		// `p.i < len(p.b)` → `<=` and str's `i < len(b)` → `<=`).
+		`{`, `{"token":"km_a",`, `{"token":"km_a" `, `{"requiredScopes":[`, `{"requiredScopes":["a", `, `{"token":"km_a`,
 	}
 	for _, body := range accepted {
 		var fast, slow keymintv1.ValidateTokenRequest
