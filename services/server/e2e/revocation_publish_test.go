@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +61,32 @@ func TestRevokeDoesNotWaitForHungRedis(t *testing.T) {
 	if n := a.srv.Revocations().Unsent(); n != 1 {
 		t.Fatalf("the refusal came with %d unsent, want 1: Redis was not hung for the test", n)
 	}
+	// An operator sees the stuck publish on /metrics.
+	if m := metricsLine(t, a, "keymint_revocation_publish_unsent"); m != "keymint_revocation_publish_unsent 1" {
+		t.Fatalf("with Redis hung, /metrics says %q, want the one unsent revocation", m)
+	}
 	rds.Resume()
 	waitFor(t, "the queued publish sent once Redis resumed", func() bool { return a.srv.Revocations().Unsent() == 0 })
+	if m := metricsLine(t, a, "keymint_revocation_publish_unsent"); m != "keymint_revocation_publish_unsent 0" {
+		t.Fatalf("after Redis resumed, /metrics says %q, want 0", m)
+	}
+	if m := metricsLine(t, a, "keymint_revocation_publish_dropped_total"); m != "keymint_revocation_publish_dropped_total 0" {
+		t.Fatalf("/metrics says %q, want no drop", m)
+	}
+}
+
+// metricsLine is the sample line of the unlabelled series name on srv's
+// /metrics, or "" when it is missing.
+func metricsLine(t *testing.T, srv *testServer, name string) string {
+	t.Helper()
+	code, body := do(t, "GET", srv.http+"/metrics", nil, "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return line
+		}
+	}
+	return ""
 }
