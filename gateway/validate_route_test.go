@@ -52,4 +52,19 @@ func TestValidateRouteDecodesBody(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+	// A body neither codec reads: 400 with the API's JSON error, and the
+	// validator not asked (code 3, InvalidArgument; shown failing on the
+	// protojson step's `err != nil` negated).
+	mu.Lock()
+	got = nil
+	mu.Unlock()
+	for _, body := range []string{`{"token":`, `[]`, `{"token":1}`} {
+		resp, out := doRequest(t, http.MethodPost, g.url+validatePath, body, h, int64(len(body)))
+		wantStatusJSON(t, resp, out, http.StatusBadRequest, 3)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got != nil {
+		t.Errorf("the validator was asked about an unreadable body: %v", got)
+	}
 }
