@@ -74,3 +74,54 @@ func TestRevocationHubBounds(t *testing.T) {
 		t.Fatalf("subscribe after close: %v", err)
 	}
 }
+
+// The per-address count follows the streams that end, and the bounds are
+// exact: a queue holds maxQueue events, not one more. Shown failing on
+// endLocked's `h.byClient[s.client]--` → `++` (an address locked out
+// after maxPerClient streams ever), its `<= 0` negated (the count dropped
+// while streams remain: the limit bypassed) and `< 0` (an entry kept per
+// address ever seen), and on publish's `len(s.queue) >= h.maxQueue` → `>`.
+func TestRevocationHubCountsEndedStreams(t *testing.T) {
+	t.Parallel()
+	h := newRevocationHub(10, 2, 2)
+	for range 5 { // open and close, more times than the limit
+		s, _, err := h.subscribe("10.0.0.1")
+		if err != nil {
+			t.Fatalf("a stream after the earlier ones ended: %v", err)
+		}
+		h.unsubscribe(s)
+	}
+	if n := len(h.byClient); n != 0 {
+		t.Fatalf("%d addresses counted with no stream open, want 0", n)
+	}
+	a, _, err := h.subscribe("10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.subscribe("10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	h.unsubscribe(a)
+	if _, _, err := h.subscribe("10.0.0.1"); err != nil {
+		t.Fatalf("a second stream again after one ended: %v", err)
+	}
+	if _, _, err := h.subscribe("10.0.0.1"); !errors.Is(err, errTooManyByClient) {
+		t.Fatalf("a third stream from one address: %v, want errTooManyByClient", err)
+	}
+
+	slow, _, err := h.subscribe("10.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.publish(Revocation{Seq: 1, TokenID: "x"})
+	h.publish(Revocation{Seq: 2, TokenID: "x"})
+	select {
+	case <-slow.Ended():
+		t.Fatal("a stream holding maxQueue (2) events was cut off")
+	default:
+	}
+	h.publish(Revocation{Seq: 3, TokenID: "x"})
+	if _, _, err := slow.Take(); !errors.Is(err, errStreamTooSlow) {
+		t.Fatalf("a third event for a stream holding 2: %v, want errStreamTooSlow", err)
+	}
+}
