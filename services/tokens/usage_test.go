@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -53,5 +54,19 @@ func TestUsageRecorderConcurrent(t *testing.T) {
 		if got := st.seen[id]; last.Sub(got) > usageResolution {
 			t.Errorf("%s: last use %v, want within %v of %v", id, got, usageResolution, last)
 		}
+	}
+}
+
+// NewUsageRecorder's defaults: 5 s when no interval is set, a set one and
+// a set logger kept, and a logger always (shown failing on `interval <= 0`
+// negated, `5 * time.Second` → `/`, and `log == nil` negated).
+func TestUsageRecorderDefaults(t *testing.T) {
+	t.Parallel()
+	if u := NewUsageRecorder(nil, 0, nil); u.interval != 5*time.Second || u.log == nil {
+		t.Errorf("defaults: interval %v, logger %v; want 5s and a logger", u.interval, u.log)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if u := NewUsageRecorder(nil, time.Minute, log); u.interval != time.Minute || u.log != log {
+		t.Errorf("set: interval %v, logger kept %v; want 1m and the one given", u.interval, u.log == log)
 	}
 }
