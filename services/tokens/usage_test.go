@@ -70,3 +70,31 @@ func TestUsageRecorderDefaults(t *testing.T) {
 		t.Errorf("set: interval %v, logger kept %v; want 1m and the one given", u.interval, u.log == log)
 	}
 }
+
+// A use within usageResolution of the pending one is not recorded again;
+// one usageResolution later or more is (shown failing on Record's
+// `t.Sub(prev) >= usageResolution` negated and → `>`).
+func TestUsageRecordResolution(t *testing.T) {
+	t.Parallel()
+	u := NewUsageRecorder(nil, 0, nil)
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	pending := func() time.Time {
+		sh := u.shard("t")
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return sh.pending["t"]
+	}
+	u.Record("t", t0)
+	u.Record("t", t0.Add(usageResolution-1))
+	if got := pending(); !got.Equal(t0) {
+		t.Fatalf("a use within the resolution replaced the pending one: %v", got)
+	}
+	u.Record("t", t0.Add(usageResolution))
+	if got := pending(); !got.Equal(t0.Add(usageResolution)) {
+		t.Fatalf("a use one resolution later was not recorded: pending %v", got)
+	}
+	u.Record("t", t0.Add(5*usageResolution))
+	if got := pending(); !got.Equal(t0.Add(5 * usageResolution)) {
+		t.Fatalf("a use seconds later was not recorded: pending %v", got)
+	}
+}
