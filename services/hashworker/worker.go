@@ -59,7 +59,16 @@ type Config struct {
 	Stderr io.Writer
 	// Exe is the binary to run; empty: /proc/self/exe (tests).
 	Exe string
+	// Idle is how long a worker with nothing to do lives on; 0 means
+	// DefaultIdle. The next hash starts a new one.
+	Idle time.Duration
 }
+
+// DefaultIdle is how long an idle worker lives on: long enough that
+// sign-ins a few seconds apart share one, short enough that a server
+// between sign-ins holds no second process (an idle worker's RSS is
+// 27-30 MB, mostly pages of the binary).
+const DefaultIdle = 30 * time.Second
 
 // Worker is the parent side: it starts the worker process when first
 // needed, sends it requests and restarts it after it died.
@@ -76,6 +85,10 @@ type Worker struct {
 	nextID uint64
 	starts int
 	closed bool
+	// users counts the IDKey calls between running and their return;
+	// idleGen, bumped when one starts, tells a retire timer it is stale.
+	users   int
+	idleGen uint64
 }
 
 // process is one run of the worker.
@@ -87,6 +100,8 @@ type process struct {
 	mu      sync.Mutex
 	pending map[uint64]chan result
 	ended   bool
+	// retired: keymint closed its stdin because it idled (or at Close).
+	retired bool
 	// done is closed when the process has exited and been waited for.
 	done chan struct{}
 }
@@ -121,6 +136,9 @@ func New(cfg Config) (*Worker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Idle <= 0 {
+		cfg.Idle = DefaultIdle
+	}
 	return &Worker{cfg: cfg, log: log, inChild: make(chan struct{}, cfg.Slots)}, nil
 }
 
@@ -137,6 +155,7 @@ func (w *Worker) IDKey(ctx context.Context, password, salt []byte, passes, memor
 		<-w.inChild
 		return nil, err
 	}
+	defer w.leave()
 	frame, err := appendRequest(nil, request{id: id, params: Params{Time: passes, MemoryKiB: memoryKiB, Threads: threads, KeyLen: keyLen},
 		salt: salt, password: password})
 	if err != nil {
@@ -185,6 +204,8 @@ func (w *Worker) running() (*process, uint64, error) {
 	}
 	w.nextID++
 	if w.proc != nil && !w.proc.hasEnded() {
+		w.users++
+		w.idleGen++
 		return w.proc, w.nextID, nil
 	}
 	p, err := w.start()
@@ -194,7 +215,44 @@ func (w *Worker) running() (*process, uint64, error) {
 	}
 	w.proc = p
 	w.starts++
+	w.users++
+	w.idleGen++
 	return p, w.nextID, nil
+}
+
+// leave ends an IDKey call; the last one out arms the retire timer.
+func (w *Worker) leave() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.users--
+	if w.users == 0 {
+		gen := w.idleGen
+		time.AfterFunc(w.cfg.Idle, func() { w.retire(gen) })
+	}
+}
+
+// retire closes the worker's stdin if nothing used it since the timer of
+// gen was armed and it holds no abandoned request; it exits on the EOF.
+func (w *Worker) retire(gen uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.proc
+	if p == nil || w.users > 0 || w.idleGen != gen {
+		return
+	}
+	p.mu.Lock()
+	busy := len(p.pending) > 0
+	p.retired = !busy
+	p.mu.Unlock()
+	if busy {
+		// An abandoned request is still computed: look again later.
+		time.AfterFunc(w.cfg.Idle, func() { w.retire(gen) })
+		return
+	}
+	w.proc = nil
+	p.wmu.Lock()
+	p.stdin.Close()
+	p.wmu.Unlock()
 }
 
 // start starts a worker process at nice 19 (startNiced).
@@ -259,13 +317,15 @@ func (w *Worker) read(p *process, out *os.File) {
 	p.end(w)
 	p.stdin.Close()
 	err := p.cmd.Wait()
-	w.mu.Lock()
-	closing := w.closed
-	w.mu.Unlock()
+	p.mu.Lock()
+	retired := p.retired
+	p.mu.Unlock()
 	switch {
 	case failure != nil:
 		w.log.Error("hash worker stopped", "pid", p.cmd.Process.Pid, "err", failure.Error(), "exit", fmt.Sprint(err))
-	case !closing:
+	case retired && err == nil:
+		w.log.Debug("hash worker ended, idle", "pid", p.cmd.Process.Pid)
+	default:
 		w.log.Warn("hash worker exited", "pid", p.cmd.Process.Pid, "exit", fmt.Sprint(err))
 	}
 	close(p.done)
@@ -353,6 +413,9 @@ func (w *Worker) Close(timeout time.Duration) {
 	if p == nil {
 		return
 	}
+	p.mu.Lock()
+	p.retired = true
+	p.mu.Unlock()
 	p.wmu.Lock()
 	p.stdin.Close()
 	p.wmu.Unlock()

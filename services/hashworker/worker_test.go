@@ -359,3 +359,33 @@ func TestCloseEndsWorker(t *testing.T) {
 		t.Errorf("request after Close: %v", err)
 	}
 }
+
+// A worker with nothing to do ends after Config.Idle (keymint closes its
+// stdin), and the next request starts another.
+func TestIdleWorkerEnds(t *testing.T) {
+	out := &syncBuffer{}
+	w, err := New(Config{Slots: 1, MemoryKiB: 64, Stderr: out, Idle: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(10 * time.Second) })
+	for round := range 2 {
+		if _, err := w.IDKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), 1, 64, 1, 32); err != nil {
+			t.Fatal(err)
+		}
+		// Wait for the event (the worker gone), not for a time.
+		for w.Stats().PID != 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if st := w.Stats(); st.Starts != round+1 {
+			t.Fatalf("stats %+v in round %d", st, round)
+		}
+	}
+	for !strings.Contains(out.String(), "hash worker ended, idle") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "hash worker exited") {
+		t.Errorf("an idle end logged as an exit:\n%s", out)
+	}
+}
