@@ -19,25 +19,30 @@ func niceSupported() error { return nil }
 // Not SysProcAttr.Pdeathsig: it fires when the thread that started the
 // child exits, which this thread does at once. The worker ends on EOF on
 // its stdin instead, which the kernel gives it when keymint dies.
-//
-// The main thread is the exception: the runtime does not end it but
-// parks it for good, at nice 19. So a goroutine that lands on it keeps it
-// locked (and idle) while another goroutine, which therefore runs on
-// another thread, does the work; then it lets it go.
 func startNiced(cmd *exec.Cmd) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if syscall.Gettid() == syscall.Getpid() {
-			errc <- startNiced(cmd)
+		ended, err := startOnLockedThread(cmd)
+		if !ended {
 			runtime.UnlockOSThread()
-			return
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), Nice); err != nil {
-			errc <- err
-			return
-		}
-		errc <- cmd.Start()
+		errc <- err
 	}()
 	return <-errc
+}
+
+// startOnLockedThread starts cmd from the calling goroutine's locked
+// thread, raised to nice Nice for good (ended: the goroutine must return
+// locked). The main thread is the exception: the runtime does not end it
+// but parks it for good, so it is left as it is, and kept locked (idle)
+// while startNiced does the work on another thread.
+func startOnLockedThread(cmd *exec.Cmd) (ended bool, err error) {
+	if syscall.Gettid() == syscall.Getpid() {
+		return false, startNiced(cmd)
+	}
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), Nice); err != nil {
+		return true, err
+	}
+	return true, cmd.Start()
 }

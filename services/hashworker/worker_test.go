@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +20,48 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
+// The main goroutine stays on the main thread, so that TestMain can start
+// a process from it (TestStartFromMainThread).
+func init() { runtime.LockOSThread() }
+
+// fromMainThread is what starting /bin/true from the main thread left:
+// the nice value of the main thread after, and the error.
+var fromMainThread struct {
+	nice int
+	err  error
+}
+
 // The test binary is its own worker: started as argv0, it serves.
 func TestMain(m *testing.M) {
 	Dispatch()
+	if syscall.Gettid() == syscall.Getpid() {
+		cmd := exec.Command("/bin/true")
+		_, fromMainThread.err = startOnLockedThread(cmd)
+		if fromMainThread.err == nil {
+			fromMainThread.err = cmd.Wait()
+		}
+		prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+		fromMainThread.nice = 20 - prio // the raw syscall's 20 - nice
+		if err != nil {
+			fromMainThread.err = err
+		}
+	} else {
+		fromMainThread.err = errors.New("TestMain not on the main thread")
+	}
+	runtime.UnlockOSThread()
 	os.Exit(m.Run())
+}
+
+// Started from the main thread, which the runtime never ends, the worker
+// still starts, and the main thread keeps its nice value.
+func TestStartFromMainThread(t *testing.T) {
+	own, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromMainThread.err != nil || fromMainThread.nice != 20-own {
+		t.Errorf("from the main thread: %v, its nice %d after, want %d", fromMainThread.err, fromMainThread.nice, 20-own)
+	}
 }
 
 // syncBuffer is a bytes.Buffer for a child's stderr and a logger at once.
