@@ -49,6 +49,8 @@ func TestDeriverMatchesInline(t *testing.T) {
 
 // A Deriver's failure is Unavailable with a retry hint, never a wrong
 // password; a short key is one too; a cancelled wait stays the context's.
+// Seen to fail with idKey returning nil, nil for a Deriver's error (then a
+// dead worker read as a wrong password).
 func TestDeriverFailureIsUnavailable(t *testing.T) {
 	h := newTestHasher(t, HasherConfig{})
 	phc, err := h.Hash(context.Background(), "the password")

@@ -53,7 +53,9 @@ func TestMain(m *testing.M) {
 }
 
 // Started from the main thread, which the runtime never ends, the worker
-// still starts, and the main thread keeps its nice value.
+// still starts, and the main thread keeps its nice value. Seen to fail
+// with startOnLockedThread's main-thread branch removed (the main thread
+// stayed at nice 19).
 func TestStartFromMainThread(t *testing.T) {
 	own, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
 	if err != nil {
@@ -187,7 +189,9 @@ func niceOf(t *testing.T, pid int) map[string]int {
 
 // Every thread of the worker runs at nice 19, also those its runtime
 // started for the hashing; this process's threads keep their nice value
-// (the one that started the worker ended).
+// (the one that started the worker ended). Seen to fail before
+// startOnLockedThread had its main-thread branch, when the start ran on
+// the main thread: the runtime parked it at nice 19.
 func TestWorkerThreadsAtNice19(t *testing.T) {
 	before := niceOf(t, os.Getpid())
 	own, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
