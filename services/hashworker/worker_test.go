@@ -352,7 +352,8 @@ func TestStoppedWorkerBoundedByContext(t *testing.T) {
 
 // Neither the worker's stderr nor the log ever holds a password or a salt:
 // not in normal work, not in refusals, and not in the goroutine dump of a
-// worker that crashes (SIGQUIT) with the password in flight.
+// worker that crashes (SIGQUIT) with a request in flight (sent as the
+// request is: whether the worker read it first is not decided here).
 func TestSecretsNeverInWorkerOutput(t *testing.T) {
 	out := &syncBuffer{}
 	w := newWorker(t, 1, out)
