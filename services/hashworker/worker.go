@@ -38,6 +38,10 @@ const memoryHeadroomMiB = 16
 // retried; the next one starts a new worker.
 var ErrUnavailable = errors.New("password hashing worker unavailable")
 
+// selfExe is this process's binary, also if it was replaced or deleted
+// on disk since it started (an upgrade in place).
+const selfExe = "/proc/self/exe"
+
 // ErrUnsupported means this process cannot start a worker (no
 // /proc/self/exe, not Linux, or a binary that does not call Dispatch).
 var ErrUnsupported = errors.New("hash worker: cannot re-execute this binary")
@@ -57,8 +61,6 @@ type Config struct {
 	// input: Go prints argument words, not what they point to); nil:
 	// this process's stderr.
 	Stderr io.Writer
-	// Exe is the binary to run; empty: /proc/self/exe (tests).
-	Exe string
 	// Idle is how long a worker with nothing to do lives on; 0 means
 	// DefaultIdle. The next hash starts a new one.
 	Idle time.Duration
@@ -117,16 +119,13 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Slots < 1 {
 		cfg.Slots = 1
 	}
-	if cfg.Exe == "" {
-		if !spawnable {
-			return nil, fmt.Errorf("%w: main does not call hashworker.Dispatch", ErrUnsupported)
-		}
-		cfg.Exe = "/proc/self/exe"
+	if !spawnable {
+		return nil, fmt.Errorf("%w: main does not call hashworker.Dispatch", ErrUnsupported)
 	}
 	if err := niceSupported(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
-	if _, err := os.Stat(cfg.Exe); err != nil {
+	if _, err := os.Stat(selfExe); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	if cfg.Stderr == nil {
@@ -268,7 +267,7 @@ func (w *Worker) start() (*process, error) {
 		return nil, err
 	}
 	cmd := &exec.Cmd{
-		Path:  w.cfg.Exe,
+		Path:  selfExe,
 		Args:  []string{argv0, fmt.Sprint(w.cfg.Slots)},
 		Stdin: inR, Stdout: outW, Stderr: w.cfg.Stderr,
 		// Nothing of keymint's environment (peppers, database URLs):
