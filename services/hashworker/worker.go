@@ -286,7 +286,9 @@ func (w *Worker) start() (*process, error) {
 		return nil, err
 	}
 	p := &process{cmd: cmd, stdin: inW, pending: map[uint64]chan result{}, done: make(chan struct{})}
-	w.log.Info("hash worker started", "pid", cmd.Process.Pid, "slots", w.cfg.Slots, "nice", Nice)
+	// Debug: after each idle end the next sign-in starts one; unexpected
+	// exits are warnings.
+	w.log.Debug("hash worker started", "pid", cmd.Process.Pid, "slots", w.cfg.Slots, "nice", Nice)
 	go w.read(p, outR)
 	return p, nil
 }

@@ -378,8 +378,8 @@ func (s *Server) newHasher(log *slog.Logger) (*accounts.Hasher, error) {
 		return h, nil
 	}
 	s.hashWorker = w
-	// After the listeners' drain (closers run last first): sign-ins in
-	// flight get their hashes.
+	// Closers run once the HTTP and gRPC servers have drained, so the
+	// sign-ins in flight have had their hashes.
 	s.closers = append(s.closers, func() { w.Close(5 * time.Second) })
 	hc.Deriver = w
 	return accounts.NewHasher(hc)
