@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -96,5 +97,38 @@ func TestUsageRecordResolution(t *testing.T) {
 	u.Record("t", t0.Add(5*usageResolution))
 	if got := pending(); !got.Equal(t0.Add(5 * usageResolution)) {
 		t.Fatalf("a use seconds later was not recorded: pending %v", got)
+	}
+}
+
+type failingToucher struct{ err error }
+
+func (f failingToucher) TouchTokens(context.Context, map[string]time.Time) error { return f.err }
+
+// A successful flush empties the pending uses; a failed one keeps them for
+// the next (shown failing on Flush's `err != nil` negated, which kept every
+// use ever written pending, and dropped the ones a failure could not write).
+func TestUsageFlushEmptiesOnlyOnSuccess(t *testing.T) {
+	t.Parallel()
+	pending := func(u *UsageRecorder) int {
+		n := 0
+		for i := range u.shards {
+			u.shards[i].mu.Lock()
+			n += len(u.shards[i].pending)
+			u.shards[i].mu.Unlock()
+		}
+		return n
+	}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ok := NewUsageRecorder(&touchRecorder{seen: map[string]time.Time{}}, time.Hour, nil)
+	ok.Record("a", at)
+	ok.Record("b", at)
+	if err := ok.Flush(context.Background()); err != nil || pending(ok) != 0 {
+		t.Fatalf("after a successful flush: %v, %d uses pending; want none", err, pending(ok))
+	}
+	bad := NewUsageRecorder(failingToucher{errors.New("store down")}, time.Hour, slog.New(slog.DiscardHandler))
+	bad.Record("a", at)
+	bad.Record("b", at)
+	if err := bad.Flush(context.Background()); err == nil || pending(bad) != 2 {
+		t.Fatalf("after a failed flush: %v, %d uses pending; want the error and 2", err, pending(bad))
 	}
 }
