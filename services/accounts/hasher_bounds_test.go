@@ -33,3 +33,27 @@ func TestHasherWaitAndLengthBounds(t *testing.T) {
 		t.Fatalf("a %d-byte password hashed", len(password)+1)
 	}
 }
+
+// A stored hash's parameters are read up to their bounds and no further:
+// 16 threads, 64-byte salt and key (shown failing on decodePHC's `n >
+// maxThreads`, and the salt and key lengths' `>`, each → `>=`).
+func TestDecodePHCBoundsExact(t *testing.T) {
+	t.Parallel()
+	p := DefaultHashParams // only encoded: nothing is hashed
+	for _, tc := range []struct {
+		threads         uint8
+		saltLen, keyLen int
+		ok              bool
+	}{
+		{maxThreads, maxSaltLen, maxKeyLen, true},
+		{maxThreads + 1, maxSaltLen, maxKeyLen, false},
+		{1, maxSaltLen + 1, maxKeyLen, false},
+		{1, maxSaltLen, maxKeyLen + 1, false},
+	} {
+		p.Threads = tc.threads
+		phc := encodePHC(p, make([]byte, tc.saltLen), make([]byte, tc.keyLen))
+		if _, _, _, err := decodePHC(phc); (err == nil) != tc.ok {
+			t.Errorf("threads %d, salt %d, key %d bytes: %v, want ok %v", tc.threads, tc.saltLen, tc.keyLen, err, tc.ok)
+		}
+	}
+}
