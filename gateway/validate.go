@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"net/http"
 	"strconv"
 	"sync"
@@ -201,6 +202,9 @@ func (p *jsonScanner) str() ([]byte, bool) {
 	}
 	b, start := p.b, p.i
 	i := start // a local index: the loop keeps it in a register
+	for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+		i += 8
+	}
 	for i < len(b) && plainJSON[b[i]] {
 		i++
 	}
@@ -220,6 +224,20 @@ var plainJSON = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// plainWord reports whether the 8 bytes of x are all plainJSON: eight at
+// a time where tokens and ids are tens of bytes (the bit tricks are the
+// exact "has a byte less than / more than / equal to" tests of Bit
+// Twiddling Hacks; TestPlainWord checks them against the table).
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	less := (x - 0x20*ones) & ^x & highs // a byte < 0x20
+	more := ((x + 1*ones) | x) & highs   // a byte > 0x7e
+	q := x ^ '"'*ones                    // a '"' is a zero byte of q
+	bs := x ^ '\\'*ones                  // a backslash is a zero byte of bs
+	eq := ((q-ones) & ^q | (bs-ones) & ^bs) & highs
+	return less|more|eq == 0
+}
 
 // end reports whether only whitespace is left.
 func (p *jsonScanner) end() bool {
@@ -391,7 +409,14 @@ func appendDigits(dst []byte, v uint64, width int) []byte {
 // appendPlainString appends s quoted if it is printable ASCII needing no
 // escape, and reports whether it was.
 func appendPlainString(dst []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if !plainWord(uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56) {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		if !plainJSON[s[i]] {
 			return dst, false
 		}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -349,5 +350,44 @@ func TestFastValidation(t *testing.T) {
 	}
 	if (&gateway{maxBody: 100}).fastValidation(httptest.NewRequest(http.MethodPost, validatePath, nil)) {
 		t.Error("no in-process validator: no direct route")
+	}
+}
+
+// TestPlainWord: plainWord is plainJSON for 8 bytes at once, for every byte
+// value in every position and for random words.
+func TestPlainWord(t *testing.T) {
+	table := func(w [8]byte) bool {
+		for _, c := range w {
+			if !plainJSON[c] {
+				return false
+			}
+		}
+		return true
+	}
+	check := func(w [8]byte) {
+		if got, want := plainWord(binary.LittleEndian.Uint64(w[:])), table(w); got != want {
+			t.Fatalf("plainWord(% x) = %v, want %v", w, got, want)
+		}
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			w := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+			w[pos] = byte(c)
+			check(w)
+			w = [8]byte{0x7e, 0x20, 0x7e, 0x20, 0x7e, 0x20, 0x7e, 0x20}
+			w[pos] = byte(c)
+			check(w)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], rng.Uint64())
+		for i := range w {
+			if rng.IntN(4) > 0 { // mostly plain, so both answers occur
+				w[i] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		check(w)
 	}
 }
