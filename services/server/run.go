@@ -423,6 +423,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.githubKeys.Run(ctx)
 	}
 	webhooksDone := s.runWebhooks(ctx)
+	releaseStartupMemory()
 	s.log.Info("keymint serving", "http", s.httpLis.Addr().String(), "grpc", s.grpcLis.Addr().String())
 	if s.onServing != nil {
 		s.onServing(s.httpLis.Addr(), s.grpcLis.Addr())
