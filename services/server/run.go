@@ -13,6 +13,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -168,8 +169,10 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 		return nil, err
 	}
 	s.closers = append(s.closers, s.cache.close)
-	if err := tracing.InstrumentRedis(tc, s.cache.client); err != nil {
-		return nil, err
+	for _, rc := range []redis.UniversalClient{s.cache.client, s.cache.signInClient} {
+		if err := tracing.InstrumentRedis(tc, rc); err != nil {
+			return nil, err
+		}
 	}
 	rpcm := newRPCMetrics(s.registry)
 
@@ -180,7 +183,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	if err != nil {
 		return nil, err
 	}
-	signIn, err := c.Abuse.signInThrottle(s.cache.client, c.Cache.RedisTimeout, s.registry, log)
+	signIn, err := c.Abuse.signInThrottle(s.cache.signInClient, c.Cache.signInRedisTimeout(), s.registry, log)
 	if err != nil {
 		return nil, err
 	}
