@@ -162,9 +162,9 @@ func HTTP(c Config, h http.Handler) http.Handler {
 	s := newServerSpan()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m, name := method(r.Method)
-		// The server's header keys are canonical; Setup's propagator reads
-		// traceparent (tracestate only with it) and baggage.
-		traced := len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0
+		// The server's header keys are canonical. As on gRPC, a request
+		// without traceparent is a root and its baggage is not taken.
+		traced := len(r.Header["Traceparent"]) > 0
 		ctx, span := s.start(r.Context(), name, traced, func(ctx context.Context) context.Context {
 			return otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
 		})

@@ -385,3 +385,33 @@ func TestSamplerFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// Baggage is taken with a caller's trace context and handed on with it; a
+// request without traceparent is a new root, and its baggage is not taken.
+func TestBaggageComesWithTraceContext(t *testing.T) {
+	_, c, _ := setup(t, "parentbased_always_on", "")
+	s := startServices(t, c)
+	get := func(traceparent string) string {
+		req, err := http.NewRequest(http.MethodGet, s.http, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if traceparent != "" {
+			req.Header.Set("traceparent", traceparent)
+		}
+		req.Header.Set("baggage", "tenant=acme")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("baggage")
+	}
+	tp, _, _ := parent(0x60, true)
+	if got := get(tp); got != "tenant=acme" {
+		t.Errorf("with traceparent: answer baggage %q, want tenant=acme", got)
+	}
+	if got := get(""); got != "" {
+		t.Errorf("without traceparent: answer baggage %q, want none", got)
+	}
+}
