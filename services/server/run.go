@@ -216,17 +216,19 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	// The hot methods' chains, composed once; Check's is added below, with
 	// its server, before the server serves.
 	precomposed := map[string]grpc.UnaryHandler{keymintv1.TokenService_ValidateToken_FullMethodName: validate}
-	grpcOpts := grpcTransportOptions()
-	if h := tracing.GRPCServerHandler(tc); h != nil {
-		grpcOpts = append(grpcOpts, grpc.StatsHandler(h))
+	streams := streamInterceptors(rpcm, log, authn)
+	if ts := tracing.GRPCStreamServer(tc); ts != nil {
+		streams = append([]grpc.StreamServerInterceptor{ts}, streams...)
 	}
-	s.grpc = grpc.NewServer(append(grpcOpts,
+	s.grpc = grpc.NewServer(append(grpcTransportOptions(),
 		// Handle streams on long-lived workers: a goroutine per stream would
 		// start on a small stack and grow it (copy) on every call through
 		// the interceptor chain, which cost ~18% of a core at 25k calls/s.
 		grpc.NumStreamWorkers(grpcStreamWorkers),
-		grpc.UnaryInterceptor(unaryChain(unary, precomposed)),
-		grpc.ChainStreamInterceptor(streamInterceptors(rpcm, log, authn)...),
+		// The gRPC server span wraps the whole chain; REST validations,
+		// called in process behind the same chain, have the HTTP span.
+		grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unaryChain(unary, precomposed))),
+		grpc.ChainStreamInterceptor(streams...),
 	)...)
 	keymintv1.RegisterTokenServiceServer(s.grpc, tokenServer)
 	keymintv1.RegisterAccountServiceServer(s.grpc, accounts.NewServer(acct))
