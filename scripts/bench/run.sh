@@ -34,7 +34,9 @@
 # Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
 # store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
 # BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1), BENCH_SCENARIOS
-# (all, flood for the login flood alone, tracing for the tracing cost alone),
+# (all; or a comma-separated list of cached, malformed, features, authz
+# (ext_authz and forward-auth), limits (usage- and rate-limited), long, l2,
+# store, flood; tracing for the tracing cost alone),
 # BENCH_FLOOD_CONCURRENCY (60), BENCH_IDLE_WAIT (3, seconds before the idle
 # RSS sample), BENCH_RESULTS (a file to keep the raw results in).
 # Postgres and Redis are throwaway instances from scripts/pg.sh and
@@ -53,6 +55,9 @@ SCENARIOS=${BENCH_SCENARIOS:-all}
 FLOOD_CONC=${BENCH_FLOOD_CONCURRENCY:-60}
 
 log() { echo "bench: $*" >&2; }
+# want GROUP: whether BENCH_SCENARIOS asks for GROUP (all asks for every
+# group but tracing).
+want() { [ "$SCENARIOS" = all ] || [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
 work=$(mktemp -d /tmp/keymint-bench.XXXXXX)
 chmod 755 "$work"
@@ -149,8 +154,9 @@ sleep "${BENCH_IDLE_WAIT:-3}"
 "$work/load" rss -pid "$L1_PID" -name idle -out "$results" >/dev/null
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens"
 
-# The validation scenarios (all but the login flood), not re-indented.
-if [ "$SCENARIOS" = all ]; then
+# The validation scenarios (all but the login flood), each group under
+# its want, not re-indented.
+if want cached; then
 
 # The baselines answer with a copy of keymint's own answer (for HTTP, its
 # headers too: http-echo-body-only, for reference, sends the body alone). grpc-echo has
@@ -181,11 +187,13 @@ start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/t
 log "rest: bare net/http answering keymint's body without its headers"
 load http -name http-echo-body-only -url "http://$ECHO_ADDR/v1/tokens:validate" -d "$DURATION" -pid "$ECHO_PID"
 stop_pid "$ECHO_PID"
+fi
 KM_PID=$L1_PID KM_GRPC=$L1_GRPC
 
 # A malformed token (a real one with its last checksum character changed):
 # keymint refuses it without a lookup, so this is HTTP and JSON handling
 # alone. The bare server answers keymint's MALFORMED answer.
+if want malformed; then
 awk '{ c = substr($0, length($0)); print substr($0, 1, length($0) - 1) (c == "a" ? "b" : "a") }' "$work/tokens" >"$work/tokens-malformed"
 start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/tokens-malformed" -proto malformed
 HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
@@ -196,9 +204,11 @@ for round in $(seq 1 "$ROUNDS"); do
   loadm http -name rest-keymint-malformed -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
 done
 stop_pid "$HTTP_ECHO_PID"
+fi
 
 # Every lifecycle check on the token: scopes, an expiry, a CIDR allow-list
 # (validated from an address inside it). Baselines copy that answer.
+if want features; then
 FEATURE_IP=10.1.2.3
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
   -ttl 7776000s -cidrs 10.0.0.0/8,192.168.0.0/16 -out "$work/tokens-features"
@@ -216,10 +226,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_pid "$GRPC_ECHO_PID"
 stop_pid "$HTTP_ECHO_PID"
+fi
 
 # The sidecar protocols on cached tokens: Envoy ext_authz Check on the gRPC
 # port and nginx/Traefik forward-auth on the HTTP port, each against a bare
 # server answering with a copy of keymint's answer.
+if want authz; then
 start_echo grpc-echo -from "$L1_GRPC" -tokens "$work/tokens" -proto authz
 GRPC_ECHO_PID=$ECHO_PID GRPC_ECHO=$ECHO_ADDR
 start_echo http-echo -from "http://$L1_HTTP/v1/forward-auth" -tokens "$work/tokens" -proto forward-auth
@@ -233,10 +245,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_pid "$GRPC_ECHO_PID"
 stop_pid "$HTTP_ECHO_PID"
+fi
 
 # Usage- and rate-limited tokens cannot be answered from the cache alone:
 # each call takes a use (a Lua script on a Redis counter leased from the
 # store) or a GCRA event (redis_rate). Measured apart, for reference.
+if want limits; then
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
   -uses 1000000000000 -out "$work/tokens-uses"
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
@@ -246,9 +260,12 @@ log "grpc: usage-limited tokens, then rate-limited tokens ($DURATION each)"
   -c "$CONC" -d "$DURATION" -pid "$L1_PID" -out "$results" >/dev/null
 "${LOAD[@]}" "$work/load" grpc -name grpc-keymint-rate -tokens "$work/tokens-rate" -addr "$L1_GRPC" -conns "$CONNS" \
   -c "$CONC" -d "$DURATION" -pid "$L1_PID" -out "$results" >/dev/null
+fi
 
+if want long; then
 log "grpc: keymint ValidateToken for $LONG, RSS sampled"
 load grpc -name grpc-keymint-l1-long -addr "$KM_GRPC" -conns "$CONNS" -d "$LONG" -pid "$KM_PID"
+fi
 stop_pid "$KM_PID"
 
 # uncached NAME TOKENS: ROUNDS rounds of a bare gRPC echo (answering a copy
@@ -267,17 +284,21 @@ uncached() {
   stop_pid "$ECHO_PID"
 }
 
+if want l2; then
 log "grpc: keymint with L1 off, Redis L2"
 start_keymint l2 --redis-url "$REDIS_URL" --cache-l1-size 0
 uncached l2 "$work/tokens"
 stop_pid "$KM_PID"
+fi
 
+if want store; then
 log "grpc: keymint with no cache ($STORE)"
 start_keymint store --cache-l1-size 0
 uncached "store-$STORE" "$work/tokens"
 stop_pid "$KM_PID"
+fi
 
-if [ "$STORE" != postgres ]; then
+if want store && [ "$STORE" != postgres ]; then
   # #18's store target is PostgreSQL's: a second server on a throwaway one
   # (its own database, pepper and tokens), no cache.
   log "grpc: keymint with no cache (postgres)"
@@ -295,9 +316,6 @@ if [ "$STORE" != postgres ]; then
   unset KEYMINT_DATABASE_URL KEYMINT_PEPPER
   export KEYMINT_DATA_DIR=$SAVED_DATA_DIR
   bash scripts/pg.sh stop "$work/pg" >/dev/null
-fi
-else
-  stop_pid "$L1_PID"
 fi
 
 # Tracing cost: the same server with tracing off, then on at 1 % sampling
@@ -343,7 +361,7 @@ fi
 # load shares them), at the same priority as the load.
 SAVED_SRV=("${SRV[@]}")
 for procs in 1 2; do
-  [ "$SCENARIOS" = tracing ] && break
+  want flood || break
   SRV=(env GOMAXPROCS="$procs")
   if [ "$(id -u)" -eq 0 ] && [ "$NICE" != 0 ]; then SRV=(nice -n "$NICE" "${SRV[@]}"); fi
   log "login flood at GOMAXPROCS=$procs: validation without, then during $FLOOD_CONC sign-ins in flight ($DURATION each)"
