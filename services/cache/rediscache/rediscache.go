@@ -97,8 +97,10 @@ type Remote struct {
 	log       *slog.Logger
 	// skipUntil is when Redis may be tried again, in UnixNano; 0 when healthy.
 	skipUntil atomic.Int64
-	// gets shares pipelines among concurrent Gets.
+	// gets shares reads among concurrent Gets.
 	gets *batch.Batcher[[]cache.Key, []string]
+	// cluster: keys live in different slots, so no MGET.
+	cluster bool
 
 	mu      sync.Mutex
 	pending map[cache.Key]time.Time // failed invalidations, by first failure
@@ -147,6 +149,7 @@ func New(cfg Config) (*Remote, error) {
 	if r.revTime <= 0 {
 		r.revTime = DefaultRevocationTimeout
 	}
+	_, r.cluster = r.client.(*redis.ClusterClient)
 	size, queue := cfg.BatchSize, cfg.BatchQueue
 	if size <= 0 {
 		size = DefaultBatchSize
@@ -233,9 +236,10 @@ func (r *Remote) getOwn(ctx context.Context, keys []cache.Key) ([]string, error)
 }
 
 // getBatch reads the entries of every query's keys in one round trip: a
-// GET alone, or one GET per key in a pipeline (not MGET: in a Cluster the
-// keys live in different slots). vals[i] holds query i's values found, in
-// its keys' order.
+// GET alone; an MGET of them all on one node (a Sentinel's master
+// included): one command for Redis to run, not one per key; in a Cluster,
+// whose keys live in different slots, one GET per key in a pipeline.
+// vals[i] holds query i's values found, in its keys' order.
 func (r *Remote) getBatch(ctx context.Context, qs [][]cache.Key) (vals [][]string, err error) {
 	vals = make([][]string, len(qs))
 	if len(qs) == 1 && len(qs[0]) == 1 {
@@ -252,6 +256,31 @@ func (r *Remote) getBatch(ctx context.Context, qs [][]cache.Key) (vals [][]strin
 	n := 0
 	for _, keys := range qs {
 		n += len(keys)
+	}
+	if !r.cluster {
+		names := make([]string, 0, n)
+		for _, keys := range qs {
+			for _, k := range keys {
+				names = append(names, r.entryKey(k))
+			}
+		}
+		got, err := r.client.MGet(ctx, names...).Result()
+		if err := r.result(err); err != nil {
+			return nil, err
+		}
+		if len(got) != n {
+			return nil, fmt.Errorf("mget: %d values for %d keys", len(got), n)
+		}
+		i := 0
+		for q, keys := range qs {
+			for range keys {
+				if v, ok := got[i].(string); ok {
+					vals[q] = append(vals[q], v)
+				}
+				i++
+			}
+		}
+		return vals, nil
 	}
 	cmds := make([]*redis.StringCmd, 0, n)
 	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -15,13 +15,16 @@ import (
 )
 
 // roundTrips is a go-redis hook on a real client: it counts the GETs sent
-// alone and the pipelines of GETs (and the GETs they carry), and can hold
-// the next GET before it is sent, or the next pipeline before it is sent or
-// after its answers were read, until the test releases it.
+// alone, the MGETs and the pipelines of GETs (and the keys they carry), and
+// can hold the next GET before it is sent, or the next shared read (an MGET
+// or a pipeline) before it is sent or after its answers were read, until
+// the test releases it.
 type roundTrips struct {
 	singles, pipelines, piped atomic.Int64
+	// mgets counts MGETs and mgot the keys they carried.
+	mgets, mgot atomic.Int64
 	// Each hold fires once.
-	beforeGet, beforePipeline, afterPipeline atomic.Pointer[func()]
+	beforeGet, beforeShared, afterShared atomic.Pointer[func()]
 }
 
 func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook {
@@ -30,10 +33,16 @@ func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook {
 
 func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() != "get" {
+		switch cmd.Name() {
+		case "get":
+			h.singles.Add(1)
+		case "mget":
+			h.mgets.Add(1)
+			h.mgot.Add(int64(len(cmd.Args()) - 1))
+			return h.shared(func() error { return next(ctx, cmd) })
+		default:
 			return next(ctx, cmd)
 		}
-		h.singles.Add(1)
 		if f := h.beforeGet.Swap(nil); f != nil {
 			(*f)()
 		}
@@ -50,15 +59,19 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 		}
 		h.pipelines.Add(1)
 		h.piped.Add(int64(len(cmds)))
-		if f := h.beforePipeline.Swap(nil); f != nil {
-			(*f)()
-		}
-		err := next(ctx, cmds)
-		if f := h.afterPipeline.Swap(nil); f != nil {
-			(*f)()
-		}
-		return err
+		return h.shared(func() error { return next(ctx, cmds) })
 	}
+}
+
+func (h *roundTrips) shared(send func() error) error {
+	if f := h.beforeShared.Swap(nil); f != nil {
+		(*f)()
+	}
+	err := send()
+	if f := h.afterShared.Swap(nil); f != nil {
+		(*f)()
+	}
+	return err
 }
 
 // hold arms slot; reached is closed when a round trip gets there, which
@@ -94,18 +107,32 @@ type got struct {
 	err error
 }
 
-// Gets that arrive while a read is in flight wait and go in one pipeline,
-// each answered with its own entry, or none: present and absent keys, and
-// Gets of several keys (a key ring's digests). Mutation: getBatch
-// appending every found value to the first query's answers answers the
-// others nothing.
-func TestConcurrentGetsShareOnePipeline(t *testing.T) {
+// Gets that arrive while a read is in flight wait and go in one round
+// trip (an MGET on one node, a pipeline of GETs in a Cluster), each
+// answered with its own entry, or none: present and absent keys, and Gets
+// of several keys (a key ring's digests). Mutation: getBatch appending
+// every found value to the first query's answers answers the others
+// nothing.
+func TestConcurrentGetsShareOneRoundTrip(t *testing.T) {
 	t.Parallel()
-	r := newRemote(t, redistest.URL(t), redistest.Prefix(), time.Second)
+	t.Run("node", func(t *testing.T) {
+		t.Parallel()
+		testGetsShareOneRoundTrip(t, redistest.URL(t), false)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		testGetsShareOneRoundTrip(t, redistest.StartCluster(t).URL, true)
+	})
+}
+
+func testGetsShareOneRoundTrip(t *testing.T, url string, cluster bool) {
+	r := newRemote(t, url, redistest.Prefix(), time.Second)
 	h := &roundTrips{}
 	r.client.AddHook(h)
 	ctx := context.Background()
-	for i := 1; i <= 20; i++ {
+	// A new Cluster answers CLUSTERDOWN until its slots are assigned.
+	waitUntil(t, "Redis to take a fill", func() bool { return r.Fill(ctx, entryFor(1), time.Minute) == nil })
+	for i := 2; i <= 20; i++ {
 		if err := r.Fill(ctx, entryFor(i), time.Minute); err != nil {
 			t.Fatal(err)
 		}
@@ -152,8 +179,13 @@ func TestConcurrentGetsShareOnePipeline(t *testing.T) {
 			t.Errorf("Get %d = %+v, %v; want token %q", g.i, g.e, g.err, want)
 		}
 	}
-	if s, p, c := h.singles.Load(), h.pipelines.Load(), h.piped.Load(); s != 1 || p != 1 || c != int64(keys) {
-		t.Fatalf("round trips: %d single, %d pipelines of %d commands; want 1, 1 of %d", s, p, c, keys)
+	s, p, c, m, mk := h.singles.Load(), h.pipelines.Load(), h.piped.Load(), h.mgets.Load(), h.mgot.Load()
+	switch {
+	case !cluster && (s != 1 || p != 0 || m != 1 || mk != int64(keys)):
+		t.Fatalf("round trips: %d GET, %d pipelines, %d MGET of %d keys; want 1 GET and 1 MGET of %d", s, p, m, mk, keys)
+	case cluster && (s != 1 || m != 0 || p < 1 || c != int64(keys)):
+		// go-redis splits a Cluster pipeline by node: one per master at most.
+		t.Fatalf("round trips: %d GET, %d MGET, %d pipelines of %d GETs; want 1 GET and pipelines of %d", s, m, p, c, keys)
 	}
 }
 
@@ -180,11 +212,11 @@ func sharedGets(t *testing.T, c *cache.Cache, r *Remote, h *roundTrips, blocker 
 	return release, first, out
 }
 
-// Redis hung (SIGSTOP) or killed while a shared pipeline is on its way:
+// Redis hung (SIGSTOP) or killed while a shared read is on its way:
 // every validation in it is answered from the store, none fails and none
 // is answered wrong. Mutation: fill treating an L2 error as a miss
 // without loading (return nil) fails every one.
-func TestRedisFailingMidPipelineFallsBackToStore(t *testing.T) {
+func TestRedisFailingMidReadFallsBackToStore(t *testing.T) {
 	for _, fault := range []string{"SIGSTOP", "kill"} {
 		t.Run(fault, func(t *testing.T) {
 			t.Parallel()
@@ -224,8 +256,8 @@ func TestRedisFailingMidPipelineFallsBackToStore(t *testing.T) {
 				}
 			}
 			release, first, out := sharedGets(t, c, r, h, key(50), keys, load)
-			// The shared pipeline holds before it is sent; Redis fails.
-			pipeReached, releasePipe := hold(&h.beforePipeline)
+			// The shared read holds before it is sent; Redis fails.
+			pipeReached, releasePipe := hold(&h.beforeShared)
 			release()
 			if g := <-first; g.err != nil || g.e == nil || g.e.TokenID != "t50" {
 				t.Fatalf("blocker: %+v, %v", g.e, g.err)
@@ -245,18 +277,18 @@ func TestRedisFailingMidPipelineFallsBackToStore(t *testing.T) {
 				}
 			}
 			if n := loads.Load(); n != int64(len(keys)) {
-				t.Fatalf("%d store loads, want %d (one per validation in the failed pipeline)", n, len(keys))
+				t.Fatalf("%d store loads, want %d (one per validation in the failed read)", n, len(keys))
 			}
 		})
 	}
 }
 
-// A shared pipeline that read entries before their tokens were revoked,
+// A shared read that read entries before their tokens were revoked,
 // and answers after the revocations were applied here, answers none of
 // them live: the stale copies are refused and the store (revoked now)
 // answers. Later Gets read the tombstoned keys: revoked too. Mutation:
 // fill ignoring correct's verdict on an L2 hit answers them live.
-func TestRevocationDuringSharedPipelineNeverAnsweredLive(t *testing.T) {
+func TestRevocationDuringSharedReadNeverAnsweredLive(t *testing.T) {
 	t.Parallel()
 	r := newRemote(t, redistest.URL(t), redistest.Prefix(), time.Second)
 	h := &roundTrips{}
@@ -289,8 +321,8 @@ func TestRevocationDuringSharedPipelineNeverAnsweredLive(t *testing.T) {
 		}
 	}
 	release, first, out := sharedGets(t, c, r, h, key(50), keys, load)
-	// The shared pipeline holds after reading the live copies.
-	pipeRead, releasePipe := hold(&h.afterPipeline)
+	// The shared read holds after reading the live copies.
+	pipeRead, releasePipe := hold(&h.afterShared)
 	release()
 	<-first
 	<-pipeRead
