@@ -26,9 +26,9 @@
 #   failure into exit 2, which gremlins books NOT VIABLE.
 #
 # services/client's own tests are few; the ones that drive it run a real
-# keymint and live in services/keymint. It is run in gremlins' integration
+# keymint and live in services/server/e2e. It is run in gremlins' integration
 # mode (coverage taken over services/client only), with the `go` in front
-# narrowing "the whole suite" to services/client and the keymint tests that
+# narrowing "the whole suite" to services/client and the end-to-end tests that
 # use the client (MUTATE_CLIENT_RUN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,7 +75,7 @@ for p in $pkgs; do
   narrow_pkgs="" narrow_run=""
   if [ "$p" = services/client ]; then
     mode=(--integration --coverpkg ./services/client)
-    narrow_pkgs="./services/client ./services/keymint" narrow_run=$client_run
+    narrow_pkgs="./services/client ./services/server/e2e" narrow_run=$client_run
   fi
   # redistest is test support (it starts Redis for tests), not keymint.
   mode+=(--exclude-files '(^|/)redistest/')

@@ -11,7 +11,7 @@ import (
 )
 
 // runBinary runs keymint as its own process (this test binary re-executed
-// as keymint: runAsKeymintIfAsked) with stdin, writing its stdout to out.
+// as keymint: TestMain) with stdin, writing its stdout to out.
 // A non-zero exit is an error carrying what the binary printed to stderr.
 func runBinary(stdin string, out *bytes.Buffer, args ...string) error {
 	cmd := exec.Command(os.Args[0], args...)
@@ -55,7 +55,7 @@ func TestAdminCLI(t *testing.T) {
 	t.Setenv("KEYMINT_ADMIN_PASSWORD", adminPassword)
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := runBinary("", &out, append(args, "--server", srv.grpc, "--admin-email", adminEmail)...)
+		err := runBinary("", &out, append(args, "--server", srv.GRPCAddr, "--admin-email", adminEmail)...)
 		if strings.Contains(out.String(), adminPassword) || err != nil && strings.Contains(err.Error(), adminPassword) {
 			t.Fatalf("%v printed the admin's password", args)
 		}
@@ -128,7 +128,7 @@ func TestAdminCLI(t *testing.T) {
 		t.Errorf("user get (unknown) = %v", err)
 	}
 	t.Setenv("KEYMINT_ADMIN_PASSWORD", "")
-	err := runBinary("", &bytes.Buffer{}, "org", "list", "--server", srv.grpc, "--timeout", "0s")
+	err := runBinary("", &bytes.Buffer{}, "org", "list", "--server", srv.GRPCAddr, "--timeout", "0s")
 	if err == nil || !strings.Contains(err.Error(), "--admin-email is required") || !strings.Contains(err.Error(), "KEYMINT_ADMIN_PASSWORD") ||
 		!strings.Contains(err.Error(), "--timeout must be positive") {
 		t.Errorf("org list without credentials = %v", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/server/servertest"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tlsfiles/tlstest"
 	"google.golang.org/grpc"
@@ -132,7 +133,7 @@ func TestGatewayMTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(central.grpc, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+	conn, err := grpc.NewClient(central.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +145,11 @@ func TestGatewayMTLS(t *testing.T) {
 	}
 
 	runGateway := func(extra ...string) string {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
 		gctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- realMain(gctx, append([]string{"gateway", "--http-addr", addr, "--grpc-endpoint", central.grpc,
+			done <- realMain(gctx, append([]string{"gateway", "--http-addr", addr, "--grpc-endpoint", central.GRPCAddr,
 				"--grpc-endpoint-server-name", "keymint.test", "--grpc-endpoint-ca-file", caFile}, extra...),
 				strings.NewReader(""), &syncBuffer{}, &syncBuffer{})
 		}()
@@ -168,7 +169,7 @@ func TestGatewayMTLS(t *testing.T) {
 	}
 
 	noCert := runGateway()
-	waitListening(t, strings.TrimPrefix(noCert, "http://"))
+	servertest.WaitListening(t, strings.TrimPrefix(noCert, "http://"))
 	if code, body := do(t, "POST", noCert+"/v1/tokens:validate", nil, `{"token":"`+minted.Secret+`"}`, nil); code == http.StatusOK {
 		t.Fatalf("a gateway without a client certificate got through: %d %s", code, body)
 	}

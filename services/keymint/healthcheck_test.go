@@ -10,7 +10,7 @@ import (
 func TestHealthcheck(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, testConfig(t))
-	addr := strings.TrimPrefix(srv.http, "http://")
+	addr := strings.TrimPrefix(srv.URL, "http://")
 	if err := runHealthcheck(context.Background(), []string{"--http-addr", addr}, io.Discard); err != nil {
 		t.Fatalf("ready server: %v", err)
 	}
@@ -19,7 +19,7 @@ func TestHealthcheck(t *testing.T) {
 	if err := runHealthcheck(context.Background(), []string{"--http-addr", "0.0.0.0" + port}, io.Discard); err != nil {
 		t.Fatalf("wildcard address: %v", err)
 	}
-	srv.stop()
+	srv.Stop()
 	if err := runHealthcheck(context.Background(), []string{"--http-addr", addr}, io.Discard); err == nil {
 		t.Fatal("healthcheck passed with keymint stopped")
 	}

@@ -5,12 +5,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/server/servertest"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tlsfiles/tlstest"
 	"google.golang.org/grpc"
@@ -39,14 +39,14 @@ func TestSidecar(t *testing.T) {
 	central := startServer(t, cfg)
 
 	// The test's own client needs mTLS too: plaintext must be refused.
-	if _, err := central.client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: "km_x"}); err == nil {
+	if _, err := central.Client.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: "km_x"}); err == nil {
 		t.Fatal("central gRPC port answered a plaintext client")
 	}
 	clientTLS, err := tlsfiles.Client(tlsfiles.Files{CAFile: caFile, CertFile: cliCert, KeyFile: cliKey}, "keymint.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(central.grpc, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+	conn, err := grpc.NewClient(central.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +65,14 @@ func TestSidecar(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
 	sctx, stop := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- realMain(sctx, []string{"sidecar",
 			"--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
-			"--central-addr", central.grpc, "--central-server-name", "keymint.test",
+			"--central-addr", central.GRPCAddr, "--central-server-name", "keymint.test",
 			"--central-ca-file", caFile, "--central-cert-file", cliCert, "--central-key-file", cliKey,
 			"--route", "GET /reports=reports:read", "--strip-authorization",
 		}, nil, logs, logs)
@@ -91,12 +91,12 @@ func TestSidecar(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sconn.Close()
-	fx := &sidecarFixture{userID: good.Token.UserId, good: good.Secret, noScope: noScope.Secret, revoked: revoked.Secret, goodID: good.Token.Id}
-	checkExtAuthz(t, authv3.NewAuthorizationClient(sconn), fx)
+	servertest.CheckExtAuthz(t, authv3.NewAuthorizationClient(sconn), servertest.ExtAuthzTokens{UserID: good.Token.UserId,
+		Good: good.Secret, GoodID: good.Token.Id, NoScope: noScope.Secret, Revoked: revoked.Secret})
 	// --strip-authorization: the allowed request reaches the upstream
 	// without the token. Mutation: services/keymint/sidecar.go
 	// `StripAuthorization: c.StripAuth` → `StripAuthorization: false`.
-	if !removesAuthorization(t, authv3.NewAuthorizationClient(sconn), good.Secret) {
+	if !servertest.RemovesAuthorization(t, authv3.NewAuthorizationClient(sconn), good.Secret) {
 		t.Fatal("ext_authz under --strip-authorization lets authorization through to the upstream")
 	}
 
@@ -124,7 +124,7 @@ func TestSidecar(t *testing.T) {
 	}
 
 	// Central keymint stopped: cached answers hold, unknown tokens are refused.
-	central.stop()
+	central.Stop()
 	if got := forward(good.Secret); got != 200 {
 		t.Fatalf("cached token with central down: %d", got)
 	}
@@ -143,18 +143,4 @@ func TestSidecar(t *testing.T) {
 			t.Fatal("sidecar log holds a secret")
 		}
 	}
-}
-
-// removesAuthorization reports whether an allowed ext_authz Check tells
-// Envoy to remove the authorization header before the upstream.
-func removesAuthorization(t *testing.T, c authv3.AuthorizationClient, token string) bool {
-	t.Helper()
-	resp, err := c.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/reports",
-			Headers: map[string]string{"authorization": "Bearer " + token}}},
-	}})
-	if err != nil || resp.GetOkResponse() == nil {
-		t.Fatalf("Check with a good token: %v, %v", resp, err)
-	}
-	return slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), "authorization")
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/tokens"
 )
 
 // newRegistry is the process's metric registry: Go runtime and process
@@ -174,4 +175,29 @@ func (s *instrumentedStore) CreateToken(ctx context.Context, t store.Token, even
 func (s *instrumentedStore) GetUser(ctx context.Context, id string) (store.User, error) {
 	defer since(s.getUser, time.Now())
 	return s.Store.GetUser(ctx, id)
+}
+
+// registerRevocationMetrics exposes the revocation follower and publisher:
+// an operator alerts on a publish queue that does not drain (Redis hung)
+// and on drops (other replicas then learn of those revocations from the
+// log's poll, within --revocation-poll, not from the push).
+func registerRevocationMetrics(reg prometheus.Registerer, r *tokens.Revocations) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keymint_revocation_publish_unsent",
+			Help: "Revocations this replica made whose Redis side (tombstone, publish) has not been sent yet.",
+		}, func() float64 { return float64(r.Unsent()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keymint_revocation_publish_dropped_total",
+			Help: "Revocations not published because the publish queue was full (other replicas read them from the log).",
+		}, func() float64 { return float64(r.Dropped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keymint_revocation_log_applied_seq",
+			Help: "The last revocation log sequence this replica applied (-1 before the first read); compare across replicas.",
+		}, func() float64 { return float64(r.Applied()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keymint_watch_streams",
+			Help: "Open WatchRevocations streams on this replica.",
+		}, func() float64 { return float64(r.Streams()) }),
+	)
 }

@@ -196,6 +196,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	}
 	s.usage = tokens.NewUsageRecorder(st, c.UsageFlush, log)
 	s.revocations = tokens.NewRevocations(s.revocationsConfig(st))
+	registerRevocationMetrics(s.registry, s.revocations)
 	uses, rates, err := tokenLimits(st, s.cache.client, c.Cache.RedisTimeout, log)
 	if err != nil {
 		return nil, err

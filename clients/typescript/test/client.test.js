@@ -1,6 +1,6 @@
 // Runs the generated client against a live keymint: KEYMINT_BASE_URL,
 // KEYMINT_EMAIL and KEYMINT_PASSWORD name a server and an org admin on it
-// (services/keymint's TestTypeScriptClient starts one and runs this file).
+// (services/server/e2e's TestTypeScriptClient starts one and runs this file).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createKeymintClient } from "../index.js";
