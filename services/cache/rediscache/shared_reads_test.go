@@ -130,13 +130,24 @@ func testGetsShareOneRoundTrip(t *testing.T, url string, cluster bool) {
 	h := &roundTrips{}
 	r.client.AddHook(h)
 	ctx := context.Background()
-	// A new Cluster answers CLUSTERDOWN until its slots are assigned.
-	waitUntil(t, "Redis to take a fill", func() bool { return r.Fill(ctx, entryFor(1), time.Minute) == nil })
-	for i := 2; i <= 20; i++ {
-		if err := r.Fill(ctx, entryFor(i), time.Minute); err != nil {
-			t.Fatal(err)
-		}
+	// A new Cluster answers CLUSTERDOWN until all its slots are served.
+	for i := 1; i <= 20; i++ {
+		waitUntil(t, "Redis to take a fill", func() bool { return r.Fill(ctx, entryFor(i), time.Minute) == nil })
 	}
+	// Every key's slot answering (a Cluster's may still be moving).
+	waitUntil(t, "every key to be readable", func() bool {
+		for _, i := range []byte{99, 1, 21, 22, 23, 24, 25, 30, 31, 32, 5} {
+			if _, err := r.Get(ctx, []cache.Key{key(i)}); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	h.singles.Store(0)
+	h.pipelines.Store(0)
+	h.piped.Store(0)
+	h.mgets.Store(0)
+	h.mgot.Store(0)
 	reached, release := hold(&h.beforeGet)
 	first := make(chan got, 1)
 	go func() {
