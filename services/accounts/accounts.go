@@ -318,6 +318,9 @@ func hashFault(err error) error {
 	if errors.Is(err, ErrBusy) {
 		return fault.Wrap(fault.Unavailable, err, "too many sign-ins in progress, retry shortly").Retry(busyRetryAfter)
 	}
+	if errors.Is(err, ErrHashUnavailable) {
+		return fault.Wrap(fault.Unavailable, err, "password hashing unavailable, retry shortly").Retry(busyRetryAfter)
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -49,6 +49,19 @@ const (
 // ErrBusy means every hashing slot stayed taken for the whole wait.
 var ErrBusy = errors.New("password hashing is at capacity")
 
+// ErrHashUnavailable means the hash could not be computed (the hashing
+// worker died or could not start): the caller may retry, and learns
+// nothing about the password.
+var ErrHashUnavailable = errors.New("password hashing unavailable")
+
+// KeyDeriver computes argon2id keys elsewhere than in this process's
+// goroutines: services/hashworker's child process at the lowest CPU
+// priority. Its signature is argon2.IDKey's, with a context (bounding the
+// wait) and an error.
+type KeyDeriver interface {
+	IDKey(ctx context.Context, password, salt []byte, passes, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error)
+}
+
 // errPHC is returned for a PHC string that is not ours or out of bounds.
 var errPHC = errors.New("invalid argon2id PHC string")
 
@@ -62,6 +75,9 @@ type HasherConfig struct {
 	MaxWait time.Duration
 	// Procs stands for GOMAXPROCS when not zero (tests).
 	Procs int
+	// Deriver computes the keys; nil: argon2 in this process, with a P
+	// added per hash (withHashP).
+	Deriver KeyDeriver
 }
 
 // pacedShare is the most of its one CPU a single-CPU server (GOMAXPROCS 1)
@@ -73,9 +89,11 @@ const pacedShare = 0.5
 
 // Hasher hashes and verifies argon2id passwords with bounded concurrency, so
 // a sign-in flood cannot eat memory or starve token validation of CPU. Each
-// hash runs with a P of its own added (withHashP).
+// hash runs in the Deriver, or in process with a P of its own added
+// (withHashP).
 type Hasher struct {
 	params  HashParams
+	deriver KeyDeriver
 	slots   chan struct{}
 	maxWait time.Duration
 	// paced is set on a single-CPU server: see pacedShare.
@@ -131,7 +149,7 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	if wait == 0 {
 		wait = 2 * time.Second
 	}
-	return &Hasher{params: p, slots: make(chan struct{}, n), maxWait: wait, paced: procs == 1}, nil
+	return &Hasher{params: p, deriver: cfg.Deriver, slots: make(chan struct{}, n), maxWait: wait, paced: procs == 1}, nil
 }
 
 // DummyPHC returns a PHC string with the hasher's parameters and a random
@@ -232,10 +250,10 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release(start)
-	var key []byte
-	withHashP(func() {
-		key = argon2.IDKey([]byte(password), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
-	})
+	key, err := h.idKey(ctx, password, salt, h.params)
+	if err != nil {
+		return "", err
+	}
 	return encodePHC(h.params, salt, key), nil
 }
 
@@ -257,9 +275,30 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (bool, error)
 		return false, err
 	}
 	defer h.release(start)
-	var got []byte
-	withHashP(func() { got = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key))) })
+	got, err := h.idKey(ctx, password, salt, p)
+	if err != nil {
+		return false, err
+	}
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+// idKey computes password's argon2id key with p, in the Deriver if there
+// is one. A Deriver's failure other than ctx's end is ErrHashUnavailable,
+// never a wrong password.
+func (h *Hasher) idKey(ctx context.Context, password string, salt []byte, p HashParams) ([]byte, error) {
+	if h.deriver == nil {
+		var key []byte
+		withHashP(func() { key = argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen) })
+		return key, nil
+	}
+	key, err := h.deriver.IDKey(ctx, []byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	switch {
+	case err == nil && len(key) != int(p.KeyLen):
+		return nil, fmt.Errorf("%w: a %d-byte key, want %d", ErrHashUnavailable, len(key), p.KeyLen)
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return key, err
+	}
+	return nil, fmt.Errorf("%w: %w", ErrHashUnavailable, err)
 }
 
 // NeedsRehash reports whether phc was made with other parameters than the

@@ -18,6 +18,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/willabides/kongplete"
 
+	"github.com/keymint/keymint/services/hashworker"
 	"github.com/keymint/keymint/services/server"
 )
 
@@ -52,6 +53,8 @@ Every flag has an environment variable (KEYMINT_ + the flag in upper case,
 dashes as underscores), shown in each command's --help.`
 
 func main() {
+	// The password hashing worker is this binary re-executed.
+	hashworker.Dispatch()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

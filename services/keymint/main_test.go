@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keymint/keymint/services/hashworker"
 	"github.com/keymint/keymint/services/server"
 	"github.com/keymint/keymint/services/server/servertest"
 )
@@ -20,6 +21,8 @@ import (
 // TestMain lets a test run this package's test binary as the keymint binary
 // itself (KEYMINT_TEST_MAIN=1, runBinary).
 func TestMain(m *testing.M) {
+	// serve's hashing worker is this binary re-executed, as in production.
+	hashworker.Dispatch()
 	if os.Getenv("KEYMINT_TEST_MAIN") == "1" {
 		if err := realMain(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "keymint:", err)

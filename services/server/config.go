@@ -43,6 +43,8 @@ type Config struct {
 	UsageFlush      time.Duration `name:"usage-flush" env:"KEYMINT_USAGE_FLUSH" default:"5s" help:"How often last-used times are written."`
 	HashConfig
 	Argon2BudgetMiB uint `name:"argon2-budget-mib" env:"KEYMINT_ARGON2_BUDGET_MIB" default:"256" help:"Memory all concurrent password hashes may use together, MiB."`
+	// HashWorker is where password hashes run; empty is inline (library use).
+	HashWorker string `name:"hash-worker" env:"KEYMINT_HASH_WORKER" default:"process" help:"Where password hashes run: process (a child process at the lowest CPU priority, so that validations keep the CPUs during a sign-in flood) or inline (in keymint's own goroutines)."`
 	// MemoryLimitMiB is the soft memory limit; 0 derives it (memory.go).
 	MemoryLimitMiB uint `name:"memory-limit-mib" env:"KEYMINT_MEMORY_LIMIT_MIB" default:"0" help:"Soft memory limit of the Go runtime, MiB; 0: the hashes that may run at once (at most argon2-budget-mib) + 64, at most 90% of the container's cgroup limit (GOMEMLIMIT wins)."`
 	// MaxConns and MaxConnsPerIP bound each listener's open connections.
@@ -63,6 +65,12 @@ type Config struct {
 	Integrations IntegrationsConfig `embed:""` // introspection, forward-auth body, GitHub secret scanning (integrations.go)
 	Webhooks     WebhooksConfig     `embed:""` // webhook key, SSRF, dispatcher bounds (webhooksconfig.go)
 }
+
+// The values of --hash-worker.
+const (
+	HashWorkerProcess = "process"
+	HashWorkerInline  = "inline"
+)
 
 // Defaults are the ${name} values the flag defaults of this package's
 // configs refer to: Go constants, so help and code cannot disagree.
@@ -128,6 +136,9 @@ func (c *Config) Validate() error {
 		p = append(p, "with database-url, a pepper is required: set KEYMINT_PEPPER or --pepper-file (id:base64key lines; 'keymint' generates none for shared databases)")
 	}
 	p = append(p, c.HashConfig.problems()...)
+	if c.HashWorker != "" && c.HashWorker != HashWorkerProcess && c.HashWorker != HashWorkerInline {
+		p = append(p, "hash-worker: want process or inline")
+	}
 	if c.MemoryLimitMiB != 0 && c.MemoryLimitMiB <= c.Argon2BudgetMiB {
 		p = append(p, "memory-limit-mib: want more than argon2-budget-mib (hashes alone may use that much), or 0 to derive it")
 	}

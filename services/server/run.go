@@ -26,6 +26,7 @@ import (
 	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/hashworker"
 	"github.com/keymint/keymint/services/introspect"
 	"github.com/keymint/keymint/services/secretscan"
 	"github.com/keymint/keymint/services/sidecar"
@@ -104,6 +105,8 @@ type Server struct {
 	registry       *prometheus.Registry
 	// hasher bounds password hashing; kept for its Stats.
 	hasher *accounts.Hasher
+	// hashWorker computes the hasher's keys; nil when hashing inline.
+	hashWorker *hashworker.Worker
 
 	// leaks revokes what recorded secret-scanning reports name;
 	// githubKeys (nil when off) verifies GitHub's reports.
@@ -170,9 +173,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	}
 	rpcm := newRPCMetrics(s.registry)
 
-	s.hasher, err = accounts.NewHasher(accounts.HasherConfig{Params: c.HashParams(), MemoryBudget: int64(c.Argon2BudgetMiB) << 20,
-		MaxWait: c.Abuse.Argon2MaxWait})
-	if err != nil {
+	if s.hasher, err = s.newHasher(log); err != nil {
 		return nil, err
 	}
 	clients, err := c.Abuse.clients()
@@ -351,6 +352,38 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 
 // HasherStats is the password hasher's slots and waits.
 func (s *Server) HasherStats() accounts.HasherStats { return s.hasher.Stats() }
+
+// HashWorkerStats describes the hashing worker process (zero when
+// hashing inline).
+func (s *Server) HashWorkerStats() hashworker.Stats {
+	if s.hashWorker == nil {
+		return hashworker.Stats{}
+	}
+	return s.hashWorker.Stats()
+}
+
+// newHasher is the password hasher of --hash-worker: with "process", its
+// keys computed by a worker process at nice 19 (services/hashworker),
+// unless this binary cannot start one: then inline, said in one log line.
+func (s *Server) newHasher(log *slog.Logger) (*accounts.Hasher, error) {
+	c := s.cfg
+	hc := accounts.HasherConfig{Params: c.HashParams(), MemoryBudget: int64(c.Argon2BudgetMiB) << 20, MaxWait: c.Abuse.Argon2MaxWait}
+	h, err := accounts.NewHasher(hc)
+	if err != nil || c.HashWorker != HashWorkerProcess {
+		return h, err
+	}
+	w, err := hashworker.New(hashworker.Config{Slots: h.Slots(), MemoryKiB: uint32(c.Argon2MemoryKiB), Logger: log})
+	if err != nil {
+		log.Warn("password hashing runs inline: the hash worker process cannot be started", "err", err.Error())
+		return h, nil
+	}
+	s.hashWorker = w
+	// Closers run once the HTTP and gRPC servers have drained, so the
+	// sign-ins in flight have had their hashes.
+	s.closers = append(s.closers, func() { w.Close(5 * time.Second) })
+	hc.Deriver = w
+	return accounts.NewHasher(hc)
+}
 
 // Revocations is this replica's revocation follower, for tests that look
 // inside (its publish queue).

@@ -446,7 +446,9 @@ func procCPU(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
-// rssSampler tracks a process's resident set size from /proc/PID/status.
+// rssSampler tracks a process's resident set size, its children's
+// included (keymint serve's password hashing worker), from
+// /proc/PID/status.
 type rssSampler struct {
 	pid              int
 	first, max, last float64
@@ -458,23 +460,41 @@ func (r *rssSampler) sample() {
 	if r.pid == 0 {
 		return
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", r.pid))
-	if err != nil {
+	kb, ok := vmRSSKiB(r.pid)
+	if !ok {
 		return
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", r.pid, r.pid)); err == nil {
+		for _, c := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(c); err == nil {
+				ckb, _ := vmRSSKiB(pid)
+				kb += ckb
+			}
+		}
+	}
+	mb := kb / 1024
+	if r.n == 0 {
+		r.first, r.min = mb, mb
+	}
+	r.min = min(r.min, mb)
+	r.n++
+	r.max = max(r.max, mb)
+	r.last = mb
+}
+
+// vmRSSKiB is pid's VmRSS.
+func vmRSSKiB(pid int) (float64, bool) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			mb := kb / 1024
-			if r.n == 0 {
-				r.first, r.min = mb, mb
-			}
-			r.min = min(r.min, mb)
-			r.n++
-			r.max = max(r.max, mb)
-			r.last = mb
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb, err == nil
 		}
 	}
+	return 0, false
 }

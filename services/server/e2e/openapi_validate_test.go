@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/hashworker"
 	"github.com/keymint/keymint/services/sidecar"
 )
 
@@ -44,6 +45,9 @@ var specCheck = newSpecChecker()
 
 // TestMain installs the validating transport on http.DefaultClient.
 func TestMain(m *testing.M) {
+	// This binary is the hashing worker of the in-process servers that
+	// hash in one (--hash-worker process).
+	hashworker.Dispatch()
 	// keymint reads a request body as JSON whatever its Content-Type (the
 	// document's "*/*" bodies); curl -d sends a form type.
 	openapi3filter.RegisterBodyDecoder("*/*", openapi3filter.JSONBodyDecoder)

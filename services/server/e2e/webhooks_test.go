@@ -233,9 +233,9 @@ func TestWebhooksRefusePrivate(t *testing.T) {
 
 // keymintProcess is `keymint serve` as a child process.
 type keymintProcess struct {
-	cmd  *exec.Cmd
-	http string
-	done chan error
+	cmd        *exec.Cmd
+	http, grpc string
+	done       chan error
 }
 
 func startProcess(t *testing.T, args ...string) *keymintProcess {
@@ -250,13 +250,13 @@ func startProcess(t *testing.T, args ...string) *keymintProcess {
 		t.Fatal(err)
 	}
 	p := &keymintProcess{cmd: cmd, done: make(chan error, 1)}
-	addr := make(chan string, 1)
+	addr := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var line struct{ Msg, HTTP string }
+			var line struct{ Msg, HTTP, GRPC string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "keymint serving" {
-				addr <- line.HTTP
+				addr <- [2]string{line.HTTP, line.GRPC}
 			}
 		}
 		p.done <- cmd.Wait()
@@ -264,7 +264,7 @@ func startProcess(t *testing.T, args ...string) *keymintProcess {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done })
 	select {
 	case a := <-addr:
-		p.http = "http://" + a
+		p.http, p.grpc = "http://"+a[0], a[1]
 	case err := <-p.done:
 		t.Fatalf("keymint exited before serving: %v", err)
 	case <-time.After(2 * time.Minute):
