@@ -167,7 +167,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	g.routes.HandleFunc("/docs", page.docs)
 	g.routes.HandleFunc("/openapi.json", page.openAPI)
 	g.routes.Handle("/", g.described(mux))
-	return &accessLog{next: g, routes: g.routes, log: g.log, clients: cfg.Clients}, nil
+	return &accessLog{next: g, gw: g, routes: g.routes, log: g.log, clients: cfg.Clients}, nil
 }
 
 // securityHeaders are on every gateway answer. They are assigned straight
@@ -191,10 +191,7 @@ var securityHeaders = [...]struct {
 // limit, takes the session cookie (refusing cross-site state changes), then
 // routes. No response carries CORS headers: other origins get nothing.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	for _, kv := range securityHeaders {
-		h[kv.key] = kv.value
-	}
+	setSecurityHeaders(w.Header())
 	r = stripHeaders(r)
 	if forwardedHeaderBytes(r.Header) > maxForwardedHeaderBytes {
 		g.errs.write(w, r, errForwardedTooLarge)
@@ -230,6 +227,37 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.routes.ServeHTTP(w, r)
+}
+
+func setSecurityHeaders(h http.Header) {
+	for _, kv := range securityHeaders {
+		h[kv.key] = kv.value
+	}
+}
+
+// fastValidation reports whether r is a validation that every check of
+// ServeHTTP lets through untouched: POST to the validate route (a clean
+// path), no query, none of the headers stripHeaders drops, credential
+// headers within maxForwardedHeaderBytes, a declared body length within
+// the limit (limitBody wraps nothing), and no cookie (withSession takes no
+// session and asks no same-origin proof). Anything else goes the generic
+// way, whose checks then answer it.
+func (g *gateway) fastValidation(r *http.Request) bool {
+	if g.validate == nil || r.Method != http.MethodPost || r.URL.Path != validatePath || r.URL.RawQuery != "" ||
+		r.ContentLength < 0 || r.ContentLength > g.maxBody {
+		return false
+	}
+	if _, ok := r.Header["Cookie"]; ok || hasStrippedHeader(r) {
+		return false
+	}
+	return forwardedHeaderBytes(r.Header) <= maxForwardedHeaderBytes
+}
+
+// serveValidation answers a request fastValidation let through, as
+// ServeHTTP would, in ctx (r's context plus the access log's request id).
+func (g *gateway) serveValidation(w http.ResponseWriter, r *http.Request, ctx context.Context) {
+	setSecurityHeaders(w.Header())
+	g.validate.serve(w, r, ctx)
 }
 
 // described passes on to next (the generated routes) only the requests the

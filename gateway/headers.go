@@ -113,14 +113,7 @@ func asciiEqualFold(s, lower string) bool {
 // none of them (nearly all) is returned as is: cloning one costs more than a
 // cached validation.
 func stripHeaders(r *http.Request) *http.Request {
-	present := false
-	for _, h := range strippedHeaders {
-		if _, ok := r.Header[h]; ok {
-			present = true
-			break
-		}
-	}
-	if !present {
+	if !hasStrippedHeader(r) {
 		return r
 	}
 	r2 := r.Clone(r.Context())
@@ -128,6 +121,16 @@ func stripHeaders(r *http.Request) *http.Request {
 		r2.Header.Del(h)
 	}
 	return r2
+}
+
+// hasStrippedHeader reports whether r carries one of strippedHeaders.
+func hasStrippedHeader(r *http.Request) bool {
+	for _, h := range strippedHeaders {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // outgoingMetadata is the gRPC metadata the Upsolver and Semaphore routes

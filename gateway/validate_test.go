@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/requestid"
 )
 
 // The hand-written codec of the REST validation route must give the same
@@ -235,5 +239,155 @@ func TestValidateRouteKeepsChecks(t *testing.T) {
 		if !slices.Contains(routes, want) {
 			t.Errorf("no access log line %q; got %q", want, routes)
 		}
+	}
+}
+
+// TestAppendTimestampMatchesProtojson: the hand-written timestamp is
+// protojson's over the whole valid range (years 1 to 9999, both ends, leap
+// days, every fraction width), not only around today.
+func TestAppendTimestampMatchesProtojson(t *testing.T) {
+	const minSec, maxSec = -62135596800, 253402300799 // 0001-01-01, 9999-12-31T23:59:59
+	secs := []int64{minSec, maxSec, 0, -1, 1, 951782400, 951868800, 4107542400, -2203891200, 1_900_000_000}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		secs = append(secs, minSec+rng.Int64N(maxSec-minSec+1))
+	}
+	for i, sec := range secs {
+		nanos := []int32{0, 500_000_000, 123_456_000, 1, 999_999_999}[i%5]
+		ts := &timestamppb.Timestamp{Seconds: sec, Nanos: nanos}
+		want, err := protojson.Marshal(ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := append([]byte{'"'}, appendTimestamp(nil, ts)...)
+		if got = append(got, '"'); string(got) != string(want) {
+			t.Fatalf("%v: got %s, protojson %s", ts, got, want)
+		}
+	}
+}
+
+// TestValidateDirectRoute: the access log serves a plain validation by the
+// direct route, in a context that carries the request id it answers with;
+// a validation any gateway check would act on goes the generic way and gets
+// that check's answer without reaching the validator.
+func TestValidateDirectRoute(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	var seenID atomic.Value
+	g := newTestGateway(t, func(c *Config) {
+		c.Validate = func(ctx context.Context, _ *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error) {
+			calls.Add(1)
+			seenID.Store(requestid.From(ctx))
+			return &keymintv1.ValidateTokenResponse{Valid: true, TokenId: "t1"}, nil
+		}
+	})
+	body := `{"token":"km_x"}`
+	json := http.Header{"Content-Type": {"application/json"}}
+	for _, in := range []string{"", "caller-id-1"} {
+		h := json.Clone()
+		if in != "" {
+			h.Set("X-Request-Id", in)
+		}
+		resp, b := doRequest(t, http.MethodPost, g.url+validatePath, body, h, 0)
+		id := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != http.StatusOK || id == "" || seenID.Load() != id || (in != "" && id != in) {
+			t.Fatalf("X-Request-Id %q in, %q out, %v seen by the validator: %d %s", in, id, seenID.Load(), resp.StatusCode, b)
+		}
+	}
+	refused := []struct {
+		name   string
+		path   string
+		header http.Header
+		status int
+	}{
+		{"query", validatePath + "?x=1", json, http.StatusBadRequest},
+		{"credential headers over the limit", validatePath, http.Header{"Content-Type": {"application/json"},
+			"Authorization": {"Bearer " + strings.Repeat("a", maxForwardedHeaderBytes)}}, http.StatusRequestHeaderFieldsTooLarge},
+		{"cookie from another site", validatePath, http.Header{"Content-Type": {"application/json"},
+			"Cookie": {cookieName + "=s1"}, "Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+	}
+	for _, c := range refused {
+		resp, b := doRequest(t, http.MethodPost, g.url+c.path, body, c.header, 0)
+		if resp.StatusCode != c.status || resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s: %d %v %s, want %d with the security headers and a request id", c.name, resp.StatusCode, resp.Header, b, c.status)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("validator called %d times, want 2", n)
+	}
+}
+
+// TestFastValidation: what the direct route takes, and what it leaves to
+// ServeHTTP's checks.
+func TestFastValidation(t *testing.T) {
+	g := &gateway{validate: &validateRoute{}, maxBody: 100}
+	for _, c := range []struct {
+		name   string
+		edit   func(r *http.Request)
+		direct bool
+	}{
+		{"plain", func(*http.Request) {}, true},
+		{"empty body", func(r *http.Request) { r.ContentLength = 0 }, true},
+		{"a token header", func(r *http.Request) { r.Header.Set("Authorization", "Bearer km_x") }, true},
+		{"GET", func(r *http.Request) { r.Method = http.MethodGet }, false},
+		{"another path", func(r *http.Request) { r.URL.Path = "/v1/tokens" }, false},
+		{"a query", func(r *http.Request) { r.URL.RawQuery = "a=b" }, false},
+		{"chunked", func(r *http.Request) { r.ContentLength = -1 }, false},
+		{"over the limit", func(r *http.Request) { r.ContentLength = 101 }, false},
+		{"a cookie", func(r *http.Request) { r.Header.Set("Cookie", "x=y") }, false},
+		{"X-Forwarded-For", func(r *http.Request) { r.Header.Set("X-Forwarded-For", "10.0.0.1") }, false},
+		{"Grpc-Timeout", func(r *http.Request) { r.Header.Set("Grpc-Timeout", "1S") }, false},
+		{"credentials over the limit", func(r *http.Request) {
+			r.Header.Set("X-Api-Password", strings.Repeat("p", maxForwardedHeaderBytes))
+		}, false},
+	} {
+		r, _ := http.NewRequest(http.MethodPost, "http://keymint"+validatePath, strings.NewReader("{}"))
+		r.ContentLength = 2
+		c.edit(r)
+		if got := g.fastValidation(r); got != c.direct {
+			t.Errorf("%s: fastValidation = %v, want %v", c.name, got, c.direct)
+		}
+	}
+	if (&gateway{maxBody: 100}).fastValidation(httptest.NewRequest(http.MethodPost, validatePath, nil)) {
+		t.Error("no in-process validator: no direct route")
+	}
+}
+
+// TestPlainWord: plainWord is plainJSON for 8 bytes at once, for every byte
+// value in every position and for random words.
+func TestPlainWord(t *testing.T) {
+	table := func(w [8]byte) bool {
+		for _, c := range w {
+			if !plainJSON[c] {
+				return false
+			}
+		}
+		return true
+	}
+	check := func(w [8]byte) {
+		if got, want := plainWord(binary.LittleEndian.Uint64(w[:])), table(w); got != want {
+			t.Fatalf("plainWord(% x) = %v, want %v", w, got, want)
+		}
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			w := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+			w[pos] = byte(c)
+			check(w)
+			w = [8]byte{0x7e, 0x20, 0x7e, 0x20, 0x7e, 0x20, 0x7e, 0x20}
+			w[pos] = byte(c)
+			check(w)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], rng.Uint64())
+		for i := range w {
+			if rng.IntN(4) > 0 { // mostly plain, so both answers occur
+				w[i] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		check(w)
 	}
 }

@@ -94,7 +94,7 @@ func TestSidecar(t *testing.T) {
 	servertest.CheckExtAuthz(t, authv3.NewAuthorizationClient(sconn), servertest.ExtAuthzTokens{UserID: good.Token.UserId,
 		Good: good.Secret, GoodID: good.Token.Id, NoScope: noScope.Secret, Revoked: revoked.Secret})
 	// --strip-authorization: the allowed request reaches the upstream
-	// without the token. Mutation: services/keymint/sidecar.go
+	// without the token. Mutation: services/server/routes.go
 	// `StripAuthorization: c.StripAuth` → `StripAuthorization: false`.
 	if !servertest.RemovesAuthorization(t, authv3.NewAuthorizationClient(sconn), good.Secret) {
 		t.Fatal("ext_authz under --strip-authorization lets authorization through to the upstream")

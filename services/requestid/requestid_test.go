@@ -47,3 +47,23 @@ func TestNewAndAccept(t *testing.T) {
 		t.Error("context round trip")
 	}
 }
+
+// TestContext: an id survives contexts derived from its own, and the
+// parent's values stay visible (allocations: allocs_test.go).
+func TestContext(t *testing.T) {
+	type other struct{}
+	parent := context.WithValue(context.Background(), other{}, "v")
+	ctx := With(parent, "abc")
+	derived, cancel := context.WithCancel(context.WithValue(ctx, other{}, "w"))
+	defer cancel()
+	if From(derived) != "abc" || derived.Value(other{}) != "w" || ctx.Value(other{}) != "v" {
+		t.Fatal("derived context lost the id or a value")
+	}
+	if From(With(ctx, "def")) != "def" {
+		t.Fatal("the innermost id wins")
+	}
+	hctx, value := WithHeader(parent, "ghi")
+	if From(hctx) != "ghi" || len(value) != 1 || value[0] != "ghi" || hctx.Value(other{}) != "v" {
+		t.Fatal("WithHeader")
+	}
+}

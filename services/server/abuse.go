@@ -93,7 +93,7 @@ func trustedList(r string) []string {
 
 // signInThrottle builds the sign-in throttle: in Redis when keymint has a
 // Redis client (every replica counts together), in process otherwise.
-func (c *AbuseConfig) signInThrottle(client redis.UniversalClient, redisTimeout time.Duration, reg prometheus.Registerer, log *slog.Logger) (*throttle.SignIn, error) {
+func (c *AbuseConfig) signInThrottle(client redis.UniversalClient, timeout time.Duration, reg prometheus.Registerer, log *slog.Logger) (*throttle.SignIn, error) {
 	account, err := parseLimitOr(c.AccountLimit, throttle.DefaultAccountLimit)
 	if err != nil {
 		return nil, fmt.Errorf("signin-account-limit: %w", err)
@@ -108,11 +108,9 @@ func (c *AbuseConfig) signInThrottle(client redis.UniversalClient, redisTimeout 
 	}
 	var lim throttle.Limiter = local
 	if client != nil {
-		// Sign-in is not the validation path: a few round trips more of
-		// patience than the cache's own Redis calls.
 		if lim, err = throttle.NewRedis(throttle.RedisConfig{
 			Client:   client,
-			Timeout:  max(4*redisTimeout, 200*time.Millisecond),
+			Timeout:  timeout,
 			Fallback: local,
 			Logger:   log,
 		}); err != nil {

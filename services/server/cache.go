@@ -74,6 +74,20 @@ type validationCache struct {
 	// channel) with a bound of their own: the validation client's read
 	// timeout would cut them short.
 	revClient redis.UniversalClient
+	// signInClient carries the sign-in throttle's counts, bounded by
+	// signInRedisTimeout. On the validation client its bound was silently
+	// the validation path's (go-redis takes the earlier of the read timeout
+	// and the context's deadline), so under load the count fell back to
+	// each replica's own more often than intended; on the revocation
+	// client a sign-in flood would share the revocation publisher's few
+	// connections.
+	signInClient redis.UniversalClient
+}
+
+// signInRedisTimeout bounds one sign-in throttle call to Redis: sign-in is
+// not the validation path, so a few round trips more of patience.
+func (c *CacheConfig) signInRedisTimeout() time.Duration {
+	return max(4*c.RedisTimeout, 200*time.Millisecond)
 }
 
 // newValidationCache builds L1 and, with a Redis URL, the L2 and its
@@ -104,6 +118,12 @@ func newValidationCache(ctx context.Context, c *CacheConfig, reg prometheus.Regi
 			_ = client.Close()
 			return nil, fmt.Errorf("redis-url: %w", err)
 		}
+		signInClient, err := rediscache.NewClient(c.RedisURL, c.signInRedisTimeout())
+		if err != nil {
+			_ = client.Close()
+			_ = revClient.Close()
+			return nil, fmt.Errorf("redis-url: %w", err)
+		}
 		remote, err := rediscache.New(rediscache.Config{
 			Client:            client,
 			RevocationClient:  revClient,
@@ -116,9 +136,10 @@ func newValidationCache(ctx context.Context, c *CacheConfig, reg prometheus.Regi
 		if err != nil {
 			_ = client.Close()
 			_ = revClient.Close()
+			_ = signInClient.Close()
 			return nil, err
 		}
-		vc.client, vc.revClient, vc.remote, cfg.Remote = client, revClient, remote, remote
+		vc.client, vc.revClient, vc.signInClient, vc.remote, cfg.Remote = client, revClient, signInClient, remote, remote
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		if err := client.Ping(pctx).Err(); err != nil {
 			log.Warn("redis not reachable at start; validating from the store until it is", "err", err.Error())
@@ -153,5 +174,8 @@ func (vc *validationCache) closeClients() {
 	}
 	if vc.revClient != nil {
 		_ = vc.revClient.Close()
+	}
+	if vc.signInClient != nil {
+		_ = vc.signInClient.Close()
 	}
 }

@@ -148,10 +148,12 @@ func callRequestID(ctx context.Context) string {
 // gateway's REST validations) has no transport to send it on; the gateway
 // answers it as a response header itself.
 func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	id := callRequestID(ctx)
-	if requestid.From(ctx) == "" {
-		_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.Key, id))
+	if requestid.From(ctx) != "" {
+		// In process: the context carries the gateway's id already.
+		return handler(ctx, req)
 	}
+	id := callRequestID(ctx)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.Key, id))
 	return handler(requestid.With(ctx, id), req)
 }
 

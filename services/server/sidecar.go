@@ -100,11 +100,8 @@ func RunSidecar(ctx context.Context, c SidecarConfig, log *slog.Logger) error {
 		return err
 	}
 	cfg := c.SidecarConfig(v, rules, clients, c.IdentityBody)
-	gsOpts := append(grpcTransportOptions(), grpc.ChainUnaryInterceptor(recoverUnary(log), deadlineUnary(maxRPCDeadline)))
-	if h := tracing.GRPCServerHandler(tc); h != nil {
-		gsOpts = append(gsOpts, grpc.StatsHandler(h))
-	}
-	gs := grpc.NewServer(gsOpts...)
+	unary := unaryChain([]grpc.UnaryServerInterceptor{recoverUnary(log), deadlineUnary(maxRPCDeadline)}, nil)
+	gs := grpc.NewServer(append(grpcTransportOptions(), grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unary)))...)
 	authv3.RegisterAuthorizationServer(gs, sidecar.NewAuthzServer(cfg))
 	gl, err := net.Listen("tcp", c.SidecarGRPCAddr)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"testing"
 
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/tokens"
 )
@@ -51,6 +52,42 @@ func TestValidationPathAllocatesNothing(t *testing.T) {
 	} {
 		if n := testing.AllocsPerRun(1000, fn); n != 0 {
 			t.Errorf("%s: %v allocs per call, want 0", name, n)
+		}
+	}
+}
+
+// TestValidateTokenAllocations: the gRPC (and in-process REST) ValidateToken
+// of a cached token allocates its answer and the answer's timestamps, and
+// a malformed one its answer alone: never the validation's result, which
+// taking &r.Remaining once moved to the heap on every call.
+func TestValidateTokenAllocations(t *testing.T) {
+	f := newFixture(t)
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Logger: quiet})
+	srv := tokens.NewServer(svc)
+	m := f.mint(t, svc)
+	ctx := context.Background()
+	valid := &keymintv1.ValidateTokenRequest{Token: m.Secret}
+	malformed := &keymintv1.ValidateTokenRequest{Token: m.Secret[:len(m.Secret)-1] + "!"}
+	resp, err := srv.ValidateToken(ctx, valid)
+	if err != nil || !resp.GetValid() || resp.GetCreateTime() == nil || resp.GetExpireTime() != nil {
+		t.Fatalf("%v %v", resp, err)
+	}
+	for name, c := range map[string]struct {
+		req  *keymintv1.ValidateTokenRequest
+		want float64
+	}{"cached": {valid, 2}, "malformed": {malformed, 1}} {
+		n := testing.AllocsPerRun(1000, func() {
+			if _, err := srv.ValidateToken(ctx, c.req); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != c.want {
+			t.Errorf("%s: %v allocs per call, want %v", name, n, c.want)
 		}
 	}
 }

@@ -85,26 +85,39 @@ func appendBase62(dst []byte, n *big.Int, width int) []byte {
 // checksum. It allocates nothing and touches no store: it runs first on the
 // validation hot path.
 func (f Format) Check(s string) error {
-	if len(s) != f.Len() || s[:len(f.prefix)] != f.prefix || s[len(f.prefix)] != '_' {
+	if !f.checksumOK(s) {
 		return ErrMalformed
 	}
 	body := s[len(f.prefix)+1:]
 	for i := 0; i < len(body); i++ {
-		if base62Value(body[i]) < 0 {
+		if base62Values[body[i]] < 0 {
 			return ErrMalformed
 		}
 	}
-	var sum uint64
-	for i := len(body) - checksumLen; i < len(body); i++ {
-		sum = sum*62 + uint64(base62Value(body[i]))
-	}
-	// A view of the string, not a copy: Check allocates nothing, and crc32
-	// only reads its input.
-	head := s[:len(s)-checksumLen]
-	if sum > 0xFFFFFFFF || uint32(sum) != crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(head), len(head))) {
-		return ErrMalformed
-	}
 	return nil
+}
+
+// checksumOK reports whether s has the format's length and prefix and a
+// checksum that matches: the part of Check that catches typos and garbage,
+// without the alphabet scan of the random part. Validation runs it before
+// the HMAC, so a malformed token costs no hash (whatever passes it and not
+// Check is caught by Check before any store lookup).
+func (f Format) checksumOK(s string) bool {
+	if len(s) != f.Len() || s[:len(f.prefix)] != f.prefix || s[len(f.prefix)] != '_' {
+		return false
+	}
+	var sum uint64
+	for i := len(s) - checksumLen; i < len(s); i++ {
+		v := base62Values[s[i]]
+		if v < 0 {
+			return false
+		}
+		sum = sum*62 + uint64(v)
+	}
+	// A view of the string, not a copy: no allocation, and crc32 only
+	// reads its input.
+	head := s[:len(s)-checksumLen]
+	return sum <= 0xFFFFFFFF && uint32(sum) == crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(head), len(head)))
 }
 
 // Hint returns the display hint of a well-formed token: prefix, underscore
@@ -113,14 +126,14 @@ func (f Format) Hint(s string) string {
 	return s[:len(f.prefix)+1+hintLen]
 }
 
-func base62Value(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'A' && c <= 'Z':
-		return int(c-'A') + 10
-	case c >= 'a' && c <= 'z':
-		return int(c-'a') + 36
+// base62Values maps a byte to its base62 digit, or -1: one lookup a
+// character where a range switch cost Check most of its instructions.
+var base62Values = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
 	}
-	return -1
-}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()

@@ -41,6 +41,11 @@ type Cache interface {
 // secret is well formed, or ErrMalformed) every level by all its digests,
 // else the store. It also returns the primary digest, which matches needs.
 func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cache.Key, error) {
+	// The checksum first: a typo or garbage is refused for a CRC, not an
+	// HMAC and a probe (Check below still runs in full before the store).
+	if !s.format.checksumOK(secret) {
+		return nil, cache.Key{}, ErrMalformed
+	}
 	primary := cache.Key(s.keys.PrimaryArray(secret))
 	if s.cache != nil {
 		if e := s.cache.Peek(primary); e != nil {

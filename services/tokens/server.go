@@ -152,7 +152,10 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 			}
 		}
 		if e.UsagePool != "" {
-			resp.RemainingUses = &r.Remaining
+			// A copy: &r.Remaining would move all of r to the heap, on
+			// every validation.
+			remaining := r.Remaining
+			resp.RemainingUses = &remaining
 		}
 	}
 	return resp, nil

@@ -91,8 +91,8 @@ func (s *Service) ValidateFrom(ctx context.Context, secret string, required []st
 		return Result{}, errTooManyRequired
 	}
 	// The length is checked first, so that nothing longer is ever hashed;
-	// the full format check (alphabet, checksum) runs in lookup only when L1
-	// has no entry: an entry exists only for a secret that passed it.
+	// lookup checks the checksum before hashing, and the alphabet only when
+	// L1 has no entry: an entry exists only for a secret that passed it.
 	if len(secret) != s.format.Len() {
 		return Result{Reason: ReasonMalformed}, nil
 	}

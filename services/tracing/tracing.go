@@ -1,7 +1,8 @@
 // Package tracing turns OpenTelemetry traces on for one keymint process:
 // an OTLP/gRPC exporter, W3C trace context in and out, and the span
-// sources the rest of keymint plugs in (gRPC stats handlers, an HTTP
-// middleware, the pgx tracer, Redis hooks, password-hash spans).
+// sources the rest of keymint plugs in (gRPC server interceptors, a gRPC
+// client stats handler, an HTTP middleware, the pgx tracer, Redis hooks,
+// password-hash spans).
 //
 // Off by default: without an endpoint nothing is installed, the global
 // tracer provider stays OpenTelemetry's no-op one and the propagator
@@ -37,7 +38,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/stats"
 )
 
 // instrumentation names keymint's own spans.
@@ -90,29 +90,30 @@ func Setup(ctx context.Context, c Config) (shutdown func(context.Context) error,
 	if err != nil && res == nil {
 		return nil, fmt.Errorf("trace resource: %w", err)
 	}
+	sampler, root, err := samplerFromEnv()
+	if err != nil {
+		_ = exp.Shutdown(ctx)
+		return nil, err
+	}
 	// The batch processor's queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE,
 	// 2048 spans by default): a collector that is down drops spans, never
 	// memory. The sampler comes from OTEL_TRACES_SAMPLER
-	// (parentbased_always_on by default).
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	// (parentbased_always_on by default); the id generator lets the server
+	// spans decide a root's sampling first (sampling.go).
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res),
+		sdktrace.WithSampler(sampler), sdktrace.WithIDGenerator(idGenerator{}))
 	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	sampling := &rootSampling{root: root}
+	active.Store(sampling)
 	return func(ctx context.Context) error {
+		active.CompareAndSwap(sampling, nil)
 		err := tp.Shutdown(ctx)
 		otel.SetTracerProvider(prevTP)
 		otel.SetTextMapPropagator(prevProp)
 		return err
 	}, nil
-}
-
-// GRPCServerHandler is the stats handler that makes a span per gRPC call
-// and continues the caller's trace; nil when tracing is off.
-func GRPCServerHandler(c Config) stats.Handler {
-	if !c.Enabled() {
-		return nil
-	}
-	return otelgrpc.NewServerHandler()
 }
 
 // GRPCClientOptions send the trace context on outgoing gRPC calls (empty
@@ -160,17 +161,27 @@ func Propagating(ctx context.Context) bool {
 }
 
 // HTTP wraps h so every request gets a server span continuing the
-// caller's W3C trace context; h itself when tracing is off.
+// caller's W3C trace context; h itself when tracing is off. The
+// attributes and the status-recording writer are for recorded spans only.
 func HTTP(c Config, h http.Handler) http.Handler {
 	if !c.Enabled() {
 		return h
 	}
-	tracer := otel.Tracer(instrumentation)
+	s := newServerSpan()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := tracer.Start(ctx, "HTTP "+method(r.Method), trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(method(r.Method))))
+		m, name := method(r.Method)
+		// The server's header keys are canonical. As on gRPC, a request
+		// without traceparent is a root and its baggage is not taken.
+		traced := len(r.Header["Traceparent"]) > 0
+		ctx, span := s.start(r.Context(), name, traced, func(ctx context.Context) context.Context {
+			return otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+		})
+		if !span.IsRecording() {
+			h.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
 		defer span.End()
+		span.SetAttributes(semconv.HTTPRequestMethodKey.String(m))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(sw, r.WithContext(ctx))
 		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
@@ -181,14 +192,29 @@ func HTTP(c Config, h http.Handler) http.Handler {
 }
 
 // method keeps span names and attributes to the known methods, so a
-// caller cannot put arbitrary text in them.
-func method(m string) string {
+// caller cannot put arbitrary text in them; name is the span's name.
+func method(m string) (method, name string) {
 	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
+	case http.MethodGet:
+		return m, "HTTP GET"
+	case http.MethodHead:
+		return m, "HTTP HEAD"
+	case http.MethodPost:
+		return m, "HTTP POST"
+	case http.MethodPut:
+		return m, "HTTP PUT"
+	case http.MethodPatch:
+		return m, "HTTP PATCH"
+	case http.MethodDelete:
+		return m, "HTTP DELETE"
+	case http.MethodOptions:
+		return m, "HTTP OPTIONS"
+	case http.MethodConnect:
+		return m, "HTTP CONNECT"
+	case http.MethodTrace:
+		return m, "HTTP TRACE"
 	}
-	return "_OTHER"
+	return "_OTHER", "HTTP _OTHER"
 }
 
 // statusWriter records the status code; Unwrap lets http.ResponseController

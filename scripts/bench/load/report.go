@@ -30,6 +30,8 @@ type row struct {
 	metric        metric
 	// target is the least ratio #18 asks for; 0 is a row for reference.
 	target float64
+	// targetNote says the target in the issue's own terms, beside it.
+	targetNote string
 	// p99 holds the row to p99 <= maxP99Ratio × the bare server's p99.
 	p99 bool
 	// medians compares the two runs' medians: for a keymint run that was
@@ -59,8 +61,8 @@ var rows = []row{
 	// BENCH_SCENARIOS=tracing: the same server with tracing on at 1 %
 	// sampling against tracing off (the "bare" side), CPU per call at most
 	// 1.05× off's.
-	{label: "gRPC `ValidateToken`, tracing on (1 % sampled) / off", bare: "grpc-trace-off", keymint: "grpc-trace-1pct", metric: byCPU, target: 1 / 1.05},
-	{label: "REST validate, tracing on (1 % sampled) / off", bare: "rest-trace-off", keymint: "rest-trace-1pct", metric: byCPU, target: 1 / 1.05},
+	{label: "gRPC `ValidateToken`, tracing on (1 % sampled) / off", bare: "grpc-trace-off", keymint: "grpc-trace-1pct", metric: byCPU, target: 1 / 1.05, targetNote: "≤ 5 % more CPU per call"},
+	{label: "REST validate, tracing on (1 % sampled) / off", bare: "rest-trace-off", keymint: "rest-trace-1pct", metric: byCPU, target: 1 / 1.05, targetNote: "≤ 5 % more CPU per call"},
 }
 
 // Memory targets.
@@ -271,6 +273,9 @@ func printRow(spec row, bare, km []Result) {
 	targetCell, verdictCell := "for reference", ""
 	if spec.target > 0 {
 		targetCell = fmt.Sprintf("≥ %.3g %s", spec.target, unit)
+		if spec.targetNote != "" {
+			targetCell += " (" + spec.targetNote + ")"
+		}
 	}
 	p99Cell := ""
 	var p99 float64
