@@ -23,7 +23,7 @@ var ErrFull = errors.New("batch: queue full")
 
 // Func answers qs in one round trip: answers[i] is qs[i]'s. An error fails
 // every query of the round trip. ctx ends after Config.Timeout or at the
-// earliest deadline among the queries' contexts, whichever is first, and
+// latest deadline among the queries' contexts, whichever is first, and
 // carries the first query's values (such as a trace).
 type Func[Q, A any] func(ctx context.Context, qs []Q) (answers []A, err error)
 
@@ -151,24 +151,38 @@ func (b *Batcher[Q, A]) loop() {
 // roundTrip answers calls (dropping those whose context has ended) and
 // returns the slices for reuse.
 func (b *Batcher[Q, A]) roundTrip(calls []*call[Q, A], qs []Q) ([]*call[Q, A], []Q) {
-	var deadline time.Time
-	if b.cfg.Timeout > 0 {
-		deadline = time.Now().Add(b.cfg.Timeout)
-	}
+	// The round trip lasts as long as its most patient query may wait (each
+	// caller still leaves at its own deadline, in Do), never longer than
+	// Timeout. Not the earliest deadline: a caller sending a 1 ms deadline
+	// with every miss would then fail the round trips, and so the lookups,
+	// of everyone who shared them.
+	var latest time.Time
+	unbounded := false
 	live := calls[:0]
 	for _, c := range calls {
 		if err := c.ctx.Err(); err != nil {
 			c.done <- result[A]{err: err}
 			continue
 		}
-		if d, ok := c.ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
-			deadline = d
+		if d, ok := c.ctx.Deadline(); !ok {
+			unbounded = true
+		} else if d.After(latest) {
+			latest = d
 		}
 		live = append(live, c)
 		qs = append(qs, c.q)
 	}
 	if len(live) == 0 {
 		return live, qs
+	}
+	var deadline time.Time
+	if !unbounded {
+		deadline = latest
+	}
+	if b.cfg.Timeout > 0 {
+		if limit := time.Now().Add(b.cfg.Timeout); deadline.IsZero() || limit.Before(deadline) {
+			deadline = limit
+		}
 	}
 	ctx := context.WithoutCancel(live[0].ctx)
 	cancel := context.CancelFunc(func() {})

@@ -217,9 +217,9 @@ func TestTimeoutBoundsEachRoundTrip(t *testing.T) {
 	})
 }
 
-// A round trip ends at its queries' earliest context deadline when that
-// comes before Timeout.
-func TestRoundTripEndsAtEarliestDeadline(t *testing.T) {
+// A round trip of one query ends at that query's context deadline when
+// that comes before Timeout.
+func TestRoundTripEndsAtItsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGatedRun()
 		b := New(Config{Timeout: time.Hour}, g.run)
@@ -229,6 +229,43 @@ func TestRoundTripEndsAtEarliestDeadline(t *testing.T) {
 		r := <-doAll(b, ctx, 1)
 		if !errors.Is(r.err, context.DeadlineExceeded) || time.Since(start) != 30*time.Millisecond {
 			t.Fatalf("%v after %v, want the context's deadline after 30ms", r.err, time.Since(start))
+		}
+	})
+}
+
+// A caller with a short deadline does not cut short the round trip it
+// shares: the others in it are still answered after that deadline, and the
+// impatient caller alone gets its deadline error. Otherwise anyone could
+// fail everyone's shared lookups by sending each miss with a 1 ms deadline.
+// Mutation: the round trip ending at the earliest deadline fails the
+// patient caller with DeadlineExceeded at 10ms.
+func TestShortDeadlineDoesNotFailSharedRoundTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGatedRun()
+		b := New(Config{Timeout: time.Hour}, g.run)
+		blocker := doAll(b, context.Background(), 1) // in flight: the next two share a trip
+		synctest.Wait()
+		short, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		impatient := doAll(b, short, 2)
+		synctest.Wait()
+		patient := doAll(b, context.Background(), 3)
+		synctest.Wait()
+		g.release() // trip 1 ends; trip {2, 3} starts
+		if r := <-blocker; r.err != nil || r.a != 10 {
+			t.Fatalf("first: %+v", r)
+		}
+		synctest.Wait()
+		if trips := g.roundTrips(); len(trips) != 2 || !slices.Equal(trips[1], []int{2, 3}) {
+			t.Fatalf("round trips %v, want [1] then [2 3]", trips)
+		}
+		time.Sleep(20 * time.Millisecond) // past the impatient caller's deadline
+		if r := <-impatient; !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Fatalf("impatient caller: %+v, want its own deadline", r)
+		}
+		g.release()
+		if r := <-patient; r.err != nil || r.a != 30 {
+			t.Fatalf("patient caller: %+v, want its answer after the other's deadline", r)
 		}
 	})
 }
