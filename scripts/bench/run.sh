@@ -141,17 +141,25 @@ start_keymint() {
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # start_echo KIND ARGS...: starts a bare baseline server; sets ECHO_PID, ECHO_ADDR.
+# Each start gets an address file of its own: the shell truncates a reused
+# one only once the background child runs, so the loop below could read the
+# previous (stopped) server's address first, and the next load was refused.
+ECHO_STARTS=0
 start_echo() {
   local kind=$1; shift
-  "${SRV[@]}" "$work/load" "$kind" "$@" >"$work/$kind.addr" 2>"$work/$kind.log" &
+  ECHO_STARTS=$((ECHO_STARTS + 1))
+  local addr="$work/$kind.$ECHO_STARTS.addr"
+  "${SRV[@]}" "$work/load" "$kind" "$@" >"$addr" 2>"$work/$kind.log" &
   ECHO_PID=$!
   pids+=("$ECHO_PID")
-  for _ in $(seq 1 100); do
-    ECHO_ADDR=$(head -n1 "$work/$kind.addr" 2>/dev/null || true)
+  for _ in $(seq 1 300); do
+    ECHO_ADDR=$(head -n1 "$addr" 2>/dev/null || true)
     [ -n "$ECHO_ADDR" ] && return
+    kill -0 "$ECHO_PID" 2>/dev/null || break
     sleep 0.1
   done
   cat "$work/$kind.log" >&2
+  echo "bench: $kind did not start" >&2
   exit 1
 }
 
