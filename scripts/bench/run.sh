@@ -153,8 +153,11 @@ start_echo() {
   ECHO_PID=$!
   pids+=("$ECHO_PID")
   for _ in $(seq 1 300); do
-    ECHO_ADDR=$(head -n1 "$addr" 2>/dev/null || true)
-    [ -n "$ECHO_ADDR" ] && return
+    # A whole line only: the address may be half written.
+    if [ "$(wc -l <"$addr" 2>/dev/null || echo 0)" -ge 1 ]; then
+      ECHO_ADDR=$(head -n1 "$addr")
+      return
+    fi
     kill -0 "$ECHO_PID" 2>/dev/null || break
     sleep 0.1
   done
