@@ -34,8 +34,10 @@
 # Environment: BENCH_STORE=sqlite|postgres (default sqlite, the embedded
 # store), BENCH_ROUNDS (5), BENCH_DURATION (5s a run), BENCH_LONG (60s), BENCH_CONCURRENCY (50),
 # BENCH_TOKENS (100), BENCH_CONNS (gRPC connections, 1), BENCH_SCENARIOS
-# (all, flood for the login flood alone, tracing for the tracing cost alone,
-# rest for the HTTP rows alone: REST validate cached and MALFORMED, forward-auth),
+# (all; or a comma-separated list of cached, malformed, features, authz
+# (ext_authz and forward-auth), limits (usage- and rate-limited), long, l2,
+# store, flood; rest for the HTTP rows alone: REST validate cached and
+# MALFORMED, forward-auth; tracing for the tracing cost alone),
 # BENCH_FLOOD_CONCURRENCY (60), BENCH_IDLE_WAIT (3, seconds before the idle
 # RSS sample), BENCH_RESULTS (a file to keep the raw results in).
 # Postgres and Redis are throwaway instances from scripts/pg.sh and
@@ -54,6 +56,14 @@ SCENARIOS=${BENCH_SCENARIOS:-all}
 FLOOD_CONC=${BENCH_FLOOD_CONCURRENCY:-60}
 
 log() { echo "bench: $*" >&2; }
+# want GROUP: whether BENCH_SCENARIOS asks for GROUP (all asks for every
+# group but tracing).
+want() {
+  [ "$SCENARIOS" = all ] || [[ ",$SCENARIOS," == *",$1,"* ]] ||
+    { [[ ",$SCENARIOS," == *",rest,"* ]] && [[ " cached malformed authz " == *" $1 "* ]]; }
+}
+# with_grpc: whether the wanted groups' gRPC rows run too (not for rest).
+with_grpc() { [[ ",$SCENARIOS," != *",rest,"* ]]; }
 
 work=$(mktemp -d /tmp/keymint-bench.XXXXXX)
 chmod 755 "$work"
@@ -131,17 +141,28 @@ start_keymint() {
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # start_echo KIND ARGS...: starts a bare baseline server; sets ECHO_PID, ECHO_ADDR.
+# Each start gets an address file of its own: the shell truncates a reused
+# one only once the background child runs, so the loop below could read the
+# previous (stopped) server's address first, and the next load was refused.
+ECHO_STARTS=0
 start_echo() {
   local kind=$1; shift
-  "${SRV[@]}" "$work/load" "$kind" "$@" >"$work/$kind.addr" 2>"$work/$kind.log" &
+  ECHO_STARTS=$((ECHO_STARTS + 1))
+  local addr="$work/$kind.$ECHO_STARTS.addr"
+  "${SRV[@]}" "$work/load" "$kind" "$@" >"$addr" 2>"$work/$kind.log" &
   ECHO_PID=$!
   pids+=("$ECHO_PID")
-  for _ in $(seq 1 100); do
-    ECHO_ADDR=$(head -n1 "$work/$kind.addr" 2>/dev/null || true)
-    [ -n "$ECHO_ADDR" ] && return
+  for _ in $(seq 1 300); do
+    # A whole line only: the address may be half written.
+    if [ "$(wc -l <"$addr" 2>/dev/null || echo 0)" -ge 1 ]; then
+      ECHO_ADDR=$(head -n1 "$addr")
+      return
+    fi
+    kill -0 "$ECHO_PID" 2>/dev/null || break
     sleep 0.1
   done
   cat "$work/$kind.log" >&2
+  echo "bench: $kind did not start" >&2
   exit 1
 }
 
@@ -155,10 +176,9 @@ sleep "${BENCH_IDLE_WAIT:-3}"
 "$work/load" rss -pid "$L1_PID" -name idle -out "$results" >/dev/null
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" -out "$work/tokens"
 
-# The validation scenarios (all but the login flood), not re-indented;
-# rest runs their HTTP rows alone (with_grpc: all only).
-if [ "$SCENARIOS" = all ] || [ "$SCENARIOS" = rest ]; then
-with_grpc() { [ "$SCENARIOS" = all ]; }
+# The validation scenarios (all but the login flood), each group under
+# its want, not re-indented; rest runs their HTTP rows alone (with_grpc).
+if want cached; then
 
 # The baselines answer with a copy of keymint's own answer (for HTTP, its
 # headers too: http-echo-body-only, for reference, sends the body alone). grpc-echo has
@@ -193,11 +213,13 @@ log "rest: bare net/http answering keymint's body without its headers"
 load http -name http-echo-body-only -url "http://$ECHO_ADDR/v1/tokens:validate" -d "$DURATION" -pid "$ECHO_PID"
 stop_pid "$ECHO_PID"
 fi
+fi
 KM_PID=$L1_PID KM_GRPC=$L1_GRPC
 
 # A malformed token (a real one with its last checksum character changed):
 # keymint refuses it without a lookup, so this is HTTP and JSON handling
 # alone. The bare server answers keymint's MALFORMED answer.
+if want malformed; then
 awk '{ c = substr($0, length($0)); print substr($0, 1, length($0) - 1) (c == "a" ? "b" : "a") }' "$work/tokens" >"$work/tokens-malformed"
 start_echo http-echo -from "http://$L1_HTTP/v1/tokens:validate" -tokens "$work/tokens-malformed" -proto malformed
 HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
@@ -208,10 +230,11 @@ for round in $(seq 1 "$ROUNDS"); do
   loadm http -name rest-keymint-malformed -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
 done
 stop_pid "$HTTP_ECHO_PID"
+fi
 
-if with_grpc; then
 # Every lifecycle check on the token: scopes, an expiry, a CIDR allow-list
 # (validated from an address inside it). Baselines copy that answer.
+if want features; then
 FEATURE_IP=10.1.2.3
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
   -ttl 7776000s -cidrs 10.0.0.0/8,192.168.0.0/16 -out "$work/tokens-features"
@@ -234,6 +257,7 @@ fi
 # The sidecar protocols on cached tokens: Envoy ext_authz Check on the gRPC
 # port and nginx/Traefik forward-auth on the HTTP port, each against a bare
 # server answering with a copy of keymint's answer.
+if want authz; then
 start_echo grpc-echo -from "$L1_GRPC" -tokens "$work/tokens" -proto authz
 GRPC_ECHO_PID=$ECHO_PID GRPC_ECHO=$ECHO_ADDR
 start_echo http-echo -from "http://$L1_HTTP/v1/forward-auth" -tokens "$work/tokens" -proto forward-auth
@@ -249,13 +273,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_pid "$GRPC_ECHO_PID"
 stop_pid "$HTTP_ECHO_PID"
+fi
 
-if ! with_grpc; then
-  stop_pid "$L1_PID"
-else
 # Usage- and rate-limited tokens cannot be answered from the cache alone:
 # each call takes a use (a Lua script on a Redis counter leased from the
 # store) or a GCRA event (redis_rate). Measured apart, for reference.
+if want limits; then
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
   -uses 1000000000000 -out "$work/tokens-uses"
 "$work/load" mint -http "http://$L1_HTTP" -email bench@example.com -password bench-password -n "$NTOKENS" \
@@ -265,9 +288,12 @@ log "grpc: usage-limited tokens, then rate-limited tokens ($DURATION each)"
   -c "$CONC" -d "$DURATION" -pid "$L1_PID" -out "$results" >/dev/null
 "${LOAD[@]}" "$work/load" grpc -name grpc-keymint-rate -tokens "$work/tokens-rate" -addr "$L1_GRPC" -conns "$CONNS" \
   -c "$CONC" -d "$DURATION" -pid "$L1_PID" -out "$results" >/dev/null
+fi
 
+if want long; then
 log "grpc: keymint ValidateToken for $LONG, RSS sampled"
 load grpc -name grpc-keymint-l1-long -addr "$KM_GRPC" -conns "$CONNS" -d "$LONG" -pid "$KM_PID"
+fi
 stop_pid "$KM_PID"
 
 # uncached NAME TOKENS: ROUNDS rounds of a bare gRPC echo (answering a copy
@@ -286,17 +312,21 @@ uncached() {
   stop_pid "$ECHO_PID"
 }
 
+if want l2; then
 log "grpc: keymint with L1 off, Redis L2"
 start_keymint l2 --redis-url "$REDIS_URL" --cache-l1-size 0
 uncached l2 "$work/tokens"
 stop_pid "$KM_PID"
+fi
 
+if want store; then
 log "grpc: keymint with no cache ($STORE)"
 start_keymint store --cache-l1-size 0
 uncached "store-$STORE" "$work/tokens"
 stop_pid "$KM_PID"
+fi
 
-if [ "$STORE" != postgres ]; then
+if want store && [ "$STORE" != postgres ]; then
   # #18's store target is PostgreSQL's: a second server on a throwaway one
   # (its own database, pepper and tokens), no cache.
   log "grpc: keymint with no cache (postgres)"
@@ -314,10 +344,6 @@ if [ "$STORE" != postgres ]; then
   unset KEYMINT_DATABASE_URL KEYMINT_PEPPER
   export KEYMINT_DATA_DIR=$SAVED_DATA_DIR
   bash scripts/pg.sh stop "$work/pg" >/dev/null
-fi
-fi
-else
-  stop_pid "$L1_PID"
 fi
 
 # Tracing cost: the same server with tracing off, then on at 1 % sampling
@@ -363,7 +389,7 @@ fi
 # load shares them), at the same priority as the load.
 SAVED_SRV=("${SRV[@]}")
 for procs in 1 2; do
-  [ "$SCENARIOS" = tracing ] || [ "$SCENARIOS" = rest ] && break
+  want flood || break
   SRV=(env GOMAXPROCS="$procs")
   if [ "$(id -u)" -eq 0 ] && [ "$NICE" != 0 ]; then SRV=(nice -n "$NICE" "${SRV[@]}"); fi
   log "login flood at GOMAXPROCS=$procs: validation without, then during $FLOOD_CONC sign-ins in flight ($DURATION each)"

@@ -80,9 +80,13 @@ func chainCall(ics []grpc.UnaryServerInterceptor, i int, ctx context.Context, re
 // selfBounded lists methods that bound their own waiting, so the deadline
 // interceptor (a context and a timer per call) is skipped for them:
 // ValidateToken answers from memory or waits on a cache load that is
-// bounded by the cache's own load timeout, whatever the caller's deadline.
+// bounded by the cache's own load timeout, whatever the caller's deadline;
+// ext_authz Check on this server is that same in-process validation (the
+// sidecar's Check, which calls the central server, keeps its deadline: it
+// has a chain of its own).
 var selfBounded = map[string]bool{
 	keymintv1.TokenService_ValidateToken_FullMethodName: true,
+	authv3.Authorization_Check_FullMethodName:           true,
 }
 
 // except runs ic for every method but those in skip.

@@ -110,7 +110,7 @@ func (m *rpcMetrics) stream() grpc.StreamServerInterceptor {
 // store, so methods it does not time pass straight through.
 type instrumentedStore struct {
 	store.Store
-	byDigest, getToken, listTokens, revoke, touch, create, getUser prometheus.Observer
+	byDigest, byDigests, getToken, listTokens, revoke, touch, create, getUser prometheus.Observer
 }
 
 func instrumentStore(s store.Store, reg prometheus.Registerer) *instrumentedStore {
@@ -123,6 +123,7 @@ func instrumentStore(s store.Store, reg prometheus.Registerer) *instrumentedStor
 	return &instrumentedStore{
 		Store:      s,
 		byDigest:   h.WithLabelValues("get_token_by_digest"),
+		byDigests:  h.WithLabelValues("tokens_by_digests"),
 		getToken:   h.WithLabelValues("get_token"),
 		listTokens: h.WithLabelValues("list_tokens"),
 		revoke:     h.WithLabelValues("revoke_token"),
@@ -137,6 +138,13 @@ func since(o prometheus.Observer, start time.Time) { o.Observe(time.Since(start)
 func (s *instrumentedStore) GetTokenByDigest(ctx context.Context, digests [][]byte) (store.Token, error) {
 	defer since(s.byDigest, time.Now())
 	return s.Store.GetTokenByDigest(ctx, digests)
+}
+
+// TokensByDigests is the bulk lookup: concurrent validation misses and
+// leak reports.
+func (s *instrumentedStore) TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error) {
+	defer since(s.byDigests, time.Now())
+	return s.Store.TokensByDigests(ctx, digests)
 }
 
 func (s *instrumentedStore) GetToken(ctx context.Context, id string) (store.Token, error) {

@@ -2,8 +2,11 @@ package sidecar
 
 import (
 	"context"
+	"hash/maphash"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -19,10 +22,18 @@ import (
 type AuthzServer struct {
 	authv3.UnimplementedAuthorizationServer
 	cfg Config
+	// answers holds recent allow answers, one per slot by token id: a
+	// token's answer is built once while its identity stays the same.
+	answers [answerSlots]atomic.Pointer[allowAnswer]
+	seed    maphash.Seed
 }
 
+// answerSlots bounds the remembered allow answers (README "Shared reads"):
+// about 1.6 KB each, so at most ~1.6 MB.
+const answerSlots = 1024
+
 // NewAuthzServer returns the ext_authz server over cfg.
-func NewAuthzServer(cfg Config) *AuthzServer { return &AuthzServer{cfg: cfg} }
+func NewAuthzServer(cfg Config) *AuthzServer { return &AuthzServer{cfg: cfg, seed: maphash.MakeSeed()} }
 
 // Check allows or denies one request Envoy holds. A deny is an answer, not an
 // RPC error, so Envoy sends our status and body to the client.
@@ -34,35 +45,7 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 	ip := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
 	d := decide(ctx, &s.cfg, auth, httpReq.GetMethod(), httpReq.GetPath(), ip)
 	if d.allow {
-		ok := &authv3.OkHttpResponse{}
-		for _, h := range d.headers {
-			if h[1] == "" {
-				// An empty identity value (a token without scopes) still must
-				// not let a client-sent copy through.
-				ok.HeadersToRemove = append(ok.HeadersToRemove, h[0])
-				continue
-			}
-			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
-				Header:       &corev3.HeaderValue{Key: h[0], Value: h[1]},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			})
-		}
-		if s.cfg.StripAuthorization {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, authn.HeaderAuthorization)
-		}
-		// The trace continues into the service behind Envoy.
-		tc := http.Header{}
-		tracing.Inject(ctx, tc)
-		for k := range tc {
-			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
-				Header:       &corev3.HeaderValue{Key: strings.ToLower(k), Value: tc.Get(k)},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			})
-		}
-		return &authv3.CheckResponse{
-			Status:       &status.Status{Code: int32(codes.OK)},
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		}, nil
+		return s.allowed(ctx, &d), nil
 	}
 	code := codes.Unauthenticated
 	switch d.status {
@@ -75,21 +58,12 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 	case http.StatusBadRequest:
 		code = codes.InvalidArgument
 	}
-	headers := []*corev3.HeaderValueOption{{
-		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}}
-	if c := wwwAuthenticate(d.status); c != "" {
-		headers = append(headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: "www-authenticate", Value: c},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
+	headers := denyHeaders[d.status]
+	if headers == nil {
+		headers = denyHeaders[0]
 	}
 	if d.retryAfter != "" {
-		headers = append(headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: "retry-after", Value: d.retryAfter},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
+		headers = append(slices.Clip(headers), overwrite("retry-after", d.retryAfter))
 	}
 	return &authv3.CheckResponse{
 		Status: &status.Status{Code: int32(code)},
@@ -100,6 +74,95 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 		}},
 	}, nil
 }
+
+// allowAnswer is an allow's CheckResponse with every message it points to,
+// allocated as one: built field by field, an allow took about twenty small
+// allocations (measured in the ext_authz bench row).
+type allowAnswer struct {
+	// identity is the decision's headers the answer was built from.
+	identity [len(decision{}.headers)][2]string
+	resp     authv3.CheckResponse
+	ok       authv3.CheckResponse_OkResponse
+	http     authv3.OkHttpResponse
+	opts     [len(decision{}.headers)]corev3.HeaderValueOption
+	vals     [len(decision{}.headers)]corev3.HeaderValue
+	set      [len(decision{}.headers)]*corev3.HeaderValueOption
+	remove   [len(decision{}.headers) + 1]string
+}
+
+// okStatus is every allow's status; answers share it, read-only.
+var okStatus = &status.Status{Code: int32(codes.OK)}
+
+// allowed is d's answer: the identity headers set (or, empty, removed, so
+// that a client-sent copy never gets through), the authorization header
+// removed when configured, and the trace context for the service behind.
+// Without a trace context to pass on, an answer depends on the identity
+// headers alone, so the last one built for the token is answered again
+// (shared read-only, as a gRPC server may) when they are the same.
+func (s *AuthzServer) allowed(ctx context.Context, d *decision) *authv3.CheckResponse {
+	if tracing.Propagating(ctx) {
+		return &s.build(ctx, d, true).resp
+	}
+	slot := &s.answers[maphash.String(s.seed, d.headers[0][1])%answerSlots]
+	if a := slot.Load(); a != nil && a.identity == d.headers {
+		return &a.resp
+	}
+	a := s.build(ctx, d, false)
+	slot.Store(a)
+	return &a.resp
+}
+
+// build makes d's answer, with the trace context when trace is set.
+func (s *AuthzServer) build(ctx context.Context, d *decision, trace bool) *allowAnswer {
+	a := &allowAnswer{identity: d.headers}
+	set, remove := a.set[:0], a.remove[:0]
+	for i, h := range d.headers {
+		if h[1] == "" {
+			remove = append(remove, h[0])
+			continue
+		}
+		a.vals[i] = corev3.HeaderValue{Key: h[0], Value: h[1]}
+		a.opts[i] = corev3.HeaderValueOption{Header: &a.vals[i], AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+		set = append(set, &a.opts[i])
+	}
+	if s.cfg.StripAuthorization {
+		remove = append(remove, authn.HeaderAuthorization)
+	}
+	if trace {
+		tc := http.Header{}
+		tracing.Inject(ctx, tc)
+		for k := range tc {
+			set = append(set, overwrite(strings.ToLower(k), tc.Get(k)))
+		}
+	}
+	a.http.Headers = set
+	if len(remove) > 0 {
+		a.http.HeadersToRemove = remove
+	}
+	a.ok.OkResponse = &a.http
+	a.resp.Status = okStatus
+	a.resp.HttpResponse = &a.ok
+	return a
+}
+
+// overwrite is a response header that replaces any copy.
+func overwrite(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// denyHeaders are a deny's headers by HTTP status (0: any other status),
+// built once; answers share them, read-only.
+var denyHeaders = func() map[int][]*corev3.HeaderValueOption {
+	contentType := overwrite("content-type", "application/json")
+	m := map[int][]*corev3.HeaderValueOption{0: {contentType}}
+	for _, st := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		m[st] = []*corev3.HeaderValueOption{contentType, overwrite("www-authenticate", wwwAuthenticate(st))}
+	}
+	return m
+}()
 
 // header reads a request header from either form Envoy sends: the headers
 // map (lower-case keys), or header_map when raw header encoding is on.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/keymint/keymint/services/batch"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
@@ -62,7 +63,7 @@ func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cach
 		digests[i] = keys[i][:]
 	}
 	load := func(ctx context.Context) (*cache.Entry, error) {
-		t, err := s.store.GetTokenByDigest(ctx, digests)
+		t, err := s.byDigestShared(ctx, digests)
 		if errors.Is(err, store.ErrNotFound) {
 			return &cache.Entry{Key: primary, Negative: true}, nil
 		}
@@ -99,6 +100,87 @@ func (s *Service) lookup(ctx context.Context, secret string) (*cache.Entry, cach
 		return nil, primary, fault.StoreFailure(err, "look up token")
 	}
 	return e, primary, nil
+}
+
+// Bounds of the shared store lookups (README configuration table).
+const (
+	// LookupBatchSize is the most lookups one store query carries.
+	LookupBatchSize = 64
+	// LookupBatchQueue is the most lookups waiting for a query; beyond it a
+	// lookup queries on its own.
+	LookupBatchQueue = 1024
+	// LookupBatchesInFlight is the most shared queries at once; a second
+	// starts only while a full batch waits.
+	LookupBatchesInFlight = 4
+)
+
+// digestAnswer is one lookup's answer in a shared query.
+type digestAnswer struct {
+	t     store.Token
+	found bool
+}
+
+// byDigestShared is GetTokenByDigest, the query shared with the lookups
+// that arrive while another is in flight (see package batch): a store round
+// trip per miss was the cost of validating from the store under load. A
+// lookup only joins a query that has not started, so one that begins after
+// a revocation committed reads it.
+func (s *Service) byDigestShared(ctx context.Context, digests [][]byte) (store.Token, error) {
+	a, err := s.byDigest.Do(ctx, digests)
+	if errors.Is(err, batch.ErrFull) {
+		return s.store.GetTokenByDigest(ctx, digests)
+	}
+	if err != nil {
+		return store.Token{}, err
+	}
+	if !a.found {
+		return store.Token{}, store.ErrNotFound
+	}
+	return a.t, nil
+}
+
+// lookupBatch answers lookups (each a secret's digests, one per pepper) in
+// one store query: GetTokenByDigest for one, the bulk TokensByDigests for
+// more.
+func (s *Service) lookupBatch(ctx context.Context, qs [][][]byte) ([]digestAnswer, error) {
+	out := make([]digestAnswer, len(qs))
+	if len(qs) == 1 {
+		t, err := s.store.GetTokenByDigest(ctx, qs[0])
+		if errors.Is(err, store.ErrNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[0] = digestAnswer{t: t, found: true}
+		return out, nil
+	}
+	var all [][]byte
+	for _, q := range qs {
+		all = append(all, q...)
+	}
+	ts, err := s.store.TokensByDigests(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[cache.Key]int, len(ts))
+	for i, t := range ts {
+		if len(t.Digest) == cache.KeySize {
+			byKey[cache.Key(t.Digest)] = i
+		}
+	}
+	for i, q := range qs {
+		for _, d := range q {
+			if len(d) != cache.KeySize {
+				continue
+			}
+			if j, ok := byKey[cache.Key(d)]; ok {
+				out[i] = digestAnswer{t: ts[j], found: true}
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // matches reports, in constant time, whether e is secret's token: its stored

@@ -29,6 +29,9 @@ type countingStore struct {
 	byDigest  atomic.Int64
 	afterRead atomic.Pointer[func()]
 	down      atomic.Bool // the store unreachable
+	// bulk counts the shared lookups (TokensByDigests) and bulkDigests
+	// the digests they carried.
+	bulk, bulkDigests atomic.Int64
 }
 
 var errStoreDown = errors.New("connection refused")
@@ -45,11 +48,25 @@ func (s *countingStore) GetTokenByDigest(ctx context.Context, digests [][]byte) 
 	return t, err
 }
 
+// TokensByDigests is the shared lookup of concurrent misses.
+func (s *countingStore) TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error) {
+	s.bulk.Add(1)
+	s.bulkDigests.Add(int64(len(digests)))
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	ts, err := s.Store.TokensByDigests(ctx, digests)
+	if f := s.afterRead.Load(); f != nil {
+		(*f)()
+	}
+	return ts, err
+}
+
 var quiet = slog.New(slog.DiscardHandler)
 
 // fixture is a store with one user, shared by the replicas a test builds.
 type fixture struct {
-	store *sqlite.Store
+	store store.Store
 	keys  *tokens.Keyring
 	fmt   tokens.Format
 	owner authn.Principal
@@ -63,6 +80,13 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newFixtureOn(t, st)
+}
+
+// newFixtureOn is newFixture on st (PostgreSQL, say).
+func newFixtureOn(t testing.TB, st store.Store) *fixture {
+	t.Helper()
+	ctx := context.Background()
 	org, err := st.EnsureOrg(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/keymint/keymint/services/audit"
 	"github.com/keymint/keymint/services/authn"
+	"github.com/keymint/keymint/services/batch"
 	"github.com/keymint/keymint/services/clientip"
 	"github.com/keymint/keymint/services/events"
 	"github.com/keymint/keymint/services/fault"
@@ -100,6 +101,9 @@ type Service struct {
 	leakLimit throttle.Limit
 	// background tracks work that outlives its call (leak revocations).
 	background sync.WaitGroup
+	// byDigest shares store round trips among concurrent lookups
+	// (lookup.go).
+	byDigest *batch.Batcher[[][]byte, digestAnswer]
 }
 
 // New returns a Service.
@@ -126,6 +130,8 @@ func New(cfg Config) *Service {
 	if s.leakLimit.Burst == 0 {
 		s.leakLimit = DefaultLeakReportLimit
 	}
+	s.byDigest = batch.New(batch.Config{MaxBatch: LookupBatchSize, MaxQueued: LookupBatchQueue, MaxInFlight: LookupBatchesInFlight},
+		s.lookupBatch)
 	return s
 }
 

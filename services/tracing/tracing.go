@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
@@ -150,6 +151,13 @@ func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (conte
 // it to the service behind it. Nothing when tracing is off.
 func Inject(ctx context.Context, h http.Header) {
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// Propagating reports whether ctx has anything Inject would write: a span
+// or baggage. It is false with tracing off, so a hot path can skip building
+// a carrier at all.
+func Propagating(ctx context.Context) bool {
+	return trace.SpanContextFromContext(ctx).IsValid() || baggage.FromContext(ctx).Len() > 0
 }
 
 // HTTP wraps h so every request gets a server span continuing the

@@ -33,6 +33,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keymint/keymint/services/batch"
 	"github.com/keymint/keymint/services/cache"
 )
 
@@ -42,6 +43,10 @@ const (
 	DefaultTimeout      = 50 * time.Millisecond
 	DefaultBackoff      = time.Second
 	DefaultTombstoneTTL = time.Minute
+	// DefaultBatchSize is the most validations one pipeline of reads
+	// carries; DefaultBatchQueue the most that wait for the next one.
+	DefaultBatchSize  = 64
+	DefaultBatchQueue = 1024
 )
 
 // ErrSkipped means Redis was not asked: it failed within the last Backoff.
@@ -69,7 +74,14 @@ type Config struct {
 	// entries' RemoteTTL (after that no entry written before it survives).
 	// Zero means 10 minutes.
 	RetryFor time.Duration
-	Logger   *slog.Logger
+	// BatchSize bounds how many validations' reads one pipeline carries:
+	// while a read is in flight, the reads that arrive wait and go in the
+	// next pipeline together (no timer: a lone read goes at once).
+	// BatchQueue bounds how many wait; beyond it a read goes on its own.
+	// Zero takes the defaults.
+	BatchSize  int
+	BatchQueue int
+	Logger     *slog.Logger
 }
 
 // Remote implements cache.Remote on Redis.
@@ -85,6 +97,10 @@ type Remote struct {
 	log       *slog.Logger
 	// skipUntil is when Redis may be tried again, in UnixNano; 0 when healthy.
 	skipUntil atomic.Int64
+	// gets shares reads among concurrent Gets.
+	gets *batch.Batcher[[]cache.Key, []string]
+	// cluster: keys live in different slots, so no MGET.
+	cluster bool
 
 	mu      sync.Mutex
 	pending map[cache.Key]time.Time // failed invalidations, by first failure
@@ -133,6 +149,15 @@ func New(cfg Config) (*Remote, error) {
 	if r.revTime <= 0 {
 		r.revTime = DefaultRevocationTimeout
 	}
+	_, r.cluster = r.client.(*redis.ClusterClient)
+	size, queue := cfg.BatchSize, cfg.BatchQueue
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	if queue <= 0 {
+		queue = DefaultBatchQueue
+	}
+	r.gets = batch.New(batch.Config{MaxBatch: size, MaxQueued: queue, Timeout: r.timeout}, r.getBatch)
 	return r, nil
 }
 
@@ -169,40 +194,20 @@ func (r *Remote) result(err error) error {
 }
 
 // Get returns the entry stored under the first of keys that has one.
+// Concurrent Gets share pipelines (see Config.BatchSize): each pipeline is
+// bounded by Timeout, and a Get waits at most for the one in flight and
+// then its own.
 func (r *Remote) Get(ctx context.Context, keys []cache.Key) (*cache.Entry, error) {
 	if r.skipping() {
 		return nil, ErrSkipped
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	var vals []string
-	if len(keys) == 1 {
-		v, err := r.client.Get(ctx, r.entryKey(keys[0])).Result()
-		if err := r.result(err); err != nil {
-			if errors.Is(err, redis.Nil) {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("redis get: %w", err)
-		}
-		vals = []string{v}
-	} else {
-		// One GET per key in a pipeline, not MGET: in a Cluster the keys
-		// live in different slots.
-		cmds := make([]*redis.StringCmd, len(keys))
-		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				cmds[i] = p.Get(ctx, r.entryKey(k))
-			}
-			return nil
-		})
-		if err := r.result(err); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("redis get: %w", err)
-		}
-		for _, c := range cmds {
-			if v, err := c.Result(); err == nil {
-				vals = append(vals, v)
-			}
-		}
+	vals, err := r.gets.Do(ctx, keys)
+	if errors.Is(err, batch.ErrFull) {
+		// BatchQueue callers wait already: this one reads on its own.
+		vals, err = r.getOwn(ctx, keys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis get: %w", err)
 	}
 	for _, v := range vals {
 		e := new(cache.Entry)
@@ -218,6 +223,87 @@ func (r *Remote) Get(ctx context.Context, keys []cache.Key) (*cache.Entry, error
 		return e, nil
 	}
 	return nil, nil
+}
+
+func (r *Remote) getOwn(ctx context.Context, keys []cache.Key) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	vals, err := r.getBatch(ctx, [][]cache.Key{keys})
+	if err != nil {
+		return nil, err
+	}
+	return vals[0], nil
+}
+
+// getBatch reads the entries of every query's keys in one round trip: a
+// GET alone; an MGET of them all on one node (a Sentinel's master
+// included): one command for Redis to run, not one per key; in a Cluster,
+// whose keys live in different slots, one GET per key in a pipeline.
+// vals[i] holds query i's values found, in its keys' order.
+func (r *Remote) getBatch(ctx context.Context, qs [][]cache.Key) (vals [][]string, err error) {
+	vals = make([][]string, len(qs))
+	if len(qs) == 1 && len(qs[0]) == 1 {
+		v, err := r.client.Get(ctx, r.entryKey(qs[0][0])).Result()
+		if err := r.result(err); err != nil {
+			if errors.Is(err, redis.Nil) {
+				return vals, nil
+			}
+			return nil, err
+		}
+		vals[0] = []string{v}
+		return vals, nil
+	}
+	n := 0
+	for _, keys := range qs {
+		n += len(keys)
+	}
+	if !r.cluster {
+		names := make([]string, 0, n)
+		for _, keys := range qs {
+			for _, k := range keys {
+				names = append(names, r.entryKey(k))
+			}
+		}
+		got, err := r.client.MGet(ctx, names...).Result()
+		if err := r.result(err); err != nil {
+			return nil, err
+		}
+		if len(got) != n {
+			return nil, fmt.Errorf("mget: %d values for %d keys", len(got), n)
+		}
+		i := 0
+		for q, keys := range qs {
+			for range keys {
+				if v, ok := got[i].(string); ok {
+					vals[q] = append(vals[q], v)
+				}
+				i++
+			}
+		}
+		return vals, nil
+	}
+	cmds := make([]*redis.StringCmd, 0, n)
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, keys := range qs {
+			for _, k := range keys {
+				cmds = append(cmds, p.Get(ctx, r.entryKey(k)))
+			}
+		}
+		return nil
+	})
+	if err := r.result(err); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	i := 0
+	for q, keys := range qs {
+		for range keys {
+			if v, err := cmds[i].Result(); err == nil {
+				vals[q] = append(vals[q], v)
+			}
+			i++
+		}
+	}
+	return vals, nil
 }
 
 func contains(keys []cache.Key, k cache.Key) bool {

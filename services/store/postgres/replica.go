@@ -126,6 +126,47 @@ func (r *Replicated) GetTokenByDigest(ctx context.Context, digests [][]byte) (st
 	return r.Store.GetTokenByDigest(ctx, digests)
 }
 
+// TokensByDigests is GetTokenByDigest's rules in bulk (concurrent
+// validation misses share it): the replica answers, when usable, for the
+// digests it has a token without a usage counter for; the primary answers
+// for the rest.
+func (r *Replicated) TokensByDigests(ctx context.Context, digests [][]byte) ([]store.Token, error) {
+	rest := digests
+	var out []store.Token
+	if r.usable() {
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		ts, err := r.read.TokensByDigests(rctx, digests)
+		cancel()
+		if err == nil {
+			answered := make(map[string]bool, len(ts))
+			for _, t := range ts {
+				if t.UsagePool == "" {
+					out = append(out, t)
+					answered[string(t.Digest)] = true
+				}
+			}
+			rest = make([][]byte, 0, len(digests)-len(out))
+			for _, d := range digests {
+				if !answered[string(d)] {
+					rest = append(rest, d)
+				}
+			}
+			r.replicaReads.Add(1)
+		} else if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+	r.primaryReads.Add(1)
+	ts, err := r.Store.TokensByDigests(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ts...), nil
+}
+
 // ListTokens reads the replica when it is fresh and has replayed this
 // process's last write; otherwise the primary.
 func (r *Replicated) ListTokens(ctx context.Context, f store.TokenFilter) ([]store.Token, error) {

@@ -165,6 +165,27 @@ func TestReplicatedConsistency(t *testing.T) {
 		}
 		return ids
 	}
+	// bulk is the shared lookup of concurrent validation misses: it must
+	// keep GetTokenByDigest's rules.
+	bulk := func(toks ...store.Token) map[string]store.Token {
+		t.Helper()
+		digests := [][]byte{make([]byte, 32)} // a digest no token has
+		for _, tok := range toks {
+			digests = append(digests, tok.Digest)
+		}
+		got, err := r.TokensByDigests(ctx, digests)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]store.Token{}
+		for _, g := range got {
+			out[g.ID] = g
+		}
+		if len(out) != len(toks) || len(got) != len(toks) {
+			t.Fatalf("bulk lookup of %d tokens found %d (%d distinct)", len(toks), len(got), len(out))
+		}
+		return out
+	}
 	answeredByReplica := func(tok store.Token) bool {
 		before := r.ReplicaReads()
 		if got := get(tok); got.ID != tok.ID {
@@ -175,6 +196,10 @@ func TestReplicatedConsistency(t *testing.T) {
 
 	old := mint()
 	waitFor(t, "the replica to answer", func() bool { return answeredByReplica(old) })
+	before := r.ReplicaReads()
+	if got := bulk(old); got[old.ID].ID != old.ID || r.ReplicaReads() == before {
+		t.Fatalf("bulk lookup %v not answered by the fresh replica", got)
+	}
 
 	t.Run("lagging", func(t *testing.T) {
 		adminExec(t, standby, "SELECT pg_wal_replay_pause()")
@@ -198,6 +223,9 @@ func TestReplicatedConsistency(t *testing.T) {
 		}
 		if got := get(old); got.RevokedAt.IsZero() {
 			t.Error("a revoked token answered as active while the replica lags")
+		}
+		if got := bulk(old, fresh); got[old.ID].RevokedAt.IsZero() || got[fresh.ID].ID != fresh.ID {
+			t.Errorf("bulk lookup while the replica lags: %v; want %s revoked and %s found", got, old.ID, fresh.ID)
 		}
 		if ids := active(); slices.Contains(ids, old.ID) || !slices.Contains(ids, fresh.ID) {
 			t.Errorf("active tokens %v: want %s listed and %s not", ids, fresh.ID, old.ID)
@@ -228,6 +256,9 @@ func TestReplicatedConsistency(t *testing.T) {
 			}
 			if got := get(tok); got.RevokedAt.IsZero() {
 				t.Fatalf("token %s answered as active right after its revocation", tok.ID)
+			}
+			if got := bulk(tok); got[tok.ID].RevokedAt.IsZero() {
+				t.Fatalf("token %s answered as active by the bulk lookup right after its revocation", tok.ID)
 			}
 		}
 	})
