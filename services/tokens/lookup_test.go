@@ -288,7 +288,11 @@ func TestLookupRacingRevokeLeavesNoStaleEntry(t *testing.T) {
 		r, err := b.svc.Validate(context.Background(), m.Secret, nil)
 		bDone <- answer{r, err}
 	}()
-	<-read // B has read "valid" from the store and holds it
+	select { // B has read "valid" from the store and holds it
+	case <-read:
+	case ans := <-bDone: // never wait for a read that will not come (see awaitRead)
+		t.Fatalf("B answered %+v, %v without reading the store", ans.r, ans.err)
+	}
 
 	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
@@ -339,7 +343,11 @@ func TestLateFillRefusedByTombstone(t *testing.T) {
 		_, err := b.svc.Validate(context.Background(), m.Secret, nil)
 		done <- err
 	}()
-	<-read
+	select {
+	case <-read:
+	case err := <-done: // never wait for a read that will not come (see awaitRead)
+		t.Fatalf("B answered (%v) without reading the store", err)
+	}
 	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}

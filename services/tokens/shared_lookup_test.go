@@ -42,6 +42,19 @@ func holdNext(s *countingStore) (read chan struct{}, release func()) {
 	return read, func() { close(gate) }
 }
 
+// awaitRead waits for the held lookup to read the store, or fails if the
+// blocker answers without having read it: a bare <-read hung for good on
+// the mutant format.go checksumOK `v < 0` → `v <= 0` (a token refused as
+// malformed before any store read), which this makes a failure.
+func awaitRead(t *testing.T, read <-chan struct{}, first <-chan validation) {
+	t.Helper()
+	select {
+	case <-read:
+	case v := <-first:
+		t.Fatalf("the blocker answered %+v, %v without reading the store", v.res, v.err)
+	}
+}
+
 // stores runs test on the embedded store and, when a throwaway server is
 // configured, on PostgreSQL.
 func stores(t *testing.T, test func(t *testing.T, f *fixture)) {
@@ -102,7 +115,7 @@ func TestConcurrentMissesShareOneStoreQuery(t *testing.T) {
 			res, err := r.svc.Validate(context.Background(), blocker.Secret, nil)
 			first <- validation{"blocker", res, err}
 		}()
-		<-read
+		awaitRead(t, read, first)
 		out := make(chan validation, len(secrets))
 		for name, secret := range secrets {
 			go func() {
@@ -151,7 +164,7 @@ func TestRevocationDuringSharedQueryNeverAnsweredValid(t *testing.T) {
 			res, err := r.svc.Validate(context.Background(), blocker.Secret, nil)
 			first <- validation{"blocker", res, err}
 		}()
-		<-read
+		awaitRead(t, read, first)
 		out := make(chan validation, len(minted))
 		for i, m := range minted {
 			go func() {
@@ -164,7 +177,11 @@ func TestRevocationDuringSharedQueryNeverAnsweredValid(t *testing.T) {
 		sharedRead, releaseShared := holdNext(r.store)
 		release()
 		<-first
-		<-sharedRead
+		select {
+		case <-sharedRead:
+		case v := <-out:
+			t.Fatalf("token %s answered %+v, %v without a shared query", v.name, v.res, v.err)
+		}
 		for _, m := range minted {
 			if _, err := r.svc.Revoke(ctx, m.Token.ID); err != nil {
 				t.Fatal(err)
@@ -211,7 +228,7 @@ func TestSharedQueryStoreDownFailsEveryLookup(t *testing.T) {
 			res, err := r.svc.Validate(context.Background(), blocker.Secret, nil)
 			first <- validation{"blocker", res, err}
 		}()
-		<-read
+		awaitRead(t, read, first)
 		out := make(chan validation, len(secrets))
 		for _, s := range secrets {
 			go func() {
