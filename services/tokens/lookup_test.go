@@ -290,7 +290,7 @@ func TestLookupRacingRevokeLeavesNoStaleEntry(t *testing.T) {
 	}()
 	select { // B has read "valid" from the store and holds it
 	case <-read:
-	case ans := <-bDone: // never wait for a read that will not come (see awaitRead)
+	case ans := <-bDone: // never wait for a read that will not come (see queueBehindHeldRead)
 		t.Fatalf("B answered %+v, %v without reading the store", ans.r, ans.err)
 	}
 
@@ -345,7 +345,7 @@ func TestLateFillRefusedByTombstone(t *testing.T) {
 	}()
 	select {
 	case <-read:
-	case err := <-done: // never wait for a read that will not come (see awaitRead)
+	case err := <-done: // never wait for a read that will not come (see queueBehindHeldRead)
 		t.Fatalf("B answered (%v) without reading the store", err)
 	}
 	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
