@@ -2,7 +2,9 @@ package tokens
 
 import (
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestRevocationHubBounds(t *testing.T) {
@@ -123,5 +125,33 @@ func TestRevocationHubCountsEndedStreams(t *testing.T) {
 	h.publish(Revocation{Seq: 3, TokenID: "x"})
 	if _, _, err := slow.Take(); !errors.Is(err, errStreamTooSlow) {
 		t.Fatalf("a third event for a stream holding 2: %v, want errStreamTooSlow", err)
+	}
+}
+
+// A zero RevocationsConfig takes every documented default, and a set value
+// is kept: a zero Poll or Heartbeat would panic in time.NewTicker, a zero
+// PublishQueue drop every revocation's Redis side, a zero MaxStreams refuse
+// every WatchRevocations stream.
+//
+// Mutations, each seen to fail it: revocations.go NewRevocations' `<= 0`
+// → `< 0` and negated, for Poll, Heartbeat, MaxStreams,
+// MaxStreamsPerClient, Queue, Backlog and PublishQueue; `cfg.Logger ==
+// nil` negated.
+func TestRevocationsConfigDefaults(t *testing.T) {
+	t.Parallel()
+	r := NewRevocations(RevocationsConfig{})
+	got := r.cfg
+	if got.Poll != 250*time.Millisecond || got.Heartbeat != 500*time.Millisecond || got.MaxStreams != 10_000 ||
+		got.MaxStreamsPerClient != 64 || got.Queue != 4096 || got.Backlog != 10_000 || got.PublishQueue != 1024 ||
+		cap(r.outbox) != 1024 || r.log == nil || r.applied != -1 {
+		t.Errorf("the zero config became %+v (outbox %d, applied %d)", got, cap(r.outbox), r.applied)
+	}
+	set := RevocationsConfig{Poll: time.Second, Heartbeat: 2 * time.Second, MaxStreams: 3, MaxStreamsPerClient: 2,
+		Queue: 5, Backlog: 6, PublishQueue: 7, Logger: slog.New(slog.DiscardHandler)}
+	r = NewRevocations(set)
+	if got := r.cfg; got.Poll != set.Poll || got.Heartbeat != set.Heartbeat || got.MaxStreams != 3 ||
+		got.MaxStreamsPerClient != 2 || got.Queue != 5 || got.Backlog != 6 || got.PublishQueue != 7 ||
+		cap(r.outbox) != 7 || r.log != set.Logger {
+		t.Errorf("the set config %+v became %+v", set, got)
 	}
 }
