@@ -51,3 +51,21 @@ func TestParseKeyringErrorsNeverEchoKeys(t *testing.T) {
 		}
 	}
 }
+
+// A malformed entry is named by its position among the entries (blank and
+// comment lines not counted), never by its text: shown failing on
+// ParseKeyring's `len(peppers)+1` → `len(peppers)-1`, a gremlins survivor,
+// and on NewKeyring's `i+1` → `i-1` (not covered before).
+func TestParseKeyringNamesTheBadEntry(t *testing.T) {
+	t.Parallel()
+	key := strings.Repeat("A", 43) + "="
+	_, err := ParseKeyring("# ring\n\na:" + key + ", b:" + key + "\nsecret-without-colon\n")
+	if err == nil || err.Error() != "pepper 3: want id:base64key" {
+		t.Fatalf("the third entry without a colon: %v", err)
+	}
+	// NewKeyring's own check, the same way (keyring.go:40 `i+1` → `i-1`).
+	_, err = ParseKeyring("a:" + key + "\nb c:" + key)
+	if err == nil || err.Error() != "pepper 2: id must be non-empty, without ':', ',' or spaces" {
+		t.Fatalf("the second entry's id with a space: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,8 @@ func int64p(n int64) *int64 { return &n }
 // MaxMetadataBytes` → `>=` and negated; `n < 1` → `<= 1`; `n > maxUses` →
 // `>=`; `l.RateLimit < 1` → `<= 1`; `> maxRateLimit` → `>=`;
 // `l.RatePeriod < minRatePeriod` → `<=`; `> maxRatePeriod` → `>=`;
-// `l.RatePeriod%time.Microsecond != 0` negated.
+// `l.RatePeriod%time.Microsecond != 0` negated; NormalizeCIDRs' `len(in) >
+// maxCIDRs` → `>=`.
 func TestMintBoundsAtTheirEdges(t *testing.T) {
 	t.Parallel()
 	f, svc := mintService(t)
@@ -57,11 +59,20 @@ func TestMintBoundsAtTheirEdges(t *testing.T) {
 			}
 		}
 	}
+	cidrs := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+		}
+		return out
+	}
 	cases := []struct {
 		name string
 		req  tokens.MintRequest
 		ok   bool
 	}{
+		{"64 allowed CIDRs", tokens.MintRequest{Name: "t", Options: tokens.Options{AllowedCIDRs: cidrs(64)}}, true},
+		{"65 allowed CIDRs", tokens.MintRequest{Name: "t", Options: tokens.Options{AllowedCIDRs: cidrs(65)}}, false},
 		{"name empty", tokens.MintRequest{Name: ""}, false},
 		{"name blank", tokens.MintRequest{Name: " \t "}, false},
 		{"name 200 runes", tokens.MintRequest{Name: strings.Repeat("é", 200)}, true},

@@ -27,7 +27,8 @@ import (
 // Mutations, each seen to fail it: server.go `req.ExpireTime != nil`,
 // `req.Ttl != nil`, `rl := req.GetRateLimit(); rl != nil` each negated;
 // each `CheckValid(); err != nil` negated; toProto's `t.UsagePool != ""`
-// and `t.RateLimit > 0` negated, `n, ok := left[...]; ok` negated.
+// and `t.RateLimit > 0` negated, `n, ok := left[...]; ok` negated;
+// options.go `len(l.Metadata.GetFields()) > 0` → `>= 0`.
 func TestServerCreateToken(t *testing.T) {
 	t.Parallel()
 	f, svc := mintService(t)
@@ -68,9 +69,10 @@ func TestServerCreateToken(t *testing.T) {
 	if tok := resp.GetToken(); !tok.GetExpireTime().AsTime().Equal(at) || tok.RemainingUses != nil || tok.RateLimit != nil {
 		t.Errorf("with expireTime %v and no limits: %v", at, tok)
 	}
-	resp, err = srv.CreateToken(ctx, &keymintv1.CreateTokenRequest{Name: "t"})
-	if err != nil || resp.GetToken().ExpireTime != nil {
-		t.Errorf("with neither expireTime nor ttl: %v %v", resp, err)
+	// Empty metadata is none, not "{}".
+	resp, err = srv.CreateToken(ctx, &keymintv1.CreateTokenRequest{Name: "t", Metadata: &structpb.Struct{}})
+	if err != nil || resp.GetToken().ExpireTime != nil || resp.GetToken().Metadata != nil {
+		t.Errorf("with neither expireTime nor ttl, and empty metadata: %v %v", resp, err)
 	}
 	for name, req := range map[string]*keymintv1.CreateTokenRequest{
 		"expireTime out of range": {Name: "t", ExpireTime: &timestamppb.Timestamp{Seconds: -1 << 62}},
