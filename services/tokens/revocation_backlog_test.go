@@ -56,7 +56,8 @@ func revokeMany(t *testing.T, st store.Store, n int) []string {
 //
 // Mutations, each seen to fail it: revocations.go catchUpLocked's `len(rows)
 // < revocationPage` → `<=` (the rows past the first page left for the next
-// poll); backlog's `row.Seq > upTo` → `>=`, `len(out) > r.cfg.Backlog` →
+// poll); revocationOf's `r.Reason == store.RevocationRotated` negated (a
+// revocation streamed as a rotation); backlog's `row.Seq > upTo` → `>=`, `len(out) > r.cfg.Backlog` →
 // `>=`, `len(rows) < revocationPage` → `<=`.
 func TestRevocationCatchUpAndBacklogPastOnePage(t *testing.T) {
 	t.Parallel()
@@ -95,8 +96,8 @@ func TestRevocationCatchUpAndBacklogPastOnePage(t *testing.T) {
 			continue
 		}
 		for i, v := range got {
-			if v.Seq != b.after+int64(i)+1 || v.TokenID != ids[b.after+int64(i)] {
-				t.Errorf("backlog(%d, %d)[%d] = seq %d, token %s", b.after, b.upTo, i, v.Seq, v.TokenID)
+			if v.Seq != b.after+int64(i)+1 || v.TokenID != ids[b.after+int64(i)] || v.Rotated {
+				t.Errorf("backlog(%d, %d)[%d] = seq %d, token %s, rotated %v", b.after, b.upTo, i, v.Seq, v.TokenID, v.Rotated)
 			}
 		}
 	}
