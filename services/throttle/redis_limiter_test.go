@@ -39,9 +39,10 @@ func TestRedisZeroBurstIsNoLimit(t *testing.T) {
 // replica on in-process counting).
 //
 // Mutations: services/throttle/limiter.go Redis.Take's `err == nil ||
-// ctx.Err() == nil` (whether the outcome is recorded) → `ctx.Err() != nil`
-// (a cancelled call booked as an outage), and `case ctx.Err() != nil`
-// negated (a cancelled take then allowed, its Local event kept).
+// ctx.Err() == nil` (whether the outcome is recorded) with either side
+// negated (a cancelled call booked as an outage; the first a gremlins
+// survivor), and `case ctx.Err() != nil` negated (a cancelled take then
+// allowed, its Local event kept).
 func TestRedisCancelledTakeIsNoOutage(t *testing.T) {
 	t.Parallel()
 	r := newRedisLimiter(t, redistest.URL(t))
