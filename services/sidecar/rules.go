@@ -237,11 +237,38 @@ func NormalizePath(raw string, ignoreCase bool) (string, error) {
 		}
 		raw = strings.Join(segs, "/")
 	}
-	p := path.Clean("/" + raw)
+	p := raw
+	if !cleanAbsolute(raw) {
+		p = path.Clean("/" + raw)
+	}
 	if ignoreCase {
 		p = strings.ToLower(p)
 	}
 	return p, nil
+}
+
+// cleanAbsolute reports whether p is an absolute path path.Clean leaves as
+// it is ("/", or segments none of which is empty, "." or ".."), so that
+// path.Clean("/" + p) is p: the usual request's path then costs
+// NormalizePath neither the concatenation nor path.Clean's copy (two
+// allocations of every forward-auth call).
+func cleanAbsolute(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if len(p) == 1 {
+		return true
+	}
+	for rest := p[1:]; ; {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		if !more {
+			return true
+		}
+		rest = after
+	}
 }
 
 // stripAbsoluteForm turns scheme://authority/path into /path (the
