@@ -45,23 +45,3 @@ func FuzzPlainRequestPath(f *testing.F) {
 		}
 	})
 }
-
-// A path that needs no cleaning is normalised without an allocation, by
-// the steps too (a query cut off). Mutation: normalizePath calling
-// path.Clean("/" + raw) unconditionally again allocates twice.
-func TestNormalizePathCleanAllocates(t *testing.T) {
-	for p, want := range map[string]string{"/reports?x=1": "/reports", "/v1/tokens/abc#top": "/v1/tokens/abc", "/": "/", "/reports": "/reports"} {
-		got, err := NormalizePath(p, false)
-		if err != nil || got != want {
-			t.Fatalf("NormalizePath(%q) = %q, %v; want %q", p, got, err, want)
-		}
-		if n := testing.AllocsPerRun(100, func() { _, _ = NormalizePath(p, false) }); n != 0 {
-			t.Errorf("NormalizePath(%q) allocates %.0f times", p, n)
-		}
-	}
-	for _, p := range []string{"/a/../b", "/a//b", "/a/", "a"} {
-		if got, _ := NormalizePath(p, false); got != path.Clean("/"+p) {
-			t.Errorf("NormalizePath(%q) = %q, want %q", p, got, path.Clean("/"+p))
-		}
-	}
-}
