@@ -123,6 +123,17 @@ func stripHeaders(r *http.Request) *http.Request {
 	return r2
 }
 
+// isStrippedHeader reports whether the header key k is one of
+// strippedHeaders.
+func isStrippedHeader(k string) bool {
+	for _, h := range strippedHeaders {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
 // hasStrippedHeader reports whether r carries one of strippedHeaders.
 func hasStrippedHeader(r *http.Request) bool {
 	for _, h := range strippedHeaders {

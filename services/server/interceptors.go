@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -152,9 +153,29 @@ func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handl
 		// In process: the context carries the gateway's id already.
 		return handler(ctx, req)
 	}
-	id := callRequestID(ctx)
-	_ = grpc.SetHeader(ctx, metadata.Pairs(requestid.Key, id))
+	var id string
+	if v := metadata.ValueFromIncomingContext(ctx, requestid.Key); len(v) > 0 {
+		id = requestid.Accept(v[0])
+	} else {
+		id = requestid.New()
+	}
+	setRequestIDHeader(ctx, id)
 	return handler(requestid.With(ctx, id), req)
+}
+
+// idHeaders are one-key header metadata maps for setRequestIDHeader.
+// grpc.SetHeader copies what it is given (metadata.Join into the stream's
+// own header), so a map can serve the next call once it returns: a new one
+// per call (metadata.Pairs) was three allocations of every gRPC call.
+var idHeaders = sync.Pool{New: func() any { return metadata.MD{requestid.Key: make([]string, 1)} }}
+
+// setRequestIDHeader sets the call's x-request-id response header.
+func setRequestIDHeader(ctx context.Context, id string) {
+	md := idHeaders.Get().(metadata.MD)
+	md[requestid.Key][0] = id
+	_ = grpc.SetHeader(ctx, md)
+	md[requestid.Key][0] = "" // the pool holds no id
+	idHeaders.Put(md)
 }
 
 func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -247,7 +247,8 @@ func TestExtAuthzCheck(t *testing.T) {
 }
 
 // The constant canonical keys forward-auth writes must be what net/http
-// would make of the identity header names.
+// would make of the identity header names (that each has one is
+// TestCanonicalKeyAllocatesNothing's).
 func TestCanonicalIdentityKeys(t *testing.T) {
 	t.Parallel()
 	for _, k := range append(slices.Clone(IdentityHeaders), "x-other") {

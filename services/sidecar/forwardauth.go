@@ -123,6 +123,8 @@ func canonicalKey(k string) string {
 		return "X-Keymint-Scopes"
 	case HeaderExternalID:
 		return "X-Keymint-External-Id"
+	case HeaderPrincipalKind:
+		return "X-Keymint-Principal-Kind"
 	}
 	return http.CanonicalHeaderKey(k)
 }

@@ -126,14 +126,16 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		}
 		return resp, nil
 	}
-	resp := &keymintv1.ValidateTokenResponse{
+	a := &validAnswer{}
+	resp := &a.resp
+	*resp = keymintv1.ValidateTokenResponse{
 		Valid:          true,
 		TokenId:        r.Token.ID,
 		UserId:         r.Token.UserID,
 		OrganizationId: r.Token.OrgID,
 		Scopes:         r.Token.Scopes,
-		ExpireTime:     timestamp(r.Token.ExpiresAt),
-		CreateTime:     timestamp(r.Token.CreatedAt),
+		ExpireTime:     timestampIn(&a.expire, r.Token.ExpiresAt),
+		CreateTime:     timestampIn(&a.create, r.Token.CreatedAt),
 		NoStore:        r.NoStore(),
 		PrincipalKind:  authn.Kind(r.Token.OwnerKind).Proto(),
 	}
@@ -297,6 +299,22 @@ func metadataProto(b []byte) *structpb.Struct {
 		return nil
 	}
 	return m
+}
+
+// validAnswer is a valid token's answer with its timestamps, allocated as
+// one: ValidateToken's answer took one allocation per timestamp more.
+type validAnswer struct {
+	resp           keymintv1.ValidateTokenResponse
+	create, expire timestamppb.Timestamp
+}
+
+// timestampIn is timestamp(t) written into ts.
+func timestampIn(ts *timestamppb.Timestamp, t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	ts.Seconds, ts.Nanos = t.Unix(), int32(t.Nanosecond())
+	return ts
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp {
