@@ -96,7 +96,8 @@ func TestServerCreateToken(t *testing.T) {
 // Mutations, each seen to fail it: server.go `c != ""` negated; `!r.Valid`
 // negated; `r.RetryAfter > 0` negated; `e := r.Entry; e != nil` negated;
 // `len(e.Metadata) > 0`, `len(e.AllowedCIDRs) > 0`, `e.UsagePool != ""`
-// each negated; `proto.Unmarshal(...) == nil` negated.
+// each negated; `proto.Unmarshal(...) == nil` negated; timestampIn's
+// `t.IsZero()` negated.
 func TestServerValidateToken(t *testing.T) {
 	t.Parallel()
 	f, svc := mintService(t)
