@@ -50,9 +50,13 @@ func (v *Validator) watch(ctx context.Context) {
 				return
 			}
 		}
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
+		backoff = nextBackoff(backoff)
 	}
 }
+
+// nextBackoff is the pause after one of b: doubling from minBackoff, at
+// most maxBackoff.
+func nextBackoff(b time.Duration) time.Duration { return min(max(2*b, minBackoff), maxBackoff) }
 
 // redial replaces the connection; the old one closes once calls on it had
 // their Timeout to finish.
