@@ -14,7 +14,7 @@ import (
 // kept. Mutations it fails on (gremlins survivors of 1 December): any of
 // NewValidator's `<= 0` negated or turned into `< 0`, and `30 *
 // time.Second`, `2 * time.Second`, `1500 * time.Millisecond`, `10 *
-// time.Minute` with `/` for `*`.
+// time.Minute` with `/` for `*`; `cfg.pause == nil` negated.
 func TestValidatorConfigDefaultsAndOverrides(t *testing.T) {
 	t.Parallel()
 	conn, err := grpc.NewClient("127.0.0.1:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -31,6 +31,9 @@ func TestValidatorConfigDefaultsAndOverrides(t *testing.T) {
 		Timeout: 2 * time.Second, HeartbeatTimeout: 1500 * time.Millisecond,
 		RevokedSize: 100_000, RevokedTTL: 10 * time.Minute}
 	checkConfig(t, "defaults", v.cfg, want)
+	if v.cfg.pause == nil {
+		t.Error("no default pause between resubscribes")
+	}
 
 	set := ValidatorConfig{Conn: conn, CacheSize: 7, TTL: 7 * time.Second, NegativeTTL: 7 * time.Millisecond,
 		Timeout: 7 * time.Millisecond, HeartbeatTimeout: 7 * time.Hour, RevokedSize: 7, RevokedTTL: 7 * time.Second}
