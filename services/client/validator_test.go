@@ -206,3 +206,24 @@ func TestValidateTokenShape(t *testing.T) {
 		t.Errorf("unknown token with keymint unreachable: %v, want ErrUnavailable", err)
 	}
 }
+
+// An entry the cache lets go (expired, evicted, invalidated) takes its
+// token id's mapping with it, so byToken stays as bounded as the cache; a
+// refusal (no identity) has no mapping. Mutation it fails on: OnDeletion's
+// `e.Value.identity != nil` negated (every mapping kept forever; a
+// refusal's deletion dereferences nil with the lock held).
+func TestDeletedEntryTakesItsMapping(t *testing.T) {
+	t.Parallel()
+	v := newOffline(t)
+	v.store(keyOf("km_a"), validEntry("tok-a"))
+	v.cache.Invalidate(keyOf("km_a"))
+	v.mu.Lock()
+	n := len(v.byToken)
+	v.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d token id mappings left after their entry was deleted", n)
+	}
+	// Last: with the mutation, this deletion would leave v.mu locked.
+	v.store(keyOf("km_refused"), &entry{reason: keymintv1.ValidateTokenResponse_REVOKED, until: time.Now().Add(time.Hour)})
+	v.cache.Invalidate(keyOf("km_refused"))
+}
