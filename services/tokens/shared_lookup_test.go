@@ -66,6 +66,32 @@ type validation struct {
 	err  error
 }
 
+// queueBehindHeldRead validates blocker and holds that lookup's store read,
+// then validates each of secrets (by name) and waits until every one of them
+// queues behind it. release lets the held read answer: first then gets the
+// blocker's answer, out one answer per secret.
+func queueBehindHeldRead(t *testing.T, r *replica, blocker string, secrets map[string]string) (first, out chan validation, release func()) {
+	t.Helper()
+	read, release := holdNext(r.store)
+	first = make(chan validation, 1)
+	go func() {
+		res, err := r.svc.Validate(context.Background(), blocker, nil)
+		first <- validation{"blocker", res, err}
+	}()
+	<-read
+	out = make(chan validation, len(secrets))
+	for name, secret := range secrets {
+		go func() {
+			res, err := r.svc.Validate(context.Background(), secret, nil)
+			out <- validation{name, res, err}
+		}()
+	}
+	waitUntil(t, "every miss to queue behind the lookup in flight", func() bool {
+		return tokens.WaitingLookups(r.svc) == len(secrets)
+	})
+	return first, out, release
+}
+
 // Misses that arrive while a store lookup is in flight wait and share the
 // next query, each with its own answer: valid, revoked and unknown tokens
 // mixed. Mutation: lookupBatch answering every lookup with the first
@@ -95,24 +121,7 @@ func TestConcurrentMissesShareOneStoreQuery(t *testing.T) {
 			secrets[name], want[name] = s, tokens.ReasonNotFound
 		}
 		blocker := f.mint(t, r.svc)
-
-		read, release := holdNext(r.store)
-		first := make(chan validation, 1)
-		go func() {
-			res, err := r.svc.Validate(context.Background(), blocker.Secret, nil)
-			first <- validation{"blocker", res, err}
-		}()
-		<-read
-		out := make(chan validation, len(secrets))
-		for name, secret := range secrets {
-			go func() {
-				res, err := r.svc.Validate(context.Background(), secret, nil)
-				out <- validation{name, res, err}
-			}()
-		}
-		waitUntil(t, "every miss to queue behind the lookup in flight", func() bool {
-			return tokens.WaitingLookups(r.svc) == len(secrets)
-		})
+		first, out, release := queueBehindHeldRead(t, r, blocker.Secret, secrets)
 		release()
 		if v := <-first; v.err != nil || !v.res.Valid {
 			t.Fatalf("blocker: %+v, %v", v.res, v.err)
@@ -140,26 +149,13 @@ func TestRevocationDuringSharedQueryNeverAnsweredValid(t *testing.T) {
 		r := f.replica(t, "", "")
 		ctx := authn.WithPrincipal(context.Background(), f.owner)
 		var minted []tokens.Minted
-		for range 5 {
+		secrets := map[string]string{}
+		for i := range 5 {
 			minted = append(minted, f.mint(t, r.svc))
+			secrets[fmt.Sprint(i)] = minted[i].Secret
 		}
 		blocker := f.mint(t, r.svc)
-
-		read, release := holdNext(r.store)
-		first := make(chan validation, 1)
-		go func() {
-			res, err := r.svc.Validate(context.Background(), blocker.Secret, nil)
-			first <- validation{"blocker", res, err}
-		}()
-		<-read
-		out := make(chan validation, len(minted))
-		for i, m := range minted {
-			go func() {
-				res, err := r.svc.Validate(context.Background(), m.Secret, nil)
-				out <- validation{fmt.Sprint(i), res, err}
-			}()
-		}
-		waitUntil(t, "the misses to queue", func() bool { return tokens.WaitingLookups(r.svc) == len(minted) })
+		first, out, release := queueBehindHeldRead(t, r, blocker.Secret, secrets)
 		// The next query (the shared one) holds after reading them valid.
 		sharedRead, releaseShared := holdNext(r.store)
 		release()
@@ -198,28 +194,13 @@ func TestRevocationDuringSharedQueryNeverAnsweredValid(t *testing.T) {
 func TestSharedQueryStoreDownFailsEveryLookup(t *testing.T) {
 	stores(t, func(t *testing.T, f *fixture) {
 		r := f.replica(t, "", "")
-		var secrets []string
-		for range 4 {
-			secrets = append(secrets, f.mint(t, r.svc).Secret)
+		secrets := map[string]string{}
+		for i := range 4 {
+			secrets[fmt.Sprint("valid-", i)] = f.mint(t, r.svc).Secret
 		}
-		unknown, _ := f.fmt.Generate()
-		secrets = append(secrets, unknown)
+		secrets["unknown"], _ = f.fmt.Generate()
 		blocker := f.mint(t, r.svc)
-		read, release := holdNext(r.store)
-		first := make(chan validation, 1)
-		go func() {
-			res, err := r.svc.Validate(context.Background(), blocker.Secret, nil)
-			first <- validation{"blocker", res, err}
-		}()
-		<-read
-		out := make(chan validation, len(secrets))
-		for _, s := range secrets {
-			go func() {
-				res, err := r.svc.Validate(context.Background(), s, nil)
-				out <- validation{"", res, err}
-			}()
-		}
-		waitUntil(t, "the misses to queue", func() bool { return tokens.WaitingLookups(r.svc) == len(secrets) })
+		first, out, release := queueBehindHeldRead(t, r, blocker.Secret, secrets)
 		r.store.down.Store(true)
 		release()
 		<-first

@@ -101,6 +101,23 @@ func entryFor(i int) *cache.Entry {
 	return &cache.Entry{Key: key(byte(i)), TokenID: fmt.Sprintf("t%d", i), Scopes: []string{"read"}}
 }
 
+// fillWithBlocker fills the entries of keys 1..n, returned, and of key 50,
+// the blocker whose read the tests hold.
+func fillWithBlocker(t *testing.T, r *Remote, n int) []cache.Key {
+	t.Helper()
+	var keys []cache.Key
+	for i := 1; i <= n; i++ {
+		if err := r.Fill(context.Background(), entryFor(i), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key(byte(i)))
+	}
+	if err := r.Fill(context.Background(), entryFor(50), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
 type got struct {
 	i   int
 	e   *cache.Entry
@@ -248,17 +265,7 @@ func TestRedisFailingMidReadFallsBackToStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Close)
-			ctx := context.Background()
-			var keys []cache.Key
-			for i := 1; i <= 10; i++ {
-				if err := r.Fill(ctx, entryFor(i), time.Minute); err != nil {
-					t.Fatal(err)
-				}
-				keys = append(keys, key(byte(i)))
-			}
-			if err := r.Fill(ctx, entryFor(50), time.Minute); err != nil {
-				t.Fatal(err)
-			}
+			keys := fillWithBlocker(t, r, 10)
 			var loads atomic.Int64
 			load := func(k cache.Key) cache.Loader {
 				return func(context.Context) (*cache.Entry, error) {
@@ -310,16 +317,7 @@ func TestRevocationDuringSharedReadNeverAnsweredLive(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	ctx := context.Background()
-	var keys []cache.Key
-	for i := 1; i <= 5; i++ {
-		if err := r.Fill(ctx, entryFor(i), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, key(byte(i)))
-	}
-	if err := r.Fill(ctx, entryFor(50), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	keys := fillWithBlocker(t, r, 5)
 	var revoked atomic.Bool
 	revokedAt := time.Now().UTC().Truncate(time.Microsecond)
 	load := func(k cache.Key) cache.Loader {

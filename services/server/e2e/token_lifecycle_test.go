@@ -410,21 +410,32 @@ func TestUsageLimitAcrossReplicas(t *testing.T) {
 	}
 }
 
+// restMinted is POST /v1/tokens's answer: the token as JSON and its secret.
+type restMinted struct {
+	Token  map[string]any
+	Secret string
+}
+
+// restUserMint creates user (in org acme, not an admin) on cfg's store and
+// mints a token over REST with body as that user, on srv started on cfg.
+func restUserMint(t *testing.T, cfg Config, srv *testServer, user account, body string) restMinted {
+	t.Helper()
+	createUser(t, cfg, user.email, "acme", user.password, false)
+	var created restMinted
+	if code, b := do(t, "POST", srv.http+"/v1/tokens", user.headers(), body, &created); code != 200 {
+		t.Fatalf("mint = %d %s", code, b)
+	}
+	return created
+}
+
 // Usage limits on each store alone (no Redis), through REST, and shared by
 // a rotated token and its successor.
 func TestUsageLimitStore(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, cfg Config) {
 		user := account{"u@example.com", "a long test password"}
-		createUser(t, cfg, user.email, "acme", user.password, false)
 		srv := startServer(t, cfg)
-		var created struct {
-			Token  map[string]any
-			Secret string
-		}
-		if code, b := do(t, "POST", srv.http+"/v1/tokens", user.headers(), `{"name":"x","remainingUses":"4"}`, &created); code != 200 {
-			t.Fatalf("mint = %d %s", code, b)
-		}
+		created := restUserMint(t, cfg, srv, user, `{"name":"x","remainingUses":"4"}`)
 		if created.Token["remainingUses"] != "4" {
 			t.Fatalf("minted %v", created.Token)
 		}
@@ -606,16 +617,8 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, cfg Config) {
 		user := account{"u@example.com", "a long test password"}
-		createUser(t, cfg, user.email, "acme", user.password, false)
 		srv := startServer(t, cfg)
-		var created struct {
-			Token  map[string]any
-			Secret string
-		}
-		body := `{"name":"x","externalId":"cust-7","metadata":{"tier":"gold","limits":{"rps":10},"tags":["a","b"]}}`
-		if code, b := do(t, "POST", srv.http+"/v1/tokens", user.headers(), body, &created); code != 200 {
-			t.Fatalf("mint = %d %s", code, b)
-		}
+		created := restUserMint(t, cfg, srv, user, `{"name":"x","externalId":"cust-7","metadata":{"tier":"gold","limits":{"rps":10},"tags":["a","b"]}}`)
 		for range 2 { // a load, then a cache hit
 			r := restValidate(t, srv, `{"token":"`+created.Secret+`"}`)
 			if r["externalId"] != "cust-7" || fmt.Sprint(r["metadata"]) != "map[limits:map[rps:10] tags:[a b] tier:gold]" || r["noStore"] != false {
