@@ -30,7 +30,8 @@
 # mode (coverage taken over services/client only), with the `go` in front
 # narrowing "the whole suite" to services/client and the end-to-end tests that
 # use the client (MUTATE_CLIENT_RUN: every services/client test and every
-# e2e test that calls the client package; a new one belongs in the list).
+# e2e test that calls the client package or runs the sidecar, which
+# validates through it; a new one belongs in the list).
 # gremlins reads each file to mutate from the tree when it reaches it, long
 # after the coverage run: edit no file of a package while it is mutated (a
 # run on a copy of the tree leaves the working tree free), or the mutants
@@ -41,7 +42,7 @@ cd "$(dirname "$0")/.."
 pkgs=${MUTATE_PACKAGES:-"services/tokens services/cache services/quota services/throttle services/sidecar services/accounts services/client gateway"}
 workers=${MUTATE_WORKERS:-1}
 coef=${MUTATE_TIMEOUT:-50}
-client_run=${MUTATE_CLIENT_RUN:-'^(TestStoreReplacingEntryKeepsMapping|TestRevokedIDNeverValidAgain|TestValidatorConfigDefaultsAndOverrides|TestValidatorNeedsTargetOrConn|TestClientCloseOwnsOnlyItsDial|TestAllowsIP|TestHasScopes|TestEntryFromKeepsTheAnswer|TestValidateTokenShape|TestDeletedEntryTakesItsMapping|TestMiddlewareAnswers|TestMiddlewareConfiguredClientIP|TestInterceptorAnswers|TestBackoffDoublesToItsBound|TestResubscribePauses|TestClientValidator|TestClientInterceptor|TestWatchRevocationsAcrossReplicas|TestUsageLimitThroughEveryClient|TestClientHonoursNoStore|TestWatchRequiresScope|TestRevokeDoesNotWaitForHungRedis|TestValidatorResumesOnAnotherReplica)$'}
+client_run=${MUTATE_CLIENT_RUN:-'^(TestStoreReplacingEntryKeepsMapping|TestRevokedIDNeverValidAgain|TestValidatorConfigDefaultsAndOverrides|TestValidatorNeedsTargetOrConn|TestClientCloseOwnsOnlyItsDial|TestAllowsIP|TestHasScopes|TestEntryFromKeepsTheAnswer|TestValidateTokenShape|TestDeletedEntryTakesItsMapping|TestMiddlewareAnswers|TestMiddlewareConfiguredClientIP|TestInterceptorAnswers|TestBackoffDoublesToItsBound|TestResubscribePauses|TestClientValidator|TestClientInterceptor|TestWatchRevocationsAcrossReplicas|TestUsageLimitThroughEveryClient|TestClientHonoursNoStore|TestWatchRequiresScope|TestRevokeDoesNotWaitForHungRedis|TestValidatorResumesOnAnotherReplica|TestIntrospectionSidecar|TestDisableUserRefusedEverywhere)$'}
 
 work=$(mktemp -d /tmp/keymint-mutate.XXXXXX)
 chmod 755 "$work"
