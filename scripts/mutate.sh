@@ -29,14 +29,20 @@
 # keymint and live in services/server/e2e. It is run in gremlins' integration
 # mode (coverage taken over services/client only), with the `go` in front
 # narrowing "the whole suite" to services/client and the end-to-end tests that
-# use the client (MUTATE_CLIENT_RUN).
+# use the client (MUTATE_CLIENT_RUN: every services/client test and every
+# e2e test that calls the client package or runs the sidecar, which
+# validates through it; a new one belongs in the list).
+# gremlins reads each file to mutate from the tree when it reaches it, long
+# after the coverage run: edit no file of a package while it is mutated (a
+# run on a copy of the tree leaves the working tree free), or the mutants
+# land at the wrong places and are booked NOT VIABLE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=${MUTATE_PACKAGES:-"services/tokens services/cache services/quota services/throttle services/sidecar services/accounts services/client gateway"}
 workers=${MUTATE_WORKERS:-1}
 coef=${MUTATE_TIMEOUT:-50}
-client_run=${MUTATE_CLIENT_RUN:-'^(TestStoreReplacingEntryKeepsMapping|TestRevokedIDNeverValidAgain|TestClientValidator|TestClientInterceptor|TestWatchRevocationsAcrossReplicas|TestUsageLimitThroughEveryClient|TestPushedRevocationRefusedBySameReplica|TestWatchResumesBySequence|TestValidatorResumesOnAnotherReplica)$'}
+client_run=${MUTATE_CLIENT_RUN:-'^(TestStoreReplacingEntryKeepsMapping|TestRevokedIDNeverValidAgain|TestValidatorConfigDefaultsAndOverrides|TestValidatorNeedsTargetOrConn|TestClientCloseOwnsOnlyItsDial|TestAllowsIP|TestHasScopes|TestEntryFromKeepsTheAnswer|TestValidateTokenShape|TestDeletedEntryTakesItsMapping|TestMiddlewareAnswers|TestMiddlewareConfiguredClientIP|TestInterceptorAnswers|TestBackoffDoublesToItsBound|TestResubscribePauses|TestClientValidator|TestClientInterceptor|TestWatchRevocationsAcrossReplicas|TestUsageLimitThroughEveryClient|TestClientHonoursNoStore|TestWatchRequiresScope|TestRevokeDoesNotWaitForHungRedis|TestValidatorResumesOnAnotherReplica|TestValidatorRedialsAfterSilence|TestValidatorStaysSubscribedAcrossRevocations|TestIntrospectionSidecar|TestDisableUserRefusedEverywhere)$'}
 
 work=$(mktemp -d /tmp/keymint-mutate.XXXXXX)
 chmod 755 "$work"
@@ -75,9 +81,19 @@ cat >"$work/bin/go" <<EOF
 # In front of the real go for gremlins (see scripts/mutate.sh).
 [ "\${1:-}" = test ] || exec "$real_go" "\$@"
 args=("\$@")
+# batches: the package lists of the go tests to run, one after the other.
+batches=("")
 if [ -n "\${MUTATE_NARROW_PKGS:-}" ] && [ "\${args[-1]}" = ./... ]; then
   unset 'args[-1]'
-  args+=(-run "\$MUTATE_NARROW_RUN" \$MUTATE_NARROW_PKGS)
+  args+=(-run "\$MUTATE_NARROW_RUN")
+  case " \${args[*]} " in
+  # The coverage run: one go test, so one profile holds every package.
+  *" -coverprofile "*) batches=("\$MUTATE_NARROW_PKGS") ;;
+  # A mutant: one package at a time, in the order given, stopping at the
+  # first that fails, so a mutant the package's own tests kill costs no
+  # end-to-end run.
+  *) read -ra batches <<<"\$MUTATE_NARROW_PKGS" ;;
+  esac
 fi
 # go test runs in a process group of its own (setsid), killed whole once it
 # is done: a test binary that panics, or that gremlins' timeout cuts short,
@@ -85,21 +101,31 @@ fi
 # would outlive it. The watcher kills the group if gremlins kills this
 # script first (SIGKILL on a timeout); the script's exit trap, for the
 # groups any watcher missed.
-out_file=\$(mktemp "$work/out.XXXXXX")
-setsid "$real_go" "\${args[@]}" >"\$out_file" 2>&1 &
-pg=\$!
-: >"$work/groups/\$pg"
-( while kill -0 \$\$ 2>/dev/null; do sleep 1; done
-  kill -KILL -- -"\$pg" 2>/dev/null; rm -f "$work/groups/\$pg" ) </dev/null >/dev/null 2>&1 &
-watcher=\$!
-wait "\$pg" && rc=0 || rc=\$?
-kill "\$watcher" 2>/dev/null || true
-kill -KILL -- -"\$pg" 2>/dev/null || true
-rm -f "$work/groups/\$pg"
-out=\$(cat "\$out_file"); rm -f "\$out_file"
-printf '%s\n' "\$out"
-if [ "\$rc" -ne 0 ] && grep -qE '\[(build|setup) failed\]' <<<"\$out"; then exit 2; fi
-exit "\$rc"
+run_go() {
+  local out_file pg watcher
+  out_file=\$(mktemp "$work/out.XXXXXX")
+  setsid "$real_go" "\${args[@]}" "\$@" >"\$out_file" 2>&1 &
+  pg=\$!
+  : >"$work/groups/\$pg"
+  ( while kill -0 \$\$ 2>/dev/null; do sleep 1; done
+    kill -KILL -- -"\$pg" 2>/dev/null; rm -f "$work/groups/\$pg" ) </dev/null >/dev/null 2>&1 &
+  watcher=\$!
+  wait "\$pg" && rc=0 || rc=\$?
+  kill "\$watcher" 2>/dev/null || true
+  kill -KILL -- -"\$pg" 2>/dev/null || true
+  rm -f "$work/groups/\$pg"
+  out=\$(cat "\$out_file"); rm -f "\$out_file"
+}
+for b in "\${batches[@]}"; do
+  # \$b unquoted: "" adds no argument, a list adds each package.
+  run_go \$b
+  printf '%s\n' "\$out"
+  if [ "\$rc" -ne 0 ]; then
+    if grep -qE '\[(build|setup) failed\]' <<<"\$out"; then exit 2; fi
+    exit "\$rc"
+  fi
+done
+exit 0
 EOF
 chmod 755 "$work/bin/go"
 export PATH="$work/bin:$PATH"

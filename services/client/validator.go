@@ -77,6 +77,9 @@ type ValidatorConfig struct {
 	// synchronous to close the race they look at); nil is otter's default,
 	// a goroutine per callback.
 	executor func(func())
+	// pause waits d before a resubscribe, false when ctx ends first (tests
+	// record the pauses instead); nil is sleep.
+	pause func(ctx context.Context, d time.Duration) bool
 	// Logger receives stream state changes; never a token. Default discards.
 	Logger *slog.Logger
 	// ClientIP tells Middleware the address a request came from, checked
@@ -171,6 +174,9 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 	}
 	if cfg.RevokedTTL <= 0 {
 		cfg.RevokedTTL = 10 * time.Minute
+	}
+	if cfg.pause == nil {
+		cfg.pause = sleep
 	}
 	v := &Validator{cfg: cfg, log: cfg.Logger, byToken: map[string]tokenRef{}}
 	if v.log == nil {

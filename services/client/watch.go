@@ -43,16 +43,28 @@ func (v *Validator) watch(ctx context.Context) {
 			v.redial()
 		}
 		v.log.Warn("keymint revocation stream broke; resubscribing", "err", err, "backoff", backoff, "since", last)
-		if backoff > 0 {
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
+		if backoff > 0 && !v.cfg.pause(ctx, backoff) {
+			return
 		}
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
+		backoff = nextBackoff(backoff)
 	}
 }
+
+// sleep waits d, and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// nextBackoff is the pause after one of b: doubling from minBackoff, at
+// most maxBackoff.
+func nextBackoff(b time.Duration) time.Duration { return min(max(2*b, minBackoff), maxBackoff) }
 
 // redial replaces the connection; the old one closes once calls on it had
 // their Timeout to finish.

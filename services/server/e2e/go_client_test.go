@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -255,5 +256,57 @@ func TestWatchRevocationsAcrossReplicas(t *testing.T) {
 			t.Fatal("the validator on B still allows a token revoked through A after 30 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A pushed revocation moves the validator's stream on: it stays live
+// across the heartbeats that follow (each carries the head, which it has
+// applied), with no resubscribe. Mutation it fails on
+// (services/client/watch.go): `ev.GetSeq() > 0` negated, so the last
+// sequence stays behind the revocation, the next heartbeat shows a gap and
+// the validator resubscribes after every heartbeat (answers stay right;
+// the stream churns and every call meanwhile asks keymint).
+func TestValidatorStaysSubscribedAcrossRevocations(t *testing.T) {
+	t.Parallel()
+	_, rs := replicaSet(t, 1, "")
+	srv := rs[0]
+	var logs syncBuffer
+	v, err := client.NewValidator(context.Background(), client.ValidatorConfig{Target: srv.grpc, TTL: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	waitFor(t, "validator subscribed", v.Subscribed)
+	// Only what follows counts: a first attempt may have failed.
+	logged := len(logs.String())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, _ := watchStream(t, ctx, srv, nil)
+	for i := range 3 {
+		tok := mintFull(t, srv)
+		if r, err := v.Validate(context.Background(), tok.Secret); err != nil || !r.Valid {
+			t.Fatalf("round %d, before: %+v %v", i, r, err)
+		}
+		revoke(t, srv, tok.Token.Id)
+		ev := nextRevocation(t, s)
+		waitFor(t, "the validator refuses the revoked token", func() bool {
+			r, err := v.Validate(context.Background(), tok.Secret)
+			return err == nil && !r.Valid
+		})
+		// Two heartbeats at the revocation's head on this test's own stream:
+		// the validator's stream, on the same replica, has had its own.
+		for seen := 0; seen < 2; {
+			hb, err := s.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hb.GetHeartbeat() && hb.GetSeq() >= ev.GetSeq() {
+				seen++
+			}
+		}
+	}
+	if after := logs.String()[logged:]; strings.Contains(after, "resubscribing") || !v.Subscribed() {
+		t.Fatalf("the validator's stream broke after a revocation (subscribed %v):\n%s", v.Subscribed(), after)
 	}
 }

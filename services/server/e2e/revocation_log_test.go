@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -218,6 +217,9 @@ type forwarder struct {
 	target atomic.Pointer[string]
 	mu     sync.Mutex
 	conns  []net.Conn
+	// frozen holds, per connection accepted, whether it forwards nothing
+	// any more (hangTo).
+	frozen []*atomic.Bool
 }
 
 func newForwarder(t *testing.T, target string) *forwarder {
@@ -240,11 +242,13 @@ func newForwarder(t *testing.T, target string) *forwarder {
 				c.Close()
 				continue
 			}
+			frozen := new(atomic.Bool)
 			f.mu.Lock()
 			f.conns = append(f.conns, c, up)
+			f.frozen = append(f.frozen, frozen)
 			f.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go pipe(up, c, frozen)
+			go pipe(c, up, frozen)
 		}
 	}()
 	return f
@@ -256,6 +260,35 @@ func (f *forwarder) addr() string { return f.lis.Addr().String() }
 func (f *forwarder) switchTo(target string) {
 	f.target.Store(&target)
 	f.cut()
+}
+
+// hangTo sends new connections to target and leaves the current ones
+// open but silent both ways, as a replica that hangs (no FIN, no RST).
+func (f *forwarder) hangTo(target string) {
+	f.target.Store(&target)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fr := range f.frozen {
+		fr.Store(true)
+	}
+}
+
+// pipe copies src to dst, dropping what it reads once frozen, and closes
+// dst when src ends.
+func pipe(dst, src net.Conn, frozen *atomic.Bool) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !frozen.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (f *forwarder) cut() {
@@ -299,6 +332,45 @@ func TestValidatorResumesOnAnotherReplica(t *testing.T) {
 	waitFor(t, "validator subscribed on the other replica", v.Subscribed)
 	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || r.Valid {
 		t.Fatalf("after resuming on B: %+v %v, want refused", r, err)
+	}
+}
+
+// A Go client validator behind one address whose replica hangs (its
+// connection stays open and carries nothing): after HeartbeatTimeout of
+// silence it redials, reaches the other replica and is live there, and a
+// token revoked meanwhile is refused (its cache had it valid for a
+// minute). On the old connection it would wait on the hung replica for
+// ever (no keepalive sees a silent peer). Mutations it fails on
+// (services/client/watch.go): watch's `v.dial != nil` negated, orCause's
+// `c != nil` negated (errSilent lost: no redial), redial's `err != nil`
+// negated (the fresh connection never used).
+func TestValidatorRedialsAfterSilence(t *testing.T) {
+	t.Parallel()
+	_, rs := replicaSet(t, 2, "")
+	a, b := rs[0], rs[1]
+	fw := newForwarder(t, a.grpc)
+	v, err := client.NewValidator(context.Background(), client.ValidatorConfig{Target: fw.addr(), TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	waitFor(t, "validator subscribed", v.Subscribed)
+	tok := mintFull(t, b)
+	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || !r.Valid {
+		t.Fatalf("before: %+v %v", r, err)
+	}
+	fw.hangTo(b.grpc)
+	revoke(t, b, tok.Token.Id)
+	// The redial follows the silence within milliseconds, too fast to see
+	// Subscribed turn false: wait for the refusal itself (asked on the hung
+	// connection, keymint times out and the cached valid answer serves).
+	waitFor(t, "the validator refuses the token revoked behind the silence", func() bool {
+		r, err := v.Validate(context.Background(), tok.Secret)
+		return err == nil && !r.Valid
+	})
+	waitFor(t, "validator subscribed on the other replica", v.Subscribed)
+	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || r.Valid {
+		t.Fatalf("after redialling to B: %+v %v, want refused", r, err)
 	}
 }
 
