@@ -300,6 +300,21 @@ func (f *forwarder) cut() {
 	f.conns = nil
 }
 
+// subscribedBehindForwarder starts a forwarder to target and a Go client
+// validator (a minute's cache TTL) dialling the forwarder's address, closed
+// when the test ends, and waits until its revocation stream is live.
+func subscribedBehindForwarder(t *testing.T, target string) (*forwarder, *client.Validator) {
+	t.Helper()
+	fw := newForwarder(t, target)
+	v, err := client.NewValidator(context.Background(), client.ValidatorConfig{Target: fw.addr(), TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	waitFor(t, "validator subscribed", v.Subscribed)
+	return fw, v
+}
+
 // A Go client validator behind one address: its replica dies, the address
 // now reaches another replica; the validator resumes there by sequence and
 // refuses a token revoked while it was away (its cache had it valid, with
@@ -308,13 +323,7 @@ func TestValidatorResumesOnAnotherReplica(t *testing.T) {
 	t.Parallel()
 	_, rs := replicaSet(t, 2, "")
 	a, b := rs[0], rs[1]
-	fw := newForwarder(t, a.grpc)
-	v, err := client.NewValidator(context.Background(), client.ValidatorConfig{Target: fw.addr(), TTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	waitFor(t, "validator subscribed", v.Subscribed)
+	fw, v := subscribedBehindForwarder(t, a.grpc)
 	tok := mintFull(t, a)
 	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || !r.Valid {
 		t.Fatalf("before: %+v %v", r, err)
@@ -348,13 +357,7 @@ func TestValidatorRedialsAfterSilence(t *testing.T) {
 	t.Parallel()
 	_, rs := replicaSet(t, 2, "")
 	a, b := rs[0], rs[1]
-	fw := newForwarder(t, a.grpc)
-	v, err := client.NewValidator(context.Background(), client.ValidatorConfig{Target: fw.addr(), TTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	waitFor(t, "validator subscribed", v.Subscribed)
+	fw, v := subscribedBehindForwarder(t, a.grpc)
 	tok := mintFull(t, b)
 	if r, err := v.Validate(context.Background(), tok.Secret); err != nil || !r.Valid {
 		t.Fatalf("before: %+v %v", r, err)
