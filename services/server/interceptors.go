@@ -138,6 +138,12 @@ func callRequestID(ctx context.Context) string {
 	if id := requestid.From(ctx); id != "" {
 		return id
 	}
+	return incomingRequestID(ctx)
+}
+
+// incomingRequestID is the caller's x-request-id metadata, if acceptable,
+// or a new id.
+func incomingRequestID(ctx context.Context) string {
 	if v := metadata.ValueFromIncomingContext(ctx, requestid.Key); len(v) > 0 {
 		return requestid.Accept(v[0])
 	}
@@ -153,12 +159,7 @@ func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handl
 		// In process: the context carries the gateway's id already.
 		return handler(ctx, req)
 	}
-	var id string
-	if v := metadata.ValueFromIncomingContext(ctx, requestid.Key); len(v) > 0 {
-		id = requestid.Accept(v[0])
-	} else {
-		id = requestid.New()
-	}
+	id := incomingRequestID(ctx)
 	setRequestIDHeader(ctx, id)
 	return handler(requestid.With(ctx, id), req)
 }

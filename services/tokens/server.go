@@ -308,7 +308,7 @@ type validAnswer struct {
 	create, expire timestamppb.Timestamp
 }
 
-// timestampIn is timestamp(t) written into ts.
+// timestampIn writes t into ts and returns it; nil for the zero time.
 func timestampIn(ts *timestamppb.Timestamp, t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -321,5 +321,5 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
 	}
-	return timestamppb.New(t)
+	return timestampIn(new(timestamppb.Timestamp), t)
 }
