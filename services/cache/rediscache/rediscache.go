@@ -43,10 +43,6 @@ const (
 	DefaultTimeout      = 50 * time.Millisecond
 	DefaultBackoff      = time.Second
 	DefaultTombstoneTTL = time.Minute
-	// DefaultBatchSize is the most validations one pipeline of reads
-	// carries; DefaultBatchQueue the most that wait for the next one.
-	DefaultBatchSize  = 64
-	DefaultBatchQueue = 1024
 )
 
 // ErrSkipped means Redis was not asked: it failed within the last Backoff.
@@ -78,7 +74,7 @@ type Config struct {
 	// while a read is in flight, the reads that arrive wait and go in the
 	// next pipeline together (no timer: a lone read goes at once).
 	// BatchQueue bounds how many wait; beyond it a read goes on its own.
-	// Zero takes the defaults.
+	// Zero takes batch's defaults (batch.DefaultMaxBatch, DefaultMaxQueued).
 	BatchSize  int
 	BatchQueue int
 	Logger     *slog.Logger
@@ -150,14 +146,7 @@ func New(cfg Config) (*Remote, error) {
 		r.revTime = DefaultRevocationTimeout
 	}
 	_, r.cluster = r.client.(*redis.ClusterClient)
-	size, queue := cfg.BatchSize, cfg.BatchQueue
-	if size <= 0 {
-		size = DefaultBatchSize
-	}
-	if queue <= 0 {
-		queue = DefaultBatchQueue
-	}
-	r.gets = batch.New(batch.Config{MaxBatch: size, MaxQueued: queue, Timeout: r.timeout}, r.getBatch)
+	r.gets = batch.New(batch.Config{MaxBatch: cfg.BatchSize, MaxQueued: cfg.BatchQueue, Timeout: r.timeout}, r.getBatch)
 	return r, nil
 }
 

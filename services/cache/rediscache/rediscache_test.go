@@ -472,3 +472,55 @@ func TestRevocationFeedMovesOffHungSentinelMaster(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestNewDefaults holds Config's documented zero values (Prefix
+// "keymint:", Timeout 50 ms, Backoff 1 s, TombstoneTTL 1 min, RetryFor
+// 10 min, RevocationTimeout) and that a value given is kept: each `<= 0`
+// turned into `< 0` or `> 0` fails it. New dials nothing.
+func TestNewDefaults(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = c.Close() })
+	rev := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rev.Close() })
+	type got struct {
+		prefix                                    string
+		timeout, backoff, tombstone, retry, revTO time.Duration
+	}
+	read := func(r *Remote) got {
+		return got{r.prefix, r.timeout, r.backoff, r.tombstone, r.retryFor, r.revTime}
+	}
+	defaults := got{DefaultPrefix, DefaultTimeout, DefaultBackoff, DefaultTombstoneTTL, 10 * time.Minute, DefaultRevocationTimeout}
+	for name, cfg := range map[string]Config{
+		"zero":     {Client: c, RevocationClient: rev},
+		"negative": {Client: c, RevocationClient: rev, Timeout: -1, Backoff: -1, TombstoneTTL: -1, RetryFor: -1, RevocationTimeout: -1},
+	} {
+		r, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := read(r); g != defaults {
+			t.Errorf("%s: New kept %+v, want the defaults %+v", name, g, defaults)
+		}
+	}
+	given := got{"p:", 7 * time.Millisecond, 3 * time.Second, 2 * time.Minute, time.Hour, 9 * time.Second}
+	r, err := New(Config{Client: c, RevocationClient: rev, Prefix: given.prefix, Timeout: given.timeout,
+		Backoff: given.backoff, TombstoneTTL: given.tombstone, RetryFor: given.retry, RevocationTimeout: given.revTO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := read(r); g != given {
+		t.Errorf("New made %+v of the values given, want %+v", g, given)
+	}
+	// Without a revocation client of its own, invalidations use the
+	// validation client and its timeout.
+	r, err = New(Config{Client: c, Timeout: given.timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.revClient != c || r.revTime != given.timeout {
+		t.Errorf("no RevocationClient: invalidations on %p with %v, want the validation client %p and its %v", r.revClient, r.revTime, c, given.timeout)
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Error("New without a Client: no error")
+	}
+}
