@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,9 +249,17 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	logs := &messageLog{}
+	r.log = slog.New(logs)
+
 	srv.Stop()
 	if _, err := r.Get(ctx, []cache.Key{k}); err == nil {
 		t.Fatal("Get on a dead Redis succeeded")
+	}
+	// The outage is logged once, at its first failure (`Swap(...) == 0`
+	// negated logs the second failure instead; the Invalidate below is one).
+	if n := logs.count(slog.LevelWarn, "redis failed; validating from the store meanwhile"); n != 1 {
+		t.Fatalf("after the first failure: %d outage warnings, want 1", n)
 	}
 	if _, err := r.Get(ctx, []cache.Key{k}); !errors.Is(err, ErrSkipped) {
 		t.Fatalf("second Get = %v, want ErrSkipped during the backoff", err)
@@ -280,6 +289,12 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	if e, err := r.Get(ctx, []cache.Key{key(8)}); err != nil || e == nil {
 		t.Fatalf("Get after restart = %v, %v", e, err)
+	}
+	if n := logs.count(slog.LevelWarn, "redis failed; validating from the store meanwhile"); n != 1 {
+		t.Errorf("after the outage: %d outage warnings, want 1 (one an outage)", n)
+	}
+	if n := logs.count(slog.LevelInfo, "redis reachable again"); n != 1 {
+		t.Errorf("after the outage: %d recovery messages, want 1", n)
 	}
 	// The retried invalidation left its tombstone.
 	if n, err := r.client.Exists(ctx, r.tombstoneKey(k)).Result(); err != nil || n != 1 {
@@ -523,4 +538,33 @@ func TestNewDefaults(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a Client: no error")
 	}
+}
+
+// messageLog is a slog.Handler keeping each record's level and message.
+type messageLog struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *messageLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *messageLog) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r)
+	return nil
+}
+func (l *messageLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *messageLog) WithGroup(string) slog.Handler      { return l }
+
+// count is how many records of level carry msg.
+func (l *messageLog) count(level slog.Level, msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if r.Level == level && r.Message == msg {
+			n++
+		}
+	}
+	return n
 }
