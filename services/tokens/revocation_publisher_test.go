@@ -7,6 +7,7 @@ import (
 
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/store"
+	"github.com/keymint/keymint/services/testwait"
 )
 
 // emptyLog is a revocation log with nothing in it: the publisher tests
@@ -50,33 +51,33 @@ func TestCommittedDoesNotWaitForPublish(t *testing.T) {
 	go r.RunPublisher(ctx)
 
 	r.Committed(ctx, Revocation{Seq: 1, TokenID: "t1", Key: cache.Key{1}})
-	if id := receive(t, local.ids, "the local revocation"); id != "t1" || r.Applied() != 1 {
+	if id := testwait.Receive(t, local.ids, "the local revocation"); id != "t1" || r.Applied() != 1 {
 		t.Fatalf("applied %d (%s) when Committed returned, want 1", r.Applied(), id)
 	}
-	if k := receive(t, invalidated, "the invalidation"); k != (cache.Key{1}) {
+	if k := testwait.Receive(t, invalidated, "the invalidation"); k != (cache.Key{1}) {
 		t.Fatalf("invalidated %v", k)
 	}
 	// The worker now holds seq 1 in Publish; 2 and 3 fill the queue of 2;
 	// 4 finds it full.
 	for seq := int64(2); seq <= 4; seq++ {
 		r.Committed(ctx, Revocation{Seq: seq, TokenID: "t", Key: cache.Key{byte(seq)}})
-		receive(t, local.ids, "the local revocation")
+		testwait.Receive(t, local.ids, "the local revocation")
 	}
 	if r.Applied() != 4 || r.Unsent() != 3 || r.Dropped() != 1 {
 		t.Fatalf("applied %d, unsent %d, dropped %d; want 4, 3, 1", r.Applied(), r.Unsent(), r.Dropped())
 	}
 	close(release)
 	for _, want := range []int64{1, 2, 3} {
-		if got := receive(t, sent, "the publish"); got != want {
+		if got := testwait.Receive(t, sent, "the publish"); got != want {
 			t.Fatalf("published seq %d, want %d (commit order)", got, want)
 		}
 	}
 	for _, want := range []cache.Key{{2}, {3}} {
-		if k := receive(t, invalidated, "the invalidation"); k != want {
+		if k := testwait.Receive(t, invalidated, "the invalidation"); k != want {
 			t.Fatalf("invalidated %v, want %v", k, want)
 		}
 	}
-	untilSent(t, r) // the worker counts down after each send
+	testwait.Until(t, "the queue to be sent", func() bool { return r.Unsent() == 0 }) // the worker counts down after each send
 	select {
 	case seq := <-sent:
 		t.Fatalf("the dropped revocation %d was published", seq)
@@ -85,42 +86,14 @@ func TestCommittedDoesNotWaitForPublish(t *testing.T) {
 
 	// A no-op revocation (no log row) drops the caches but publishes nothing.
 	r.Uncommitted(Revocation{TokenID: "t1", Key: cache.Key{9}})
-	receive(t, local.ids, "the local revocation")
-	if k := receive(t, invalidated, "the invalidation"); k != (cache.Key{9}) {
+	testwait.Receive(t, local.ids, "the local revocation")
+	if k := testwait.Receive(t, invalidated, "the invalidation"); k != (cache.Key{9}) {
 		t.Fatalf("invalidated %v", k)
 	}
-	untilSent(t, r)
+	testwait.Until(t, "the queue to be sent", func() bool { return r.Unsent() == 0 })
 	select {
 	case seq := <-sent:
 		t.Fatalf("a no-op revocation was published (seq %d)", seq)
 	default:
-	}
-}
-
-// receive waits for ch's next value, failing the test after 30 s rather
-// than hanging it: with `applied: -1` in NewRevocations turned into 1 (a
-// replica that thinks it has applied seq 1), Committed applies nothing and
-// a bare receive waited for ever.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no %s within 30 s", what)
-		var zero T
-		return zero
-	}
-}
-
-// untilSent waits, bounded like receive, for the publisher's queue to empty.
-func untilSent(t *testing.T, r *Revocations) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for r.Unsent() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d revocations still unsent after 30 s", r.Unsent())
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

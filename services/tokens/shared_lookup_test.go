@@ -5,26 +5,13 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/store/postgres"
 	"github.com/keymint/keymint/services/store/postgres/pgtest"
+	"github.com/keymint/keymint/services/testwait"
 	"github.com/keymint/keymint/services/tokens"
 )
-
-// waitUntil polls cond until it holds (the failure deadline is generous:
-// this waits for an event, it does not time anything).
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // holdNext makes the next store read (single or shared) wait, after it has
 // read, until release is called; read is closed once it has read.
@@ -93,7 +80,7 @@ func queueBehindHeldRead(t *testing.T, r *replica, blocker string, secrets map[s
 			out <- validation{name, res, err}
 		}()
 	}
-	waitUntil(t, "every miss to queue behind the lookup in flight", func() bool {
+	testwait.Until(t, "every miss to queue behind the lookup in flight", func() bool {
 		return tokens.WaitingLookups(r.svc) == len(secrets)
 	})
 	return first, out, release
@@ -182,7 +169,7 @@ func TestRevocationDuringSharedQueryNeverAnsweredValid(t *testing.T) {
 			res, err := r.svc.Validate(context.Background(), minted[0].Secret, nil)
 			late <- validation{"late", res, err}
 		}()
-		waitUntil(t, "the late validation to queue for a query of its own", func() bool { return tokens.WaitingLookups(r.svc) == 1 })
+		testwait.Until(t, "the late validation to queue for a query of its own", func() bool { return tokens.WaitingLookups(r.svc) == 1 })
 		releaseShared()
 		for range minted {
 			if v := <-out; v.err != nil || v.res.Valid || v.res.Reason != tokens.ReasonRevoked {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/cache/redistest"
+	"github.com/keymint/keymint/services/testwait"
 )
 
 // roundTrips is a go-redis hook on a real client: it counts the GETs sent
@@ -86,17 +87,6 @@ func hold(slot *atomic.Pointer[func()]) (reached chan struct{}, release func()) 
 	return reached, func() { close(gate) }
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func entryFor(i int) *cache.Entry {
 	return &cache.Entry{Key: key(byte(i)), TokenID: fmt.Sprintf("t%d", i), Scopes: []string{"read"}}
 }
@@ -149,10 +139,10 @@ func testGetsShareOneRoundTrip(t *testing.T, url string, cluster bool) {
 	ctx := context.Background()
 	// A new Cluster answers CLUSTERDOWN until all its slots are served.
 	for i := 1; i <= 20; i++ {
-		waitUntil(t, "Redis to take a fill", func() bool { return r.Fill(ctx, entryFor(i), time.Minute) == nil })
+		testwait.Until(t, "Redis to take a fill", func() bool { return r.Fill(ctx, entryFor(i), time.Minute) == nil })
 	}
 	// Every key's slot answering (a Cluster's may still be moving).
-	waitUntil(t, "every key to be readable", func() bool {
+	testwait.Until(t, "every key to be readable", func() bool {
 		for _, i := range []byte{99, 1, 21, 22, 23, 24, 25, 30, 31, 32, 5} {
 			if _, err := r.Get(ctx, []cache.Key{key(i)}); err != nil {
 				return false
@@ -171,7 +161,7 @@ func testGetsShareOneRoundTrip(t *testing.T, url string, cluster bool) {
 		e, err := r.Get(ctx, []cache.Key{key(99)})
 		first <- got{99, e, err}
 	}()
-	<-reached
+	testwait.Receive(t, reached, "the held read to be reached")
 	// 1-25 alone (21-25 absent), then pairs: an absent key before a
 	// present one, and two absent ones.
 	queries := map[int][]cache.Key{}
@@ -189,13 +179,13 @@ func testGetsShareOneRoundTrip(t *testing.T, url string, cluster bool) {
 			out <- got{i, e, err}
 		}()
 	}
-	waitUntil(t, "every Get to queue behind the read in flight", func() bool { return r.gets.Waiting() == len(queries) })
+	testwait.Until(t, "every Get to queue behind the read in flight", func() bool { return r.gets.Waiting() == len(queries) })
 	release()
-	if g := <-first; g.err != nil || g.e != nil {
+	if g := testwait.Receive(t, first, "the blocker's answer"); g.err != nil || g.e != nil {
 		t.Fatalf("absent key: %+v, %v", g.e, g.err)
 	}
 	for range queries {
-		g := <-out
+		g := testwait.Receive(t, out, "a queued answer")
 		want := ""
 		switch {
 		case g.i <= 20:
@@ -228,7 +218,7 @@ func sharedGets(t *testing.T, c *cache.Cache, r *Remote, h *roundTrips, blocker 
 		e, err := c.Get(context.Background(), []cache.Key{blocker}, load(blocker))
 		first <- got{int(blocker[0]), e, err}
 	}()
-	<-reached
+	testwait.Receive(t, reached, "the held read to be reached")
 	out = make(chan got, len(keys))
 	for _, k := range keys {
 		go func() {
@@ -236,7 +226,7 @@ func sharedGets(t *testing.T, c *cache.Cache, r *Remote, h *roundTrips, blocker 
 			out <- got{int(k[0]), e, err}
 		}()
 	}
-	waitUntil(t, "the Gets to queue", func() bool { return r.gets.Waiting() == len(keys) })
+	testwait.Until(t, "the Gets to queue", func() bool { return r.gets.Waiting() == len(keys) })
 	return release, first, out
 }
 
@@ -277,10 +267,10 @@ func TestRedisFailingMidReadFallsBackToStore(t *testing.T) {
 			// The shared read holds before it is sent; Redis fails.
 			pipeReached, releasePipe := hold(&h.beforeShared)
 			release()
-			if g := <-first; g.err != nil || g.e == nil || g.e.TokenID != "t50" {
+			if g := testwait.Receive(t, first, "the blocker's answer"); g.err != nil || g.e == nil || g.e.TokenID != "t50" {
 				t.Fatalf("blocker: %+v, %v", g.e, g.err)
 			}
-			<-pipeReached
+			testwait.Receive(t, pipeReached, "the shared read to be reached")
 			if fault == "SIGSTOP" {
 				srv.Pause()
 				t.Cleanup(srv.Resume)
@@ -289,7 +279,7 @@ func TestRedisFailingMidReadFallsBackToStore(t *testing.T) {
 			}
 			releasePipe()
 			for range keys {
-				g := <-out
+				g := testwait.Receive(t, out, "a queued answer")
 				if g.err != nil || g.e == nil || g.e.TokenID != fmt.Sprintf("t%d", g.i) {
 					t.Errorf("key %d with Redis failing: %+v, %v; want the store's entry", g.i, g.e, g.err)
 				}
@@ -333,8 +323,8 @@ func TestRevocationDuringSharedReadNeverAnsweredLive(t *testing.T) {
 	// The shared read holds after reading the live copies.
 	pipeRead, releasePipe := hold(&h.afterShared)
 	release()
-	<-first
-	<-pipeRead
+	testwait.Receive(t, first, "the blocker's answer")
+	testwait.Receive(t, pipeRead, "the shared read")
 	revoked.Store(true) // the store committed
 	for i, k := range keys {
 		c.Revoke(k, fmt.Sprintf("t%d", i+1), revokedAt, time.Time{})
@@ -345,7 +335,7 @@ func TestRevocationDuringSharedReadNeverAnsweredLive(t *testing.T) {
 	releasePipe()
 	now := time.Now()
 	for range keys {
-		if g := <-out; g.err != nil || g.e == nil || g.e.Live(now) {
+		if g := testwait.Receive(t, out, "a queued answer"); g.err != nil || g.e == nil || g.e.Live(now) {
 			t.Errorf("key %d answered %+v, %v after its revocation was applied", g.i, g.e, g.err)
 		}
 	}
