@@ -216,3 +216,30 @@ func TestSemaphoreReadRoutes(t *testing.T) {
 		}
 	}
 }
+
+// The refusal of an unknown query parameter says what the call takes
+// (or that it takes none), and repeats a plain name up to maxParamNameLen
+// characters, never a longer one. The page at / is in the document too,
+// with no parameters. Kills, on 7eede42: apispec.go:136:17 (`-1` → `1`,
+// twice: the one-character template "/" never chosen, so GET /?x=1 served
+// the page), :197:16 (`<=` → `<`: a 32-character name not repeated) and
+// :198:18 negated (the wrong one of the two messages).
+func TestUnknownQueryParameterMessage(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	name32 := "p" + strings.Repeat("a", maxParamNameLen-1)
+	for _, tt := range []struct{ method, path, message string }{
+		{http.MethodGet, "/?x=1", `unknown query parameter "x": this call takes none`},
+		{http.MethodPost, "/v1/tokens:validate?x=1", `unknown query parameter "x": this call takes none`},
+		{http.MethodGet, "/v1/tokens/tok-1/history?x=1", `unknown query parameter "x": this call takes none`},
+		{http.MethodGet, "/v1/users?x=1", `unknown query parameter "x" (this call takes pageSize, pageToken, emailPrefix)`},
+		{http.MethodGet, "/healthz?" + name32 + "=1", `unknown query parameter "` + name32 + `": this call takes none`},
+		{http.MethodGet, "/healthz?" + name32 + "a=1", "unknown query parameter (its name is not repeated: it is not a plain identifier)"},
+	} {
+		resp, body := send(t, tt.method, g.url+tt.path, "", http.Header{"Authorization": {testToken}})
+		sb := wantStatusJSON(t, resp, body, http.StatusBadRequest, 3)
+		if sb.Message != tt.message {
+			t.Errorf("%s %s: message %q, want %q", tt.method, tt.path, sb.Message, tt.message)
+		}
+	}
+}
