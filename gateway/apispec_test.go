@@ -128,6 +128,10 @@ func TestRawErrorsAreJSON(t *testing.T) {
 		{"bad header name", "GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, 3},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, 3},
 		{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431, 8},
+		// The 5xx ones too (rawerrors.go:58:109 negated on 7eede42 left
+		// them text/plain).
+		{"unsupported transfer encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, 12},
+		{"unsupported version", "GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505, 3},
 		{"fine", "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 204, 0},
 	} {
 		c, err := net.Dial("tcp", lis.Addr().String())

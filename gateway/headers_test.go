@@ -115,6 +115,29 @@ func TestOutgoingMetadataSkipsInvalidValues(t *testing.T) {
 	}
 }
 
+// Every printable ASCII character and the space are legal gRPC metadata, so
+// a password holding them reaches the server; a control byte or DEL is not
+// forwarded. The edges kill headers.go:186:26 on 7eede42 (`> 0x7e` → `>=`:
+// a password with a "~" dropped, its sign-in refused).
+func TestOutgoingMetadataPrintableASCII(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]bool{
+		"a b~c":     true,
+		" ~":        true,
+		"tab\there": false,
+		"del\x7f":   false,
+		"nul\x00":   false,
+		"unit\x1f":  false,
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/api-tokens", nil)
+		r.Header.Set("X-Api-Password", v)
+		got := outgoingMetadata(r).Get("x-api-password")
+		if forwarded := slices.Equal(got, []string{v}); forwarded != want || (!want && len(got) != 0) {
+			t.Errorf("password %q: forwarded as %q, want forwarded %v", v, got, want)
+		}
+	}
+}
+
 // FuzzHeaderMatcher checks that only the three allow-listed names ever pass,
 // always lower-case, and only for keys equal to them up to ASCII case.
 func FuzzHeaderMatcher(f *testing.F) {
