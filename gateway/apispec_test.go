@@ -247,3 +247,22 @@ func TestUnknownQueryParameterMessage(t *testing.T) {
 		}
 	}
 }
+
+// GET /openapi.json serves the embedded document byte for byte; HEAD the
+// same headers without it. Kills web.go:91:14 negated on 7eede42 (the GET
+// answered with an empty body: ServeHTTP has made every HEAD a GET).
+func TestOpenAPIDocumentServed(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		resp, body := send(t, method, g.url+"/openapi.json", "", nil)
+		want := keymintv1.OpenAPI
+		if method == http.MethodHead {
+			want = nil
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" || string(body) != string(want) {
+			t.Errorf("%s /openapi.json = %d %q, %d bytes; want 200 application/json, %d bytes",
+				method, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), len(want))
+		}
+	}
+}
