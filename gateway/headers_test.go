@@ -177,3 +177,26 @@ func asciiLower(s string) string {
 	}
 	return string(b)
 }
+
+// The credential headers the gateway forwards may take maxForwardedHeaderBytes
+// (8 KiB, names and values together) and no more: at the bound the call is
+// served, one byte over it is a 431. Kills gateway.go:196:36 on 7eede42
+// (`>` → `>=`: credentials of exactly 8 KiB refused).
+func TestCredentialHeadersBound(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	fill := maxForwardedHeaderBytes - len("Authorization") - len(testToken) - len("X-Api-Password")
+	for _, c := range []struct {
+		extra  int
+		status int
+	}{{0, http.StatusOK}, {1, http.StatusRequestHeaderFieldsTooLarge}} {
+		h := http.Header{"Authorization": {testToken}, "X-Api-Password": {strings.Repeat("p", fill+c.extra)}}
+		resp, body := doRequest(t, http.MethodGet, g.url+"/v1/tokens/tok-1", "", h, 0)
+		if resp.StatusCode != c.status {
+			t.Errorf("credentials of %d bytes: %d %s, want %d", maxForwardedHeaderBytes+c.extra, resp.StatusCode, body, c.status)
+		}
+		if c.status != http.StatusOK {
+			wantStatusJSON(t, resp, body, c.status, 3)
+		}
+	}
+}
