@@ -50,6 +50,9 @@ func TestRetryAfterFromServerHint(t *testing.T) {
 func logLines(t *testing.T, logs, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
+	if strings.TrimSpace(logs) == "" {
+		return nil
+	}
 	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {

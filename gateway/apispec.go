@@ -145,9 +145,11 @@ func (s *apiSpec) operation(method, path string) ([]string, bool) {
 	return query, found
 }
 
-// allow lists the methods the document gives path, HEAD with GET, sorted;
-// nil when it describes no such path. A template with a literal :verb that
-// matches hides the plain {id} ones (/v1/tokens/x:rotate is not a GET).
+// allow lists the methods the document gives path, sorted; nil when it
+// describes no such path. A template with a literal :verb that matches hides
+// the plain {id} ones (/v1/tokens/x:rotate is not a GET). HEAD is not added
+// with GET: setAllow does that, and the methods are compared with requests
+// whose HEAD ServeHTTP has made a GET.
 func (s *apiSpec) allow(path string) []string {
 	var out []string
 	verbs := false
@@ -162,9 +164,6 @@ func (s *apiSpec) allow(path string) []string {
 		}
 		for m := range p.query {
 			out = append(out, m)
-			if m == http.MethodGet {
-				out = append(out, http.MethodHead)
-			}
 		}
 	}
 	slices.Sort(out)

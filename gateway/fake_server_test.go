@@ -185,7 +185,10 @@ func (f *fakeTokens) RevokeToken(ctx context.Context, req *keymintv1.RevokeToken
 
 // testGateway is a gateway in front of a fake gRPC server, both on loopback.
 type testGateway struct {
-	url  string
+	url string
+	// h is the handler itself, for a test that must see what it did by the
+	// time ServeHTTP returns (the access log line comes after the answer).
+	h    http.Handler
 	fake *fakeTokens
 	logs *syncBuffer
 }
@@ -222,7 +225,7 @@ func newTestGateway(t *testing.T, edit func(*Config)) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testGateway{url: serve(t, h), fake: fake, logs: logs}
+	return &testGateway{url: serve(t, h), h: h, fake: fake, logs: logs}
 }
 
 // serve serves h on loopback for the rest of the test and returns its URL.

@@ -115,6 +115,29 @@ func TestOutgoingMetadataSkipsInvalidValues(t *testing.T) {
 	}
 }
 
+// Every printable ASCII character and the space are legal gRPC metadata, so
+// a password holding them reaches the server; a control byte or DEL is not
+// forwarded. The edges kill headers.go:186:26 on 7eede42 (`> 0x7e` → `>=`:
+// a password with a "~" dropped, its sign-in refused).
+func TestOutgoingMetadataPrintableASCII(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]bool{
+		"a b~c":     true,
+		" ~":        true,
+		"tab\there": false,
+		"del\x7f":   false,
+		"nul\x00":   false,
+		"unit\x1f":  false,
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/api-tokens", nil)
+		r.Header.Set("X-Api-Password", v)
+		got := outgoingMetadata(r).Get("x-api-password")
+		if forwarded := slices.Equal(got, []string{v}); forwarded != want || (!want && len(got) != 0) {
+			t.Errorf("password %q: forwarded as %q, want forwarded %v", v, got, want)
+		}
+	}
+}
+
 // FuzzHeaderMatcher checks that only the three allow-listed names ever pass,
 // always lower-case, and only for keys equal to them up to ASCII case.
 func FuzzHeaderMatcher(f *testing.F) {
@@ -153,4 +176,27 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// The credential headers the gateway forwards may take maxForwardedHeaderBytes
+// (8 KiB, names and values together) and no more: at the bound the call is
+// served, one byte over it is a 431. Kills gateway.go:196:36 on 7eede42
+// (`>` → `>=`: credentials of exactly 8 KiB refused).
+func TestCredentialHeadersBound(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, nil)
+	fill := maxForwardedHeaderBytes - len("Authorization") - len(testToken) - len("X-Api-Password")
+	for _, c := range []struct {
+		extra  int
+		status int
+	}{{0, http.StatusOK}, {1, http.StatusRequestHeaderFieldsTooLarge}} {
+		h := http.Header{"Authorization": {testToken}, "X-Api-Password": {strings.Repeat("p", fill+c.extra)}}
+		resp, body := doRequest(t, http.MethodGet, g.url+"/v1/tokens/tok-1", "", h, 0)
+		if resp.StatusCode != c.status {
+			t.Errorf("credentials of %d bytes: %d %s, want %d", maxForwardedHeaderBytes+c.extra, resp.StatusCode, body, c.status)
+		}
+		if c.status != http.StatusOK {
+			wantStatusJSON(t, resp, body, c.status, 3)
+		}
+	}
 }

@@ -28,6 +28,10 @@ import (
 // testSession is the session secret the fake AccountService hands out.
 const testSession = "c2Vzc2lvbi1zZWNyZXQtb2YtdGhlLWZha2Utc2VydmVy"
 
+// unendingSession is a session the fake cannot end: its Logout answers
+// Unavailable, as the real server does with its store down.
+const unendingSession = "dW5lbmRpbmctc2Vzc2lvbi1vZi10aGUtZmFrZS1zZXJ2ZXI"
+
 // fakeAccounts is an AccountServiceServer that records what it received.
 type fakeAccounts struct {
 	keymintv1.UnimplementedAccountServiceServer
@@ -70,6 +74,9 @@ func (f *fakeAccounts) Login(ctx context.Context, req *keymintv1.LoginRequest) (
 
 func (f *fakeAccounts) Logout(ctx context.Context, req *keymintv1.LogoutRequest) (*keymintv1.LogoutResponse, error) {
 	md := f.record(ctx, "Logout", req)
+	if s := md.Get(authn.HeaderSession); len(s) == 1 && s[0] == unendingSession {
+		return nil, status.Error(codes.Unavailable, "store unavailable")
+	}
 	if s := md.Get(authn.HeaderSession); len(s) != 1 || s[0] != testSession {
 		return nil, status.Error(codes.Unauthenticated, "session expired or invalid; sign in again")
 	}
@@ -436,6 +443,85 @@ func TestSemaphoreLogout(t *testing.T) {
 	}
 	resp, body := send(t, http.MethodGet, g.url+"/api/auth/logout", "", nil)
 	wantStatusJSON(t, resp, body, http.StatusMethodNotAllowed, 12)
+}
+
+// A browser that signs in again ends the session it had (one Logout with
+// the old session), and one that had none ends nothing. Kills
+// semaphore.go:156:42 negated on 7eede42 (the old session left alive, and
+// a Logout sent for no session).
+func TestSignInAgainEndsTheOldSession(t *testing.T) {
+	t.Parallel()
+	g := newSemGateway(t, false, nil)
+	login := `{"auth": "` + testEmail + `", "password": "` + testPassword + `"}`
+	for _, c := range []struct {
+		name, cookie string
+		ended        []string
+	}{
+		{"first sign-in", "", nil},
+		{"again", testSession, []string{testSession}},
+	} {
+		before := len(g.accounts.callsOf("Logout"))
+		h := jsonHeaders()
+		if c.cookie != "" {
+			h.Set("Cookie", cookieName+"="+c.cookie)
+		}
+		resp, body := send(t, http.MethodPost, g.url+"/api/auth/login", login, h)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s: login = %d %s", c.name, resp.StatusCode, body)
+		}
+		var ended []string
+		for _, call := range g.accounts.callsOf("Logout")[before:] {
+			ended = append(ended, call.md.Get(authn.HeaderSession)...)
+		}
+		if !slices.Equal(ended, c.ended) {
+			t.Errorf("%s: sessions ended %q, want %q", c.name, ended, c.ended)
+		}
+	}
+}
+
+// Sign-out is best effort: a session the server cannot end (its store
+// down) is logged as a warning with the code, never the session; one that
+// is already over (Unauthenticated) or ends is not. The cookie is cleared
+// in every case. Kills semaphore.go:181:9 and :181:36 negated on 7eede42
+// (the warning on success, or on an ended session, instead of the failure).
+func TestSignOutFailureLogged(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	g := newSemGateway(t, false, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	for _, c := range []struct {
+		name, cookie string
+		warned       bool
+	}{
+		{"signed in", testSession, false},
+		{"stale session", "c3RhbGUtc2Vzc2lvbi1zZWNyZXQtb2YtdGhlLWZha2Ut", false},
+		{"store down", unendingSession, true},
+	} {
+		before := len(logLines(t, logs.String(), "sign-out failed"))
+		h := jsonHeaders()
+		h.Set("Cookie", cookieName+"="+c.cookie)
+		resp, body := send(t, http.MethodPost, g.url+"/api/auth/logout", "", h)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s: logout = %d %s", c.name, resp.StatusCode, body)
+		}
+		if ck := cookieNamed(resp, cookieName); ck == nil || ck.MaxAge >= 0 {
+			t.Errorf("%s: cookie not cleared: %+v", c.name, ck)
+		}
+		lines := logLines(t, logs.String(), "sign-out failed")[before:]
+		if !c.warned {
+			if len(lines) != 0 {
+				t.Errorf("%s: logged %v", c.name, lines)
+			}
+			continue
+		}
+		if len(lines) != 1 || lines[0]["level"] != "WARN" || lines[0]["code"] != "Unavailable" {
+			t.Errorf("%s: logged %v, want one WARN with code Unavailable", c.name, lines)
+		}
+	}
+	if strings.Contains(logs.String(), unendingSession) {
+		t.Errorf("the log holds a session secret:\n%s", logs)
+	}
 }
 
 // TestUnauthenticatedSessionClearsCookie: a dead session is dropped from the

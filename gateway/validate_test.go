@@ -341,6 +341,8 @@ func TestFastValidation(t *testing.T) {
 		{"a query", func(r *http.Request) { r.URL.RawQuery = "a=b" }, false},
 		{"chunked", func(r *http.Request) { r.ContentLength = -1 }, false},
 		{"over the limit", func(r *http.Request) { r.ContentLength = 101 }, false},
+		// gateway.go:247:42 `>` → `>=` (on 7eede42) sent it the generic way.
+		{"at the limit", func(r *http.Request) { r.ContentLength = 100 }, true},
 		{"a cookie", func(r *http.Request) { r.Header.Set("Cookie", "x=y") }, false},
 		{"credentials over the limit", func(r *http.Request) {
 			r.Header.Set("X-Api-Password", strings.Repeat("p", maxForwardedHeaderBytes))
