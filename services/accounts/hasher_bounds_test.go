@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -56,4 +57,35 @@ func TestDecodePHCBoundsExact(t *testing.T) {
 			t.Errorf("threads %d, salt %d, key %d bytes: %v, want ok %v", tc.threads, tc.saltLen, tc.keyLen, err, tc.ok)
 		}
 	}
+}
+
+// At GOMAXPROCS 1 the one slot stays taken, after a hash of duration d, for
+// d more (pacedShare ½: hashing gets at most half the CPU), and the caller
+// is not kept waiting for it. In a synctest bubble with a Deriver that
+// takes 100 ms of the bubble's clock: the first hash returns at 100 ms, the
+// next gets the slot at 200 ms and returns at 300 ms, exactly. Shown failing
+// on password.go:230 `1/pacedShare - 1` → `+ 1` (ARITHMETIC_BASE and
+// INVERT_NEGATIVES at col 68: held 3d), on 7eede42.
+func TestPacedSlotHeldAsLongAgain(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const d = 100 * time.Millisecond
+		h := newTestHasher(t, HasherConfig{Procs: 1, MaxWait: time.Hour,
+			Deriver: deriverFunc(func(_ context.Context, _, _ []byte, _, _ uint32, _ uint8, keyLen uint32) ([]byte, error) {
+				time.Sleep(d)
+				return make([]byte, keyLen), nil
+			})})
+		if st := h.Stats(); st.Slots != 1 || !st.Paced {
+			t.Fatalf("stats %+v, want one paced slot", st)
+		}
+		start := time.Now()
+		for i, want := range []time.Duration{d, 3 * d} {
+			if _, err := h.Hash(context.Background(), "a password"); err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Since(start); got != want {
+				t.Errorf("hash %d returned at %v, want %v", i+1, got, want)
+			}
+		}
+	})
 }
