@@ -130,3 +130,71 @@ func TestSignInCompletesUnderFlood(t *testing.T) {
 		t.Errorf("GOMAXPROCS %d after the flood, want %d", p, base)
 	}
 }
+
+// A hasher left to count the CPUs (Procs unset) takes GOMAXPROCS − 1 slots,
+// at least 1, and paces its one slot at GOMAXPROCS 1 (README: Password
+// hashing). Not parallel: it sets GOMAXPROCS. Shown failing on
+// password.go:140 `procs <= 0` → `< 0` (Procs left at 0: one slot, never
+// paced) and hashprocs.go:54 `b.running > 0` → `>= 0` and → `<= 0` (the
+// GOMAXPROCS of an earlier hash read instead of today's), on 7eede42.
+func TestDefaultSlotsFollowGOMAXPROCS(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(base) })
+	for _, c := range []struct {
+		procs, slots int
+		paced        bool
+	}{{5, 4, false}, {2, 1, false}, {1, 1, true}} {
+		runtime.GOMAXPROCS(c.procs)
+		// Memory for far more slots than CPUs: the CPUs bound them.
+		h := newTestHasher(t, HasherConfig{MemoryBudget: 64 << 20})
+		if st := h.Stats(); st.Slots != c.slots || st.Paced != c.paced {
+			t.Errorf("GOMAXPROCS %d: %d slots, paced %v; want %d, paced %v", c.procs, st.Slots, st.Paced, c.slots, c.paced)
+		}
+	}
+}
+
+// When one of two running hashes ends, GOMAXPROCS is one above its base
+// for the one still running. Not parallel: GOMAXPROCS is the process's.
+// Shown failing on hashprocs.go:76 `b.base + b.running` → `-` (on 7eede42).
+func TestBoostFollowsRunningHashes(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	h := newTestHasher(t, HasherConfig{MemoryBudget: 2 * 64 << 10, Procs: 3})
+	if h.Slots() != 2 {
+		t.Fatalf("%d slots, want 2", h.Slots())
+	}
+	// The first hash waits inside its boost until released; the second
+	// runs through.
+	first, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	onHash = func() {
+		held := false
+		once.Do(func() { held = true })
+		if held {
+			close(first)
+			<-release
+		}
+	}
+	t.Cleanup(func() { onHash = nil })
+	var freed sync.Once
+	free := func() { freed.Do(func() { close(release) }) }
+	t.Cleanup(free) // a failed test does not leave the first hash held
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Hash(context.Background(), "the held password")
+		done <- err
+	}()
+	<-first
+	if _, err := h.Hash(context.Background(), "the password run through"); err != nil {
+		t.Fatal(err)
+	}
+	if p := runtime.GOMAXPROCS(0); p != base+1 {
+		t.Errorf("GOMAXPROCS %d with one hash still running, want %d", p, base+1)
+	}
+	free()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p := runtime.GOMAXPROCS(0); p != base {
+		t.Errorf("GOMAXPROCS %d after hashing, want %d", p, base)
+	}
+}

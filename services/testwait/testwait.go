@@ -6,6 +6,7 @@
 package testwait
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -38,4 +39,14 @@ func Receive[T any](t testing.TB, ch <-chan T, what string) T {
 		var zero T
 		return zero
 	}
+}
+
+// Context is a context that ends after Bound (and when t ends): calls
+// given it return an error instead of running for ever on a loop that
+// never ends (gremlins' tokens revocations.go `len(rows) < revocationPage`
+// negated read an empty log page after page).
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), Bound)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keymint/keymint/services/cache/redistest"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/sqlite"
+	"github.com/keymint/keymint/services/testwait"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -143,7 +144,7 @@ func (f *fixture) replica(t *testing.T, redisURL, prefix string) *replica {
 	t.Cleanup(cancel)
 	go r.revs.RunPublisher(ctx)
 	// The first read takes the head: older rows need no applying.
-	if err := r.revs.CatchUp(context.Background()); err != nil {
+	if err := r.revs.CatchUp(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	r.svc = tokens.New(tokens.Config{Store: r.store, Keyring: f.keys, Format: f.fmt, Cache: r.cache, Revocations: r.revs, Logger: quiet})
@@ -297,7 +298,7 @@ func TestLookupRacingRevokeLeavesNoStaleEntry(t *testing.T) {
 	if _, err := a.svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), m.Token.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.revs.CatchUp(context.Background()); err != nil {
+	if err := b.revs.CatchUp(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	b.store.afterRead.Store(nil)
@@ -314,7 +315,7 @@ func TestLookupRacingRevokeLeavesNoStaleEntry(t *testing.T) {
 	if e, err := a.remote.Get(context.Background(), []cache.Key{k}); err != nil || e != nil && e.Live(time.Now()) {
 		t.Fatalf("Redis holds a stale positive entry: %+v, %v", e, err)
 	}
-	if err := c.revs.CatchUp(context.Background()); err != nil {
+	if err := c.revs.CatchUp(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	for name, r := range map[string]*replica{"A": a, "B": b, "C": c} {

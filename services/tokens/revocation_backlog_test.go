@@ -12,6 +12,7 @@ import (
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/sqlite"
+	"github.com/keymint/keymint/services/testwait"
 )
 
 // appliedCache records what a follower applied, in order.
@@ -61,7 +62,7 @@ func revokeMany(t *testing.T, st store.Store, n int) []string {
 // `>=`, `len(rows) < revocationPage` → `<=`.
 func TestRevocationCatchUpAndBacklogPastOnePage(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := testwait.Context(t) // CatchUp ends, failing, if it never stops reading
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/cache/rediscache"
 	"github.com/keymint/keymint/services/cache/redistest"
+	"github.com/keymint/keymint/services/testwait"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -37,7 +38,7 @@ func TestRevocationFollowerCatchesUpFromLog(t *testing.T) {
 	if !validate(t, b.svc, m.Secret).Valid {
 		t.Fatal("B refused before reading the log: the test would prove nothing")
 	}
-	if err := b.revs.CatchUp(context.Background()); err != nil {
+	if err := b.revs.CatchUp(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	if b.revs.Applied() != seq {
@@ -97,7 +98,7 @@ func TestRevokedTokenNeverValidFromStaleRedis(t *testing.T) {
 	// The tombstone is written after the revoke returned (the publish
 	// worker): wait for it, or it would land on top of the copy put back.
 	waitSent(t, a.revs)
-	if err := b.revs.CatchUp(context.Background()); err != nil {
+	if err := b.revs.CatchUp(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	// Put the old entry back, as if the deletion had failed: raw writes,
@@ -149,7 +150,7 @@ func TestRevocationMissedPublishCaughtUp(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Bound) // ends, failing, a CatchUp that never stops
 	defer cancel()
 	client, err := rediscache.NewRevocationClient(srv.URL(), 0)
 	if err != nil {

@@ -43,7 +43,7 @@ func TestCommittedDoesNotWaitForPublish(t *testing.T) {
 			sent <- v.Seq
 			return nil
 		}})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Bound) // ends, failing, a CatchUp that never stops
 	defer cancel()
 	if err := r.CatchUp(ctx); err != nil {
 		t.Fatal(err)
