@@ -21,7 +21,9 @@
 # work done per second (L1 refreshes every 5 s, outbox and revocation polls)
 # lands in the window ~100 times as heavily as at full speed, and differently
 # each run. CALLGRIND_EXTRA adds keymint flags; KEYMINT_BIN uses a built binary;
-# CALLGRIND_KEEP=DIR keeps the profiles (NAME.cg.*) there for callgrind_annotate.
+# CALLGRIND_KEEP=DIR keeps the profiles (NAME.cg.*) there for callgrind_annotate;
+# CALLGRIND_BARE=0 measures keymint alone (a second run of a change: the bare
+# servers do not change).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 cases=("$@")
@@ -126,6 +128,7 @@ for c in "${cases[@]}"; do
   [ "$proto" = grpc ] && target=$KMG
   measure "keymint-$c" "$KM" "$target" "$K" serve --grpc-addr "$KMG" --http-addr "$KM" \
     --redis-url "$REDIS_URL" "${QUIET[@]}" "${EXTRA[@]}"
+  [ "${CALLGRIND_BARE:-1}" != 0 ] || continue
   plain_start
   if [ "$proto" = grpc ]; then
     measure "bare-$c" "" "" "$work/load" grpc-echo -listen 127.0.0.1:0 -from "$GRPC" -tokens "$toks" -proto "$gproto"
