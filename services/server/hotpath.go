@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -53,19 +55,48 @@ func validateInProcess(h grpc.UnaryHandler) gateway.ValidateFunc {
 	}
 }
 
-// unaryChain is the server's one unary interceptor: the chain ics, as
-// grpc.ChainUnaryInterceptor runs it, except that methods in pre run their
-// chain composed once (compose) rather than per call. grpc-go's chaining
-// allocates a closure per interceptor per call; on the validation hot path
-// that was a measurable share of a call. pre's handlers must be the chain in
-// front of the very handler grpc would pass (the registered server's method).
-func unaryChain(ics []grpc.UnaryServerInterceptor, pre map[string]grpc.UnaryHandler) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if h, ok := pre[info.FullMethod]; ok {
-			return h(ctx, req)
+// composedMethod is a unary method's handler for its grpc.MethodDesc that
+// runs h, the method's chain composed once (compose), in place of the
+// server's interceptor: the generated handler allocated an info and a
+// closure on every call to hand the interceptor, which then looked the
+// method up to find h. h must be the server's chain (the gRPC span first,
+// when tracing is on) in front of the registered server's method.
+func composedMethod[Req any](h grpc.UnaryHandler) grpc.MethodHandler {
+	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		in := new(Req)
+		if err := dec(in); err != nil {
+			return nil, err
 		}
+		return h(ctx, in)
+	}
+}
+
+// withMethod is a copy of sd with method's handler replaced by h.
+func withMethod(sd *grpc.ServiceDesc, method string, h grpc.MethodHandler) *grpc.ServiceDesc {
+	out := *sd
+	out.Methods = slices.Clone(sd.Methods)
+	for i := range out.Methods {
+		if out.Methods[i].MethodName == method {
+			out.Methods[i].Handler = h
+			return &out
+		}
+	}
+	panic(fmt.Sprintf("%s has no method %s", sd.ServiceName, method))
+}
+
+// unaryChain is the server's one unary interceptor: the chain ics, as
+// grpc.ChainUnaryInterceptor runs it. The hot methods do not reach it:
+// they are registered with their chain composed once (composedMethod).
+func unaryChain(ics []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		return chainCall(ics, 0, ctx, req, info, handler)
 	}
+}
+
+// passOn is an interceptor that only passes the call on:
+// tracing.GRPCUnaryServer(tc, passOn) is the gRPC span alone.
+func passOn(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(ctx, req)
 }
 
 func chainCall(ics []grpc.UnaryServerInterceptor, i int, ctx context.Context, req any, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) (any, error) {
