@@ -12,19 +12,45 @@ import (
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
 
-// compose returns final behind the interceptor chain ics (first outermost),
-// built once: calling it allocates nothing for the chain itself.
-func compose(ics []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
+// link is one interceptor of a unary chain. run serves any method; a
+// chain composed for one method (compose) takes forMethod(method) instead
+// when it is set: run with what it looks up by method name on every call
+// (a metric's children, a method set's membership) looked up once, or nil
+// when that method skips it.
+type link struct {
+	run       grpc.UnaryServerInterceptor
+	forMethod func(method string) grpc.UnaryServerInterceptor
+}
+
+// runs is links for any method: the chain unaryChain runs.
+func runs(links []link) []grpc.UnaryServerInterceptor {
+	ics := make([]grpc.UnaryServerInterceptor, len(links))
+	for i, l := range links {
+		ics[i] = l.run
+	}
+	return ics
+}
+
+// compose returns final behind links (first outermost), specialised for
+// info.FullMethod and built once: calling it allocates nothing for the
+// chain itself.
+func compose(links []link, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
 	h := final
-	for i := len(ics) - 1; i >= 0; i-- {
-		ic, next := ics[i], h
+	for i := len(links) - 1; i >= 0; i-- {
+		ic := links[i].run
+		if f := links[i].forMethod; f != nil {
+			if ic = f(info.FullMethod); ic == nil {
+				continue
+			}
+		}
+		next := h
 		h = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, next) }
 	}
 	return h
 }
 
 // validateHandler is ValidateToken behind the server's unary chain.
-func validateHandler(chain []grpc.UnaryServerInterceptor, srv keymintv1.TokenServiceServer) grpc.UnaryHandler {
+func validateHandler(chain []link, srv keymintv1.TokenServiceServer) grpc.UnaryHandler {
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: keymintv1.TokenService_ValidateToken_FullMethodName}
 	return compose(chain, info, func(ctx context.Context, req any) (any, error) {
 		return srv.ValidateToken(ctx, req.(*keymintv1.ValidateTokenRequest))
@@ -34,7 +60,7 @@ func validateHandler(chain []grpc.UnaryServerInterceptor, srv keymintv1.TokenSer
 // checkHandler is Envoy ext_authz Check behind the server's unary chain,
 // composed once as ValidateToken's is: Check is the same hot path for Envoy,
 // and grpc-go's per-call chaining allocated a closure per interceptor.
-func checkHandler(chain []grpc.UnaryServerInterceptor, srv authv3.AuthorizationServer) grpc.UnaryHandler {
+func checkHandler(chain []link, srv authv3.AuthorizationServer) grpc.UnaryHandler {
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return compose(chain, info, func(ctx context.Context, req any) (any, error) {
 		return srv.Check(ctx, req.(*authv3.CheckRequest))
@@ -120,12 +146,20 @@ var selfBounded = map[string]bool{
 	authv3.Authorization_Check_FullMethodName:           true,
 }
 
-// except runs ic for every method but those in skip.
-func except(skip map[string]bool, ic grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if skip[info.FullMethod] {
-			return handler(ctx, req)
-		}
-		return ic(ctx, req, info, handler)
+// except is ic for every method but those in skip.
+func except(skip map[string]bool, ic grpc.UnaryServerInterceptor) link {
+	return link{
+		run: func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if skip[info.FullMethod] {
+				return handler(ctx, req)
+			}
+			return ic(ctx, req, info, handler)
+		},
+		forMethod: func(method string) grpc.UnaryServerInterceptor {
+			if skip[method] {
+				return nil
+			}
+			return ic
+		},
 	}
 }

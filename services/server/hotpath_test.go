@@ -13,8 +13,9 @@ import (
 
 // A hot method's handler (composedMethod: its chain composed once) and
 // unaryChain, for the other methods, run the interceptors in the same
-// order around the right handler; a request that does not decode is
-// refused before any interceptor, as by grpc-go's generated handlers.
+// order around the right handler, the hot one each link as bound for its
+// method (skipped when it binds to nil); a request that does not decode
+// is refused before any interceptor, as by grpc-go's generated handlers.
 func TestUnaryChain(t *testing.T) {
 	t.Parallel()
 	var trace []string
@@ -26,15 +27,17 @@ func TestUnaryChain(t *testing.T) {
 			return resp, err
 		}
 	}
-	ics := []grpc.UnaryServerInterceptor{ic("a"), ic("b")}
+	bound := func(method string) grpc.UnaryServerInterceptor { return ic("b@" + method) }
+	skipped := func(string) grpc.UnaryServerInterceptor { return nil }
+	links := []link{{run: ic("a")}, {run: ic("b"), forMethod: bound}, {run: ic("c"), forMethod: skipped}}
 	hot := &grpc.UnaryServerInfo{FullMethod: "/s/Hot"}
-	method := composedMethod[string](compose(ics, hot, func(ctx context.Context, req any) (any, error) {
+	method := composedMethod[string](compose(links, hot, func(ctx context.Context, req any) (any, error) {
 		trace = append(trace, "hot")
 		return "hot:" + *req.(*string), nil
 	}))
 	decode := func(v any) error { *v.(*string) = "x"; return nil }
 	resp, err := method(nil, context.Background(), decode, nil)
-	if want := []string{"a>/s/Hot", "b>/s/Hot", "hot", "<b", "<a"}; err != nil || resp != "hot:x" || !reflect.DeepEqual(trace, want) {
+	if want := []string{"a>/s/Hot", "b@/s/Hot>/s/Hot", "hot", "<b@/s/Hot", "<a"}; err != nil || resp != "hot:x" || !reflect.DeepEqual(trace, want) {
 		t.Errorf("hot: %v %v, trace %v", resp, err, trace)
 	}
 	trace = nil
@@ -48,8 +51,8 @@ func TestUnaryChain(t *testing.T) {
 		trace = append(trace, "handler")
 		return "handler:" + req.(string), nil
 	}
-	resp, err = unaryChain(ics)(context.Background(), "x", &grpc.UnaryServerInfo{FullMethod: "/s/Cold"}, grpcHandler)
-	if want := []string{"a>/s/Cold", "b>/s/Cold", "handler", "<b", "<a"}; err != nil || resp != "handler:x" || !reflect.DeepEqual(trace, want) {
+	resp, err = unaryChain(runs(links))(context.Background(), "x", &grpc.UnaryServerInfo{FullMethod: "/s/Cold"}, grpcHandler)
+	if want := []string{"a>/s/Cold", "b>/s/Cold", "c>/s/Cold", "handler", "<c", "<b", "<a"}; err != nil || resp != "handler:x" || !reflect.DeepEqual(trace, want) {
 		t.Errorf("cold: %v %v, trace %v", resp, err, trace)
 	}
 }
@@ -75,10 +78,14 @@ func TestWithMethod(t *testing.T) {
 // only pass the call on (keymint serve's unary chain has six).
 func BenchmarkUnaryChain(b *testing.B) {
 	ics := []grpc.UnaryServerInterceptor{passOn, passOn, passOn, passOn, passOn, passOn}
+	links := make([]link, len(ics))
+	for i, ic := range ics {
+		links[i] = link{run: ic}
+	}
 	final := func(context.Context, any) (any, error) { return nil, nil }
 	info := &grpc.UnaryServerInfo{FullMethod: "/s/M"}
 	b.Run("Hot", func(b *testing.B) {
-		h := compose(ics, info, final)
+		h := compose(links, info, final)
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = h(context.Background(), nil)

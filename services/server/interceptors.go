@@ -101,34 +101,47 @@ func redactedMetadata(md metadata.MD) map[string]string {
 // response messages are never logged: they carry tokens and secrets.
 func accessLogUnary(log *slog.Logger, quiet map[string]bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		code := status.Code(err)
-		level := slog.LevelInfo
-		if quiet[info.FullMethod] && code == codes.OK {
-			// The validation hot path would drown every other line.
-			level = slog.LevelDebug
-		}
-		if !log.Enabled(ctx, level) {
-			return resp, err
-		}
-		attrs := []slog.Attr{
-			slog.String("method", info.FullMethod),
-			slog.String("code", code.String()),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", requestid.From(ctx)),
-		}
-		if p, ok := peer.FromContext(ctx); ok {
-			attrs = append(attrs, slog.String("peer", p.Addr.String()))
-		}
-		if log.Enabled(ctx, slog.LevelDebug) {
-			if md, ok := metadata.FromIncomingContext(ctx); ok {
-				attrs = append(attrs, slog.Any("metadata", redactedMetadata(md)))
-			}
-		}
-		log.LogAttrs(ctx, level, "rpc", attrs...)
+		return logCall(ctx, log, quiet[info.FullMethod], req, info, handler)
+	}
+}
+
+// accessLogFor is accessLogUnary for one method, quiet or not.
+func accessLogFor(log *slog.Logger, quiet bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return logCall(ctx, log, quiet, req, info, handler)
+	}
+}
+
+// logCall runs the call and writes its access log line; quiet: a
+// successful call's line is at debug level.
+func logCall(ctx context.Context, log *slog.Logger, quiet bool, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	code := status.Code(err)
+	level := slog.LevelInfo
+	if quiet && code == codes.OK {
+		// The validation hot path would drown every other line.
+		level = slog.LevelDebug
+	}
+	if !log.Enabled(ctx, level) {
 		return resp, err
 	}
+	attrs := []slog.Attr{
+		slog.String("method", info.FullMethod),
+		slog.String("code", code.String()),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("request_id", requestid.From(ctx)),
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		attrs = append(attrs, slog.String("peer", p.Addr.String()))
+	}
+	if log.Enabled(ctx, slog.LevelDebug) {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			attrs = append(attrs, slog.Any("metadata", redactedMetadata(md)))
+		}
+	}
+	log.LogAttrs(ctx, level, "rpc", attrs...)
+	return resp, err
 }
 
 // callRequestID is the call's request id: the in-process gateway's (in

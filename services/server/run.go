@@ -219,7 +219,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	validate := validateHandler(unary, tokenServer)
 	hot := unary
 	if tc.Enabled() {
-		hot = append([]grpc.UnaryServerInterceptor{tracing.GRPCUnaryServer(tc, passOn)}, unary...)
+		hot = append([]link{{run: tracing.GRPCUnaryServer(tc, passOn)}}, unary...)
 	}
 	streams := streamInterceptors(rpcm, log, authn)
 	if ts := tracing.GRPCStreamServer(tc); ts != nil {
@@ -232,7 +232,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 		// The gRPC server span wraps the whole chain; REST validations,
 		// called in process behind the same chain, have the HTTP span.
-		grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unaryChain(unary))),
+		grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unaryChain(runs(unary)))),
 		grpc.ChainStreamInterceptor(streams...),
 	)...)
 	s.grpc.RegisterService(withMethod(&keymintv1.TokenService_ServiceDesc, "ValidateToken",
