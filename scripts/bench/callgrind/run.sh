@@ -74,8 +74,11 @@ awk '{ c = substr($0, length($0)); print substr($0, 1, length($0) - 1) (c == "a"
 
 export GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1
 # Each server with its own GOGC default, as in make bench (keymint serve's
-# is 400, the bare server's Go's 100).
+# is 400, the bare server's Go's 100). CALLGRIND_GOGC=off counts the calls'
+# own work alone: a collection costs ~15M instructions, so one more or
+# fewer in the window moves a count by ~600 a call at 24,000 calls.
 unset GOGC
+[ -z "${CALLGRIND_GOGC:-}" ] || export GOGC=$CALLGRIND_GOGC
 # drive N: N calls of the current case to $addr (set by measure).
 drive() {
   if [ "$proto" = grpc ]; then
