@@ -104,8 +104,8 @@ func (a *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header[requestIDHeader]; len(v) > 0 {
 		in = v[0]
 	}
-	id := requestid.Accept(in)
-	ctx, idValue := requestid.WithHeader(r.Context(), id)
+	ctx, idValue := requestid.WithAccepted(r.Context(), in)
+	id := idValue[0]
 	w.Header()[requestIDHeader] = idValue
 	hot := r.Method == http.MethodPost && r.URL.Path == validatePath
 	if hot && !a.log.Enabled(r.Context(), slog.LevelDebug) {

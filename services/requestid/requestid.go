@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+	"unsafe"
 )
 
 // Key is the HTTP header and the gRPC metadata key (gRPC keys are lower
@@ -41,12 +42,20 @@ func Valid(s string) bool {
 // so they come from the runtime's fast generator, not crypto/rand (the
 // validation path makes one per call).
 func New() string {
-	var b [16]byte
+	var out [newLen]byte // on the stack: the string is the one allocation
+	fill(&out)
+	return string(out[:])
+}
+
+// newLen is the length of a new id.
+const newLen = 32
+
+// fill writes a new id's hex digits to out.
+func fill(out *[newLen]byte) {
+	var b [newLen / 2]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
-	var out [32]byte // on the stack: the string is the one allocation
 	hex.Encode(out[:], b[:])
-	return string(out[:])
 }
 
 // Accept is s when Valid, else New().
@@ -90,6 +99,27 @@ func WithHeader(ctx context.Context, id string) (context.Context, []string) {
 type headerContext struct {
 	idContext
 	value [1]string
+}
+
+// WithAccepted is WithHeader(ctx, Accept(s)): s when Valid, else a new id
+// whose digits are part of the same allocation (every gRPC call and REST
+// request makes one, and New's string was a second allocation).
+func WithAccepted(ctx context.Context, s string) (context.Context, []string) {
+	if Valid(s) {
+		return WithHeader(ctx, s)
+	}
+	c := &newContext{}
+	fill(&c.digits)
+	// The digits are never written again: the string may share them.
+	id := unsafe.String(&c.digits[0], newLen)
+	c.idContext = idContext{Context: ctx, id: id}
+	c.value[0] = id
+	return &c.idContext, c.value[:]
+}
+
+type newContext struct {
+	headerContext
+	digits [newLen]byte
 }
 
 // From is the id ctx carries, or "".

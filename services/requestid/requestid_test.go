@@ -48,6 +48,25 @@ func TestNewAndAccept(t *testing.T) {
 	}
 }
 
+// TestWithAccepted: a valid caller id is kept, anything else gets a new
+// id, distinct each time, and the context and the header value agree.
+func TestWithAccepted(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, in := range []string{"", "not mine", strings.Repeat("a", MaxLen+1), "", ""} {
+		ctx, value := WithAccepted(context.Background(), in)
+		id := From(ctx)
+		if len(value) != 1 || value[0] != id || len(id) != 32 || !Valid(id) || seen[id] {
+			t.Fatalf("WithAccepted(%q): id %q, header %q: want one new 32-digit id in both", in, id, value)
+		}
+		seen[id] = true
+	}
+	ctx, value := WithAccepted(context.Background(), "mine-1")
+	if From(ctx) != "mine-1" || len(value) != 1 || value[0] != "mine-1" {
+		t.Errorf("a valid id answered as %q, header %q", From(ctx), value)
+	}
+}
+
 // TestContext: an id survives contexts derived from its own, and the
 // parent's values stay visible (allocations: allocs_test.go).
 func TestContext(t *testing.T) {

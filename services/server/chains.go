@@ -58,10 +58,27 @@ func publicMethodsFor(watchRequiresScope bool) map[string]bool {
 
 // unaryInterceptors is the unary chain: metrics, request id, panics,
 // access log, deadline cap (not for self-bounded methods), injected
-// faults, authentication.
-func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{m.unary(), requestIDUnary, recoverUnary(log), accessLogUnary(log, hotMethods),
-		except(selfBounded, deadlineUnary(maxRPCDeadline)), fault.UnaryServerInterceptor(log), authn.UnaryServerInterceptor()}
+// faults, authentication (not for public methods). A chain composed for
+// one method (the hot ones) binds what each looks up by method name once.
+func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
+	authenticate := authn.UnaryServerInterceptor()
+	return []link{
+		{run: m.unary(), forMethod: m.unaryFor},
+		{run: requestIDUnary},
+		{run: recoverUnary(log)},
+		{run: accessLogUnary(log, hotMethods), forMethod: func(method string) grpc.UnaryServerInterceptor {
+			return accessLogFor(log, hotMethods[method])
+		}},
+		except(selfBounded, deadlineUnary(maxRPCDeadline)),
+		{run: fault.UnaryServerInterceptor(log)},
+		// Public methods pass the interceptor untouched; bound, they skip it.
+		{run: authenticate, forMethod: func(method string) grpc.UnaryServerInterceptor {
+			if authn.Public[method] {
+				return nil
+			}
+			return authenticate
+		}},
+	}
 }
 
 // streamInterceptors is the stream chain, in the unary chain's order.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -10,19 +12,45 @@ import (
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
 
-// compose returns final behind the interceptor chain ics (first outermost),
-// built once: calling it allocates nothing for the chain itself.
-func compose(ics []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
+// link is one interceptor of a unary chain. run serves any method; a
+// chain composed for one method (compose) takes forMethod(method) instead
+// when it is set: run with what it looks up by method name on every call
+// (a metric's children, a method set's membership) looked up once, or nil
+// when that method skips it.
+type link struct {
+	run       grpc.UnaryServerInterceptor
+	forMethod func(method string) grpc.UnaryServerInterceptor
+}
+
+// runs is links for any method: the chain unaryChain runs.
+func runs(links []link) []grpc.UnaryServerInterceptor {
+	ics := make([]grpc.UnaryServerInterceptor, len(links))
+	for i, l := range links {
+		ics[i] = l.run
+	}
+	return ics
+}
+
+// compose returns final behind links (first outermost), specialised for
+// info.FullMethod and built once: calling it allocates nothing for the
+// chain itself.
+func compose(links []link, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
 	h := final
-	for i := len(ics) - 1; i >= 0; i-- {
-		ic, next := ics[i], h
+	for i := len(links) - 1; i >= 0; i-- {
+		ic := links[i].run
+		if f := links[i].forMethod; f != nil {
+			if ic = f(info.FullMethod); ic == nil {
+				continue
+			}
+		}
+		next := h
 		h = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, next) }
 	}
 	return h
 }
 
 // validateHandler is ValidateToken behind the server's unary chain.
-func validateHandler(chain []grpc.UnaryServerInterceptor, srv keymintv1.TokenServiceServer) grpc.UnaryHandler {
+func validateHandler(chain []link, srv keymintv1.TokenServiceServer) grpc.UnaryHandler {
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: keymintv1.TokenService_ValidateToken_FullMethodName}
 	return compose(chain, info, func(ctx context.Context, req any) (any, error) {
 		return srv.ValidateToken(ctx, req.(*keymintv1.ValidateTokenRequest))
@@ -32,7 +60,7 @@ func validateHandler(chain []grpc.UnaryServerInterceptor, srv keymintv1.TokenSer
 // checkHandler is Envoy ext_authz Check behind the server's unary chain,
 // composed once as ValidateToken's is: Check is the same hot path for Envoy,
 // and grpc-go's per-call chaining allocated a closure per interceptor.
-func checkHandler(chain []grpc.UnaryServerInterceptor, srv authv3.AuthorizationServer) grpc.UnaryHandler {
+func checkHandler(chain []link, srv authv3.AuthorizationServer) grpc.UnaryHandler {
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return compose(chain, info, func(ctx context.Context, req any) (any, error) {
 		return srv.Check(ctx, req.(*authv3.CheckRequest))
@@ -53,19 +81,48 @@ func validateInProcess(h grpc.UnaryHandler) gateway.ValidateFunc {
 	}
 }
 
-// unaryChain is the server's one unary interceptor: the chain ics, as
-// grpc.ChainUnaryInterceptor runs it, except that methods in pre run their
-// chain composed once (compose) rather than per call. grpc-go's chaining
-// allocates a closure per interceptor per call; on the validation hot path
-// that was a measurable share of a call. pre's handlers must be the chain in
-// front of the very handler grpc would pass (the registered server's method).
-func unaryChain(ics []grpc.UnaryServerInterceptor, pre map[string]grpc.UnaryHandler) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if h, ok := pre[info.FullMethod]; ok {
-			return h(ctx, req)
+// composedMethod is a unary method's handler for its grpc.MethodDesc that
+// runs h, the method's chain composed once (compose), in place of the
+// server's interceptor: the generated handler allocated an info and a
+// closure on every call to hand the interceptor, which then looked the
+// method up to find h. h must be the server's chain (the gRPC span first,
+// when tracing is on) in front of the registered server's method.
+func composedMethod[Req any](h grpc.UnaryHandler) grpc.MethodHandler {
+	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		in := new(Req)
+		if err := dec(in); err != nil {
+			return nil, err
 		}
+		return h(ctx, in)
+	}
+}
+
+// withMethod is a copy of sd with method's handler replaced by h.
+func withMethod(sd *grpc.ServiceDesc, method string, h grpc.MethodHandler) *grpc.ServiceDesc {
+	out := *sd
+	out.Methods = slices.Clone(sd.Methods)
+	for i := range out.Methods {
+		if out.Methods[i].MethodName == method {
+			out.Methods[i].Handler = h
+			return &out
+		}
+	}
+	panic(fmt.Sprintf("%s has no method %s", sd.ServiceName, method))
+}
+
+// unaryChain is the server's one unary interceptor: the chain ics, as
+// grpc.ChainUnaryInterceptor runs it. The hot methods do not reach it:
+// they are registered with their chain composed once (composedMethod).
+func unaryChain(ics []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		return chainCall(ics, 0, ctx, req, info, handler)
 	}
+}
+
+// passOn is an interceptor that only passes the call on:
+// tracing.GRPCUnaryServer(tc, passOn) is the gRPC span alone.
+func passOn(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(ctx, req)
 }
 
 func chainCall(ics []grpc.UnaryServerInterceptor, i int, ctx context.Context, req any, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) (any, error) {
@@ -89,12 +146,20 @@ var selfBounded = map[string]bool{
 	authv3.Authorization_Check_FullMethodName:           true,
 }
 
-// except runs ic for every method but those in skip.
-func except(skip map[string]bool, ic grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if skip[info.FullMethod] {
-			return handler(ctx, req)
-		}
-		return ic(ctx, req, info, handler)
+// except is ic for every method but those in skip.
+func except(skip map[string]bool, ic grpc.UnaryServerInterceptor) link {
+	return link{
+		run: func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if skip[info.FullMethod] {
+				return handler(ctx, req)
+			}
+			return ic(ctx, req, info, handler)
+		},
+		forMethod: func(method string) grpc.UnaryServerInterceptor {
+			if skip[method] {
+				return nil
+			}
+			return ic
+		},
 	}
 }

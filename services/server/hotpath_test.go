@@ -2,14 +2,20 @@ package server
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 
 	"google.golang.org/grpc"
+
+	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
 
-// unaryChain runs the interceptors in order around the right handler, for
-// methods composed in advance and the others alike.
+// A hot method's handler (composedMethod: its chain composed once) and
+// unaryChain, for the other methods, run the interceptors in the same
+// order around the right handler, the hot one each link as bound for its
+// method (skipped when it binds to nil); a request that does not decode
+// is refused before any interceptor, as by grpc-go's generated handlers.
 func TestUnaryChain(t *testing.T) {
 	t.Parallel()
 	var trace []string
@@ -21,29 +27,48 @@ func TestUnaryChain(t *testing.T) {
 			return resp, err
 		}
 	}
-	ics := []grpc.UnaryServerInterceptor{ic("a"), ic("b")}
+	bound := func(method string) grpc.UnaryServerInterceptor { return ic("b@" + method) }
+	skipped := func(string) grpc.UnaryServerInterceptor { return nil }
+	links := []link{{run: ic("a")}, {run: ic("b"), forMethod: bound}, {run: ic("c"), forMethod: skipped}}
 	hot := &grpc.UnaryServerInfo{FullMethod: "/s/Hot"}
-	pre := compose(ics, hot, func(ctx context.Context, req any) (any, error) {
+	method := composedMethod[string](compose(links, hot, func(ctx context.Context, req any) (any, error) {
 		trace = append(trace, "hot")
-		return "hot:" + req.(string), nil
-	})
-	chain := unaryChain(ics, map[string]grpc.UnaryHandler{"/s/Hot": pre})
+		return "hot:" + *req.(*string), nil
+	}))
+	decode := func(v any) error { *v.(*string) = "x"; return nil }
+	resp, err := method(nil, context.Background(), decode, nil)
+	if want := []string{"a>/s/Hot", "b@/s/Hot>/s/Hot", "hot", "<b@/s/Hot", "<a"}; err != nil || resp != "hot:x" || !reflect.DeepEqual(trace, want) {
+		t.Errorf("hot: %v %v, trace %v", resp, err, trace)
+	}
+	trace = nil
+	bad := errors.New("bad request")
+	if _, err := method(nil, context.Background(), func(any) error { return bad }, nil); err != bad || trace != nil {
+		t.Errorf("undecodable: %v, trace %v", err, trace)
+	}
+
+	trace = nil
 	grpcHandler := func(ctx context.Context, req any) (any, error) {
 		trace = append(trace, "handler")
 		return "handler:" + req.(string), nil
 	}
-	for _, tc := range []struct {
-		method string
-		want   any
-		trace  []string
-	}{
-		{"/s/Hot", "hot:x", []string{"a>/s/Hot", "b>/s/Hot", "hot", "<b", "<a"}},
-		{"/s/Cold", "handler:x", []string{"a>/s/Cold", "b>/s/Cold", "handler", "<b", "<a"}},
-	} {
-		trace = nil
-		resp, err := chain(context.Background(), "x", &grpc.UnaryServerInfo{FullMethod: tc.method}, grpcHandler)
-		if err != nil || resp != tc.want || !reflect.DeepEqual(trace, tc.trace) {
-			t.Errorf("%s: %v %v, trace %v", tc.method, resp, err, trace)
+	resp, err = unaryChain(runs(links))(context.Background(), "x", &grpc.UnaryServerInfo{FullMethod: "/s/Cold"}, grpcHandler)
+	if want := []string{"a>/s/Cold", "b>/s/Cold", "c>/s/Cold", "handler", "<c", "<b", "<a"}; err != nil || resp != "handler:x" || !reflect.DeepEqual(trace, want) {
+		t.Errorf("cold: %v %v, trace %v", resp, err, trace)
+	}
+}
+
+// withMethod replaces one method's handler and leaves the descriptor it
+// copied as it was.
+func TestWithMethod(t *testing.T) {
+	t.Parallel()
+	h := composedMethod[keymintv1.ValidateTokenRequest](nil)
+	sd := withMethod(&keymintv1.TokenService_ServiceDesc, "ValidateToken", h)
+	for i, m := range sd.Methods {
+		orig := keymintv1.TokenService_ServiceDesc.Methods[i]
+		replaced := reflect.ValueOf(m.Handler).Pointer() == reflect.ValueOf(h).Pointer()
+		if m.MethodName != orig.MethodName || replaced != (m.MethodName == "ValidateToken") ||
+			reflect.ValueOf(orig.Handler).Pointer() == reflect.ValueOf(h).Pointer() {
+			t.Errorf("method %s: replaced %v", m.MethodName, replaced)
 		}
 	}
 }
@@ -52,20 +77,25 @@ func TestUnaryChain(t *testing.T) {
 // against grpc-go style chaining per call, through six interceptors that
 // only pass the call on (keymint serve's unary chain has six).
 func BenchmarkUnaryChain(b *testing.B) {
-	pass := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		return h(ctx, req)
+	ics := []grpc.UnaryServerInterceptor{passOn, passOn, passOn, passOn, passOn, passOn}
+	links := make([]link, len(ics))
+	for i, ic := range ics {
+		links[i] = link{run: ic}
 	}
-	ics := []grpc.UnaryServerInterceptor{pass, pass, pass, pass, pass, pass}
 	final := func(context.Context, any) (any, error) { return nil, nil }
-	hot := &grpc.UnaryServerInfo{FullMethod: "/s/Hot"}
-	chain := unaryChain(ics, map[string]grpc.UnaryHandler{"/s/Hot": compose(ics, hot, final)})
-	for _, method := range []string{"/s/Hot", "/s/Cold"} {
-		b.Run(method[3:], func(b *testing.B) {
-			info := &grpc.UnaryServerInfo{FullMethod: method}
-			b.ReportAllocs()
-			for b.Loop() {
-				_, _ = chain(context.Background(), nil, info, final)
-			}
-		})
-	}
+	info := &grpc.UnaryServerInfo{FullMethod: "/s/M"}
+	b.Run("Hot", func(b *testing.B) {
+		h := compose(links, info, final)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = h(context.Background(), nil)
+		}
+	})
+	b.Run("Cold", func(b *testing.B) {
+		chain := unaryChain(ics)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = chain(context.Background(), nil, info, final)
+		}
+	})
 }

@@ -77,7 +77,10 @@ func (m *rpcMetrics) method(name string) *methodMetrics {
 }
 
 func (m *rpcMetrics) record(method string, start time.Time, err error) {
-	mm := m.method(method)
+	m.method(method).record(start, err)
+}
+
+func (mm *methodMetrics) record(start time.Time, err error) {
 	mm.latency.Observe(time.Since(start).Seconds())
 	c := status.Code(err)
 	if int(c) >= len(mm.codes) {
@@ -92,6 +95,17 @@ func (m *rpcMetrics) unary() grpc.UnaryServerInterceptor {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		m.record(info.FullMethod, start, err)
+		return resp, err
+	}
+}
+
+// unaryFor is unary for one method, its metrics found once.
+func (m *rpcMetrics) unaryFor(method string) grpc.UnaryServerInterceptor {
+	mm := m.method(method)
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		mm.record(start, err)
 		return resp, err
 	}
 }

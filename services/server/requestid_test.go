@@ -16,12 +16,11 @@ import (
 	"github.com/keymint/keymint/services/requestid"
 )
 
-// Each gRPC call gets its own id back as header metadata, with the
-// header maps pooled (setRequestIDHeader): a caller's id is kept, others
-// get a new, valid, distinct one, across concurrent calls on one
-// connection. Fails if the id is cleared before grpc.SetHeader copies it,
-// or if the map goes back to the pool before SetHeader (calls then answer
-// each other's ids, or -race reports it).
+// Each gRPC call gets its own id back as header metadata, sent after the
+// handler (requestIDUnary): a caller's id is kept, others get a new,
+// valid, distinct one, across concurrent calls on one connection. Fails
+// if calls share a header map or an id's digits (calls then answer each
+// other's ids, or -race reports it).
 func TestRequestIDHeaderPerCall(t *testing.T) {
 	t.Parallel()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -73,8 +72,10 @@ func TestRequestIDHeaderPerCall(t *testing.T) {
 	}
 }
 
-// headerStream is what grpc.SetHeader reaches of grpc-go's server stream:
-// it merges headers with metadata.Join, as the HTTP/2 transport does.
+// headerStream is what grpc.SetHeader and grpc.SendHeader reach of
+// grpc-go's server stream: as the HTTP/2 transport does, SetHeader merges
+// headers with metadata.Join, SendHeader keeps the map it is given when
+// nothing was set before.
 type headerStream struct{ header metadata.MD }
 
 func (s *headerStream) Method() string { return "/s/M" }
@@ -82,8 +83,14 @@ func (s *headerStream) SetHeader(md metadata.MD) error {
 	s.header = metadata.Join(s.header, md)
 	return nil
 }
-func (s *headerStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
-func (s *headerStream) SetTrailer(metadata.MD) error    { return nil }
+func (s *headerStream) SendHeader(md metadata.MD) error {
+	if s.header.Len() > 0 {
+		return s.SetHeader(md)
+	}
+	s.header = md
+	return nil
+}
+func (s *headerStream) SetTrailer(metadata.MD) error { return nil }
 
 // BenchmarkRequestIDUnary is the request id's share of a gRPC call: a new
 // id, the header set, the id in the context.

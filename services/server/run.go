@@ -212,10 +212,15 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 
 	unary := unaryInterceptors(rpcm, log, authn)
 	tokenServer := tokens.NewServer(tok)
+	// REST validations and introspection call validate in process (the
+	// HTTP span covers them); gRPC's hot methods run the same chain behind
+	// the gRPC span, composed once and registered as the methods'
+	// handlers (composedMethod).
 	validate := validateHandler(unary, tokenServer)
-	// The hot methods' chains, composed once; Check's is added below, with
-	// its server, before the server serves.
-	precomposed := map[string]grpc.UnaryHandler{keymintv1.TokenService_ValidateToken_FullMethodName: validate}
+	hot := unary
+	if tc.Enabled() {
+		hot = append([]link{{run: tracing.GRPCUnaryServer(tc, passOn)}}, unary...)
+	}
 	streams := streamInterceptors(rpcm, log, authn)
 	if ts := tracing.GRPCStreamServer(tc); ts != nil {
 		streams = append([]grpc.StreamServerInterceptor{ts}, streams...)
@@ -227,10 +232,11 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 		// The gRPC server span wraps the whole chain; REST validations,
 		// called in process behind the same chain, have the HTTP span.
-		grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unaryChain(unary, precomposed))),
+		grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unaryChain(runs(unary)))),
 		grpc.ChainStreamInterceptor(streams...),
 	)...)
-	keymintv1.RegisterTokenServiceServer(s.grpc, tokenServer)
+	s.grpc.RegisterService(withMethod(&keymintv1.TokenService_ServiceDesc, "ValidateToken",
+		composedMethod[keymintv1.ValidateTokenRequest](validateHandler(hot, tokenServer))), tokenServer)
 	keymintv1.RegisterAccountServiceServer(s.grpc, accounts.NewServer(acct))
 	if err := s.setupWebhooks(ctx, st, auditLog); err != nil {
 		return nil, err
@@ -243,8 +249,8 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	// gateway or the gRPC client for the sidecar protocols.
 	authzCfg := c.SidecarConfig(tokenServer, rules, clients, c.Integrations.IdentityBody)
 	authz := sidecar.NewAuthzServer(authzCfg)
-	authv3.RegisterAuthorizationServer(s.grpc, authz)
-	precomposed[authv3.Authorization_Check_FullMethodName] = checkHandler(unary, authz)
+	s.grpc.RegisterService(withMethod(&authv3.Authorization_ServiceDesc, "Check",
+		composedMethod[authv3.CheckRequest](checkHandler(hot, authz))), authz)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

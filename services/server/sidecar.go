@@ -100,7 +100,7 @@ func RunSidecar(ctx context.Context, c SidecarConfig, log *slog.Logger) error {
 		return err
 	}
 	cfg := c.SidecarConfig(v, rules, clients, c.IdentityBody)
-	unary := unaryChain([]grpc.UnaryServerInterceptor{recoverUnary(log), deadlineUnary(maxRPCDeadline)}, nil)
+	unary := unaryChain([]grpc.UnaryServerInterceptor{recoverUnary(log), deadlineUnary(maxRPCDeadline)})
 	gs := grpc.NewServer(append(grpcTransportOptions(), grpc.UnaryInterceptor(tracing.GRPCUnaryServer(tc, unary)))...)
 	authv3.RegisterAuthorizationServer(gs, sidecar.NewAuthzServer(cfg))
 	gl, err := net.Listen("tcp", c.SidecarGRPCAddr)

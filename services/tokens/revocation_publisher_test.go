@@ -97,3 +97,51 @@ func TestCommittedDoesNotWaitForPublish(t *testing.T) {
 	default:
 	}
 }
+
+// A revocation heard before this replica has read the log's head, or after
+// a gap the log does not fill yet (a lagging read), is still applied to the
+// local cache at once: the log read that puts it in order comes later.
+// Mutations (revocations.go on 7eede42): Offer's `r.applied < 0` → `>= 0`
+// (line 273) and `v.Seq > r.applied` → `<=` (line 287) each leave the token
+// valid here.
+func TestOfferRevokesLocallyBeforeTheLogHasIt(t *testing.T) {
+	t.Parallel()
+	local := revokedKeys{ids: make(chan string, 10)}
+	r := NewRevocations(RevocationsConfig{Log: emptyLog{}, Cache: local})
+	ctx := testwait.Context(t)
+
+	r.Offer(ctx, Revocation{Seq: 3, TokenID: "before-head", Key: cache.Key{1}})
+	if id := revokedNow(local); id != "before-head" {
+		t.Fatalf("Offer before the head was read revoked %q here, want before-head", id)
+	}
+	if err := r.CatchUp(ctx); err != nil || r.Applied() != 0 {
+		t.Fatalf("catch-up of the empty log: applied %d, %v", r.Applied(), err)
+	}
+
+	// Seq 5 after 0: a gap; the log read finds nothing (as a lagging
+	// replica of the store would), so it is applied here and the next
+	// read is asked for.
+	r.Offer(ctx, Revocation{Seq: 5, TokenID: "after-gap", Key: cache.Key{2}})
+	if id := revokedNow(local); id != "after-gap" {
+		t.Fatalf("Offer after the gap revoked %q here, want after-gap", id)
+	}
+	if r.Applied() != 0 {
+		t.Fatalf("applied %d: a revocation the log has not shown moved the sequence", r.Applied())
+	}
+	select {
+	case <-r.wake:
+	default:
+		t.Fatal("no catch-up asked for after the gap")
+	}
+}
+
+// revokedNow is the token Offer dropped from the local cache before it
+// returned ("" if none): it revokes in the caller's goroutine.
+func revokedNow(c revokedKeys) string {
+	select {
+	case id := <-c.ids:
+		return id
+	default:
+		return ""
+	}
+}

@@ -115,8 +115,8 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 			return nil, errBadClientIP
 		}
 	}
-	r, err := s.svc.ValidateFrom(ctx, req.GetToken(), req.GetRequiredScopes(), ip)
-	if err != nil {
+	var r Result
+	if err := s.svc.validateInto(ctx, &r, req.GetToken(), req.GetRequiredScopes(), ip); err != nil {
 		return nil, err
 	}
 	if !r.Valid {

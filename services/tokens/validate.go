@@ -87,52 +87,68 @@ func (s *Service) Validate(ctx context.Context, secret string, required []string
 // limit one use, in that order, so a refused call costs neither (and a
 // rate-limited one no use).
 func (s *Service) ValidateFrom(ctx context.Context, secret string, required []string, clientIP netip.Addr) (Result, error) {
+	var r Result
+	err := s.validateInto(ctx, &r, secret, required, clientIP)
+	return r, err
+}
+
+// validateInto is ValidateFrom answering in *r (zero on entry): the gRPC
+// server's ValidateToken, on every validation, fills its own Result in
+// place rather than have it built and copied twice on the way back.
+func (s *Service) validateInto(ctx context.Context, r *Result, secret string, required []string, clientIP netip.Addr) error {
 	if len(required) > MaxRequiredScopes {
-		return Result{}, errTooManyRequired
+		return errTooManyRequired
 	}
 	// The length is checked first, so that nothing longer is ever hashed;
 	// lookup checks the checksum before hashing, and the alphabet only when
 	// L1 has no entry: an entry exists only for a secret that passed it.
 	if len(secret) != s.format.Len() {
-		return Result{Reason: ReasonMalformed}, nil
+		r.Reason = ReasonMalformed
+		return nil
 	}
 	e, primary, err := s.lookup(ctx, secret)
 	if errors.Is(err, ErrMalformed) {
-		return Result{Reason: ReasonMalformed}, nil
+		r.Reason = ReasonMalformed
+		return nil
 	}
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	if e.Negative || !s.matches(e, primary, secret) {
-		return Result{Reason: ReasonNotFound}, nil
+		r.Reason = ReasonNotFound
+		return nil
 	}
-	t := tokenOf(e)
+	r.Token, r.Entry = tokenOf(e), e
 	now := s.now()
-	switch StatusAt(t, now) {
+	switch StatusAt(r.Token, now) {
 	case StatusRevoked:
+		r.Reason = ReasonRevoked
 		if e.RevokeReason == store.RevokeReasonOwnerDisabled {
-			return Result{Reason: ReasonOwnerDisabled, Token: t, Entry: e}, nil
+			r.Reason = ReasonOwnerDisabled
 		}
-		return Result{Reason: ReasonRevoked, Token: t, Entry: e}, nil
+		return nil
 	case StatusExpired:
-		return Result{Reason: ReasonExpired, Token: t, Entry: e}, nil
+		r.Reason = ReasonExpired
+		return nil
 	}
 	if len(e.AllowedCIDRs) > 0 && !allowsIP(e.AllowedCIDRs, clientIP) {
-		return Result{Reason: ReasonIPNotAllowed, Token: t, Entry: e}, nil
+		r.Reason = ReasonIPNotAllowed
+		return nil
 	}
-	if !hasScopes(t.Scopes, required) {
-		return Result{Reason: ReasonInsufficientScope, Token: t, Entry: e}, nil
+	if !hasScopes(r.Token.Scopes, required) {
+		r.Reason = ReasonInsufficientScope
+		return nil
 	}
-	r := Result{Valid: true, Token: t, Entry: e}
+	r.Valid = true
 	if e.RateLimit > 0 || e.UsagePool != "" {
-		if err := s.takeLimits(ctx, e, &r); err != nil || !r.Valid {
-			return r, err
+		if err := s.takeLimits(ctx, e, r); err != nil || !r.Valid {
+			return err
 		}
 	}
 	if s.usage != nil {
-		s.usage.Record(t.ID, now)
+		s.usage.Record(r.Token.ID, now)
 	}
-	return r, nil
+	return nil
 }
 
 // allowsIP reports whether ip is inside one of cidrs; an unknown address

@@ -6,6 +6,7 @@
 //	load grpc-echo  -listen ADDR -from GRPCADDR -tokens FILE
 //	load http-echo  -listen ADDR -from URL -tokens FILE
 //	load grpc       -addr ADDR -tokens FILE [-c 50] [-d 10s] [-warmup 2s] [-pid PID] -name NAME
+//	load grpc       -addr ADDR -tokens FILE [-c 50] -n N   (exactly N calls: callgrind/run.sh)
 //	load http       -url URL -tokens FILE [...]
 //	load flood      -url URL [-c 60] [-pid PID] -name NAME   (until SIGTERM)
 //	load rss        -pid PID -name NAME -out FILE   (one RSS sample: idle RSS)
@@ -303,7 +304,16 @@ func runLoad(kind string, args []string) error {
 	out := fs.String("out", "", "append the JSON result to this file")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
 	protocol := fs.String("proto", "validate", "validate (ValidateToken / POST validate), authz (gRPC: Envoy ext_authz Check), forward-auth (HTTP: GET with Authorization) or malformed (HTTP: POST validate answered MALFORMED)")
+	count := fs.Int64("n", 0, "gRPC: make exactly this many calls, all measured, then stop (no warm-up, no duration); any failed call fails the run")
 	_ = fs.Parse(args)
+	if *count > 0 && kind != "grpc" {
+		return fmt.Errorf("-n is for grpc only")
+	}
+	var budget *atomic.Int64
+	if *count > 0 {
+		budget = new(atomic.Int64)
+		budget.Store(*count)
+	}
 	toks, err := readTokens(*tokens)
 	if err != nil {
 		return err
@@ -329,6 +339,7 @@ func runLoad(kind string, args []string) error {
 			if err != nil {
 				return err
 			}
+			c.budget = budget
 			runs = append(runs, func() error { return c.run(inflight) })
 		}
 	case "http":
@@ -343,6 +354,9 @@ func runLoad(kind string, args []string) error {
 		}
 	}
 	errc := make(chan error, len(runs))
+	if budget != nil {
+		return countedRun(runs, recs, &measuring, *count)
+	}
 	for _, run := range runs {
 		go func() { errc <- run() }()
 	}
@@ -421,6 +435,37 @@ sampling:
 			return err
 		}
 	}
+	return nil
+}
+
+// countedRun makes the calls of a -n run: each connection runs until the
+// shared budget is spent and its calls have answered. Every call is
+// measured; a failed one fails the run, so a count is of valid answers.
+func countedRun(runs []func() error, recs []*recorder, measuring *atomic.Bool, n int64) error {
+	measuring.Store(true)
+	errc := make(chan error, len(runs))
+	t0 := time.Now()
+	for _, run := range runs {
+		go func() { errc <- run() }()
+	}
+	for range runs {
+		if err := <-errc; err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+	}
+	var calls, errs int64
+	firstErr := ""
+	for _, r := range recs {
+		calls += r.calls.Load()
+		errs += r.errs.Load()
+		if v, ok := r.firstErr.Load().(string); ok && firstErr == "" {
+			firstErr = v
+		}
+	}
+	if calls != n || errs != 0 {
+		return fmt.Errorf("load: %d of %d calls answered, %d failed (first: %s)", calls, n, errs, firstErr)
+	}
+	fmt.Fprintf(os.Stderr, "%d calls in %v\n", calls, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 

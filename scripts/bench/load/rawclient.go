@@ -71,7 +71,8 @@ type h2Conn struct {
 	waiting      int   // calls held back for lack of window
 	calls        map[uint32]*h2Call
 	rec          *recorder
-	okPrefix     []byte // how an allowing answer starts
+	budget       *atomic.Int64 // calls left to start, shared by the connections (nil: until stop)
+	okPrefix     []byte        // how an allowing answer starts
 	// per-decode scratch
 	status string
 }
@@ -172,6 +173,10 @@ func (c *h2Conn) start() error {
 	body := c.bodies[c.next%len(c.bodies)]
 	if c.sendWin < int64(len(body)) {
 		c.waiting++
+		return nil
+	}
+	// After the window test: a held-back call takes its share when it is sent.
+	if c.budget != nil && c.budget.Add(-1) < 0 {
 		return nil
 	}
 	c.next++

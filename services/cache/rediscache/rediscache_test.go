@@ -355,7 +355,12 @@ func TestRevocationMessageRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %+v = %+v, %v", r, got, ok)
 		}
 	}
-	for _, bad := range []string{"", "\x02", string(make([]byte, revocationHead+1)), "\x01" + strings.Repeat("x", 60)} {
+	// A message must carry a token id and a sequence: a head alone
+	// (`len(p) <= revocationHead` → `<`) and seq 0 (`r.Seq > 0` → `>=`)
+	// are refused.
+	headOnly := encodeRevocation(Revocation{Seq: 1, Key: key(3)})
+	seqZero := encodeRevocation(Revocation{Seq: 0, TokenID: "a", Key: key(4)})
+	for _, bad := range []string{"", "\x02", string(make([]byte, revocationHead+1)), "\x01" + strings.Repeat("x", 60), string(headOnly), string(seqZero)} {
 		if _, ok := decodeRevocation(bad); ok {
 			t.Errorf("decoded garbage %q", bad)
 		}
@@ -567,4 +572,30 @@ func (l *messageLog) count(level slog.Level, msg string) int {
 		}
 	}
 	return n
+}
+
+// TestRevocationFeedDefaults holds RevocationFeedConfig's zero values (the
+// channel under DefaultPrefix, DefaultRevocationTimeout,
+// DefaultPingInterval, DefaultDeadAfter) and that values given are kept:
+// each `== ""` or `<= 0` negated, or `<= 0` → `< 0`, fails it.
+func TestRevocationFeedDefaults(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = c.Close() })
+	type got struct {
+		channel                      string
+		timeout, interval, deadAfter time.Duration
+	}
+	read := func(f *RevocationFeed) got { return got{f.Channel(), f.timeout, f.pingInterval, f.deadAfter} }
+	want := got{DefaultPrefix + "revocations", DefaultRevocationTimeout, DefaultPingInterval, DefaultDeadAfter}
+	if g := read(NewRevocationFeed(RevocationFeedConfig{Client: c})); g != want {
+		t.Errorf("zero config: %+v, want %+v", g, want)
+	}
+	if g := read(NewRevocationFeed(RevocationFeedConfig{Client: c, Timeout: -1, PingInterval: -1, DeadAfter: -1})); g != want {
+		t.Errorf("negative durations: %+v, want the defaults %+v", g, want)
+	}
+	given := got{"p:revocations", 3 * time.Second, time.Second, 5 * time.Second}
+	if g := read(NewRevocationFeed(RevocationFeedConfig{Client: c, Prefix: "p:", Timeout: given.timeout,
+		PingInterval: given.interval, DeadAfter: given.deadAfter})); g != given {
+		t.Errorf("values given: %+v, want %+v", g, given)
+	}
 }
