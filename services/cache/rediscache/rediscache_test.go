@@ -385,6 +385,8 @@ func TestParseURL(t *testing.T) {
 		{url: "redis+sentinel://s1,s2:26380,s3/mymaster/1", addrs: []string{"s1:26379", "s2:26380", "s3:26379"}, master: "mymaster", db: 1},
 		{url: "redis+cluster://n1:7000,n2:7001", addrs: []string{"n1:7000", "n2:7001"}, cluster: true},
 		{url: "rediss+cluster://n1", addrs: []string{"n1:6379"}, cluster: true, tls: true},
+		// An empty user info ("@" first: `i >= 0` → `> 0` refused it).
+		{url: "redis://@h:1/0", addrs: []string{"h:1"}},
 	} {
 		o, err := ParseURL(tc.url, 0)
 		if err != nil {
@@ -403,6 +405,25 @@ func TestParseURL(t *testing.T) {
 		}
 		if o.ReadTimeout != DefaultTimeout || o.MaxRetries != -1 {
 			t.Errorf("%s: timeouts not bounded: %+v", tc.url, o)
+		}
+	}
+	// Every call waits at most the timeout; a dial 4 times as long, and
+	// never under 200 ms (`4*timeout`, `200*time.Millisecond` with `/`
+	// fail it).
+	for _, tc := range []struct{ timeout, dial time.Duration }{
+		{0, 200 * time.Millisecond}, {10 * time.Millisecond, 200 * time.Millisecond}, {time.Second, 4 * time.Second},
+	} {
+		o, err := ParseURL("redis://h", tc.timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := tc.timeout
+		if call == 0 {
+			call = DefaultTimeout
+		}
+		if o.DialTimeout != tc.dial || o.ReadTimeout != call || o.WriteTimeout != call || o.PoolTimeout != call {
+			t.Errorf("timeout %v: dial %v, read %v, write %v, pool %v; want dial %v and %v for each call",
+				tc.timeout, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, tc.dial, call)
 		}
 	}
 	for _, bad := range []string{"http://x", "redis://a,b", "redis+sentinel://s1", "redis+cluster://n1/3", "redis://h/x", "redis://", "redis+foo://h", "redis://[::1", "redis://h:0", "redis://h:99999"} {
