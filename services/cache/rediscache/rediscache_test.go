@@ -387,6 +387,8 @@ func TestParseURL(t *testing.T) {
 		{url: "rediss+cluster://n1", addrs: []string{"n1:6379"}, cluster: true, tls: true},
 		// An empty user info ("@" first: `i >= 0` → `> 0` refused it).
 		{url: "redis://@h:1/0", addrs: []string{"h:1"}},
+		// The highest port (`n > 65535` → `>=` refused it).
+		{url: "redis://h:65535", addrs: []string{"h:65535"}},
 	} {
 		o, err := ParseURL(tc.url, 0)
 		if err != nil {
