@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/authn"
+	"github.com/keymint/keymint/services/testlog"
 )
 
 // seedCreateBody is the body of the seed page's curl example, byte for byte:
@@ -237,22 +237,7 @@ func serve(t *testing.T, h http.Handler) string {
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testlog.Buffer
 
 // retryStatus is what keymint's server answers a throttled sign-in
 // ("throttled") or a call while its store is down ("storedown"): a status

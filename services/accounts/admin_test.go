@@ -1,7 +1,6 @@
 package accounts
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/keymint/keymint/services/fault"
 	"github.com/keymint/keymint/services/store"
 	"github.com/keymint/keymint/services/store/sqlite"
+	"github.com/keymint/keymint/services/testlog"
 )
 
 // adminFixture is a Service on a real (SQLite) store with an admin and a
@@ -31,24 +30,6 @@ type adminFixture struct {
 	hasher             *Hasher
 	// logs holds the service's log lines, JSON, one a line.
 	logs *lockedBuffer
-}
-
-// lockedBuffer is a bytes.Buffer a logger may write from any goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func newAdminFixture(t *testing.T) *adminFixture {
@@ -485,3 +466,6 @@ func TestRenameOrgAndSetAdmin(t *testing.T) {
 		t.Errorf("%d admin-flag audit events, want 2 (the repeated promotion changed nothing)", changes)
 	}
 }
+
+// lockedBuffer collects log lines (and a child's stderr) from any goroutine.
+type lockedBuffer = testlog.Buffer

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keymint/keymint/services/testlog"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -64,24 +65,6 @@ func TestStartFromMainThread(t *testing.T) {
 	if fromMainThread.err != nil || fromMainThread.nice != 20-own {
 		t.Errorf("from the main thread: %v, its nice %d after, want %d", fromMainThread.err, fromMainThread.nice, 20-own)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a child's stderr and a logger at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // newWorker returns a Worker on this test binary, closed when t ends, with
@@ -434,3 +417,6 @@ func TestIdleWorkerEnds(t *testing.T) {
 		t.Errorf("an idle end logged as an exit:\n%s", out)
 	}
 }
+
+// syncBuffer collects log lines (and a child's stderr) from any goroutine.
+type syncBuffer = testlog.Buffer

@@ -1,33 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keymint/keymint/services/cache"
+	"github.com/keymint/keymint/services/testlog"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // --hash-worker process in a binary that cannot be its own worker (this
 // test binary's main does not call hashworker.Dispatch) hashes inline and
@@ -60,3 +42,6 @@ func TestHashWorkerFallsBackToInline(t *testing.T) {
 		t.Errorf("validate --hash-worker elsewhere: %v", err)
 	}
 }
+
+// lockedBuffer collects log lines (and a child's stderr) from any goroutine.
+type lockedBuffer = testlog.Buffer

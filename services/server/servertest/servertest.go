@@ -6,7 +6,6 @@
 package servertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -21,28 +20,14 @@ import (
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/server"
+	"github.com/keymint/keymint/services/testlog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
 // LogBuffer collects a server's log lines (safe for concurrent writers),
 // for the no-secrets-in-logs checks.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type LogBuffer = testlog.Buffer
 
 // Config is a serve configuration on ephemeral ports with cheap argon2 and
 // an embedded store in a directory of t's own.
