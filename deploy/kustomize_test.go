@@ -18,6 +18,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -30,10 +31,22 @@ type built struct {
 	namespaceExternal bool
 }
 
+// kustomizeMu serialises kustomize builds: krusty's Run sets and lazily
+// parses kyaml's package-global OpenAPI schema without a lock, so two
+// parallel builds race (kubernetes-sigs/kustomize#4824, #5805), which
+// -race reports as a failure of whichever tests are running.
+var kustomizeMu sync.Mutex
+
+// kustomize builds the kustomization in dir.
+func kustomize(dir string) (resmap.ResMap, error) {
+	kustomizeMu.Lock()
+	defer kustomizeMu.Unlock()
+	return krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+}
+
 func build(t *testing.T, dir string) *built {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	m, err := kustomize(dir)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
@@ -585,8 +598,7 @@ func TestKustomizeBuilds(t *testing.T) {
 
 // keymintPolicy is the base's NetworkPolicy, built once.
 var keymintPolicy = sync.OnceValues(func() (*networkingv1.NetworkPolicy, error) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(kubeDir, "base"))
+	m, err := kustomize(filepath.Join(kubeDir, "base"))
 	if err != nil {
 		return nil, err
 	}
