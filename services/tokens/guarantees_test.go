@@ -37,7 +37,7 @@ func keyring(t testing.TB, ids ...string) *tokens.Keyring {
 // invalidates nothing"), and its revocation takes.
 //
 // Mutation: services/tokens/lookup.go lookup offers only the primary digest,
-// `all := s.keys.AllArrays(secret)` → `all := s.keys.AllArrays(secret)[:1]`.
+// `keys := make([]cache.Key, s.keys.Len())` → `make([]cache.Key, 1)`.
 func TestOlderPepperStillValidates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

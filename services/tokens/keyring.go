@@ -134,15 +134,6 @@ func (k *Keyring) Len() int { return len(k.peppers) }
 // allocating: the validation cache's first key.
 func (k *Keyring) PrimaryArray(secret string) [sha256.Size]byte { return k.digestArray(0, secret) }
 
-// AllArrays returns the digest under every pepper, primary first.
-func (k *Keyring) AllArrays(secret string) [][sha256.Size]byte {
-	out := make([][sha256.Size]byte, len(k.peppers))
-	for i := range k.peppers {
-		out[i] = k.digestArray(i, secret)
-	}
-	return out
-}
-
 // Primary returns the digest under the primary pepper: the store and cache key.
 func (k *Keyring) Primary(secret string) []byte {
 	return k.digest(make([]byte, 0, sha256.Size), 0, secret)

@@ -13,7 +13,7 @@ import (
 // minted after the restart (under pepper 2) validates too.
 //
 // Mutation: services/tokens/lookup.go lookup offers only the primary digest,
-// `all := s.keys.AllArrays(secret)` → `all := s.keys.AllArrays(secret)[:1]`.
+// `keys := make([]cache.Key, s.keys.Len())` → `make([]cache.Key, 1)`.
 func TestPepperRotationEndToEnd(t *testing.T) {
 	t.Parallel()
 	pepper := func(id, key string) string { return id + ":" + base64.StdEncoding.EncodeToString([]byte(key)) }
