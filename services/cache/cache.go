@@ -28,7 +28,6 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 )
 
 // Defaults of Config's zero values.
@@ -103,7 +102,7 @@ type Cache struct {
 	loadTimeout time.Duration
 	now         func() time.Time
 	log         *slog.Logger
-	flights     singleflight.Group
+	flights     *flights
 	// revoked maps a revoked token id to its mark (see Revoke).
 	revoked *otter.Cache[string, revokedMark]
 	// gen moves on every invalidation and flush: a load that sees it move
@@ -122,6 +121,7 @@ func New(cfg Config) (*Cache, error) {
 		loadTimeout: orDefault(cfg.LoadTimeout, DefaultLoadTimeout),
 		now:         cfg.Now,
 		log:         cfg.Logger,
+		flights:     newFlights(),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -184,8 +184,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Close stops the L1's background goroutines.
+// Close stops the L1's background goroutines and the kept load goroutines.
 func (c *Cache) Close() {
+	c.flights.close()
 	if c.l1 != nil {
 		c.l1.StopAllGoroutines()
 	}
@@ -262,18 +263,18 @@ func (c *Cache) Get(ctx context.Context, keys []Key, load Loader) (*Entry, error
 		}
 	}
 	c.m.l1Miss.Inc()
-	ch := c.flights.DoChan(string(keys[0][:]), func() (any, error) {
+	f, shared := c.flights.join(keys[0], func() (*Entry, error) {
 		return c.fill(ctx, keys, load)
 	})
+	if shared {
+		c.m.coalesced.Inc()
+	}
 	select {
-	case r := <-ch:
-		if r.Shared {
-			c.m.coalesced.Inc()
+	case <-f.done:
+		if f.err != nil {
+			return nil, f.err
 		}
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Entry), nil
+		return f.e, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -382,7 +383,7 @@ func (c *Cache) Drop(key Key) {
 func (c *Cache) drop(key Key) {
 	c.gen.Add(1)
 	// A caller arriving from now on must not share a load that began before.
-	c.flights.Forget(string(key[:]))
+	c.flights.forget(key)
 	if c.l1 != nil {
 		c.l1.Invalidate(key)
 	}

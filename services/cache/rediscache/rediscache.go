@@ -151,8 +151,10 @@ func New(cfg Config) (*Remote, error) {
 }
 
 func (r *Remote) entryKey(k cache.Key) string {
-	b := make([]byte, 0, len(r.prefix)+4+2*cache.KeySize)
-	b = append(b, r.prefix...)
+	// Built on the stack for the usual prefix: the string is the one
+	// allocation.
+	var buf [64 + 4 + 2*cache.KeySize]byte
+	b := append(buf[:0], r.prefix...)
 	b = append(b, "t:{"...)
 	b = hex.AppendEncode(b, k[:])
 	b = append(b, '}')
