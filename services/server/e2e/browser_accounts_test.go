@@ -130,7 +130,11 @@ func TestBrowserAdminAccounts(t *testing.T) {
 			t.Errorf("%s: the owner filter shows %q, want %q", size.name, got, size.member)
 		}
 		c.do("back to users", chromedp.Click(chromedp.CSS(`#views a[data-view="users"]`)))
-		c.until("users again", userRows+` === 1`)
+		// The view shows (hashchange, then route) in the task that starts
+		// its load and marks it busy: until then the old rows, about to be
+		// replaced, still count 1 (clicking one failed "Could not find node
+		// with given id").
+		c.until("users again", `!document.getElementById('users-view').hidden && `+userRows+` === 1`)
 
 		// Disable: a confirmation naming them; focus comes back to the row.
 		menuItem("disable", row, "button.disable")
