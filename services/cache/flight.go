@@ -22,8 +22,9 @@ type flights struct {
 	workers int // goroutines kept, at most FlightWorkers
 	// tasks hands a load to a kept goroutine that waits for one; it is
 	// unbuffered, so a send succeeds only when one is idle.
-	tasks chan *flight
-	stop  chan struct{}
+	tasks    chan *flight
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // flight is one load in progress, of key by load; e and err are set
@@ -108,8 +109,9 @@ func (g *flights) run(task *flight) {
 	}()
 }
 
-// close stops the kept goroutines as they go idle.
-func (g *flights) close() { close(g.stop) }
+// close stops the kept goroutines as they go idle; a second call does
+// nothing (Cache.Close may be called twice).
+func (g *flights) close() { g.stopOnce.Do(func() { close(g.stop) }) }
 
 // loadRecovered runs load, making a panic its error: the load runs on a
 // goroutine no request's recovery covers, and must neither take the
