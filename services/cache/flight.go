@@ -31,7 +31,6 @@ type flights struct {
 // before done closes. Its fields are the task itself: no closure to
 // allocate per miss.
 type flight struct {
-	g    *flights
 	key  Key
 	load func() (*Entry, error)
 	done chan struct{}
@@ -51,18 +50,17 @@ func (g *flights) join(key Key, load func() (*Entry, error)) (f *flight, shared 
 		g.mu.Unlock()
 		return f, true
 	}
-	f = &flight{g: g, key: key, load: load, done: make(chan struct{})}
+	f = &flight{key: key, load: load, done: make(chan struct{})}
 	g.m[key] = f
 	g.mu.Unlock()
 	g.run(f)
 	return f, false
 }
 
-// fly runs the load and ends the flight.
-func (f *flight) fly() {
+// fly runs f's load and ends the flight.
+func (g *flights) fly(f *flight) {
 	f.e, f.err = loadRecovered(f.load)
-	f.load = nil
-	g := f.g
+	f.load = nil // callers may hold f a while; the closure can go
 	g.mu.Lock()
 	if g.m[f.key] == f {
 		delete(g.m, f.key)
@@ -94,12 +92,12 @@ func (g *flights) run(task *flight) {
 	}
 	g.mu.Unlock()
 	if !keep {
-		go task.fly()
+		go g.fly(task)
 		return
 	}
 	go func() {
 		for {
-			task.fly()
+			g.fly(task)
 			select {
 			case task = <-g.tasks:
 			case <-g.stop:

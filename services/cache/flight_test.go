@@ -53,11 +53,13 @@ func TestFlightWorkersBounded(t *testing.T) {
 		}
 		fs = append(fs, f)
 	}
+	kept := func() int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.workers
+	}
 	started.Wait() // every load runs at once: none waits for a kept goroutine
-	g.mu.Lock()
-	kept := g.workers
-	g.mu.Unlock()
-	if kept != FlightWorkers {
+	if kept := kept(); kept != FlightWorkers {
 		t.Fatalf("%d goroutines kept, want %d", kept, FlightWorkers)
 	}
 	close(release)
@@ -74,10 +76,7 @@ func TestFlightWorkersBounded(t *testing.T) {
 			t.Fatalf("load %d after = %v, %v", i, f.e, f.err)
 		}
 	}
-	g.mu.Lock()
-	kept = g.workers
-	g.mu.Unlock()
-	if kept != FlightWorkers {
+	if kept := kept(); kept != FlightWorkers {
 		t.Fatalf("%d goroutines kept after, want %d", kept, FlightWorkers)
 	}
 }
