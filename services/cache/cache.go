@@ -45,7 +45,8 @@ const (
 // Remote is the shared second level: Redis in production (rediscache).
 type Remote interface {
 	// Get returns the entry stored under the first of keys that has one, or
-	// nil on a miss.
+	// nil on a miss. It bounds itself (rediscache: its Timeout per
+	// round trip): the cache's loads give it a context with no deadline.
 	Get(ctx context.Context, keys []Key) (*Entry, error)
 	// Fill stores e under e.Key for ttl. It must refuse to store a live
 	// entry under a key invalidated within the last LoadTimeout (and then
@@ -76,7 +77,9 @@ type Config struct {
 	RemoteTTL time.Duration
 	// LoadTimeout bounds a miss (L2 read, store read, L2 fill) whatever the
 	// callers' deadlines: the load runs detached, so one caller giving up
-	// does not fail the others waiting for it.
+	// does not fail the others waiting for it. The store read and L2 fill
+	// end by the miss's start plus LoadTimeout; the L2 read before them is
+	// bounded by the Remote itself (far shorter: rediscache's Timeout).
 	LoadTimeout time.Duration
 	// RevokedSize bounds the remembered revocations (see Revoke); zero is
 	// DefaultRevokedSize. The oldest are forgotten first.
@@ -292,10 +295,13 @@ func (c *Cache) fill(ctx context.Context, keys []Key, load Loader) (*Entry, erro
 		}
 	}
 	gen := c.gen.Load()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
-	defer cancel()
+	// One deadline bounds the miss; the L2 read bounds itself (Remote.Get),
+	// so the deadline's timer is made only once the store is needed: an L2
+	// hit, every validation's path with L1 off, starts and stops none.
+	deadline := time.Now().Add(c.loadTimeout)
+	base := context.WithoutCancel(ctx)
 	if c.remote != nil {
-		e, err := c.remote.Get(ctx, keys)
+		e, err := c.remote.Get(base, keys)
 		switch {
 		case err != nil:
 			// Redis down or slow: the store answers instead.
@@ -313,6 +319,8 @@ func (c *Cache) fill(ctx context.Context, keys []Key, load Loader) (*Entry, erro
 			c.m.l2Miss.Inc()
 		}
 	}
+	ctx, cancel := context.WithDeadline(base, deadline)
+	defer cancel()
 	e, err := load(ctx)
 	if err != nil {
 		c.m.storeError.Inc()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -126,13 +127,27 @@ var ErrBadEncoding = errors.New("cache: bad entry encoding")
 // entryField is one field of the v1 encoding: its number, its wire type
 // (BytesType or VarintType), how it is appended from an Entry (nothing when
 // unset) and how a value of that type is read into one. A value of a known
-// number but another wire type is skipped like an unknown field.
+// number but another wire type is skipped like an unknown field. bytes
+// takes its text through str, which either copies v or, when decoding an
+// immutable string (UnmarshalString), shares its memory.
 type entryField struct {
 	num    protowire.Number
 	typ    protowire.Type
 	append func(b []byte, e *Entry) []byte
-	bytes  func(e *Entry, v []byte) error
+	bytes  func(e *Entry, v []byte, str func([]byte) string) error
 	varint func(e *Entry, v uint64)
+}
+
+// copiedString and sharedString are the two ways a decoded field's text is
+// made: a copy of the bytes, or (only for bytes that are a view of an
+// immutable string) the same memory.
+func copiedString(v []byte) string { return string(v) }
+
+func sharedString(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
 }
 
 // entryFields is the v1 format, in field-number order.
@@ -141,7 +156,7 @@ var entryFields = [...]entryField{
 		append: func(b []byte, e *Entry) []byte {
 			return protowire.AppendBytes(protowire.AppendTag(b, fieldKey, protowire.BytesType), e.Key[:])
 		},
-		bytes: func(e *Entry, v []byte) error {
+		bytes: func(e *Entry, v []byte, _ func([]byte) string) error {
 			if len(v) != KeySize {
 				return fmt.Errorf("%w: key is %d bytes", ErrBadEncoding, len(v))
 			}
@@ -167,8 +182,8 @@ var entryFields = [...]entryField{
 			}
 			return b
 		},
-		bytes: func(e *Entry, v []byte) error {
-			e.Scopes = append(e.Scopes, string(v))
+		bytes: func(e *Entry, v []byte, str func([]byte) string) error {
+			e.Scopes = append(e.Scopes, str(v))
 			return nil
 		}},
 	timeField(fieldExpiresAt, func(e *Entry) *time.Time { return &e.ExpiresAt }),
@@ -181,7 +196,9 @@ var entryFields = [...]entryField{
 			}
 			return protowire.AppendBytes(protowire.AppendTag(b, fieldMetadata, protowire.BytesType), e.Metadata)
 		},
-		bytes: func(e *Entry, v []byte) error {
+		bytes: func(e *Entry, v []byte, _ func([]byte) string) error {
+			// Always a copy: a []byte can be written to, a string's memory
+			// must not be.
 			e.Metadata = append([]byte(nil), v...)
 			return nil
 		}},
@@ -192,8 +209,8 @@ var entryFields = [...]entryField{
 			}
 			return b
 		},
-		bytes: func(e *Entry, v []byte) error {
-			p, err := netip.ParsePrefix(string(v))
+		bytes: func(e *Entry, v []byte, str func([]byte) string) error {
+			p, err := netip.ParsePrefix(str(v))
 			if err != nil {
 				return fmt.Errorf("%w: allowed cidr: %v", ErrBadEncoding, err)
 			}
@@ -222,8 +239,8 @@ func stringField(num protowire.Number, field func(*Entry) *string) entryField {
 			}
 			return b
 		},
-		bytes: func(e *Entry, v []byte) error {
-			*field(e) = string(v)
+		bytes: func(e *Entry, v []byte, str func([]byte) string) error {
+			*field(e) = str(v)
 			return nil
 		}}
 }
@@ -267,8 +284,20 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary decodes a value written by MarshalBinary, of this or a
-// later keymint (whose unknown fields it skips).
+// later keymint (whose unknown fields it skips). e keeps nothing of b.
 func (e *Entry) UnmarshalBinary(b []byte) error {
+	return e.decode(b, copiedString)
+}
+
+// UnmarshalString is UnmarshalBinary of a value read as a string (a Redis
+// reply): e's text fields share s's memory instead of copying it, which s
+// being immutable makes safe, and s is not copied to bytes first. The
+// view of s below is only ever read.
+func (e *Entry) UnmarshalString(s string) error {
+	return e.decode(unsafe.Slice(unsafe.StringData(s), len(s)), sharedString)
+}
+
+func (e *Entry) decode(b []byte, str func([]byte) string) error {
 	if len(b) == 0 || b[0] != encodingV1 {
 		return fmt.Errorf("%w: unknown version", ErrBadEncoding)
 	}
@@ -287,7 +316,7 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 		case f != nil && typ == protowire.BytesType:
 			var v []byte
 			if v, n = protowire.ConsumeBytes(b); n >= 0 {
-				err = f.bytes(e, v)
+				err = f.bytes(e, v, str)
 			}
 		case f != nil:
 			var v uint64

@@ -39,3 +39,34 @@ func TestEntryMarshalAllocatesOnce(t *testing.T) {
 		t.Fatalf("MarshalBinary: %v allocations, want 1 (the value) + %v (the CIDRs' texts)", n, texts)
 	}
 }
+
+// UnmarshalString, which rediscache's Get decodes every L2 hit with,
+// copies nothing it can share with the reply: an entry with every text
+// field set allocates its scopes slice and its metadata copy, no more
+// (UnmarshalBinary also copies each text).
+func TestEntryUnmarshalStringSharesText(t *testing.T) {
+	e := Entry{Key: key(1), TokenID: "tok-1", UserID: "user-1", OrgID: "org-1", PepperID: "1",
+		Scopes: []string{"a:read"}, ExternalID: "ext", Metadata: []byte{0x0a, 0x01, 'x'}, UsagePool: "pool",
+		OwnerKind: "service", RevokeReason: "leaked", AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	b, err := e.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := string(b)
+	var got Entry
+	// The scopes slice, the CIDRs slice and the metadata copy.
+	if n := testing.AllocsPerRun(100, func() {
+		if err := got.UnmarshalString(v); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 3 {
+		t.Fatalf("UnmarshalString: %v allocations, want 3", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 3+9 {
+		t.Fatalf("UnmarshalBinary: %v allocations, want 3 + 9 texts", n)
+	}
+}

@@ -30,12 +30,15 @@ func TestEntryRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got Entry
+		var got, fromString Entry
 		if err := got.UnmarshalBinary(b); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, e) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, e)
+		}
+		if err := fromString.UnmarshalString(string(b)); err != nil || !reflect.DeepEqual(fromString, e) {
+			t.Fatalf("round trip through a string (%v):\n got %+v\nwant %+v", err, fromString, e)
 		}
 	}
 }
@@ -137,8 +140,13 @@ func FuzzEntryDecode(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte{encodingV1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var e Entry
-		if e.UnmarshalBinary(b) != nil {
+		var e, fromString Entry
+		err := e.UnmarshalBinary(b)
+		// A Redis reply decodes as the same bytes do, or fails alike.
+		if errString := fromString.UnmarshalString(string(b)); (err == nil) != (errString == nil) || err == nil && !reflect.DeepEqual(e, fromString) {
+			t.Fatalf("string decode differs: %+v (%v) vs %+v (%v)", fromString, errString, e, err)
+		}
+		if err != nil {
 			return
 		}
 		again, err := e.MarshalBinary()

@@ -281,11 +281,16 @@ type Result struct {
 	P99us       float64 `json:"p99_us"`
 	Concurrency int     `json:"concurrency"`
 	ServerCPU   float64 `json:"server_cpu,omitempty"` // cores used by the server process
-	RSSStartMB  float64 `json:"rss_start_mb,omitempty"`
-	RSSMaxMB    float64 `json:"rss_max_mb,omitempty"`
-	RSSEndMB    float64 `json:"rss_end_mb,omitempty"`
-	RSSMinMB    float64 `json:"rss_min_mb,omitempty"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// ServerSysCPU is the kernel's part of ServerCPU, and SyscallsPerCall
+	// the server's read and write system calls per answered call
+	// (/proc/PID/io): how much a server's answers are batched per write.
+	ServerSysCPU    float64 `json:"server_sys_cpu,omitempty"`
+	SyscallsPerCall float64 `json:"syscalls_per_call,omitempty"`
+	RSSStartMB      float64 `json:"rss_start_mb,omitempty"`
+	RSSMaxMB        float64 `json:"rss_max_mb,omitempty"`
+	RSSEndMB        float64 `json:"rss_end_mb,omitempty"`
+	RSSMinMB        float64 `json:"rss_min_mb,omitempty"`
+	FirstError      string  `json:"first_error,omitempty"`
 	// Statuses counts a flood's answers by HTTP status.
 	Statuses map[string]int `json:"statuses,omitempty"`
 }
@@ -363,6 +368,7 @@ func runLoad(kind string, args []string) error {
 
 	time.Sleep(*warmup)
 	cpu0 := procCPU(*pid)
+	io0 := procSyscalls(*pid)
 	rss := &rssSampler{pid: *pid}
 	rss.sample()
 	measuring.Store(true)
@@ -385,6 +391,7 @@ sampling:
 	measuring.Store(false)
 	elapsed := time.Since(t0)
 	cpu1 := procCPU(*pid)
+	io1 := procSyscalls(*pid)
 	rss.sample()
 	stop.Store(true)
 	if runErr != nil {
@@ -419,8 +426,12 @@ sampling:
 		RPS:   float64(calls-errs) / elapsed.Seconds(),
 		P50us: pct(0.50), P99us: pct(0.99), Concurrency: *conc, FirstError: firstErr,
 	}
-	if *pid != 0 && cpu1 >= cpu0 && cpu0 >= 0 {
-		r.ServerCPU = (cpu1 - cpu0) / elapsed.Seconds()
+	if *pid != 0 && cpu0.user >= 0 && cpu1.total() >= cpu0.total() {
+		r.ServerCPU = (cpu1.total() - cpu0.total()) / elapsed.Seconds()
+		r.ServerSysCPU = (cpu1.sys - cpu0.sys) / elapsed.Seconds()
+		if io0 >= 0 && io1 >= io0 && calls > 0 {
+			r.SyscallsPerCall = float64(io1-io0) / float64(calls)
+		}
 		r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB, r.RSSMinMB = rss.first, rss.max, rss.last, rss.min
 	}
 	line, _ := json.Marshal(r)
@@ -469,14 +480,20 @@ func countedRun(runs []func() error, recs []*recorder, measuring *atomic.Bool, n
 	return nil
 }
 
-// procCPU returns the CPU seconds (user + system) pid has used, or -1.
-func procCPU(pid int) float64 {
+// cpuTimes are a process's CPU seconds in user space and in the kernel.
+type cpuTimes struct{ user, sys float64 }
+
+func (c cpuTimes) total() float64 { return c.user + c.sys }
+
+// procCPU returns the CPU seconds pid has used; user is -1 when unknown.
+func procCPU(pid int) cpuTimes {
+	unknown := cpuTimes{user: -1}
 	if pid == 0 {
-		return -1
+		return unknown
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return -1
+		return unknown
 	}
 	// Fields after the parenthesised command name; utime and stime are the
 	// 14th and 15th fields of the whole line.
@@ -484,11 +501,40 @@ func procCPU(pid int) float64 {
 	s = s[strings.LastIndexByte(s, ')')+2:]
 	f := strings.Fields(s)
 	if len(f) < 13 {
-		return -1
+		return unknown
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
+	return cpuTimes{user: ut / 100, sys: st / 100} // USER_HZ is 100 on Linux
+}
+
+// procSyscalls returns the read and write system calls pid has made
+// (syscr + syscw of /proc/PID/io), or -1.
+func procSyscalls(pid int) int64 {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return -1
+	}
+	var n int64
+	found := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if ok && (k == "syscr" || k == "syscw") {
+			c, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			n += c
+			found++
+		}
+	}
+	if found != 2 {
+		return -1
+	}
+	return n
 }
 
 // rssSampler tracks a process's resident set size, its children's

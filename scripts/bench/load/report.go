@@ -161,17 +161,21 @@ func runReport(args []string) error {
 // printRuns writes every run's median round to stderr.
 func printRuns(byName map[string][]Result, order []string) {
 	w := os.Stderr
-	fmt.Fprintf(w, "%-28s %6s %9s %8s %8s %6s %9s %11s %s\n", "run (median round)", "rounds", "calls/s", "p50 µs", "p99 µs", "errors", "srv cores", "µs CPU/call", "RSS MB start/max/end")
+	fmt.Fprintf(w, "%-28s %6s %9s %8s %8s %6s %9s %11s %8s %9s %s\n", "run (median round)", "rounds", "calls/s", "p50 µs", "p99 µs", "errors", "srv cores", "µs CPU/call", "kernel %", "syscalls", "RSS MB start/max/end")
 	for _, n := range order {
 		r := median(byName[n])
-		rss, cpuPerCall := "", ""
+		rss, cpuPerCall, kernel, syscalls := "", "", "", ""
 		if r.RSSMaxMB > 0 {
 			rss = fmt.Sprintf("%.0f/%.0f/%.0f", r.RSSStartMB, r.RSSMaxMB, r.RSSEndMB)
 		}
 		if r.RPS > 0 && r.ServerCPU > 0 {
 			cpuPerCall = fmt.Sprintf("%.1f", r.ServerCPU/r.RPS*1e6)
+			kernel = fmt.Sprintf("%.0f", 100*r.ServerSysCPU/r.ServerCPU)
 		}
-		fmt.Fprintf(w, "%-28s %6d %9.0f %8.0f %8.0f %6d %9.2f %11s %s\n", n, len(byName[n]), r.RPS, r.P50us, r.P99us, r.Errors, r.ServerCPU, cpuPerCall, rss)
+		if r.SyscallsPerCall > 0 {
+			syscalls = fmt.Sprintf("%.3f", r.SyscallsPerCall)
+		}
+		fmt.Fprintf(w, "%-28s %6d %9.0f %8.0f %8.0f %6d %9.2f %11s %8s %9s %s\n", n, len(byName[n]), r.RPS, r.P50us, r.P99us, r.Errors, r.ServerCPU, cpuPerCall, kernel, syscalls, rss)
 	}
 	fmt.Fprintln(w)
 }

@@ -202,7 +202,7 @@ func (r *Remote) Get(ctx context.Context, keys []cache.Key) (*cache.Entry, error
 	}
 	for _, v := range vals {
 		e := new(cache.Entry)
-		if err := e.UnmarshalBinary([]byte(v)); err != nil {
+		if err := e.UnmarshalString(v); err != nil {
 			// Written by a later, incompatible keymint, or garbage: a miss.
 			r.log.Debug("rediscache: undecodable entry", "err", err.Error())
 			continue
