@@ -1,6 +1,7 @@
 // Package cache is keymint's validation cache: an in-process L1 (otter,
 // bounded, short TTL), an optional shared L2 (Redis, see rediscache), then
-// the store. Misses are coalesced per key; unknown tokens get a short
+// the store. Store loads are coalesced per key (L2 reads are shared per
+// Redis round trip instead); unknown tokens get a short
 // negative entry in L1; store errors are never cached. It knows nothing of
 // gRPC, tokens or secrets: keys are HMAC digests and values are Entries.
 //
@@ -45,8 +46,9 @@ const (
 // Remote is the shared second level: Redis in production (rediscache).
 type Remote interface {
 	// Get returns the entry stored under the first of keys that has one, or
-	// nil on a miss. It bounds itself (rediscache: its Timeout per
-	// round trip): the cache's loads give it a context with no deadline.
+	// nil on a miss. It bounds itself (rediscache: its Timeout per round
+	// trip) and returns at ctx's end: each validation that missed L1 calls
+	// it with its own context, concurrent ones for the same token too.
 	Get(ctx context.Context, keys []Key) (*Entry, error)
 	// Fill stores e under e.Key for ttl. It must refuse to store a live
 	// entry under a key invalidated within the last LoadTimeout (and then
@@ -75,11 +77,11 @@ type Config struct {
 	// Remote is the shared L2; nil for none.
 	Remote    Remote
 	RemoteTTL time.Duration
-	// LoadTimeout bounds a miss (L2 read, store read, L2 fill) whatever the
-	// callers' deadlines: the load runs detached, so one caller giving up
-	// does not fail the others waiting for it. The store read and L2 fill
-	// end by the miss's start plus LoadTimeout; the L2 read before them is
-	// bounded by the Remote itself (far shorter: rediscache's Timeout).
+	// LoadTimeout bounds a coalesced load (store read, L2 fill) whatever
+	// the callers' deadlines: the load runs detached, so one caller giving
+	// up does not fail the others waiting for it. Each caller's L2 read
+	// before it is bounded by the Remote itself (rediscache's Timeout) and
+	// by the caller's own context.
 	LoadTimeout time.Duration
 	// RevokedSize bounds the remembered revocations (see Revoke); zero is
 	// DefaultRevokedSize. The oldest are forgotten first.
@@ -266,6 +268,17 @@ func (c *Cache) Get(ctx context.Context, keys []Key, load Loader) (*Entry, error
 		}
 	}
 	c.m.l1Miss.Inc()
+	if c.remote != nil {
+		e, err := c.readL2(ctx, keys)
+		if e != nil {
+			return e, nil
+		}
+		if err != nil && ctx.Err() != nil {
+			// The caller left during the read: nothing to load for it.
+			return nil, ctx.Err()
+		}
+		// A miss, a stale copy or a failing Redis: the store answers.
+	}
 	f, shared := c.flights.join(keys[0], func() (*Entry, error) {
 		return c.fill(ctx, keys, load)
 	})
@@ -283,7 +296,37 @@ func (c *Cache) Get(ctx context.Context, keys []Key, load Loader) (*Entry, error
 	}
 }
 
-// fill runs one coalesced miss: L2, then the store, then fills both levels.
+// readL2 is a miss's L2 read, made by its caller rather than by a
+// coalesced load: concurrent misses' reads share Redis round trips
+// already (rediscache batches them), and an L2 hit then takes no hand-off
+// to a load goroutine and back. A nil entry without an error is a miss or
+// a stale copy; the store answers either.
+func (c *Cache) readL2(ctx context.Context, keys []Key) (*Entry, error) {
+	gen := c.gen.Load()
+	e, err := c.remote.Get(ctx, keys)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			// Redis down or slow: the store answers instead.
+			c.m.l2Error.Inc()
+		}
+		return nil, err
+	case e == nil:
+		c.m.l2Miss.Inc()
+		return nil, nil
+	}
+	c.m.l2Hit.Inc()
+	if _, stale := c.correct(e); stale {
+		// A copy whose deletion failed: answer from the store.
+		c.m.l2Stale.Inc()
+		return nil, nil
+	}
+	c.storeL1(e, gen)
+	return e, nil
+}
+
+// fill runs one coalesced miss, after its callers' L2 reads missed: the
+// store, then fills both levels.
 func (c *Cache) fill(ctx context.Context, keys []Key, load Loader) (*Entry, error) {
 	// A caller that missed L1 just before the previous load of this token
 	// stored its answer would otherwise load it a second time.
@@ -295,31 +338,7 @@ func (c *Cache) fill(ctx context.Context, keys []Key, load Loader) (*Entry, erro
 		}
 	}
 	gen := c.gen.Load()
-	// One deadline bounds the miss; the L2 read bounds itself (Remote.Get),
-	// so the deadline's timer is made only once the store is needed: an L2
-	// hit, every validation's path with L1 off, starts and stops none.
-	deadline := time.Now().Add(c.loadTimeout)
-	base := context.WithoutCancel(ctx)
-	if c.remote != nil {
-		e, err := c.remote.Get(base, keys)
-		switch {
-		case err != nil:
-			// Redis down or slow: the store answers instead.
-			c.m.l2Error.Inc()
-		case e != nil:
-			c.m.l2Hit.Inc()
-			if _, stale := c.correct(e); stale {
-				// A copy whose deletion failed: answer from the store.
-				c.m.l2Stale.Inc()
-				break
-			}
-			c.storeL1(e, gen)
-			return e, nil
-		default:
-			c.m.l2Miss.Inc()
-		}
-	}
-	ctx, cancel := context.WithDeadline(base, deadline)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 	defer cancel()
 	e, err := load(ctx)
 	if err != nil {
@@ -422,7 +441,7 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	}, []string{"level", "result"})
 	coalesced := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "keymint_cache_coalesced_total",
-		Help: "Cache misses answered by another caller's load of the same token.",
+		Help: "Cache misses (L1 and L2) answered by another caller's store load of the same token.",
 	})
 	sent := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "keymint_cache_invalidations_sent_total",

@@ -158,8 +158,8 @@ func TestExpiryAtTheExactInstant(t *testing.T) {
 // Redis down: validations are answered by the store and do not fail.
 // The real Redis process is killed, not mocked.
 //
-// Mutation: services/cache/cache.go fill returns the Redis error,
-// `case err != nil: c.m.l2Error.Inc()` → `case err != nil: return nil, err`.
+// Mutation: services/cache/cache.go Get returns the Redis error,
+// `if err != nil && ctx.Err() != nil` → `if err != nil`.
 func TestRedisDownFallsBackToStore(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
