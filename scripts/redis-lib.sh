@@ -41,11 +41,21 @@ start_node() {
     rm -f "$dir/redis.pid"
     redis-server "${conf[@]}" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
       --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" --logfile "$dir/redis.log" "$@" >&2
-    for i in $(seq 1 50); do
+    # Up to 30 s: on a loaded machine (a whole suite under -race starting
+    # clusters side by side) a node can take several seconds to answer. A
+    # node that died (its port taken meanwhile) is retried on another port
+    # at once.
+    for i in $(seq 1 300); do
       if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then
         echo "$port" >"$dir/port"
         echo "$port"
         return
+      fi
+      if [ -f "$dir/redis.pid" ] && ! kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+        break
+      fi
+      if [ "$i" -ge 50 ] && [ ! -f "$dir/redis.pid" ]; then
+        break # never got as far as its pid file
       fi
       sleep 0.1
     done
