@@ -106,12 +106,6 @@ func (b *Batcher[Q, A]) Do(ctx context.Context, q Q) (A, error) {
 	if start {
 		go b.loop()
 	}
-	if ctx.Done() == nil {
-		// A caller that cannot leave early (the cache's detached loads):
-		// a plain receive, not a select over a channel that never closes.
-		r := <-c.done
-		return r.a, r.err
-	}
 	select {
 	case r := <-c.done:
 		return r.a, r.err

@@ -9,13 +9,13 @@ import (
 // configuration table). Beyond it a load runs on a goroutine of its own.
 const FlightWorkers = 64
 
-// flights coalesces the concurrent misses of one key into one load, as
-// singleflight.DoChan does, and runs the loads on reused goroutines. A
+// flights coalesces the concurrent store loads of one key into one, as
+// singleflight.DoChan does, and runs them on reused goroutines. A
 // goroutine started afresh for every miss began on a minimal stack and
-// grew it during the load: about 25k instructions of a validation that
-// reads Redis every call (a fifth of it, by callgrind). Each caller still
-// leaves at its own deadline; the load runs on, detached, for those that
-// share it.
+// grew it during the load (about 25k instructions of a miss, by
+// callgrind, when L2 reads still ran here too). Each caller still leaves
+// at its own deadline; the load runs on, detached, for those that share
+// it.
 type flights struct {
 	mu      sync.Mutex
 	m       map[Key]*flight
