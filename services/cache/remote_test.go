@@ -80,3 +80,45 @@ func TestLoadFillsL2(t *testing.T) {
 		t.Fatalf("second replica's Get = %v, %v; want %s from L2", e, err, want.TokenID)
 	}
 }
+
+// A caller that leaves during its own L2 read starts no store load: the
+// next caller of the same token loads it itself rather than joining a
+// load nobody waits for (shown failing when Get joined the flight before
+// reading L2: the second caller then waited on the first's blocked load).
+func TestCallerLeavingDuringL2ReadStartsNoLoad(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	client, err := rediscache.NewClient(srv.URL(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: redistest.Prefix(), Timeout: 10 * time.Second, Backoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(cache.Config{Remote: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	key := []cache.Key{{9}}
+	blocked := make(chan struct{})
+	t.Cleanup(func() { close(blocked) })
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Get(gone, key, func(context.Context) (*cache.Entry, error) {
+		<-blocked // a load nobody would ever be answered by
+		return nil, errors.New("unreachable")
+	}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with an ended context: %v, want context.Canceled", err)
+	}
+	want := &cache.Entry{Key: key[0], TokenID: "t9"}
+	// Bounded only so that the old behaviour fails instead of hanging.
+	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	e, err := c.Get(ctx, key, func(context.Context) (*cache.Entry, error) { return want, nil })
+	if err != nil || e != want {
+		t.Fatalf("the next caller: %v, %v; want its own load's entry", e, err)
+	}
+}
