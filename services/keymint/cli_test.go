@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/server"
 	"github.com/keymint/keymint/services/server/servertest"
 	"github.com/keymint/keymint/services/tlsfiles"
 	"github.com/keymint/keymint/services/tlsfiles/tlstest"
@@ -172,5 +175,37 @@ func TestGatewayMTLS(t *testing.T) {
 	servertest.WaitListening(t, strings.TrimPrefix(noCert, "http://"))
 	if code, body := do(t, "POST", noCert+"/v1/tokens:validate", nil, `{"token":"`+minted.Secret+`"}`, nil); code == http.StatusOK {
 		t.Fatalf("a gateway without a client certificate got through: %d %s", code, body)
+	}
+}
+
+// TestServingCommands: kong's name for each long-running command is the one
+// serving knows, so they run with kong's model dropped (main.go); were a
+// kong upgrade to name them otherwise, they would still run, through
+// kctx.Run, and keep the model live.
+func TestServingCommands(t *testing.T) {
+	args := map[string][]string{"sidecar": {"--central-addr", "127.0.0.1:1"}}
+	for cmd, want := range map[string]func(*cli) any{
+		"serve":   func(c *cli) any { return &c.Serve },
+		"gateway": func(c *cli) any { return &c.Gateway },
+		"sidecar": func(c *cli) any { return &c.Sidecar },
+		"migrate": func(*cli) any { return nil },
+	} {
+		var c cli
+		parser, err := kong.New(&c, kong.Vars(server.Defaults()), kong.Exit(func(int) { t.Fatalf("%s: kong exited", cmd) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kctx, err := parser.Parse(append([]string{cmd}, args[cmd]...))
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		got := serving(&c, kctx.Command())
+		if w := want(&c); w == nil {
+			if got != nil {
+				t.Errorf("%s: serving picked %T, want none", cmd, got)
+			}
+		} else if got != w {
+			t.Errorf("%s (kong: %q): serving picked %v, want the command's own", cmd, kctx.Command(), got)
+		}
 	}
 }
