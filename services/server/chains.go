@@ -56,19 +56,17 @@ func publicMethodsFor(watchRequiresScope bool) map[string]bool {
 	return public
 }
 
-// unaryInterceptors is the unary chain: metrics, request id, panics,
-// access log, deadline cap (not for self-bounded methods), injected
-// faults, authentication (not for public methods). A chain composed for
-// one method (the hot ones) binds what each looks up by method name once.
+// unaryInterceptors is the unary chain: request id, metrics and access
+// log (observe), panics, deadline cap (not for self-bounded methods),
+// injected faults, authentication (not for public methods). A chain
+// composed for one method (the hot ones) binds what each looks up by
+// method name once.
 func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
 	authenticate := authn.UnaryServerInterceptor()
 	return []link{
-		{run: m.unary(), forMethod: m.unaryFor},
 		{run: requestIDUnary},
+		observe(m, log, hotMethods),
 		{run: recoverUnary(log)},
-		{run: accessLogUnary(log, hotMethods), forMethod: func(method string) grpc.UnaryServerInterceptor {
-			return accessLogFor(log, hotMethods[method])
-		}},
 		except(selfBounded, deadlineUnary(maxRPCDeadline)),
 		{run: fault.UnaryServerInterceptor(log)},
 		// Public methods pass the interceptor untouched; bound, they skip it.
@@ -83,6 +81,6 @@ func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenti
 
 // streamInterceptors is the stream chain, in the unary chain's order.
 func streamInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{m.stream(), requestIDStream, recoverStream(log), deadlineStream(maxRPCDeadline, watchMethods),
+	return []grpc.StreamServerInterceptor{requestIDStream, m.stream(), recoverStream(log), deadlineStream(maxRPCDeadline, watchMethods),
 		fault.StreamServerInterceptor(log), authn.StreamServerInterceptor()}
 }

@@ -76,46 +76,21 @@ func (m *rpcMetrics) method(name string) *methodMetrics {
 	return v.(*methodMetrics)
 }
 
-func (m *rpcMetrics) record(method string, start time.Time, err error) {
-	m.method(method).record(start, err)
-}
-
-func (mm *methodMetrics) record(start time.Time, err error) {
-	mm.latency.Observe(time.Since(start).Seconds())
-	c := status.Code(err)
+func (mm *methodMetrics) record(elapsed time.Duration, c codes.Code) {
+	mm.latency.Observe(elapsed.Seconds())
 	if int(c) >= len(mm.codes) {
 		c = codes.Unknown
 	}
 	mm.codes[c].Inc()
 }
 
-// unary is the outermost unary interceptor, so it sees the final code.
-func (m *rpcMetrics) unary() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		m.record(info.FullMethod, start, err)
-		return resp, err
-	}
-}
-
-// unaryFor is unary for one method, its metrics found once.
-func (m *rpcMetrics) unaryFor(method string) grpc.UnaryServerInterceptor {
-	mm := m.method(method)
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		mm.record(start, err)
-		return resp, err
-	}
-}
-
-// stream is unary for streams: one observation per stream.
+// stream records one observation per stream. Unary calls are recorded
+// by the chain's observe link (interceptors.go), with the access log.
 func (m *rpcMetrics) stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		m.record(info.FullMethod, start, err)
+		m.method(info.FullMethod).record(time.Since(start), status.Code(err))
 		return err
 	}
 }
