@@ -1,18 +1,24 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/accounts"
 	"github.com/keymint/keymint/services/authn"
+	"github.com/keymint/keymint/services/requestid"
 )
 
 type countingTokens struct{ calls int }
@@ -62,6 +68,53 @@ func TestBoundChain(t *testing.T) {
 			if deadline != !selfBounded[method] {
 				t.Errorf("%s bound=%v: deadline %v", method, bound, deadline)
 			}
+		}
+	}
+}
+
+// A panic in a handler reaches the caller as Internal, and observe counts
+// and logs it as that Internal, with the call's request id: observe sits
+// inside the request id and outside panic recovery (chains.go).
+func TestChainObservesPanics(t *testing.T) {
+	t.Parallel()
+	method := keymintv1.TokenService_ListTokens_FullMethodName
+	for _, bound := range []bool{false, true} {
+		m := newRPCMetrics(prometheus.NewRegistry())
+		var logged bytes.Buffer
+		log := slog.New(slog.NewJSONHandler(&logged, nil))
+		links := unaryInterceptors(m, log, &accounts.Authenticator{Tokens: &countingTokens{}, Public: publicMethods})
+		info := &grpc.UnaryServerInfo{FullMethod: method}
+		final := func(context.Context, any) (any, error) { panic("handler bug") }
+		call := func(ctx context.Context) (any, error) { return unaryChain(runs(links))(ctx, nil, info, final) }
+		if bound {
+			call = func(ctx context.Context) (any, error) { return compose(links, info, final)(ctx, nil) }
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(authn.HeaderAuthorization, "Bearer km_x", requestid.Key, "req-panic-1"))
+		if _, err := call(ctx); status.Code(err) != codes.Internal {
+			t.Fatalf("bound=%v: %v, want Internal", bound, err)
+		}
+		var counted dto.Metric
+		if err := m.calls.WithLabelValues(method, "Internal").Write(&counted); err != nil {
+			t.Fatal(err)
+		}
+		if got := counted.GetCounter().GetValue(); got != 1 {
+			t.Errorf("bound=%v: %v Internal calls counted, want 1", bound, got)
+		}
+		var rpcLine map[string]any
+		for line := range strings.SplitSeq(strings.TrimSpace(logged.String()), "\n") {
+			var l map[string]any
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("bound=%v: log line %q: %v", bound, line, err)
+			}
+			if l["msg"] == "rpc" {
+				rpcLine = l
+			}
+		}
+		if rpcLine == nil || rpcLine["code"] != "Internal" || rpcLine["request_id"] != "req-panic-1" || rpcLine["method"] != method {
+			t.Errorf("bound=%v: access log line %v, want code Internal, request_id req-panic-1, method %s", bound, rpcLine, method)
+		}
+		if strings.Contains(logged.String(), "km_x") {
+			t.Errorf("bound=%v: the log holds the caller's token", bound)
 		}
 	}
 }
