@@ -27,9 +27,19 @@ type apiSpec struct {
 // specPath is one path template of the document.
 type specPath struct {
 	template string
-	re       *regexp.Regexp
+	segments []templateSegment
 	// query lists the query parameters of each method (upper case).
 	query map[string][]string
+}
+
+// templateSegment is one '/'-separated segment of a path template: a
+// literal, or a {param} (one or more characters other than '/') between a
+// literal prefix and suffix ("{id}:revoke"). A compiled regexp a template
+// was some 3.5 KB of pointers the collector marked on every cycle, for
+// what these three strings say.
+type templateSegment struct {
+	prefix, suffix string
+	param          bool
 }
 
 // maxParamNameLen bounds the parameter names an error message repeats: a
@@ -67,7 +77,11 @@ func parseAPISpec(doc []byte) (*apiSpec, error) {
 				return nil, fmt.Errorf("gateway: OpenAPI path %s: %w", tmpl, err)
 			}
 		}
-		p := specPath{template: tmpl, re: templateRegexp(tmpl), query: map[string][]string{}}
+		segments, err := compileTemplate(tmpl)
+		if err != nil {
+			return nil, err
+		}
+		p := specPath{template: tmpl, segments: segments, query: map[string][]string{}}
 		for key, raw := range item {
 			method := strings.ToUpper(key)
 			if !isHTTPMethod(method) {
@@ -101,28 +115,54 @@ func isHTTPMethod(m string) bool {
 	return false
 }
 
-// templateRegexp turns a path template ("/v1/tokens/{id}:revoke") into a
-// regexp matching the paths it describes: a {name} is one non-empty segment.
-func templateRegexp(tmpl string) *regexp.Regexp {
-	var b strings.Builder
-	b.WriteString("^")
-	for rest := tmpl; rest != ""; {
-		open := strings.IndexByte(rest, '{')
-		if open < 0 {
-			b.WriteString(regexp.QuoteMeta(rest))
-			break
+// compileTemplate splits a path template ("/v1/tokens/{id}:revoke") into
+// its segments. A segment with a '{' and no '}' after it is literal; one
+// with two {params} is refused: no path of the document has one, and
+// matching it takes a search where one param a segment is two compares.
+func compileTemplate(tmpl string) ([]templateSegment, error) {
+	var out []templateSegment
+	for seg := range strings.SplitSeq(tmpl, "/") {
+		open := strings.IndexByte(seg, '{')
+		end := -1
+		if open >= 0 {
+			end = strings.IndexByte(seg[open:], '}')
 		}
-		end := strings.IndexByte(rest[open:], '}')
 		if end < 0 {
-			b.WriteString(regexp.QuoteMeta(rest))
-			break
+			out = append(out, templateSegment{prefix: seg})
+			continue
 		}
-		b.WriteString(regexp.QuoteMeta(rest[:open]))
-		b.WriteString(`[^/]+`)
-		rest = rest[open+end+1:]
+		suffix := seg[open+end+1:]
+		if strings.IndexByte(suffix, '{') >= 0 && strings.IndexByte(suffix, '}') >= 0 {
+			return nil, fmt.Errorf("gateway: OpenAPI path %s: two {params} in one segment", tmpl)
+		}
+		out = append(out, templateSegment{prefix: seg[:open], suffix: suffix, param: true})
 	}
-	b.WriteString("$")
-	return regexp.MustCompile(b.String())
+	return out, nil
+}
+
+// matches reports whether path is one the template describes: as many
+// segments, each literal one equal, each {param} one at least one
+// character long between its prefix and suffix (what the regexp
+// ^prefix[^/]+suffix$ of the segment would match).
+func (p *specPath) matches(path string) bool {
+	rest := path
+	for i, t := range p.segments {
+		seg, tail, more := strings.Cut(rest, "/")
+		if more != (i < len(p.segments)-1) {
+			return false // not as many segments as the template
+		}
+		rest = tail
+		if !t.param {
+			if seg != t.prefix {
+				return false
+			}
+			continue
+		}
+		if len(seg) <= len(t.prefix)+len(t.suffix) || !strings.HasPrefix(seg, t.prefix) || !strings.HasSuffix(seg, t.suffix) {
+			return false
+		}
+	}
+	return true
 }
 
 // operation returns the query parameters of method on path and whether the
@@ -137,7 +177,7 @@ func (s *apiSpec) operation(method, path string) ([]string, bool) {
 	var query []string
 	for _, p := range s.paths {
 		q, ok := p.query[method]
-		if !ok || !p.re.MatchString(path) || len(p.template) <= best {
+		if !ok || !p.matches(path) || len(p.template) <= best {
 			continue
 		}
 		best, query, found = len(p.template), q, true
@@ -154,12 +194,12 @@ func (s *apiSpec) allow(path string) []string {
 	var out []string
 	verbs := false
 	for _, p := range s.paths {
-		if hasVerb(p.template) && p.re.MatchString(path) {
+		if hasVerb(p.template) && p.matches(path) {
 			verbs = true
 		}
 	}
 	for _, p := range s.paths {
-		if !p.re.MatchString(path) || (verbs && !hasVerb(p.template)) {
+		if !p.matches(path) || (verbs && !hasVerb(p.template)) {
 			continue
 		}
 		for m := range p.query {

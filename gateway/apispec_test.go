@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -265,4 +266,88 @@ func TestOpenAPIDocumentServed(t *testing.T) {
 				method, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), len(want))
 		}
 	}
+}
+
+// templateRegexp is the reference compileTemplate and matches replace: a
+// template as a regexp, a {param} one non-empty run of characters other
+// than '/'.
+func templateRegexp(tmpl string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for rest := tmpl; rest != ""; {
+		open := strings.IndexByte(rest, '{')
+		end := -1
+		if open >= 0 {
+			end = strings.IndexByte(rest[open:], '}')
+		}
+		if end < 0 {
+			b.WriteString(regexp.QuoteMeta(rest))
+			break
+		}
+		b.WriteString(regexp.QuoteMeta(rest[:open]))
+		b.WriteString(`[^/]+`)
+		rest = rest[open+end+1:]
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// specTemplates are the document's templates and a few made up to reach
+// the corners: a literal {, a prefix before the param, an empty segment.
+func specTemplates(t testing.TB) []string {
+	s, err := loadAPISpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range s.paths {
+		out = append(out, p.template)
+	}
+	return append(out, "/", "/v1/x{id}y:verb", "/a//{b}", "/v1/{id}/", "/lit{eral")
+}
+
+// A template's segments match exactly the paths its regexp matches.
+func TestTemplateMatchesAsRegexp(t *testing.T) {
+	paths := []string{"", "/", "//", "/v1/tokens/", "/v1/tokens/a", "/v1/tokens/a/", "/v1/tokens/a:revoke", "/v1/tokens/:revoke",
+		"/v1/tokens/a:b:revoke", "/v1/tokens/a/b:revoke", "/v1/tokens/a:rotate", "/v1/users/u:enable", "/v1/users/u/scopes",
+		"/v1/xQy:verb", "/v1/xy:verb", "/a//b", "/a/b", "/v1/q/", "/v1//", "/lit{eral", "/ui/index.html", "/api-tokens/tok_1",
+		"/api/user/tokens/1/", "/v1/orgs/o:rename", "/v1/orgs/:rename"}
+	for _, tmpl := range specTemplates(t) {
+		segs, err := compileTemplate(tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", tmpl, err)
+		}
+		p, re := specPath{template: tmpl, segments: segs}, templateRegexp(tmpl)
+		for _, path := range append(paths, tmpl) {
+			if got, want := p.matches(path), re.MatchString(path); got != want {
+				t.Errorf("template %q, path %q: matches %v, the regexp %v", tmpl, path, got, want)
+			}
+		}
+	}
+	if _, err := compileTemplate("/v1/{a}:{b}"); err == nil {
+		t.Error("a template with two params in a segment compiled")
+	}
+}
+
+func FuzzTemplateMatch(f *testing.F) {
+	for _, p := range []string{"/v1/tokens/a:revoke", "/v1/tokens/a/b", "/", "/v1/users/x:disable"} {
+		f.Add(p)
+	}
+	templates := specTemplates(f)
+	res := make([]*regexp.Regexp, len(templates))
+	specs := make([]specPath, len(templates))
+	for i, tmpl := range templates {
+		segs, err := compileTemplate(tmpl)
+		if err != nil {
+			f.Fatal(err)
+		}
+		res[i], specs[i] = templateRegexp(tmpl), specPath{template: tmpl, segments: segs}
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		for i := range specs {
+			if got, want := specs[i].matches(path), res[i].MatchString(path); got != want {
+				t.Errorf("template %q, path %q: matches %v, the regexp %v", templates[i], path, got, want)
+			}
+		}
+	})
 }
