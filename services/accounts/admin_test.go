@@ -417,6 +417,23 @@ func TestServiceAccountDescriptionBound(t *testing.T) {
 	}
 }
 
+// A service account's name is a lower-case letter, then up to 63 more of
+// lower-case letters, digits and dashes: 64 kept, 65 refused.
+func TestServiceAccountNameBound(t *testing.T) {
+	t.Parallel()
+	f := newAdminFixture(t)
+	ctx := as(f.admin)
+	for _, name := range []string{"a", "a-1", "a" + strings.Repeat("b", 63)} {
+		if _, err := f.svc.CreateServiceAccount(ctx, NewServiceAccount{Name: name}); err != nil {
+			t.Errorf("the %d-character name %q: %v; want it kept", len(name), name, err)
+		}
+	}
+	for _, name := range []string{"", "a" + strings.Repeat("b", 64), "9a", "-a", "A", "a_b", "a b", "a\n"} {
+		_, err := f.svc.CreateServiceAccount(ctx, NewServiceAccount{Name: name})
+		wantCode(t, fmt.Sprintf("the %d-character name %q", len(name), name), err, fault.InvalidArgument)
+	}
+}
+
 // RenameOrg takes a trimmed name of 1 to 200 bytes of valid UTF-8 (as
 // CreateUser does) and refuses one another organization has; SetUserAdmin
 // promotes and demotes, and a call that changes nothing writes nothing.
