@@ -11,19 +11,16 @@ import (
 	"github.com/keymint/keymint/services/cache/redistest"
 )
 
-// A Cache made without a Logger, whose L2 fill fails (the real Redis
-// killed while the store is read): the store's answer is returned, and the
-// failure's debug line goes nowhere instead of to a nil logger (shown
-// failing, the test binary panicking, on New's `c.log == nil` negated).
-func TestFillFailureWithoutLogger(t *testing.T) {
-	t.Parallel()
-	srv := redistest.Start(t)
-	client, err := rediscache.NewClient(srv.URL(), 10*time.Second)
+// redisCache is a Cache (no Logger) with L2 on the Redis at url, under
+// prefix; closed with the test.
+func redisCache(t *testing.T, url, prefix string) *cache.Cache {
+	t.Helper()
+	client, err := rediscache.NewClient(url, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: redistest.Prefix(), Timeout: 10 * time.Second, Backoff: time.Second})
+	remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: prefix, Timeout: 10 * time.Second, Backoff: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +29,17 @@ func TestFillFailureWithoutLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	return c
+}
+
+// A Cache made without a Logger, whose L2 fill fails (the real Redis
+// killed while the store is read): the store's answer is returned, and the
+// failure's debug line goes nowhere instead of to a nil logger (shown
+// failing, the test binary panicking, on New's `c.log == nil` negated).
+func TestFillFailureWithoutLogger(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	c := redisCache(t, srv.URL(), redistest.Prefix())
 	want := &cache.Entry{Key: cache.Key{7}, TokenID: "t7", Scopes: []string{"a"}}
 	loads := 0
 	e, err := c.Get(context.Background(), []cache.Key{want.Key}, func(context.Context) (*cache.Entry, error) {
@@ -50,24 +58,7 @@ func TestFillFailureWithoutLogger(t *testing.T) {
 func TestLoadFillsL2(t *testing.T) {
 	t.Parallel()
 	url, prefix := redistest.URL(t), redistest.Prefix()
-	newCache := func() *cache.Cache {
-		client, err := rediscache.NewClient(url, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { client.Close() })
-		remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: prefix, Timeout: 10 * time.Second, Backoff: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := cache.New(cache.Config{Remote: remote})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
-	a, b := newCache(), newCache()
+	a, b := redisCache(t, url, prefix), redisCache(t, url, prefix)
 	want := &cache.Entry{Key: cache.Key{8}, TokenID: "t8", Scopes: []string{"a"}}
 	ctx := context.Background()
 	if _, err := a.Get(ctx, []cache.Key{want.Key}, func(context.Context) (*cache.Entry, error) { return want, nil }); err != nil {
@@ -88,20 +79,7 @@ func TestLoadFillsL2(t *testing.T) {
 func TestCallerLeavingDuringL2ReadStartsNoLoad(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	client, err := rediscache.NewClient(srv.URL(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	remote, err := rediscache.New(rediscache.Config{Client: client, Prefix: redistest.Prefix(), Timeout: 10 * time.Second, Backoff: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{Remote: remote})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := redisCache(t, srv.URL(), redistest.Prefix())
 	key := []cache.Key{{9}}
 	blocked := make(chan struct{})
 	t.Cleanup(func() { close(blocked) })
