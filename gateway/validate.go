@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -38,6 +40,36 @@ type validateRoute struct {
 	validate  ValidateFunc
 	marshaler runtime.Marshaler
 	errs      *errorWriter
+	// answers remembers the JSON of recent valid answers (encodedAnswer),
+	// one slot per token id.
+	answers [answerSlots]answerSlot
+}
+
+// answerSlots bounds the remembered answers (README "Shared reads"): an
+// answer's message and JSON are some 0.8 KB without metadata, so about
+// 0.8 MB in all.
+const answerSlots = 1024
+
+// answerSeed spreads token ids over the slots.
+var answerSeed = maphash.MakeSeed()
+
+// answerSlot is one token id's remembered answer. TokenService answers a
+// valid token with the same message while its cache entry lasts
+// (tokens.Server.sharedAnswer), so a message seen a second time is
+// encoded once more and its JSON kept; after that the message's answers
+// are a copy of those bytes. Keyed by the message itself, the JSON is
+// the right one whatever the validator does: a message answered only
+// once (a new one every call: a usage-limited token, L1 off) is merely
+// encoded every time, without the copy kept.
+type answerSlot struct {
+	seen    atomic.Pointer[keymintv1.ValidateTokenResponse]
+	encoded atomic.Pointer[encodedAnswer]
+}
+
+// encodedAnswer is an answer message and its JSON, both read-only.
+type encodedAnswer struct {
+	resp *keymintv1.ValidateTokenResponse
+	json []byte
 }
 
 var (
@@ -78,12 +110,30 @@ func (v *validateRoute) serve(w http.ResponseWriter, r *http.Request, ctx contex
 		v.errs.write(w, withContext(r, ctx), err)
 		return
 	}
+	var slot *answerSlot
+	if resp.GetValid() && resp.RemainingUses == nil {
+		// Only such answers are shared (a usage-limited one carries its
+		// count, a refusal is built per call): the others skip the slot.
+		slot = &v.answers[maphash.String(answerSeed, resp.GetTokenId())%answerSlots]
+		if a := slot.encoded.Load(); a != nil && a.resp == resp {
+			w.Header()["Content-Type"] = jsonContentType
+			_, _ = w.Write(a.json)
+			return
+		}
+	}
 	buf.Reset()
 	out, ok := appendValidateFast(buf.AvailableBuffer(), resp)
 	if !ok {
 		if out, err = v.marshaler.Marshal(resp); err != nil {
 			v.errs.write(w, withContext(r, ctx), status.Error(codes.Internal, "internal error"))
 			return
+		}
+	}
+	if slot != nil {
+		if slot.seen.Load() == resp {
+			slot.encoded.Store(&encodedAnswer{resp: resp, json: bytes.Clone(out)})
+		} else {
+			slot.seen.Store(resp)
 		}
 	}
 	w.Header()["Content-Type"] = jsonContentType

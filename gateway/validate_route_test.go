@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"hash/maphash"
 	"net/http"
 	"strings"
 	"sync"
@@ -100,5 +101,72 @@ func TestInProcessValidatorOnlyOnItsRoute(t *testing.T) {
 	}
 	if n := calls.Load(); n != 0 {
 		t.Errorf("the validator was called %d times, want 0", n)
+	}
+}
+
+// A valid answer message the validator answers again is encoded twice
+// (once on each of its first two answers) and then answered from the JSON
+// kept for it; a new message for the same token is encoded afresh, and a
+// usage-limited one (its count changes every call) is never kept.
+//
+// Mutation: gateway/validate.go serve's `a.resp == resp` → `a != nil`
+// (the kept JSON answered for any message of its slot): the new scopes
+// are answered with the old JSON.
+func TestValidateRouteKeepsSharedAnswers(t *testing.T) {
+	t.Parallel()
+	var answer atomic.Pointer[keymintv1.ValidateTokenResponse]
+	var calls atomic.Int64
+	g := newTestGateway(t, func(c *Config) {
+		c.Validate = func(context.Context, *keymintv1.ValidateTokenRequest) (*keymintv1.ValidateTokenResponse, error) {
+			calls.Add(1)
+			return answer.Load(), nil
+		}
+	})
+	h := http.Header{"Content-Type": {"application/json"}}
+	const body = `{"token":"km_a"}`
+	post := func() string {
+		t.Helper()
+		resp, b := doRequest(t, http.MethodPost, g.url+validatePath, body, h, int64(len(body)))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	route := g.h.(*accessLog).gw.validate
+	slot := &route.answers[maphash.String(answerSeed, "t1")%answerSlots]
+
+	read := &keymintv1.ValidateTokenResponse{Valid: true, TokenId: "t1", Scopes: []string{"read"}}
+	answer.Store(read)
+	first := post()
+	if !strings.Contains(first, `"scopes":["read"]`) || slot.encoded.Load() != nil {
+		t.Fatalf("first answer %s (kept: %v)", first, slot.encoded.Load() != nil)
+	}
+	if second := post(); second != first || slot.encoded.Load() == nil || slot.encoded.Load().resp != read {
+		t.Fatalf("second answer %s, want %s, kept", second, first)
+	}
+	if third := post(); third != first {
+		t.Errorf("kept answer %s, want %s", third, first)
+	}
+
+	write := &keymintv1.ValidateTokenResponse{Valid: true, TokenId: "t1", Scopes: []string{"write"}}
+	answer.Store(write)
+	if got := post(); !strings.Contains(got, `"scopes":["write"]`) {
+		t.Errorf("a new message for the token answered %s", got)
+	}
+
+	five := int64(5)
+	limited := &keymintv1.ValidateTokenResponse{Valid: true, TokenId: "t1", RemainingUses: &five}
+	answer.Store(limited)
+	kept := slot.encoded.Load()
+	for range 3 {
+		if got := post(); !strings.Contains(got, `"remainingUses":"5"`) {
+			t.Errorf("usage-limited answer %s", got)
+		}
+	}
+	if slot.encoded.Load() != kept || slot.seen.Load() == limited {
+		t.Error("a usage-limited answer was kept")
+	}
+	if calls.Load() != 7 {
+		t.Errorf("validator called %d times, want 7: every request validates", calls.Load())
 	}
 }
