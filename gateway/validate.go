@@ -41,9 +41,16 @@ type validateRoute struct {
 	marshaler runtime.Marshaler
 	errs      *errorWriter
 	// answers remembers the JSON of recent valid answers (encodedAnswer),
-	// one slot per token id.
-	answers [answerSlots]answerSlot
+	// one slot per token id; refusals that of refusals without a retry
+	// time, one slot per reason and no_store (TokenService shares those
+	// messages too).
+	answers  [answerSlots]answerSlot
+	refusals [2 * refusalReasons]answerSlot
 }
+
+// refusalReasons bounds the reasons whose refusals are kept (the API has
+// ten; a newer one is encoded every time until this grows).
+const refusalReasons = 16
 
 // answerSlots bounds the remembered answers (README "Shared reads"): an
 // answer's message and JSON are some 0.8 KB without metadata, so about
@@ -110,11 +117,8 @@ func (v *validateRoute) serve(w http.ResponseWriter, r *http.Request, ctx contex
 		v.errs.write(w, withContext(r, ctx), err)
 		return
 	}
-	var slot *answerSlot
-	if resp.GetValid() && resp.RemainingUses == nil {
-		// Only such answers are shared (a usage-limited one carries its
-		// count, a refusal is built per call): the others skip the slot.
-		slot = &v.answers[maphash.String(answerSeed, resp.GetTokenId())%answerSlots]
+	slot := v.slotFor(resp)
+	if slot != nil {
 		if a := slot.encoded.Load(); a != nil && a.resp == resp {
 			w.Header()["Content-Type"] = jsonContentType
 			_, _ = w.Write(a.json)
@@ -138,6 +142,26 @@ func (v *validateRoute) serve(w http.ResponseWriter, r *http.Request, ctx contex
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(out)
+}
+
+// slotFor is the slot resp's JSON may be kept in, nil for none: only the
+// answers TokenService shares may come again (a usage-limited one carries
+// its count, a refusal with a retry time is built per call), so the others
+// skip the slots.
+func (v *validateRoute) slotFor(resp *keymintv1.ValidateTokenResponse) *answerSlot {
+	switch {
+	case resp.GetValid() && resp.RemainingUses == nil:
+		return &v.answers[maphash.String(answerSeed, resp.GetTokenId())%answerSlots]
+	case !resp.GetValid() && resp.GetRetryAfter() == nil:
+		i := 2 * int(resp.GetReason())
+		if resp.GetNoStore() {
+			i++
+		}
+		if i >= 0 && i < len(v.refusals) {
+			return &v.refusals[i]
+		}
+	}
+	return nil
 }
 
 // withContext is r with ctx as its context: r itself when it has it.

@@ -8,8 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 )
@@ -166,7 +168,37 @@ func TestValidateRouteKeepsSharedAnswers(t *testing.T) {
 	if slot.encoded.Load() != kept || slot.seen.Load() == limited {
 		t.Error("a usage-limited answer was kept")
 	}
-	if calls.Load() != 7 {
-		t.Errorf("validator called %d times, want 7: every request validates", calls.Load())
+
+	// Refusals: one kept per reason, not with a retry time.
+	malformed := &keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_MALFORMED}
+	answer.Store(malformed)
+	refusal := &route.refusals[2*int(keymintv1.ValidateTokenResponse_MALFORMED)]
+	firstRefusal := post()
+	if !strings.Contains(firstRefusal, `"reason":"MALFORMED"`) {
+		t.Errorf("malformed answer %s", firstRefusal)
+	}
+	for range 2 {
+		if got := post(); got != firstRefusal {
+			t.Errorf("malformed answer %s, want %s", got, firstRefusal)
+		}
+	}
+	if a := refusal.encoded.Load(); a == nil || a.resp != malformed {
+		t.Error("the shared refusal's JSON was not kept")
+	}
+	limitedRate := &keymintv1.ValidateTokenResponse{Reason: keymintv1.ValidateTokenResponse_RATE_LIMITED, NoStore: true,
+		RetryAfter: durationpb.New(time.Second)}
+	answer.Store(limitedRate)
+	for range 2 {
+		if got := post(); !strings.Contains(got, `"retryAfter":"1s"`) {
+			t.Errorf("rate-limited answer %s", got)
+		}
+	}
+	for i := range route.refusals {
+		if route.refusals[i].seen.Load() == limitedRate {
+			t.Error("a refusal with a retry time was kept")
+		}
+	}
+	if calls.Load() != 12 {
+		t.Errorf("validator called %d times, want 12: every request validates", calls.Load())
 	}
 }

@@ -155,3 +155,35 @@ func TestSharedAnswerConcurrentReads(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// A refusal without a retry time is one shared answer per reason: two
+// malformed tokens get the same message, an unknown one another.
+//
+// Mutation: services/tokens/server.go ValidateToken's `r.RetryAfter <= 0`
+// → `false` (a refusal built per call): the two answers differ.
+func TestRefusalsShared(t *testing.T) {
+	f, svc, srv, _ := answerFixture(t)
+	m := f.mint(t, svc)
+	refuse := func(token string) *keymintv1.ValidateTokenResponse {
+		t.Helper()
+		resp, err := srv.ValidateToken(context.Background(), &keymintv1.ValidateTokenRequest{Token: token})
+		if err != nil || resp.GetValid() {
+			t.Fatalf("%v %v", resp, err)
+		}
+		return resp
+	}
+	a, b := refuse("garbage"), refuse(m.Secret[:len(m.Secret)-1]+"!")
+	if a != b || a.GetReason() != keymintv1.ValidateTokenResponse_MALFORMED || a.GetNoStore() {
+		t.Errorf("malformed answers %v and %v (same: %v)", a, b, a == b)
+	}
+	other, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{Name: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Revoke(authn.WithPrincipal(context.Background(), f.owner), other.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c := refuse(other.Secret); c == a || c.GetReason() != keymintv1.ValidateTokenResponse_REVOKED {
+		t.Errorf("revoked answer %v", c)
+	}
+}

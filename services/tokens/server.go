@@ -133,16 +133,37 @@ func (s *Server) ValidateToken(ctx context.Context, req *keymintv1.ValidateToken
 		return nil, err
 	}
 	if !r.Valid {
-		resp := &keymintv1.ValidateTokenResponse{Reason: reasonToProto[r.Reason], NoStore: r.NoStore()}
-		if r.RetryAfter > 0 {
-			resp.RetryAfter = durationpb.New(r.RetryAfter)
+		if r.RetryAfter <= 0 {
+			return refusals[r.Reason][boolIndex(r.NoStore())], nil
 		}
-		return resp, nil
+		return &keymintv1.ValidateTokenResponse{Reason: reasonToProto[r.Reason], NoStore: r.NoStore(),
+			RetryAfter: durationpb.New(r.RetryAfter)}, nil
 	}
 	if e := r.Entry; e != nil && e.UsagePool == "" {
 		return s.sharedAnswer(&r), nil
 	}
 	return &s.answer(&r).resp, nil
+}
+
+// refusals are the answers to a refused validation without a retry time,
+// by reason and no_store, built once and shared read-only: such an answer
+// says nothing but its reason, and garbage or unknown tokens (a scan, a
+// flood) are refused at whatever rate they come.
+var refusals = func() (out [numReasons][2]*keymintv1.ValidateTokenResponse) {
+	for reason := range out {
+		for noStore := range out[reason] {
+			out[reason][noStore] = &keymintv1.ValidateTokenResponse{Reason: reasonToProto[reason], NoStore: noStore == 1}
+		}
+	}
+	return out
+}()
+
+// boolIndex is 1 for true, 0 for false.
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // sharedAnswer is r's answer, r valid and its entry's token without a
