@@ -306,6 +306,7 @@ func runLoad(kind string, args []string) error {
 	dur := fs.Duration("d", 10*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up (it also fills the cache)")
 	pid := fs.Int("pid", 0, "server process to sample CPU and RSS of")
+	rssSelf := fs.Bool("rss-self", false, "sample the server's RSS alone, not its children's with it (keymint serve's hash worker exits once idle, which would read as a fall)")
 	out := fs.String("out", "", "append the JSON result to this file")
 	clientIP := fs.String("client-ip", "", "client_ip to validate with (for allow-listed tokens)")
 	protocol := fs.String("proto", "validate", "validate (ValidateToken / POST validate), authz (gRPC: Envoy ext_authz Check), forward-auth (HTTP: GET with Authorization) or malformed (HTTP: POST validate answered MALFORMED)")
@@ -369,7 +370,7 @@ func runLoad(kind string, args []string) error {
 	time.Sleep(*warmup)
 	cpu0 := procCPU(*pid)
 	io0 := procSyscalls(*pid)
-	rss := &rssSampler{pid: *pid}
+	rss := &rssSampler{pid: *pid, self: *rssSelf}
 	rss.sample()
 	measuring.Store(true)
 	t0 := time.Now()
@@ -538,10 +539,11 @@ func procSyscalls(pid int) int64 {
 }
 
 // rssSampler tracks a process's resident set size, its children's
-// included (keymint serve's password hashing worker), from
+// included (keymint serve's password hashing worker) unless self, from
 // /proc/PID/status.
 type rssSampler struct {
 	pid              int
+	self             bool
 	first, max, last float64
 	min              float64
 	n                int
@@ -555,7 +557,7 @@ func (r *rssSampler) sample() {
 	if !ok {
 		return
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", r.pid, r.pid)); err == nil {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", r.pid, r.pid)); err == nil && !r.self {
 		for _, c := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(c); err == nil {
 				ckb, _ := vmRSSKiB(pid)
