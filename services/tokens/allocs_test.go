@@ -65,14 +65,7 @@ func TestValidationPathAllocatesNothing(t *testing.T) {
 // Mutation: services/tokens/server.go sharedAnswer's `slot.Store(a)`
 // removed: every call builds its answer.
 func TestValidateTokenAllocations(t *testing.T) {
-	f := newFixture(t)
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Logger: quiet})
-	srv := tokens.NewServer(svc)
+	f, svc, srv, _ := answerFixture(t)
 	m := f.mint(t, svc)
 	ctx := context.Background()
 	valid := &keymintv1.ValidateTokenRequest{Token: m.Secret}
