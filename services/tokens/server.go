@@ -29,7 +29,6 @@ type Server struct {
 	// answer is built once per cache entry and answered again while
 	// validations find that entry (sharedAnswer).
 	answers [answerSlots]atomic.Pointer[validAnswer]
-	seed    maphash.Seed
 }
 
 // answerSlots bounds the remembered valid answers (README "Shared reads"):
@@ -38,7 +37,7 @@ type Server struct {
 const answerSlots = 1024
 
 // NewServer returns the gRPC TokenService over svc.
-func NewServer(svc *Service) *Server { return &Server{svc: svc, seed: maphash.MakeSeed()} }
+func NewServer(svc *Service) *Server { return &Server{svc: svc} }
 
 // CreateToken mints a token and reveals its secret once.
 func (s *Server) CreateToken(ctx context.Context, req *keymintv1.CreateTokenRequest) (*keymintv1.CreateTokenResponse, error) {
@@ -175,7 +174,7 @@ func boolIndex(b bool) int {
 // marshal concurrently); every check of the call has run by now. A new
 // entry (a refresh, or every call when L1 is off) gets a new answer.
 func (s *Server) sharedAnswer(r *Result) *keymintv1.ValidateTokenResponse {
-	slot := &s.answers[maphash.String(s.seed, r.Entry.TokenID)%answerSlots]
+	slot := &s.answers[maphash.String(tokenIDSeed, r.Entry.TokenID)%answerSlots]
 	if a := slot.Load(); a != nil && a.entry == r.Entry {
 		return &a.resp
 	}

@@ -52,14 +52,15 @@ func NewUsageRecorder(store Toucher, interval time.Duration, log *slog.Logger) *
 	return u
 }
 
-// shardSeed spreads token ids over the shards.
-var shardSeed = maphash.MakeSeed()
+// tokenIDSeed spreads token ids over the usage shards and the answer
+// slots (Server.answers).
+var tokenIDSeed = maphash.MakeSeed()
 
 func (u *UsageRecorder) shard(id string) *usageShard {
 	// maphash (the runtime's AES-based string hash): a byte-at-a-time
 	// FNV-1a over a 36-character id was a chain of 36 multiplications on
 	// every validation.
-	return &u.shards[maphash.String(shardSeed, id)%usageShards]
+	return &u.shards[maphash.String(tokenIDSeed, id)%usageShards]
 }
 
 // Record notes that token id was used at t.
