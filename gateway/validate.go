@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/recent"
 )
 
 // ValidateFunc answers ValidateToken in process. keymint serve passes its
@@ -40,38 +40,23 @@ type validateRoute struct {
 	validate  ValidateFunc
 	marshaler runtime.Marshaler
 	errs      *errorWriter
-	// answers remembers the JSON of recent valid answers (encodedAnswer),
-	// one slot per token id; refusals that of refusals without a retry
-	// time, one slot per reason and no_store (TokenService shares those
-	// messages too).
-	answers  [answerSlots]answerSlot
-	refusals [2 * refusalReasons]answerSlot
+	// seen and encoded remember recent answers TokenService shares (the
+	// valid answer of a token, a refusal without a retry time), by token
+	// id or reason (recent.Size each at most, README "Shared reads": an
+	// answer's message and JSON are some 0.8 KB without metadata, so about
+	// 0.8 MB in all). TokenService answers with the same message while its
+	// cache entry lasts (tokens.Server.sharedAnswer), so a message seen a
+	// second time is encoded once more and its JSON kept; after that the
+	// message's answers are a copy of those bytes. Keyed by the message
+	// itself, the JSON is the right one whatever the validator does: a
+	// message answered only once (a new one every call: a usage-limited
+	// token, L1 off) is merely encoded every time, without the copy kept.
+	seen    recent.Table[keymintv1.ValidateTokenResponse]
+	encoded recent.Table[encodedAnswer]
 }
 
-// refusalReasons bounds the reasons whose refusals are kept (the API has
-// ten; a newer one is encoded every time until this grows).
-const refusalReasons = 16
-
-// answerSlots bounds the remembered answers (README "Shared reads"): an
-// answer's message and JSON are some 0.8 KB without metadata, so about
-// 0.8 MB in all.
-const answerSlots = 1024
-
-// answerSeed spreads token ids over the slots.
+// answerSeed spreads token ids over the tables.
 var answerSeed = maphash.MakeSeed()
-
-// answerSlot is one token id's remembered answer. TokenService answers a
-// valid token with the same message while its cache entry lasts
-// (tokens.Server.sharedAnswer), so a message seen a second time is
-// encoded once more and its JSON kept; after that the message's answers
-// are a copy of those bytes. Keyed by the message itself, the JSON is
-// the right one whatever the validator does: a message answered only
-// once (a new one every call: a usage-limited token, L1 off) is merely
-// encoded every time, without the copy kept.
-type answerSlot struct {
-	seen    atomic.Pointer[keymintv1.ValidateTokenResponse]
-	encoded atomic.Pointer[encodedAnswer]
-}
 
 // encodedAnswer is an answer message and its JSON, both read-only.
 type encodedAnswer struct {
@@ -117,9 +102,9 @@ func (v *validateRoute) serve(w http.ResponseWriter, r *http.Request, ctx contex
 		v.errs.write(w, withContext(r, ctx), err)
 		return
 	}
-	slot := v.slotFor(resp)
-	if slot != nil {
-		if a := slot.encoded.Load(); a != nil && a.resp == resp {
+	h, kept := answerKey(resp)
+	if kept {
+		if a := v.encoded.Get(h, func(a *encodedAnswer) bool { return a.resp == resp }); a != nil {
 			w.Header()["Content-Type"] = jsonContentType
 			_, _ = w.Write(a.json)
 			return
@@ -133,35 +118,47 @@ func (v *validateRoute) serve(w http.ResponseWriter, r *http.Request, ctx contex
 			return
 		}
 	}
-	if slot != nil {
-		if slot.seen.Load() == resp {
-			slot.encoded.Store(&encodedAnswer{resp: resp, json: bytes.Clone(out)})
+	if kept {
+		if v.seen.Get(h, func(m *keymintv1.ValidateTokenResponse) bool { return m == resp }) != nil {
+			v.encoded.Put(h, &encodedAnswer{resp: resp, json: bytes.Clone(out)}, func(a *encodedAnswer) bool { return sameAnswerKey(a.resp, resp) })
 		} else {
-			slot.seen.Store(resp)
+			v.seen.Put(h, resp, func(m *keymintv1.ValidateTokenResponse) bool { return sameAnswerKey(m, resp) })
 		}
 	}
 	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(out)
 }
 
-// slotFor is the slot resp's JSON may be kept in, nil for none: only the
-// answers TokenService shares may come again (a usage-limited one carries
-// its count, a refusal with a retry time is built per call), so the others
-// skip the slots.
-func (v *validateRoute) slotFor(resp *keymintv1.ValidateTokenResponse) *answerSlot {
+// answerKey is resp's key in the tables, and whether its JSON may be kept
+// at all: only the answers TokenService shares may come again (a
+// usage-limited one carries its count, a refusal with a retry time is
+// built per call). A refusal's key is 2 × its reason + no_store: a bucket
+// apart from the other refusals', shared with token ids' hashes as any
+// bucket is.
+func answerKey(resp *keymintv1.ValidateTokenResponse) (uint64, bool) {
 	switch {
 	case resp.GetValid() && resp.RemainingUses == nil:
-		return &v.answers[maphash.String(answerSeed, resp.GetTokenId())%answerSlots]
+		return maphash.String(answerSeed, resp.GetTokenId()), true
 	case !resp.GetValid() && resp.GetRetryAfter() == nil:
-		i := 2 * int(resp.GetReason())
+		k := 2 * uint64(resp.GetReason())
 		if resp.GetNoStore() {
-			i++
+			k++
 		}
-		if i >= 0 && i < len(v.refusals) {
-			return &v.refusals[i]
-		}
+		return k, true
 	}
-	return nil
+	return 0, false
+}
+
+// sameAnswerKey reports whether a and b are answers of the same key: an
+// older answer of it is replaced rather than kept beside the new one.
+func sameAnswerKey(a, b *keymintv1.ValidateTokenResponse) bool {
+	if a.GetValid() != b.GetValid() {
+		return false
+	}
+	if a.GetValid() {
+		return a.GetTokenId() == b.GetTokenId()
+	}
+	return a.GetReason() == b.GetReason() && a.GetNoStore() == b.GetNoStore()
 }
 
 // withContext is r with ctx as its context: r itself when it has it.

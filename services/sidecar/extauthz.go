@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/keymint/keymint/services/authn"
+	"github.com/keymint/keymint/services/recent"
 	"github.com/keymint/keymint/services/tracing"
 )
 
@@ -22,15 +22,12 @@ import (
 type AuthzServer struct {
 	authv3.UnimplementedAuthorizationServer
 	cfg Config
-	// answers holds recent allow answers, one per slot by token id: a
+	// answers holds recent allow answers by token id (recent.Size at
+	// most, README "Shared reads": about 1.6 KB each, so ~1.6 MB): a
 	// token's answer is built once while its identity stays the same.
-	answers [answerSlots]atomic.Pointer[allowAnswer]
+	answers recent.Table[allowAnswer]
 	seed    maphash.Seed
 }
-
-// answerSlots bounds the remembered allow answers (README "Shared reads"):
-// about 1.6 KB each, so at most ~1.6 MB.
-const answerSlots = 1024
 
 // NewAuthzServer returns the ext_authz server over cfg.
 func NewAuthzServer(cfg Config) *AuthzServer { return &AuthzServer{cfg: cfg, seed: maphash.MakeSeed()} }
@@ -103,12 +100,12 @@ func (s *AuthzServer) allowed(ctx context.Context, d *decision) *authv3.CheckRes
 	if tracing.Propagating(ctx) {
 		return &s.build(ctx, d, true).resp
 	}
-	slot := &s.answers[maphash.String(s.seed, d.headers[0][1])%answerSlots]
-	if a := slot.Load(); a != nil && a.identity == d.headers {
+	h := maphash.String(s.seed, d.headers[0][1])
+	if a := s.answers.Get(h, func(a *allowAnswer) bool { return a.identity == d.headers }); a != nil {
 		return &a.resp
 	}
 	a := s.build(ctx, d, false)
-	slot.Store(a)
+	s.answers.Put(h, a, func(old *allowAnswer) bool { return old.identity[0][1] == d.headers[0][1] })
 	return &a.resp
 }
 

@@ -9,6 +9,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
+	"github.com/keymint/keymint/services/recent"
 )
 
 // funcValidator answers with f.
@@ -75,8 +76,8 @@ func TestCheckAnswersFollowTheIdentity(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
-			for i := range 3 * answerSlots {
-				tok := fmt.Sprintf("t%d-%d", w, i%(answerSlots+7))
+			for i := range 3 * recent.Size {
+				tok := fmt.Sprintf("t%d-%d", w, i%(recent.Size+7))
 				if h := checkFor(t, s, tok); h[HeaderTokenID] != "id-"+tok {
 					t.Errorf("token %s answered %v", tok, h)
 					return

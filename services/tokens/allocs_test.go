@@ -62,7 +62,7 @@ func TestValidationPathAllocatesNothing(t *testing.T) {
 // malformed one (refusals are shared), and neither the validation's
 // result, which taking &r.Remaining once moved to the heap on every call.
 //
-// Mutation: services/tokens/server.go sharedAnswer's `slot.Store(a)`
+// Mutation: services/tokens/server.go sharedAnswer's `s.answers.Put(...)`
 // removed: every call builds its answer.
 func TestValidateTokenAllocations(t *testing.T) {
 	f, svc, srv, _ := answerFixture(t)

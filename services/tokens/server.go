@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/maphash"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
@@ -12,6 +11,7 @@ import (
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/fault"
+	"github.com/keymint/keymint/services/recent"
 	"github.com/keymint/keymint/services/store"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -25,16 +25,13 @@ import (
 type Server struct {
 	keymintv1.UnimplementedTokenServiceServer
 	svc *Service
-	// answers holds recent valid answers, one per slot by token id: an
-	// answer is built once per cache entry and answered again while
-	// validations find that entry (sharedAnswer).
-	answers [answerSlots]atomic.Pointer[validAnswer]
+	// answers holds recent valid answers by token id (recent.Size at
+	// most, README "Shared reads": a few hundred bytes each without
+	// metadata, so some 0.5 MB for tokens without it): an answer is built
+	// once per cache entry and answered again while validations find that
+	// entry (sharedAnswer).
+	answers recent.Table[validAnswer]
 }
-
-// answerSlots bounds the remembered valid answers (README "Shared reads"):
-// a few hundred bytes each without metadata, so some 0.5 MB for tokens
-// without it.
-const answerSlots = 1024
 
 // NewServer returns the gRPC TokenService over svc.
 func NewServer(svc *Service) *Server { return &Server{svc: svc} }
@@ -174,12 +171,12 @@ func boolIndex(b bool) int {
 // marshal concurrently); every check of the call has run by now. A new
 // entry (a refresh, or every call when L1 is off) gets a new answer.
 func (s *Server) sharedAnswer(r *Result) *keymintv1.ValidateTokenResponse {
-	slot := &s.answers[maphash.String(tokenIDSeed, r.Entry.TokenID)%answerSlots]
-	if a := slot.Load(); a != nil && a.entry == r.Entry {
+	h := maphash.String(tokenIDSeed, r.Entry.TokenID)
+	if a := s.answers.Get(h, func(a *validAnswer) bool { return a.entry == r.Entry }); a != nil {
 		return &a.resp
 	}
 	a := s.answer(r)
-	slot.Store(a)
+	s.answers.Put(h, a, func(old *validAnswer) bool { return old.entry.TokenID == r.Entry.TokenID })
 	return &a.resp
 }
 
