@@ -47,9 +47,7 @@ type Config struct {
 	HashWorker string `name:"hash-worker" env:"KEYMINT_HASH_WORKER" default:"process" help:"Where password hashes run: process (a child process at the lowest CPU priority, so that validations keep the CPUs during a sign-in flood) or inline (in keymint's own goroutines)."`
 	// MemoryLimitMiB is the soft memory limit; 0 derives it (memory.go).
 	MemoryLimitMiB uint `name:"memory-limit-mib" env:"KEYMINT_MEMORY_LIMIT_MIB" default:"0" help:"Soft memory limit of the Go runtime, MiB; 0: the hashes that may run at once (at most argon2-budget-mib) + 64, at most 90% of the container's cgroup limit (GOMEMLIMIT wins)."`
-	// MaxConns and MaxConnsPerIP bound each listener's open connections.
-	MaxConns      uint          `name:"max-connections" env:"KEYMINT_MAX_CONNECTIONS" default:"${max_connections}" help:"Open connections each of the gRPC and HTTP ports keeps at most; beyond, new ones wait in the listen backlog."`
-	MaxConnsPerIP uint          `name:"max-connections-per-ip" env:"KEYMINT_MAX_CONNECTIONS_PER_IP" default:"${max_connections_per_ip}" help:"Open connections per client address on each port (trusted proxies and gRPC peers exempt); beyond, new ones are closed."`
+	ConnLimitConfig
 	SessionIdle   time.Duration `name:"session-idle" env:"KEYMINT_SESSION_IDLE" default:"${session_idle}" help:"Web sessions unused this long end."`
 	SessionMax    time.Duration `name:"session-max" env:"KEYMINT_SESSION_MAX" default:"${session_max}" help:"Web sessions end this long after sign-in."`
 	SecureCookies bool          `name:"secure-cookies" env:"KEYMINT_SECURE_COOKIES" help:"Session cookie Secure and named __Host-keymint_session even over plain HTTP, for TLS ended by a proxy."`
@@ -142,9 +140,7 @@ func (c *Config) Validate() error {
 	if c.MemoryLimitMiB != 0 && c.MemoryLimitMiB <= c.Argon2BudgetMiB {
 		p = append(p, "memory-limit-mib: want more than argon2-budget-mib (hashes alone may use that much), or 0 to derive it")
 	}
-	if c.MaxConns == 0 || c.MaxConnsPerIP == 0 {
-		p = append(p, "max-connections and max-connections-per-ip: want at least 1")
-	}
+	p = append(p, c.ConnLimitConfig.problems()...)
 	p = append(p, c.tlsProblems()...)
 	p = append(p, c.RoutesConfig.problems()...)
 	p = append(p, c.Cache.problems()...)

@@ -26,6 +26,7 @@ type GatewayConfig struct {
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KEYMINT_SHUTDOWN_TIMEOUT" default:"15s" help:"How long in-flight requests get to finish on shutdown."`
 	SecureCookies   bool          `name:"secure-cookies" env:"KEYMINT_SECURE_COOKIES" help:"Session cookie Secure and named __Host-keymint_session even over plain HTTP, for TLS ended by a proxy."`
 	ProxyConfig
+	ConnLimitConfig
 }
 
 // Validate returns every problem of c at once (Problems), or nil.
@@ -33,6 +34,7 @@ func (c *GatewayConfig) Validate() error {
 	p := Problems(c.LogConfig.problems())
 	p = append(p, positive(map[string]time.Duration{"shutdown-timeout": c.ShutdownTimeout})...)
 	p = append(p, c.ProxyConfig.problems()...)
+	p = append(p, c.ConnLimitConfig.problems()...)
 	p = append(p, c.Dial.problems("grpc-endpoint-")...)
 	return p.orNil()
 }
@@ -76,7 +78,7 @@ func RunGateway(ctx context.Context, c GatewayConfig, log *slog.Logger) error {
 	}
 	hs := newHTTPServer(gw, log)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(gateway.JSONErrors(lis)) }()
+	go func() { errc <- hs.Serve(gateway.JSONErrors(limitListener(lis, c.ConnLimitConfig, clients))) }()
 	log.Info("keymint gateway serving", "http", lis.Addr().String(), "grpc_endpoint", c.GRPCEndpoint)
 	select {
 	case <-ctx.Done():

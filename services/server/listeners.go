@@ -68,19 +68,59 @@ func grpcTransportOptions() []grpc.ServerOption {
 	}
 }
 
+// MaxConnsConfig caps each of a command's ports' open connections.
+type MaxConnsConfig struct {
+	MaxConns uint `name:"max-connections" env:"KEYMINT_MAX_CONNECTIONS" default:"${max_connections}" help:"Open connections each port keeps at most; beyond, new ones wait in the listen backlog."`
+}
+
+// ConnLimitConfig caps each port's open connections in total and per
+// client address: the ports clients reach directly (serve, gateway).
+type ConnLimitConfig struct {
+	MaxConnsConfig
+	MaxConnsPerIP uint `name:"max-connections-per-ip" env:"KEYMINT_MAX_CONNECTIONS_PER_IP" default:"${max_connections_per_ip}" help:"Open connections per client address on each port (trusted proxies and gRPC peers exempt); beyond, new ones are closed."`
+}
+
+func (c *MaxConnsConfig) problems() []string {
+	if c.MaxConns == 0 {
+		return []string{"max-connections: want at least 1"}
+	}
+	return nil
+}
+
+func (c *ConnLimitConfig) problems() []string {
+	p := c.MaxConnsConfig.problems()
+	if c.MaxConnsPerIP == 0 {
+		p = append(p, "max-connections-per-ip: want at least 1")
+	}
+	return p
+}
+
 // limitListener caps l's open connections (total and per client address);
 // trusted proxies and gRPC peers, which carry many clients, are exempt
 // from the per-address cap.
-func limitListener(l net.Listener, c *Config, clients *clientip.Resolver) net.Listener {
-	total, perIP := int(c.MaxConns), int(c.MaxConnsPerIP)
-	if total == 0 {
-		total = defaultMaxConns
-	}
+func limitListener(l net.Listener, c ConnLimitConfig, clients *clientip.Resolver) net.Listener {
+	perIP := int(c.MaxConnsPerIP)
 	if perIP == 0 {
 		perIP = defaultMaxConnsPerIP
 	}
-	return connlimit.Listen(l, connlimit.Config{Total: total, PerAddr: perIP,
+	return connlimit.Listen(l, connlimit.Config{Total: maxConns(c.MaxConnsConfig), PerAddr: perIP,
 		Exempt: func(a netip.Addr) bool { return clients.Trusted(a) || clients.TrustedPeer(a) }})
+}
+
+// totalLimitListener caps l's open connections in total only: the
+// sidecar's clients are the proxy beside it, one address that may hold
+// a connection per request in flight (nginx's auth_request opens one per
+// subrequest), which a per-address cap would refuse.
+func totalLimitListener(l net.Listener, c MaxConnsConfig) net.Listener {
+	return connlimit.Listen(l, connlimit.Config{Total: maxConns(c)})
+}
+
+// maxConns is c's total cap, the default when unset (library use).
+func maxConns(c MaxConnsConfig) int {
+	if c.MaxConns == 0 {
+		return defaultMaxConns
+	}
+	return int(c.MaxConns)
 }
 
 // newHTTPServer is an HTTP server with the listener limits.

@@ -325,7 +325,7 @@ func (s *Server) listen(clients *clientip.Resolver) error {
 		return fmt.Errorf("listen grpc %s: %w", c.GRPCAddr, err)
 	}
 	s.closers = append(s.closers, func() { _ = s.grpcLis.Close() })
-	s.grpcLis = limitListener(s.grpcLis, c, clients)
+	s.grpcLis = limitListener(s.grpcLis, c.ConnLimitConfig, clients)
 	if c.TLSCertFile != "" {
 		tlsCfg, err := tlsfiles.Server(c.serverTLS())
 		if err != nil {
@@ -342,7 +342,7 @@ func (s *Server) listen(clients *clientip.Resolver) error {
 	}
 	s.closers = append(s.closers, func() { _ = s.httpLis.Close() })
 	// net/http's own error answers (bad header, 431) are JSON too.
-	s.httpLis = gateway.JSONErrors(limitListener(s.httpLis, c, clients))
+	s.httpLis = gateway.JSONErrors(limitListener(s.httpLis, c.ConnLimitConfig, clients))
 	return nil
 }
 

@@ -33,6 +33,7 @@ type SidecarConfig struct {
 	ProxyConfig
 	IdentityConfig
 	TracingConfig
+	MaxConnsConfig
 }
 
 // Validate returns every problem of c at once (Problems), or nil.
@@ -48,6 +49,7 @@ func (c *SidecarConfig) Validate() error {
 	p = append(p, c.ProxyConfig.problems()...)
 	p = append(p, c.IdentityConfig.problems()...)
 	p = append(p, c.TracingConfig.problems()...)
+	p = append(p, c.MaxConnsConfig.problems()...)
 	return p.orNil()
 }
 
@@ -132,9 +134,9 @@ func RunSidecar(ctx context.Context, c SidecarConfig, log *slog.Logger) error {
 	}
 	hs := newHTTPServer(tracing.HTTP(tc, mux), log)
 	errc := make(chan error, 2)
-	go func() { errc <- gs.Serve(gl) }()
+	go func() { errc <- gs.Serve(totalLimitListener(gl, c.MaxConnsConfig)) }()
 	go func() {
-		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(totalLimitListener(hl, c.MaxConnsConfig)); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
