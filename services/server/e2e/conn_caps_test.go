@@ -12,23 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/keymint/keymint/services/server"
 	"github.com/keymint/keymint/services/server/servertest"
 )
 
 // runGateway runs `keymint gateway` with args, as runSidecar does the sidecar.
 func runGateway(ctx context.Context, args []string, w io.Writer) error {
-	var cmd struct{ server.GatewayConfig }
-	parser, err := kong.New(&cmd, kong.Name("gateway"), kong.Vars(server.Defaults()))
+	c, err := parseCommand[server.GatewayConfig]("gateway", args)
 	if err != nil {
 		return err
 	}
-	if _, err := parser.Parse(args); err != nil {
-		return err
-	}
-	return server.RunGateway(ctx, cmd.GatewayConfig, cmd.Logger(w))
+	return server.RunGateway(ctx, *c, c.Logger(w))
 }
 
 // background runs run until t ends, then checks it returned no error.

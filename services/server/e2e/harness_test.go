@@ -78,15 +78,22 @@ func waitReady(t testing.TB, base string) { servertest.WaitReady(t, base) }
 // flags read by kong, with their defaults and environment variables), in
 // this process, logging to w, until ctx ends.
 func runSidecar(ctx context.Context, args []string, w io.Writer) error {
-	var cmd struct{ server.SidecarConfig }
-	parser, err := kong.New(&cmd, kong.Name("sidecar"), kong.Vars(server.Defaults()))
+	c, err := parseCommand[server.SidecarConfig]("sidecar", args)
 	if err != nil {
 		return err
 	}
-	if _, err := parser.Parse(args); err != nil {
-		return err
+	return server.RunSidecar(ctx, *c, c.Logger(w))
+}
+
+// parseCommand reads args into a new C as `keymint name` does.
+func parseCommand[C any](name string, args []string) (*C, error) {
+	c := new(C)
+	parser, err := kong.New(c, kong.Name(name), kong.Vars(server.Defaults()))
+	if err != nil {
+		return nil, err
 	}
-	return server.RunSidecar(ctx, cmd.SidecarConfig, cmd.Logger(w))
+	_, err = parser.Parse(args)
+	return c, err
 }
 
 // createUser creates a user (and its organization when missing) on cfg's
