@@ -25,23 +25,11 @@ func runGateway(ctx context.Context, args []string, w io.Writer) error {
 	return server.RunGateway(ctx, *c, c.Logger(w))
 }
 
-// background runs run until t ends, then checks it returned no error.
-func background(t *testing.T, run func(context.Context, io.Writer) error) {
-	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, logs) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("%v\n%s", err, logs.String())
-		}
-	})
-}
-
 // healthConn is a keep-alive connection to addr that has been answered
-// GET /healthz once, dialled again until the port listens.
+// GET /healthz once, dialled again until the port listens. Not
+// servertest.WaitListening first: its probe connection would hold the
+// address's one slot under a per-address cap until the server saw it
+// close.
 func healthConn(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	for {
@@ -84,7 +72,7 @@ func TestGatewayCapsConnectionsPerAddress(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, testConfig(t))
 	addr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
-	background(t, func(ctx context.Context, w io.Writer) error {
+	background(t, "gateway", func(ctx context.Context, w io.Writer) error {
 		return runGateway(ctx, []string{"--http-addr", addr, "--grpc-endpoint", srv.grpc, "--max-connections-per-ip", "1"}, w)
 	})
 	first, _ := healthConn(t, addr)
@@ -126,7 +114,7 @@ func TestSidecarCapsConnectionsInTotal(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, testConfig(t))
 	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
-	background(t, func(ctx context.Context, w io.Writer) error {
+	background(t, "sidecar", func(ctx context.Context, w io.Writer) error {
 		return runSidecar(ctx, []string{"--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
 			"--central-addr", srv.grpc, "--max-connections", "1"}, w)
 	})

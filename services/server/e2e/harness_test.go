@@ -85,6 +85,24 @@ func runSidecar(ctx context.Context, args []string, w io.Writer) error {
 	return server.RunSidecar(ctx, *c, c.Logger(w))
 }
 
+// background runs run (a command, logging to w) until t ends, then
+// reports an error it returned, with its log, under name. It returns the
+// log.
+func background(t *testing.T, name string, run func(context.Context, io.Writer) error) *syncBuffer {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, logs) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v\n%s", name, err, logs.String())
+		}
+	})
+	return logs
+}
+
 // parseCommand reads args into a new C as `keymint name` does.
 func parseCommand[C any](name string, args []string) (*C, error) {
 	c := new(C)

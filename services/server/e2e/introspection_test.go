@@ -319,18 +319,9 @@ func TestIntrospectionSidecar(t *testing.T) {
 	t.Parallel()
 	f := newIntrospectFixture(t)
 	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
-	sctx, stop := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- runSidecar(sctx, []string{"--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
-			"--central-addr", f.srv.grpc, "--issuer", testIssuer, "--forward-auth-identity-body"}, logs)
-	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar: %v\n%s", err, logs.String())
-		}
+	logs := background(t, "sidecar", func(ctx context.Context, w io.Writer) error {
+		return runSidecar(ctx, []string{"--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
+			"--central-addr", f.srv.grpc, "--issuer", testIssuer, "--forward-auth-identity-body"}, w)
 	})
 	base := "http://" + httpAddr
 	waitReady(t, base)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -70,18 +71,9 @@ func TestUsageLimitThroughEveryClient(t *testing.T) {
 
 	// The sidecar, with its own validator, against the same keymint.
 	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", servertest.FreePort(t))
-	sctx, stop := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- runSidecar(sctx, []string{"--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
-			"--central-addr", srv.grpc}, logs)
-	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar: %v\n%s", err, logs.String())
-		}
+	background(t, "sidecar", func(ctx context.Context, w io.Writer) error {
+		return runSidecar(ctx, []string{"--sidecar-grpc-addr", grpcAddr, "--sidecar-http-addr", httpAddr,
+			"--central-addr", srv.grpc}, w)
 	})
 	sidecarHTTP := "http://" + httpAddr
 	waitReady(t, sidecarHTTP)
