@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
-	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -24,11 +23,7 @@ import (
 // `return [32]byte(k.digest(nil, 0, secret))`.
 func TestValidationPathAllocatesNothing(t *testing.T) {
 	f := newFixture(t)
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newL1(t)
 	usage := tokens.NewUsageRecorder(f.store, 0, nil)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
 	m := f.mint(t, svc)

@@ -19,11 +19,7 @@ import (
 func answerFixture(t *testing.T) (*fixture, *tokens.Service, *tokens.Server, *cache.Cache) {
 	t.Helper()
 	f := newFixture(t)
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newL1(t)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Logger: quiet})
 	return f, svc, tokens.NewServer(svc), c
 }

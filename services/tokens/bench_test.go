@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -24,11 +23,7 @@ func BenchmarkPrimaryDigest(b *testing.B) {
 
 func BenchmarkValidateCached(b *testing.B) {
 	f := newBenchFixture(b)
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := newL1(b)
 	usage := tokens.NewUsageRecorder(f.store, 0, nil)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
 	m := f.mint(b, svc)

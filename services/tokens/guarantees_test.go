@@ -50,11 +50,7 @@ func TestOlderPepperStillValidates(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		cfg := tokens.Config{Store: f.store, Keyring: rotated, Format: f.fmt, Logger: quiet}
 		if cached {
-			c, err := cache.New(cache.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
+			c := newL1(t)
 			cfg.Cache = c
 		}
 		svc := tokens.New(cfg)
@@ -64,11 +60,7 @@ func TestOlderPepperStillValidates(t *testing.T) {
 			}
 		}
 	}
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newL1(t)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: rotated, Format: f.fmt, Cache: c, Logger: quiet})
 	if r := validate(t, svc, m.Secret); !r.Valid {
 		t.Fatalf("before the revoke: %+v", r)

@@ -11,7 +11,6 @@ import (
 
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/authn"
-	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -35,11 +34,7 @@ func TestNormalizeCIDRs(t *testing.T) {
 // a cached service, as the hot-path benchmark's "features" run does.
 func featureFixture(b testing.TB, limits tokens.Options) (*tokens.Service, tokens.Minted) {
 	f := newFixture(b)
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
+	c := newL1(b)
 	usage := tokens.NewUsageRecorder(f.store, 0, nil)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
 	m, err := svc.Mint(authn.WithPrincipal(context.Background(), f.owner), tokens.MintRequest{

@@ -73,6 +73,17 @@ type fixture struct {
 	owner authn.Principal
 }
 
+// newL1 is an in-process cache with the defaults, closed when tb ends.
+func newL1(tb testing.TB) *cache.Cache {
+	tb.Helper()
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/keymint/keymint/services/authn"
-	"github.com/keymint/keymint/services/cache"
 	"github.com/keymint/keymint/services/tokens"
 )
 
@@ -20,11 +19,7 @@ import (
 func TestRateLimitedTokenUses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	c, err := cache.New(cache.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newL1(t)
 	usage := tokens.NewUsageRecorder(f.store, time.Hour, quiet)
 	svc := tokens.New(tokens.Config{Store: f.store, Keyring: f.keys, Format: f.fmt, Cache: c, Usage: usage, Logger: quiet})
 	ctx := context.Background()
