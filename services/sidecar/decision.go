@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"math"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	keymintv1 "github.com/keymint/keymint/proto/keymint/v1"
 	"github.com/keymint/keymint/services/authn"
 	"github.com/keymint/keymint/services/clientip"
+	"github.com/keymint/keymint/services/recent"
 )
 
 // Validator answers token validations: keymint's TokenService in process on
@@ -61,10 +63,12 @@ type Config struct {
 
 // decision is an allow or a deny with its HTTP status and body.
 type decision struct {
-	allow   bool
-	status  int
-	headers [6][2]string // identity headers on allow (in place: no allocation)
-	body    []byte       // JSON on deny
+	allow  bool
+	status int
+	// headers is an allow's identity headers, name and value: read-only,
+	// shared by every allow of the same identity (identities).
+	headers *[6][2]string
+	body    []byte // JSON on deny
 	// retryAfter is set on a 429: whole seconds, rounded up.
 	retryAfter string
 	// valid is the validation answer of an allow.
@@ -105,8 +109,9 @@ func wwwAuthenticate(status int) string {
 
 // decide validates the token for method + path. It fails closed: a
 // validation error denies with 503, never allows.
-// clientIP is the caller's address (empty when unknown).
-func decide(ctx context.Context, cfg *Config, authorization, method, path, clientIP string) decision {
+// clientIP is the caller's address (empty when unknown); ids keeps the
+// identity headers of the answers seen (identities).
+func decide(ctx context.Context, cfg *Config, ids *identities, authorization, method, path, clientIP string) decision {
 	scopes, err := cfg.Rules.Lookup(method, path)
 	if err != nil {
 		return decision{status: http.StatusBadRequest, body: bodyBadPath}
@@ -136,17 +141,53 @@ func decide(ctx context.Context, cfg *Config, authorization, method, path, clien
 		}
 		return decision{status: http.StatusUnauthorized, body: bodyInvalid}
 	}
-	return decision{
-		allow:  true,
-		status: http.StatusOK,
-		valid:  resp,
-		headers: [...][2]string{
-			{HeaderTokenID, resp.GetTokenId()},
-			{HeaderUserID, resp.GetUserId()},
-			{HeaderOrgID, resp.GetOrganizationId()},
-			{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
-			{HeaderExternalID, resp.GetExternalId()},
-			{HeaderPrincipalKind, string(authn.KindOf(resp.GetPrincipalKind()))},
-		},
+	return decision{allow: true, status: http.StatusOK, valid: resp, headers: ids.of(resp)}
+}
+
+// identityHeaders is resp's identity headers, name and value.
+func identityHeaders(resp *keymintv1.ValidateTokenResponse) [6][2]string {
+	return [...][2]string{
+		{HeaderTokenID, resp.GetTokenId()},
+		{HeaderUserID, resp.GetUserId()},
+		{HeaderOrgID, resp.GetOrganizationId()},
+		{HeaderScopes, strings.Join(resp.GetScopes(), " ")},
+		{HeaderExternalID, resp.GetExternalId()},
+		{HeaderPrincipalKind, string(authn.KindOf(resp.GetPrincipalKind()))},
 	}
+}
+
+// identities keeps the identity headers of recent valid answers, by token
+// id, with the answer they came from. keymint's TokenService in process
+// hands out the same read-only answer while a token's cache entry stands,
+// so an answer seen before has its headers already: no scopes joined (an
+// allocation) and, the strings being the same ones, ext_authz's comparison
+// with its kept answer is by pointer. A validator answering new messages
+// (the sidecar's client) gets the headers built as before, and kept only
+// when they changed.
+type identities struct {
+	seed   maphash.Seed
+	recent recent.Table[keptIdentity]
+}
+
+type keptIdentity struct {
+	valid   *keymintv1.ValidateTokenResponse
+	headers [6][2]string
+}
+
+func newIdentities() *identities { return &identities{seed: maphash.MakeSeed()} }
+
+// of is resp's identity headers, kept: read-only.
+func (t *identities) of(resp *keymintv1.ValidateTokenResponse) *[6][2]string {
+	h := maphash.String(t.seed, resp.GetTokenId())
+	kept := t.recent.Get(h, func(id *keptIdentity) bool { return id.valid.GetTokenId() == resp.GetTokenId() })
+	if kept != nil && kept.valid == resp {
+		return &kept.headers
+	}
+	hs := identityHeaders(resp)
+	if kept != nil && kept.headers == hs {
+		return &kept.headers
+	}
+	id := &keptIdentity{valid: resp, headers: hs}
+	t.recent.Put(h, id, func(old *keptIdentity) bool { return old.valid.GetTokenId() == resp.GetTokenId() })
+	return &id.headers
 }

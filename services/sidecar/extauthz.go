@@ -27,10 +27,13 @@ type AuthzServer struct {
 	// token's answer is built once while its identity stays the same.
 	answers recent.Table[allowAnswer]
 	seed    maphash.Seed
+	ids     *identities
 }
 
 // NewAuthzServer returns the ext_authz server over cfg.
-func NewAuthzServer(cfg Config) *AuthzServer { return &AuthzServer{cfg: cfg, seed: maphash.MakeSeed()} }
+func NewAuthzServer(cfg Config) *AuthzServer {
+	return &AuthzServer{cfg: cfg, seed: maphash.MakeSeed(), ids: newIdentities()}
+}
 
 // Check allows or denies one request Envoy holds. A deny is an answer, not an
 // RPC error, so Envoy sends our status and body to the client.
@@ -40,7 +43,7 @@ func (s *AuthzServer) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 	// The downstream address as Envoy determined it (its own
 	// use_remote_address / xff_num_trusted_hops rules applied).
 	ip := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
-	d := decide(ctx, &s.cfg, auth, httpReq.GetMethod(), httpReq.GetPath(), ip)
+	d := decide(ctx, &s.cfg, s.ids, auth, httpReq.GetMethod(), httpReq.GetPath(), ip)
 	if d.allow {
 		return s.allowed(ctx, &d), nil
 	}
@@ -101,7 +104,7 @@ func (s *AuthzServer) allowed(ctx context.Context, d *decision) *authv3.CheckRes
 		return &s.build(ctx, d, true).resp
 	}
 	h := maphash.String(s.seed, d.headers[0][1])
-	if a := s.answers.Get(h, func(a *allowAnswer) bool { return a.identity == d.headers }); a != nil {
+	if a := s.answers.Get(h, func(a *allowAnswer) bool { return a.identity == *d.headers }); a != nil {
 		return &a.resp
 	}
 	a := s.build(ctx, d, false)
@@ -111,7 +114,7 @@ func (s *AuthzServer) allowed(ctx context.Context, d *decision) *authv3.CheckRes
 
 // build makes d's answer, with the trace context when trace is set.
 func (s *AuthzServer) build(ctx context.Context, d *decision, trace bool) *allowAnswer {
-	a := &allowAnswer{identity: d.headers}
+	a := &allowAnswer{identity: *d.headers}
 	set, remove := a.set[:0], a.remove[:0]
 	for i, h := range d.headers {
 		if h[1] == "" {

@@ -50,10 +50,11 @@ func ParseStyle(s string) (Style, error) {
 // when keymint cannot decide: every proxy treats both as a deny).
 type ForwardAuth struct {
 	cfg Config
+	ids *identities
 }
 
 // NewForwardAuth returns the forward-auth handler over cfg.
-func NewForwardAuth(cfg Config) *ForwardAuth { return &ForwardAuth{cfg: cfg} }
+func NewForwardAuth(cfg Config) *ForwardAuth { return &ForwardAuth{cfg: cfg, ids: newIdentities()} }
 
 // ServeHTTP decides on the original request the proxy describes, read as
 // cfg.Style says. On allow it answers every identity header, an empty value
@@ -72,17 +73,16 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v := r.Header["Authorization"]; len(v) > 0 {
 			authorization = v[0]
 		}
-		d = decide(r.Context(), &f.cfg, authorization, method, uri, ip)
+		d = decide(r.Context(), &f.cfg, f.ids, authorization, method, uri, ip)
 	} else {
 		d = decision{status: http.StatusBadRequest, body: bodyNoOriginal}
 	}
 	if d.allow {
-		// One backing array for the identity headers' values; each slice
-		// is full, so a later Add copies rather than overwrites.
-		vals := make([]string, len(d.headers))
-		for i, kv := range d.headers {
-			vals[i] = kv[1]
-			h[canonicalKey(kv[0])] = vals[i : i+1 : i+1]
+		// Each value is a slice of the kept, read-only identity headers
+		// (identities): full, so a later Add copies rather than writes
+		// to them.
+		for i := range d.headers {
+			h[canonicalKey(d.headers[i][0])] = d.headers[i][1:2:2]
 		}
 		// traceparent for the proxy to pass on to the service behind it.
 		tracing.Inject(r.Context(), h)
