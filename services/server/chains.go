@@ -79,6 +79,15 @@ func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenti
 	}
 }
 
+// inProcessInterceptors is the unary chain for calls made in process (the
+// gateway's REST validations): the request id is the one their context
+// carries (requestIDInProcess) instead of a transport's.
+func inProcessInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
+	links := unaryInterceptors(m, log, authn)
+	links[0] = link{run: requestIDInProcess} // unaryInterceptors' first link is requestIDUnary
+	return links
+}
+
 // streamInterceptors is the stream chain, in the unary chain's order.
 func streamInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []grpc.StreamServerInterceptor {
 	return []grpc.StreamServerInterceptor{requestIDStream, m.stream(), recoverStream(log), deadlineStream(maxRPCDeadline, watchMethods),

@@ -118,3 +118,32 @@ func TestChainObservesPanics(t *testing.T) {
 		}
 	}
 }
+
+// The in-process chain (the gateway's REST validations) keeps the id the
+// gateway put in the context, logs the call with it and counts it as the
+// network chain does; a context without one gets a new id. Mutation:
+// inProcessInterceptors keeping requestIDUnary first (which does not look
+// in the context) logs a new id instead of the gateway's.
+func TestInProcessChainKeepsTheGatewaysID(t *testing.T) {
+	t.Parallel()
+	m := newRPCMetrics(prometheus.NewRegistry())
+	var logged bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	links := inProcessInterceptors(m, log, &accounts.Authenticator{Tokens: &countingTokens{}, Public: publicMethods})
+	info := &grpc.UnaryServerInfo{FullMethod: keymintv1.TokenService_ListTokens_FullMethodName}
+	var seen string
+	call := compose(links, info, func(ctx context.Context, _ any) (any, error) {
+		seen = requestid.From(ctx)
+		return "ok", nil
+	})
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(authn.HeaderAuthorization, "Bearer km_x"))
+	if _, err := call(requestid.With(ctx, "gw-req-1"), nil); err != nil || seen != "gw-req-1" {
+		t.Fatalf("handler saw id %q (%v), want the gateway's gw-req-1", seen, err)
+	}
+	if !strings.Contains(logged.String(), `"request_id":"gw-req-1"`) {
+		t.Errorf("access log without the gateway's id: %s", logged.String())
+	}
+	if _, err := call(ctx, nil); err != nil || len(seen) != 32 {
+		t.Errorf("without an id in the context: handler saw %q (%v), want a new one", seen, err)
+	}
+}

@@ -176,14 +176,10 @@ func incomingRequestID(ctx context.Context) string {
 }
 
 // requestIDUnary puts the call's request id in its context (for the access
-// log) and sends it back as header metadata. A call made in process (the
-// gateway's REST validations) has no transport to send it on; the gateway
-// answers it as a response header itself.
+// log) and sends it back as header metadata. It is for calls that came over
+// a transport, whose contexts carry no id yet; calls made in process have
+// requestIDInProcess.
 func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if requestid.From(ctx) != "" {
-		// In process: the context carries the gateway's id already.
-		return handler(ctx, req)
-	}
 	idCtx, value := requestid.WithAccepted(ctx, incomingRequestID(ctx))
 	resp, err := handler(idCtx, req)
 	// Sent once the handler is done, answer or error, which grpc-go then
@@ -195,6 +191,19 @@ func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handl
 	// handlers set no header metadata of their own.
 	_ = grpc.SendHeader(ctx, metadata.MD{requestid.Key: value})
 	return resp, err
+}
+
+// requestIDInProcess is requestIDUnary for calls made in process (the
+// gateway's REST validations, introspection): the context carries the
+// gateway's id already, which the gateway answers as a response header
+// itself; there is no transport to send one on. Looking for it on a
+// transport's call walked the whole of grpc-go's context chain for nothing
+// (about 0.5 % of an ext_authz Check's CPU samples).
+func requestIDInProcess(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if requestid.From(ctx) != "" {
+		return handler(ctx, req)
+	}
+	return handler(requestid.With(ctx, requestid.New()), req)
 }
 
 func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -216,7 +216,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, opts ...Option) (_ *Se
 	// HTTP span covers them); gRPC's hot methods run the same chain behind
 	// the gRPC span, composed once and registered as the methods'
 	// handlers (composedMethod).
-	validate := validateHandler(unary, tokenServer)
+	validate := validateHandler(inProcessInterceptors(rpcm, log, authn), tokenServer)
 	hot := unary
 	if tc.Enabled() {
 		hot = append([]link{{run: tracing.GRPCUnaryServer(tc, passOn)}}, unary...)
