@@ -5,6 +5,9 @@
 # to one core and the load to another (when taskset is present):
 #   grpc-echo / grpc-keymint-l1     bare gRPC vs ValidateToken on cached tokens
 #   http-echo / rest-keymint-l1     bare net/http vs POST /v1/tokens:validate
+#   grpc-echo-again, http-echo-again
+#                                   each echo once more after keymint: the
+#                                   echo against itself is the run's noise
 #   http-echo-malformed / rest-keymint-malformed
 #                                   the same with a malformed token (bad checksum)
 #   idle                            keymint serve's RSS after start, before any load
@@ -193,13 +196,17 @@ HTTP_ECHO_PID=$ECHO_PID HTTP_ECHO=$ECHO_ADDR
 # Rounds alternate baseline and keymint, so a neighbour's burst of CPU use
 # hits both; the report takes the median of the per-round ratios.
 for round in $(seq 1 "$ROUNDS"); do
-  log "round $round/$ROUNDS: gRPC echo, gRPC keymint, HTTP echo, REST keymint ($DURATION each)"
+  log "round $round/$ROUNDS: gRPC echo, gRPC keymint, gRPC echo, HTTP echo, REST keymint, HTTP echo ($DURATION each)"
+  # Each echo runs again after keymint: the echo against itself, one run
+  # apart, is the machine's own noise in this run (the noise rows).
   if with_grpc; then
     load grpc -name grpc-echo -addr "$GRPC_ECHO" -conns "$CONNS" -d "$DURATION" -pid "$GRPC_ECHO_PID"
     load grpc -name grpc-keymint-l1 -addr "$L1_GRPC" -conns "$CONNS" -d "$DURATION" -pid "$L1_PID"
+    load grpc -name grpc-echo-again -addr "$GRPC_ECHO" -conns "$CONNS" -d "$DURATION" -pid "$GRPC_ECHO_PID"
   fi
   load http -name http-echo -url "http://$HTTP_ECHO/v1/tokens:validate" -d "$DURATION" -pid "$HTTP_ECHO_PID"
   load http -name rest-keymint-l1 -url "http://$L1_HTTP/v1/tokens:validate" -d "$DURATION" -pid "$L1_PID"
+  load http -name http-echo-again -url "http://$HTTP_ECHO/v1/tokens:validate" -d "$DURATION" -pid "$HTTP_ECHO_PID"
 done
 stop_pid "$GRPC_ECHO_PID"
 stop_pid "$HTTP_ECHO_PID"
