@@ -56,15 +56,27 @@ func publicMethodsFor(watchRequiresScope bool) map[string]bool {
 	return public
 }
 
-// unaryInterceptors is the unary chain: request id, metrics and access
-// log (observe), panics, deadline cap (not for self-bounded methods),
-// injected faults, authentication (not for public methods). A chain
-// composed for one method (the hot ones) binds what each looks up by
-// method name once.
+// unaryInterceptors is the unary chain of network calls: request id (a
+// transport's), metrics and access log (observe), panics, deadline cap (not
+// for self-bounded methods), injected faults, authentication (not for public
+// methods). A chain composed for one method (the hot ones) binds what each
+// looks up by method name once.
 func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
+	return unaryLinks(requestIDUnary, m, log, authn)
+}
+
+// inProcessInterceptors is the same chain for calls made in process (the
+// gateway's REST validations): the request id is the one their context
+// carries (requestIDInProcess) instead of a transport's.
+func inProcessInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
+	return unaryLinks(requestIDInProcess, m, log, authn)
+}
+
+// unaryLinks is the unary chain behind the given request-id link.
+func unaryLinks(requestID grpc.UnaryServerInterceptor, m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
 	authenticate := authn.UnaryServerInterceptor()
 	return []link{
-		{run: requestIDUnary},
+		{run: requestID},
 		observe(m, log, hotMethods),
 		{run: recoverUnary(log)},
 		except(selfBounded, deadlineUnary(maxRPCDeadline)),
@@ -77,15 +89,6 @@ func unaryInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenti
 			return authenticate
 		}},
 	}
-}
-
-// inProcessInterceptors is the unary chain for calls made in process (the
-// gateway's REST validations): the request id is the one their context
-// carries (requestIDInProcess) instead of a transport's.
-func inProcessInterceptors(m *rpcMetrics, log *slog.Logger, authn *accounts.Authenticator) []link {
-	links := unaryInterceptors(m, log, authn)
-	links[0] = link{run: requestIDInProcess} // unaryInterceptors' first link is requestIDUnary
-	return links
 }
 
 // streamInterceptors is the stream chain, in the unary chain's order.
